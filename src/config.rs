@@ -1,0 +1,434 @@
+//! One typed configuration, read from `Rocket.toml` (per profile) and `PAYDESK_*` environment
+//! variables, validated once at start-up. A bad value stops the program with a message that
+//! names the setting.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use hmac::{Hmac, Mac};
+use rocket::figment::providers::{Env, Format, Serialized, Toml};
+use rocket::figment::{Figment, Profile};
+use serde::Deserialize;
+use sha2::Sha256;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Where paydesk runs: a developer's machine, the demo, or production.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Debug,
+    Demo,
+    Release,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub mode: Mode,
+    pub profile: String,
+    pub database_url: String,
+    pub address: IpAddr,
+    pub port: u16,
+    pub log_format: LogFormat,
+    pub service_name: String,
+    /// The header a trusted reverse proxy sets to the client's address; none by default, so a
+    /// client cannot choose the address recorded in the audit log.
+    pub trusted_ip_header: Option<String>,
+    /// Bearer token for `/metrics`; without one, only loopback clients may read it.
+    pub metrics_token: Option<String>,
+    pub db_max_connections: u32,
+    pub jobs_enabled: bool,
+    pub job_poll_ms: u64,
+    pub job_lease_secs: u64,
+    pub job_concurrency: usize,
+    pub template_dir: PathBuf,
+    pub static_dir: PathBuf,
+    master_key: [u8; 32],
+    /// True when no secret key was configured and a development key is in use.
+    pub insecure_dev_key: bool,
+}
+
+/// The settings as written in Rocket.toml or the environment, before validation.
+#[derive(Debug, Deserialize)]
+struct RawConfig {
+    database_url: String,
+    address: IpAddr,
+    port: u16,
+    log_format: LogFormat,
+    /// A string when set through PAYDESK_SECRET_KEY or Rocket.toml; Rocket's own default (a
+    /// byte sequence) counts as not set.
+    #[serde(default)]
+    secret_key: Option<rocket::figment::value::Value>,
+    #[serde(default = "default_service_name")]
+    service_name: String,
+    #[serde(default)]
+    trusted_ip_header: Option<String>,
+    #[serde(default)]
+    metrics_token: Option<String>,
+    #[serde(default = "default_db_max_connections")]
+    db_max_connections: u32,
+    #[serde(default = "yes")]
+    jobs_enabled: bool,
+    #[serde(default = "default_job_poll_ms")]
+    job_poll_ms: u64,
+    #[serde(default = "default_job_lease_secs")]
+    job_lease_secs: u64,
+    #[serde(default = "default_job_concurrency")]
+    job_concurrency: usize,
+    #[serde(default)]
+    template_dir: Option<PathBuf>,
+    #[serde(default)]
+    static_dir: Option<PathBuf>,
+}
+
+fn default_service_name() -> String {
+    "paydesk".into()
+}
+fn default_db_max_connections() -> u32 {
+    10
+}
+fn yes() -> bool {
+    true
+}
+fn default_job_poll_ms() -> u64 {
+    500
+}
+fn default_job_lease_secs() -> u64 {
+    300
+}
+fn default_job_concurrency() -> usize {
+    4
+}
+
+/// Defaults that apply when neither Rocket.toml nor the environment says otherwise.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://var/paydesk.db";
+
+/// The development key used in debug and demo when no secret key is set. It is public, so
+/// release refuses it.
+const DEV_KEY_SEED: &[u8] = b"paydesk insecure development key - never use in production";
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(pub String);
+
+/// The environment variable that sets a given key.
+pub fn env_name(key: &str) -> String {
+    format!("PAYDESK_{}", key.to_ascii_uppercase())
+}
+
+impl Config {
+    /// The figment paydesk reads: Rocket's (Rocket.toml and ROCKET_*), our defaults, then
+    /// PAYDESK_* on top. `PAYDESK_PROFILE` picks the profile.
+    pub fn figment() -> Figment {
+        let mut figment = rocket::Config::figment()
+            .join(Serialized::defaults(serde_json::json!({
+                "database_url": DEFAULT_DATABASE_URL,
+                "log_format": "text",
+            })))
+            .merge(
+                Toml::file(
+                    std::env::var("PAYDESK_CONFIG").unwrap_or_else(|_| "Rocket.toml".into()),
+                )
+                .nested(),
+            )
+            .merge(
+                Env::prefixed("PAYDESK_")
+                    .ignore(&["profile", "config"])
+                    .global(),
+            );
+        if let Ok(profile) = std::env::var("PAYDESK_PROFILE") {
+            figment = figment.select(Profile::from_env_or("PAYDESK_PROFILE", profile));
+        }
+        figment
+    }
+
+    /// Read and validate the configuration. `demo` marks `paydesk demo`.
+    pub fn load(demo: bool) -> Result<Config, ConfigError> {
+        Config::from_figment(&Config::figment(), demo)
+    }
+
+    pub fn from_figment(figment: &Figment, demo: bool) -> Result<Config, ConfigError> {
+        let profile = figment.profile().to_string();
+        let raw: RawConfig = figment.extract().map_err(describe_figment_error)?;
+        let mode = if demo {
+            Mode::Demo
+        } else if profile == "release" || profile == "production" {
+            Mode::Release
+        } else {
+            Mode::Debug
+        };
+
+        if !(raw.database_url.starts_with("sqlite:")
+            || raw.database_url.starts_with("postgres:")
+            || raw.database_url.starts_with("postgresql:"))
+        {
+            return Err(ConfigError(format!(
+                "{} must start with sqlite:// or postgres:// (got {:?})",
+                env_name("database_url"),
+                crate::store::redact_url(&raw.database_url)
+            )));
+        }
+        if raw.service_name.trim().is_empty() {
+            return Err(ConfigError(format!(
+                "{} must not be empty",
+                env_name("service_name")
+            )));
+        }
+        if raw.db_max_connections == 0 {
+            return Err(ConfigError(format!(
+                "{} must be at least 1",
+                env_name("db_max_connections")
+            )));
+        }
+        if raw.job_concurrency == 0 || raw.job_poll_ms == 0 || raw.job_lease_secs < 2 {
+            return Err(ConfigError(format!(
+                "{}, {} and {} must be positive ({} at least 2)",
+                env_name("job_concurrency"),
+                env_name("job_poll_ms"),
+                env_name("job_lease_secs"),
+                env_name("job_lease_secs")
+            )));
+        }
+        if let Some(header) = &raw.trusted_ip_header {
+            if header.is_empty()
+                || !header
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            {
+                return Err(ConfigError(format!(
+                    "{} must be a header name such as X-Forwarded-For",
+                    env_name("trusted_ip_header")
+                )));
+            }
+        }
+
+        let secret_text = match &raw.secret_key {
+            Some(rocket::figment::value::Value::String(_, s)) => Some(s.trim().to_string()),
+            _ => None,
+        };
+        let (master_key, insecure_dev_key) = match secret_text.as_deref().filter(|s| !s.is_empty()) {
+            Some(text) => (parse_secret_key(text)?, false),
+            None if mode == Mode::Release => {
+                return Err(ConfigError(format!(
+                    "{} is not set: paydesk will not start in the release profile without a secret key \
+                     (make one with `openssl rand -hex 32`)",
+                    env_name("secret_key")
+                )))
+            }
+            None => (sha256(DEV_KEY_SEED), true),
+        };
+        if mode == Mode::Release && master_key == sha256(DEV_KEY_SEED) {
+            return Err(ConfigError(format!(
+                "{} is the public development key; set a real one",
+                env_name("secret_key")
+            )));
+        }
+
+        let source_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        Ok(Config {
+            mode,
+            profile,
+            database_url: raw.database_url,
+            address: raw.address,
+            port: raw.port,
+            log_format: raw.log_format,
+            service_name: raw.service_name,
+            trusted_ip_header: raw.trusted_ip_header,
+            metrics_token: raw.metrics_token.filter(|t| !t.is_empty()),
+            db_max_connections: raw.db_max_connections,
+            jobs_enabled: raw.jobs_enabled,
+            job_poll_ms: raw.job_poll_ms,
+            job_lease_secs: raw.job_lease_secs,
+            job_concurrency: raw.job_concurrency,
+            template_dir: raw
+                .template_dir
+                .unwrap_or_else(|| source_dir.join("templates")),
+            static_dir: raw.static_dir.unwrap_or_else(|| source_dir.join("static")),
+            master_key,
+            insecure_dev_key,
+        })
+    }
+
+    /// A configuration for tests and tools: debug mode, the given database, nothing from the
+    /// environment.
+    pub fn for_tests(database_url: &str) -> Config {
+        let figment = Figment::from(rocket::Config::debug_default()).merge(Serialized::defaults(
+            serde_json::json!({
+                "database_url": database_url,
+                "log_format": "text",
+                "secret_key": hex::encode(sha256(b"paydesk test key")),
+                "jobs_enabled": false,
+                "db_max_connections": 5,
+            }),
+        ));
+        Config::from_figment(&figment, false).expect("the test configuration is valid")
+    }
+
+    /// A key for one purpose, derived from the master secret so that purposes never share one.
+    pub fn derive_key(&self, purpose: &str) -> [u8; 32] {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.master_key).expect("HMAC accepts any key length");
+        mac.update(b"paydesk/");
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    pub fn audit_checkpoint_key(&self) -> [u8; 32] {
+        self.derive_key("audit-checkpoint/v1")
+    }
+
+    /// The figment handed to Rocket: ours, with Rocket's own secret key derived from the master
+    /// key and the client-address header switched off unless one is trusted.
+    pub fn rocket_figment(&self) -> Figment {
+        let rocket_key = self.derive_key("rocket");
+        let ip_header: serde_json::Value = match &self.trusted_ip_header {
+            Some(h) => serde_json::Value::String(h.clone()),
+            None => serde_json::Value::Bool(false),
+        };
+        Config::figment().merge(Serialized::globals(serde_json::json!({
+            "address": self.address.to_string(),
+            "port": self.port,
+            "secret_key": hex::encode(rocket_key),
+            "ip_header": ip_header,
+            "template_dir": self.template_dir,
+            "log_level": "critical",
+            "cli_colors": false,
+        })))
+    }
+
+    pub fn is_demo(&self) -> bool {
+        self.mode == Mode::Demo
+    }
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    Sha256::digest(bytes).into()
+}
+
+/// A secret key is at least 32 random bytes, written as hex or base64.
+fn parse_secret_key(text: &str) -> Result<[u8; 32], ConfigError> {
+    use base64::Engine;
+    let bytes = if text.len() >= 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        hex::decode(text).ok()
+    } else {
+        base64::engine::general_purpose::STANDARD.decode(text).ok()
+    };
+    match bytes {
+        Some(b) if b.len() >= 32 => {
+            if b.iter().all(|&x| x == b[0]) {
+                return Err(ConfigError(format!(
+                    "{} is not random (every byte is the same)",
+                    env_name("secret_key")
+                )));
+            }
+            Ok(sha256(&b))
+        }
+        _ => Err(ConfigError(format!(
+            "{} must be at least 32 random bytes written as hex (64+ characters) or base64; \
+             make one with `openssl rand -hex 32`",
+            env_name("secret_key")
+        ))),
+    }
+}
+
+fn describe_figment_error(e: rocket::figment::Error) -> ConfigError {
+    let key = e.path.join(".");
+    let detail = e.kind.to_string();
+    if key.is_empty() {
+        ConfigError(detail)
+    } else {
+        let source = e
+            .metadata
+            .as_ref()
+            .map(|m| m.name.to_string())
+            .unwrap_or_default();
+        ConfigError(format!(
+            "{} (`{key}`){}: {detail}",
+            env_name(&key),
+            if source.is_empty() {
+                String::new()
+            } else {
+                format!(" from {source}")
+            }
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn figment(values: serde_json::Value) -> Figment {
+        Figment::from(rocket::Config::debug_default())
+            .merge(Serialized::defaults(serde_json::json!({
+                "database_url": "sqlite://var/x.db",
+                "log_format": "text",
+            })))
+            .merge(Serialized::globals(values))
+    }
+
+    #[test]
+    fn bad_port_names_the_setting() {
+        let err = Config::from_figment(&figment(serde_json::json!({"port": "eighty"})), false)
+            .unwrap_err();
+        assert!(err.0.contains("PAYDESK_PORT"), "{}", err.0);
+    }
+
+    #[test]
+    fn bad_log_format_names_the_setting() {
+        let err = Config::from_figment(&figment(serde_json::json!({"log_format": "xml"})), false)
+            .unwrap_err();
+        assert!(err.0.contains("PAYDESK_LOG_FORMAT"), "{}", err.0);
+    }
+
+    #[test]
+    fn bad_database_url_names_the_setting() {
+        let err = Config::from_figment(
+            &figment(serde_json::json!({"database_url": "mysql://x"})),
+            false,
+        )
+        .unwrap_err();
+        assert!(err.0.contains("PAYDESK_DATABASE_URL"), "{}", err.0);
+    }
+
+    #[test]
+    fn release_refuses_to_start_without_a_secret_key() {
+        let f = figment(serde_json::json!({})).select("release");
+        let err = Config::from_figment(&f, false).unwrap_err();
+        assert!(err.0.contains("PAYDESK_SECRET_KEY"), "{}", err.0);
+        let weak = figment(serde_json::json!({"secret_key": "short"})).select("release");
+        assert!(Config::from_figment(&weak, false)
+            .unwrap_err()
+            .0
+            .contains("PAYDESK_SECRET_KEY"));
+        let zeros = figment(serde_json::json!({"secret_key": "0".repeat(64)})).select("release");
+        assert!(Config::from_figment(&zeros, false).is_err());
+        let good =
+            figment(serde_json::json!({"secret_key": hex::encode([1u8, 2, 3, 4].repeat(8))}))
+                .select("release");
+        let config = Config::from_figment(&good, false).unwrap();
+        assert_eq!(config.mode, Mode::Release);
+        assert!(!config.insecure_dev_key);
+    }
+
+    #[test]
+    fn debug_falls_back_to_the_development_key() {
+        let config = Config::from_figment(&figment(serde_json::json!({})), false).unwrap();
+        assert!(config.insecure_dev_key);
+        assert_ne!(config.derive_key("a"), config.derive_key("b"));
+    }
+}
+#[cfg(test)]
+mod rocket_figment_tests {
+    #[test]
+    fn rocket_accepts_the_figment_we_hand_it() {
+        let config = super::Config::for_tests("sqlite://var/x.db");
+        let extracted = config.rocket_figment().extract::<rocket::Config>();
+        assert!(extracted.is_ok(), "{:?}", extracted.err());
+    }
+}

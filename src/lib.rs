@@ -1,0 +1,146 @@
+//! paydesk: a staff console for a government payments platform.
+//!
+//! `AppState::open` connects to the database and migrates it; `app` builds the Rocket
+//! application around that state. See DESIGN.md for how the modules layer.
+
+pub mod audit;
+pub mod bench;
+pub mod clock;
+pub mod config;
+pub mod jobs;
+pub mod logging;
+pub mod metrics;
+pub mod store;
+pub mod web;
+
+use std::sync::{Arc, Mutex};
+
+use rocket::fairing::{Fairing, Info, Kind};
+use rocket::{Build, Orbit, Rocket};
+use rocket_dyn_templates::Template;
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::audit::{Actor, AuditEvent};
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::jobs::{JobContext, JobRunner, Registry};
+use crate::metrics::Metrics;
+use crate::store::{Db, PoolSettings, StoreError};
+
+/// Everything a request or a job may need, shared across the process.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub clock: SharedClock,
+    pub jobs: Arc<Registry>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    /// Connect to the configured database and bring its schema up to date.
+    pub async fn open(config: Config, clock: SharedClock) -> Result<AppState, StoreError> {
+        let settings = PoolSettings {
+            max_connections: config.db_max_connections,
+            ..PoolSettings::default()
+        };
+        let db = Db::connect(&config.database_url, &settings).await?;
+        db.migrate().await?;
+        Ok(AppState::with_db(config, db, clock))
+    }
+
+    pub fn with_db(config: Config, db: Db, clock: SharedClock) -> AppState {
+        AppState {
+            config: Arc::new(config),
+            db,
+            clock,
+            jobs: Arc::new(Registry::standard()),
+            metrics: Arc::new(Metrics::default()),
+        }
+    }
+
+    pub fn job_context(&self) -> JobContext {
+        JobContext {
+            db: self.db.clone(),
+            clock: self.clock.clone(),
+            config: self.config.clone(),
+        }
+    }
+
+    pub fn job_runner(&self) -> JobRunner {
+        JobRunner::new(self.job_context(), self.jobs.clone())
+    }
+}
+
+/// The Rocket application for `state`.
+pub fn app(state: AppState) -> Rocket<Build> {
+    let rocket = rocket::custom(state.config.rocket_figment())
+        .manage(state.clone())
+        .attach(Template::fairing())
+        // An empty shield replaces Rocket's defaults; our request fairing sets every header.
+        .attach(rocket::shield::Shield::new())
+        .attach(Lifecycle::default());
+    web::mount(rocket, &state)
+}
+
+/// Records start-up and shutdown in the audit log (PCI DSS 10.2.1.6) and runs the job worker
+/// for as long as the server does.
+#[derive(Default)]
+struct Lifecycle {
+    stop_worker: Mutex<Option<watch::Sender<bool>>>,
+}
+
+#[rocket::async_trait]
+impl Fairing for Lifecycle {
+    fn info(&self) -> Info {
+        Info {
+            name: "audit start and shutdown; job worker",
+            kind: Kind::Liftoff | Kind::Shutdown,
+        }
+    }
+
+    async fn on_liftoff(&self, rocket: &Rocket<Orbit>) {
+        let Some(state) = rocket.state::<AppState>() else {
+            return;
+        };
+        let event =
+            AuditEvent::new(Actor::System, "sys_startup", "system:paydesk").details(json!({
+                "version": env!("CARGO_PKG_VERSION"),
+                "address": rocket.config().address.to_string(),
+                "port": rocket.config().port,
+                "database": state.db.backend().name(),
+                "profile": state.config.profile,
+            }));
+        if let Err(e) = audit::record(&state.db, state.clock.now(), event).await {
+            tracing::error!(error = %e, "could not record start-up in the audit log");
+        }
+        if state.config.jobs_enabled {
+            let (tx, rx) = watch::channel(false);
+            if let Ok(mut slot) = self.stop_worker.lock() {
+                *slot = Some(tx);
+            }
+            tokio::spawn(state.job_runner().run_until(rx));
+        }
+        tracing::info!(address = %rocket.config().address, port = rocket.config().port, database = state.db.backend().name(), "paydesk is listening");
+    }
+
+    async fn on_shutdown(&self, rocket: &Rocket<Orbit>) {
+        if let Some(tx) = self.stop_worker.lock().ok().and_then(|mut s| s.take()) {
+            let _ = tx.send(true);
+        }
+        let Some(state) = rocket.state::<AppState>() else {
+            return;
+        };
+        if let Err(e) = audit::record(
+            &state.db,
+            state.clock.now(),
+            AuditEvent::new(Actor::System, "sys_shutdown", "system:paydesk"),
+        )
+        .await
+        {
+            tracing::error!(error = %e, "could not record shutdown in the audit log");
+        }
+        tracing::info!("paydesk stopped");
+    }
+}

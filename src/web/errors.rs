@@ -1,0 +1,88 @@
+//! Error pages. Every error answer, whatever its cause, is a friendly page (or an RFC 9457
+//! problem document under `/api/`) with a correlation id, and never shows internals.
+
+use rocket::http::{ContentType, Status};
+use rocket::response::{self, Responder};
+use rocket::{Catcher, Request, Response};
+use rocket_dyn_templates::{context, Template};
+
+use super::request::meta;
+use crate::AppState;
+
+pub fn catchers() -> Vec<Catcher> {
+    rocket::catchers![default_catcher]
+}
+
+/// Words for people, per status. Anything unlisted gets the nearest sensible wording.
+pub fn wording(status: u16) -> (&'static str, &'static str) {
+    match status {
+        400 => ("Sorry, we could not understand that request", "Check the web address or the form you sent, and try again."),
+        401 => ("You need to sign in", "Sign in to continue."),
+        403 => ("You do not have permission to do this", "If you think you should, ask an administrator of your service."),
+        404 | 405 => ("Page not found", "If you typed the web address, check it is correct. If you pasted it, check you copied the entire address."),
+        408 => ("The request took too long", "Try again."),
+        413 => ("That was too much to send", "The form or file you sent is larger than paydesk accepts. Send something smaller."),
+        415 => ("Sorry, we could not understand that request", "That kind of content is not accepted here."),
+        422 => ("Sorry, we could not process that request", "Some of what was sent is not in a form paydesk understands. Check it and try again."),
+        429 => ("Too many requests", "Wait a minute, then try again."),
+        503 => ("Sorry, the service is unavailable", "Try again later."),
+        s if s >= 500 => ("Sorry, there is a problem with the service", "Try again later. Nothing you sent has been lost or half-applied."),
+        _ => ("Sorry, something went wrong", "Try again."),
+    }
+}
+
+#[rocket::catch(default)]
+fn default_catcher(status: Status, req: &Request<'_>) -> ErrorPage {
+    ErrorPage {
+        status,
+        correlation_id: meta(req).correlation_id.clone(),
+    }
+}
+
+/// A rendered error answer.
+pub struct ErrorPage {
+    pub status: Status,
+    pub correlation_id: String,
+}
+
+impl<'r> Responder<'r, 'static> for ErrorPage {
+    fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
+        // A method that is not allowed is presented as "not found": it tells a prober nothing.
+        let status = if self.status.code == 405 {
+            Status::NotFound
+        } else {
+            self.status
+        };
+        let (heading, message) = wording(status.code);
+        if status.code >= 500 {
+            tracing::error!(request_id = %self.correlation_id, status = status.code, path = %req.uri().path(), "request failed");
+        }
+        if req.uri().path().starts_with("/api/") {
+            let body = serde_json::json!({
+                "type": "about:blank",
+                "title": heading,
+                "status": status.code,
+                "detail": message,
+                "correlation_id": self.correlation_id,
+            })
+            .to_string();
+            return Response::build()
+                .status(status)
+                .header(ContentType::new("application", "problem+json"))
+                .sized_body(body.len(), std::io::Cursor::new(body))
+                .ok();
+        }
+        let app = req
+            .rocket()
+            .state::<AppState>()
+            .map(super::app_context)
+            .unwrap_or_default();
+        let page = Template::render(
+            "errors/error",
+            context! { app, status: status.code, heading, message, correlation_id: &self.correlation_id },
+        );
+        Response::build_from(page.respond_to(req)?)
+            .status(status)
+            .ok()
+    }
+}

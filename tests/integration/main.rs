@@ -1,0 +1,11 @@
+//! Integration tests: the whole application on a real database (SQLite, or PostgreSQL when
+//! TEST_DATABASE_URL is set), through HTTP with Rocket's local client and, where a process
+//! boundary matters, through the real `paydesk` binary.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod audit;
+mod jobs;
+mod process;
+mod web;
