@@ -110,41 +110,58 @@ pub async fn append(
     now: OffsetDateTime,
     event: AuditEvent,
 ) -> Result<AuditRow, AuditError> {
-    let head = audit_store::lock_head(tx).await?;
-    let (prev_seq, prev_hash) = match head {
-        Some((seq, hash)) => (seq, decode_hash(&hash).unwrap_or(GENESIS)),
-        None => (0, GENESIS),
-    };
-    let (actor_type, actor_id, actor_label) = event.actor.parts();
-    let mut row = AuditRow {
-        seq: prev_seq + 1,
-        occurred_at: store::to_micros(now),
-        actor_type: actor_type.to_string(),
-        actor_id: actor_id.to_string(),
-        actor_label: actor_label.to_string(),
-        action: event.action,
-        target: event.target,
-        outcome: event.outcome.as_str().to_string(),
-        origin_ip: event.origin_ip,
-        details: canonical_json(&redact(event.details)),
-        hash: String::new(),
-    };
-    row.hash = hex::encode(entry_hash(&prev_hash, &row));
-    audit_store::insert(tx, &row).await?;
-    Ok(row)
+    let make = entry_maker(event, now);
+    Ok(audit_store::append(tx, make).await?)
 }
 
-/// Append an entry in a transaction of its own (for events that change nothing else, such
-/// as a failed sign-in or the process starting).
+/// Append an entry on its own (for events that change nothing else, such as a failed sign-in
+/// or the process starting): one statement when this process knows the chain's head, a
+/// transaction of its own otherwise.
 pub async fn record(
     db: &Db,
     now: OffsetDateTime,
     event: AuditEvent,
 ) -> Result<AuditRow, AuditError> {
+    let make = entry_maker(event, now);
+    if let Some(row) = audit_store::append_alone(db, &make).await? {
+        return Ok(row);
+    }
     let mut tx = db.begin().await?;
-    let row = append(&mut tx, now, event).await?;
+    let row = audit_store::append(&mut tx, &make).await?;
     tx.commit().await?;
     Ok(row)
+}
+
+/// Builds the stored row for `event` once its place in the chain is known.
+fn entry_maker(event: AuditEvent, now: OffsetDateTime) -> impl Fn(i64, Option<&str>) -> AuditRow {
+    let (actor_type, actor_id, actor_label) = event.actor.parts();
+    let (actor_type, actor_id, actor_label) = (
+        actor_type.to_string(),
+        actor_id.to_string(),
+        actor_label.to_string(),
+    );
+    let details = canonical_json(&redact(event.details));
+    let occurred_at = store::to_micros(now);
+    let outcome = event.outcome.as_str().to_string();
+    let (action, target, origin_ip) = (event.action, event.target, event.origin_ip);
+    move |seq, prev_hash| {
+        let prev = prev_hash.and_then(decode_hash).unwrap_or(GENESIS);
+        let mut row = AuditRow {
+            seq,
+            occurred_at,
+            actor_type: actor_type.clone(),
+            actor_id: actor_id.clone(),
+            actor_label: actor_label.clone(),
+            action: action.clone(),
+            target: target.clone(),
+            outcome: outcome.clone(),
+            origin_ip: origin_ip.clone(),
+            details: details.clone(),
+            hash: String::new(),
+        };
+        row.hash = hex::encode(entry_hash(&prev, &row));
+        row
+    }
 }
 
 /// The chain hash of `row` given its predecessor's hash.

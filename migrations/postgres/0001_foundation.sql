@@ -18,6 +18,16 @@ CREATE INDEX audit_log_action ON audit_log (action, seq);
 CREATE INDEX audit_log_actor ON audit_log (actor_type, actor_id, seq);
 CREATE INDEX audit_log_target ON audit_log (target, seq);
 
+-- The chain's head, one row. Appending locks it with UPDATE … RETURNING, which both orders
+-- concurrent appenders (across processes) and hands the winner the newest committed head in one
+-- round trip. Verification never trusts it: it recomputes everything from audit_log.
+CREATE TABLE audit_head (
+    id    SMALLINT PRIMARY KEY CHECK (id = 1),
+    seq   BIGINT   NOT NULL,
+    hash  TEXT     NOT NULL
+);
+INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, repeat('0', 64));
+
 CREATE FUNCTION audit_log_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     RAISE EXCEPTION 'audit_log is append-only: % refused', TG_OP;

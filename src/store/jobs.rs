@@ -74,7 +74,7 @@ pub async fn claim(
              WHERE id IN (SELECT id FROM jobs WHERE {due} ORDER BY run_at, id LIMIT $4) \
              RETURNING id, kind, payload, attempts, max_attempts"
         ),
-        Db::Postgres(_) => format!(
+        Db::Postgres(..) => format!(
             "UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = $1, locked_until = $2, updated_at = $3 \
              WHERE id IN (SELECT id FROM jobs WHERE {due} ORDER BY run_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) \
              RETURNING id, kind, payload, attempts, max_attempts"

@@ -13,7 +13,6 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
-use tokio::sync::{Mutex, OwnedMutexGuard};
 
 /// Run the same body against whichever pool a `Db` holds. The body is compiled once per
 /// backend, so one SQL text with `$n` placeholders serves both.
@@ -22,7 +21,7 @@ macro_rules! on_db {
     ($db:expr, $pool:ident => $body:expr) => {
         match $db {
             $crate::store::Db::Sqlite($pool, _) => $body,
-            $crate::store::Db::Postgres($pool) => $body,
+            $crate::store::Db::Postgres($pool, _) => $body,
         }
     };
 }
@@ -36,7 +35,7 @@ macro_rules! on_tx {
                 let $conn = &mut **t;
                 $body
             }
-            $crate::store::Tx::Postgres(t) => {
+            $crate::store::Tx::Postgres(t, _) => {
                 let $conn = &mut **t;
                 $body
             }
@@ -90,22 +89,36 @@ impl Default for PoolSettings {
     }
 }
 
-/// The database: one pool, SQLite or PostgreSQL. Cloning is cheap.
+/// The database, SQLite or PostgreSQL. Cloning is cheap.
 ///
-/// On SQLite the mutex serialises this process's writers before they ask SQLite for the
-/// write lock: SQLite admits one writer at a time anyway, and waiting on a tokio mutex is far
-/// cheaper than SQLite's sleeping busy handler. Other processes are held off by
-/// `BEGIN IMMEDIATE` plus `busy_timeout`.
+/// SQLite gets two pools: one for reads, and a single connection for every write
+/// transaction. SQLite admits one writer at a time anyway; queueing this process's writers for
+/// one connection is far cheaper than SQLite's sleeping busy handler, and that connection's page
+/// cache stays warm. Other processes are held off by `BEGIN IMMEDIATE` plus `busy_timeout`.
 #[derive(Clone, Debug)]
 pub enum Db {
-    Sqlite(SqlitePool, Arc<Mutex<()>>),
-    Postgres(PgPool),
+    /// (readers, the writer)
+    Sqlite(SqlitePool, Writer),
+    Postgres(PgPool, Arc<HeadHint>),
 }
+
+/// The SQLite writer connection, with this process's hint of the audit chain's head.
+#[derive(Clone, Debug)]
+pub struct Writer {
+    pub pool: SqlitePool,
+    pub hint: Arc<HeadHint>,
+}
+
+/// The audit chain's head as this process last saw it: (sequence, hash). Only a hint: every
+/// append that uses it checks it against the database in the same statement. Standalone
+/// appends hold it across their one statement, which queues this process's appends instead
+/// of letting them race each other for the same sequence number.
+pub type HeadHint = tokio::sync::Mutex<Option<(i64, String)>>;
 
 /// A write transaction. Commit it, or drop it to roll back.
 pub enum Tx {
-    Sqlite(sqlx::Transaction<'static, Sqlite>, OwnedMutexGuard<()>),
-    Postgres(sqlx::Transaction<'static, Postgres>),
+    Sqlite(sqlx::Transaction<'static, Sqlite>, Arc<HeadHint>),
+    Postgres(sqlx::Transaction<'static, Postgres>, Arc<HeadHint>),
 }
 
 impl Db {
@@ -131,20 +144,40 @@ impl Db {
                     })?;
                 }
             }
-            let pool = SqlitePoolOptions::new()
+            // The writer first: opening it creates the file and switches it to WAL.
+            let writer = SqlitePoolOptions::new()
+                .max_connections(1)
+                .test_before_acquire(false)
+                // Writers queue here for as long as the longest write transaction takes.
+                .acquire_timeout(settings.acquire_timeout * 6)
+                .connect_with(options.clone())
+                .await?;
+            let readers = SqlitePoolOptions::new()
                 .max_connections(settings.max_connections)
+                // A failed connection shows up as an error on first use; pinging on every
+                // checkout would cost a round trip per transaction.
+                .test_before_acquire(false)
                 .acquire_timeout(settings.acquire_timeout)
                 .connect_with(options)
                 .await?;
-            Ok(Db::Sqlite(pool, Arc::new(Mutex::new(()))))
+            Ok(Db::Sqlite(
+                readers,
+                Writer {
+                    pool: writer,
+                    hint: Arc::default(),
+                },
+            ))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url)?.application_name("paydesk");
             let pool = PgPoolOptions::new()
                 .max_connections(settings.max_connections)
+                // A failed connection shows up as an error on first use; pinging on every
+                // checkout would cost a round trip per transaction.
+                .test_before_acquire(false)
                 .acquire_timeout(settings.acquire_timeout)
                 .connect_with(options)
                 .await?;
-            Ok(Db::Postgres(pool))
+            Ok(Db::Postgres(pool, Arc::default()))
         } else {
             Err(StoreError::UnsupportedUrl(redact_url(url)))
         }
@@ -153,18 +186,19 @@ impl Db {
     pub fn backend(&self) -> Backend {
         match self {
             Db::Sqlite(..) => Backend::Sqlite,
-            Db::Postgres(_) => Backend::Postgres,
+            Db::Postgres(..) => Backend::Postgres,
         }
     }
 
     /// Apply every migration for this backend that has not run yet.
     pub async fn migrate(&self) -> StoreResult<()> {
         match self {
-            Db::Sqlite(pool, lock) => {
-                let _guard = lock.lock().await;
-                sqlx::migrate!("migrations/sqlite").run(pool).await?;
+            Db::Sqlite(_, writer) => {
+                sqlx::migrate!("migrations/sqlite")
+                    .run(&writer.pool)
+                    .await?
             }
-            Db::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await?,
+            Db::Postgres(pool, _) => sqlx::migrate!("migrations/postgres").run(pool).await?,
         }
         Ok(())
     }
@@ -173,12 +207,11 @@ impl Db {
     /// reads and then writes never fails half-way on a lock upgrade.
     pub async fn begin(&self) -> StoreResult<Tx> {
         match self {
-            Db::Sqlite(pool, lock) => {
-                let guard = lock.clone().lock_owned().await;
-                let tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                Ok(Tx::Sqlite(tx, guard))
-            }
-            Db::Postgres(pool) => Ok(Tx::Postgres(pool.begin().await?)),
+            Db::Sqlite(_, writer) => Ok(Tx::Sqlite(
+                writer.pool.begin_with("BEGIN IMMEDIATE").await?,
+                writer.hint.clone(),
+            )),
+            Db::Postgres(pool, hint) => Ok(Tx::Postgres(pool.begin().await?, hint.clone())),
         }
     }
 
@@ -196,23 +229,29 @@ impl Db {
     }
 
     pub async fn close(&self) {
-        on_db!(self, pool => pool.close().await)
+        match self {
+            Db::Sqlite(readers, writer) => {
+                readers.close().await;
+                writer.pool.close().await;
+            }
+            Db::Postgres(pool, _) => pool.close().await,
+        }
     }
 }
 
 impl Tx {
     pub async fn commit(self) -> StoreResult<()> {
         match self {
-            Tx::Sqlite(tx, _guard) => tx.commit().await?,
-            Tx::Postgres(tx) => tx.commit().await?,
+            Tx::Sqlite(tx, _) => tx.commit().await?,
+            Tx::Postgres(tx, _) => tx.commit().await?,
         }
         Ok(())
     }
 
     pub async fn rollback(self) -> StoreResult<()> {
         match self {
-            Tx::Sqlite(tx, _guard) => tx.rollback().await?,
-            Tx::Postgres(tx) => tx.rollback().await?,
+            Tx::Sqlite(tx, _) => tx.rollback().await?,
+            Tx::Postgres(tx, _) => tx.rollback().await?,
         }
         Ok(())
     }
@@ -220,7 +259,7 @@ impl Tx {
     pub fn backend(&self) -> Backend {
         match self {
             Tx::Sqlite(..) => Backend::Sqlite,
-            Tx::Postgres(_) => Backend::Postgres,
+            Tx::Postgres(..) => Backend::Postgres,
         }
     }
 }

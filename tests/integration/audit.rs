@@ -38,7 +38,7 @@ async fn tamper(db: &Db, sql: &str) {
                 .unwrap();
             sqlx::raw_sql(sql).execute(pool).await.unwrap();
         }
-        Db::Postgres(pool) => {
+        Db::Postgres(pool, _) => {
             let mut tx = pool.begin().await.unwrap();
             sqlx::raw_sql("ALTER TABLE audit_log DISABLE TRIGGER USER")
                 .execute(&mut *tx)
@@ -97,7 +97,7 @@ async fn the_database_refuses_update_and_delete() {
         let err = result.expect_err(sql).to_string();
         assert!(err.contains("append-only"), "{sql}: {err}");
     }
-    if let Db::Postgres(pool) = &db {
+    if let Db::Postgres(pool, _) = &db {
         let err = sqlx::query("TRUNCATE audit_log")
             .execute(pool)
             .await
@@ -127,7 +127,7 @@ async fn missing_or_disabled_triggers_make_the_log_unprotected() {
             .await
             .map(|_| ())
             .unwrap(),
-        Db::Postgres(pool) => {
+        Db::Postgres(pool, _) => {
             sqlx::raw_sql("ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_delete")
                 .execute(pool)
                 .await
@@ -289,4 +289,33 @@ async fn secrets_never_reach_the_details() {
     .unwrap();
     assert!(!row.details.contains("correct horse"));
     assert!(row.details.contains("[redacted]"));
+}
+
+#[tokio::test]
+async fn a_rolled_back_entry_never_misleads_the_next_append() {
+    // Process A remembers the head it wrote, but that transaction rolls back; process B then
+    // writes the real entry with the same number. A's next append must chain to B's entry.
+    let test_db = TestDb::new().await;
+    let (a, b) = (test_db.connect().await, test_db.connect().await);
+    audit::record(&a, start_time(), event(1)).await.unwrap();
+    let mut tx = a.begin().await.unwrap();
+    audit::append(&mut tx, start_time(), event(2))
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    audit::record(&b, start_time(), event(3)).await.unwrap();
+    let row = audit::record(&a, start_time(), event(4)).await.unwrap();
+    assert_eq!(row.seq, 3);
+    let mut tx = a.begin().await.unwrap();
+    assert_eq!(
+        audit::append(&mut tx, start_time(), event(5))
+            .await
+            .unwrap()
+            .seq,
+        4
+    );
+    tx.commit().await.unwrap();
+    let report = audit::verify(&a, None).await.unwrap();
+    assert!(report.intact(), "{report:?}");
+    assert_eq!(report.entries, 4);
 }

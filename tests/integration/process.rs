@@ -138,7 +138,7 @@ async fn edit_directly(db: &Db, seq: i64) {
                 .unwrap();
             sqlx::raw_sql(&sql).execute(pool).await.unwrap();
         }
-        Db::Postgres(pool) => {
+        Db::Postgres(pool, _) => {
             sqlx::raw_sql(&format!("ALTER TABLE audit_log DISABLE TRIGGER USER; {sql}; ALTER TABLE audit_log ENABLE TRIGGER USER;")).execute(pool).await.unwrap();
         }
     }
