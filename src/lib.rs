@@ -7,6 +7,7 @@ pub mod audit;
 pub mod bench;
 pub mod clock;
 pub mod config;
+pub mod identity;
 pub mod jobs;
 pub mod logging;
 pub mod metrics;
