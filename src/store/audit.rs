@@ -150,47 +150,37 @@ pub async fn append_alone(
     make: impl Fn(i64, Option<&str>) -> AuditRow,
 ) -> StoreResult<Option<AuditRow>> {
     let sql = conditional_insert_sql(db.backend());
+    // Hold the hint across the one statement: this process's standalone appends queue here
+    // instead of racing each other for the same sequence number.
+    macro_rules! attempt {
+        ($hint:expr, $executor:expr) => {{
+            let mut hint = $hint.lock().await;
+            let Some((seq, hash)) = hint.clone() else {
+                return Ok(None);
+            };
+            let row = make(seq + 1, Some(&hash));
+            let inserted = bind_entry!(sqlx::query(&sql), row)
+                .bind(seq)
+                .bind(&hash)
+                .execute($executor)
+                .await?
+                .rows_affected();
+            if inserted != 1 {
+                return Ok(None);
+            }
+            *hint = Some((row.seq, row.hash.clone()));
+            Ok(Some(row))
+        }};
+    }
     match db {
         Db::Sqlite(_, writer) => {
             // The writer connection first, then the hint: holding the one writer makes the
             // hint current unless another process wrote. An INSERT takes SQLite's write lock
             // before it reads, so the check and the insert are one atomic step.
             let mut conn = writer.pool.acquire().await?;
-            let mut hint = writer.hint.lock().await;
-            let Some((seq, hash)) = hint.clone() else {
-                return Ok(None);
-            };
-            let row = make(seq + 1, Some(&hash));
-            let inserted = bind_entry!(sqlx::query(&sql), row)
-                .bind(seq)
-                .bind(&hash)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected();
-            if inserted != 1 {
-                return Ok(None);
-            }
-            *hint = Some((row.seq, row.hash.clone()));
-            Ok(Some(row))
+            attempt!(writer.hint, &mut *conn)
         }
-        Db::Postgres(pool, hint) => {
-            let mut hint = hint.lock().await;
-            let Some((seq, hash)) = hint.clone() else {
-                return Ok(None);
-            };
-            let row = make(seq + 1, Some(&hash));
-            let inserted = bind_entry!(sqlx::query(&sql), row)
-                .bind(seq)
-                .bind(&hash)
-                .execute(pool)
-                .await?
-                .rows_affected();
-            if inserted != 1 {
-                return Ok(None);
-            }
-            *hint = Some((row.seq, row.hash.clone()));
-            Ok(Some(row))
-        }
+        Db::Postgres(pool, hint) => attempt!(hint, pool),
     }
 }
 
