@@ -297,6 +297,8 @@ impl Config {
             "template_dir": self.template_dir,
             "log_level": "critical",
             "cli_colors": false,
+            // No `Server: Rocket` header: it would tell a prober which framework to look up.
+            "ident": false,
         })))
     }
 

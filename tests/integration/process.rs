@@ -114,6 +114,12 @@ async fn a_job_committed_before_kill_9_runs_after_restart() {
 async fn start_and_graceful_shutdown_are_audited() {
     let test_db = TestDb::new().await;
     let server = Server::start(test_db.url(), &[]);
+    let head = raw_get(server.port, "/");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        !head.to_ascii_lowercase().contains("\nserver:"),
+        "no Server header naming the framework: {head}"
+    );
     let status = server.terminate();
     assert!(status.success(), "graceful exit: {status:?}");
     let db = test_db.connect().await;
@@ -125,6 +131,25 @@ async fn start_and_graceful_shutdown_are_audited() {
         .map(|r| r.action)
         .collect();
     assert_eq!(actions, ["sys_startup", "sys_shutdown"]);
+}
+
+/// The status line and headers of a plain HTTP GET to a running server.
+fn raw_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// Edit a row behind paydesk's back, as someone with the database file would.
