@@ -1,6 +1,7 @@
 //! The HTTP face of paydesk: routes, request guards, fairings and error pages. It knows HTTP
 //! and templates; rules and SQL live in the capability modules and `store`.
 
+pub mod csrf;
 pub mod errors;
 pub mod health;
 pub mod request;
