@@ -3,4 +3,5 @@
 
 pub mod password;
 pub mod permissions;
+pub mod sessions;
 pub mod totp;
