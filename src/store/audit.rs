@@ -24,8 +24,6 @@ pub struct AuditRow {
 
 const COLUMNS: &str = "seq, occurred_at, actor_type, actor_id, actor_label, action, target, outcome, origin_ip, details, hash";
 
-const INSERT_COLUMNS: &str = "seq, occurred_at, actor_type, actor_id, actor_label, action, target, outcome, origin_ip, details, hash";
-
 /// SQL that inserts the entry bound as $1..$11 only while the chain's head is still entry
 /// $12 with hash $13, in one statement. It affects no row when another writer got there first
 /// or the hint came from a transaction that rolled back. The hash matters as much as the
@@ -35,7 +33,7 @@ fn conditional_insert_sql(backend: super::Backend) -> String {
     match backend {
         super::Backend::Sqlite => {
             format!(
-                "INSERT INTO audit_log ({INSERT_COLUMNS}) SELECT {values} \
+                "INSERT INTO audit_log ({COLUMNS}) SELECT {values} \
                  WHERE EXISTS (SELECT 1 FROM audit_log WHERE seq = $12 AND hash = $13) \
                  AND NOT EXISTS (SELECT 1 FROM audit_log WHERE seq > $12)"
             )
@@ -45,7 +43,7 @@ fn conditional_insert_sql(backend: super::Backend) -> String {
         // nothing.
         super::Backend::Postgres => format!(
             "WITH head AS (UPDATE audit_head SET seq = $1, hash = $11 WHERE id = 1 AND seq = $12 AND hash = $13 RETURNING id) \
-             INSERT INTO audit_log ({INSERT_COLUMNS}) SELECT {values} FROM head"
+             INSERT INTO audit_log ({COLUMNS}) SELECT {values} FROM head"
         ),
     }
 }
@@ -115,7 +113,7 @@ pub async fn append(
             .await?;
             let row = make(seq, (seq > 1).then_some(prev.as_str()));
             let sql = format!(
-                "WITH entry AS (INSERT INTO audit_log ({INSERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING hash) \
+                "WITH entry AS (INSERT INTO audit_log ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING hash) \
                  UPDATE audit_head SET hash = (SELECT hash FROM entry) WHERE id = 1"
             );
             bind_entry!(sqlx::query(&sql), row)
@@ -132,7 +130,7 @@ pub async fn append(
                 Some((seq, hash)) => make(seq + 1, Some(hash)),
                 None => make(1, None),
             };
-            let sql = format!("INSERT INTO audit_log ({INSERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)");
+            let sql = format!("INSERT INTO audit_log ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)");
             bind_entry!(sqlx::query(&sql), row)
                 .execute(&mut **t)
                 .await?;

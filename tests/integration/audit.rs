@@ -319,3 +319,35 @@ async fn a_rolled_back_entry_never_misleads_the_next_append() {
     assert!(report.intact(), "{report:?}");
     assert_eq!(report.entries, 4);
 }
+
+#[tokio::test]
+async fn a_transaction_that_appends_twice_never_deadlocks_with_a_standalone_append() {
+    // The transaction holds the chain's head (the head row on PostgreSQL, the writer on
+    // SQLite); a standalone append waits for it; the transaction then appends again and
+    // commits. Neither may wait on the other forever.
+    let test_db = TestDb::new().await;
+    let db = test_db.connect().await;
+    audit::record(&db, start_time(), event(0)).await.unwrap();
+    let outcome = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        let mut tx = db.begin().await.unwrap();
+        audit::append(&mut tx, start_time(), event(1))
+            .await
+            .unwrap();
+        let waiting = {
+            let db = db.clone();
+            tokio::spawn(async move { audit::record(&db, start_time(), event(2)).await.unwrap() })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        audit::append(&mut tx, start_time(), event(3))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        waiting.await.unwrap()
+    })
+    .await;
+    let standalone = outcome.expect("no deadlock between a transaction and a standalone append");
+    assert_eq!(standalone.seq, 4);
+    let report = audit::verify(&db, None).await.unwrap();
+    assert!(report.intact(), "{report:?}");
+    assert_eq!(report.entries, 4);
+}
