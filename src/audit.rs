@@ -20,9 +20,27 @@ use crate::store::{self, Db, StoreError, Tx};
 /// Who did something.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
-    Staff { id: String, label: String },
-    ApiToken { id: String, label: String },
+    Staff {
+        id: String,
+        label: String,
+    },
+    ApiToken {
+        id: String,
+        label: String,
+    },
     System,
+    /// Someone not signed in: a sign-in attempt, a password-reset request, a forged form.
+    Anonymous,
+}
+
+impl Actor {
+    /// A member of staff, labelled by their email address.
+    pub fn staff(id: i64, email: &str) -> Actor {
+        Actor::Staff {
+            id: id.to_string(),
+            label: email.to_string(),
+        }
+    }
 }
 
 impl Actor {
@@ -31,6 +49,7 @@ impl Actor {
             Actor::Staff { id, label } => ("staff", id, label),
             Actor::ApiToken { id, label } => ("api_token", id, label),
             Actor::System => ("system", "paydesk", "paydesk"),
+            Actor::Anonymous => ("anonymous", "-", "anonymous"),
         }
     }
 }

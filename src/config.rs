@@ -50,6 +50,48 @@ pub struct Config {
     master_key: [u8; 32],
     /// True when no secret key was configured and a development key is in use.
     pub insecure_dev_key: bool,
+    /// The address people use to reach paydesk, for links in emails and printed set-up links.
+    pub public_url: String,
+    /// Where mail goes: `smtp://host:port`, `smtps://user:pass@host`, or `file://folder`.
+    pub mail_url: String,
+    pub mail_from: String,
+    /// Whether cookies are `__Host-` and Secure. Always in release; in debug and the demo only
+    /// when paydesk listens beyond loopback (plain HTTP on one's own machine needs them off).
+    pub secure_cookies: bool,
+    /// Sign-in attempts (password, code, reset requests) allowed per client address per minute.
+    pub sign_in_rate_per_minute: u32,
+    /// Single sign-on providers, in the order their buttons appear.
+    pub sso_providers: Vec<SsoProvider>,
+    pub sso_totp: SsoTotp,
+}
+
+/// An OpenID Connect identity provider staff may sign in with.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub struct SsoProvider {
+    /// Short name used in URLs (`/login/sso/<id>`).
+    pub id: String,
+    /// The button's words, such as "Sign in with your council account".
+    pub label: String,
+    pub issuer: String,
+    pub client_id: String,
+    #[serde(default)]
+    pub client_secret: String,
+    #[serde(default = "default_sso_scopes")]
+    pub scopes: Vec<String>,
+}
+
+fn default_sso_scopes() -> Vec<String> {
+    vec!["email".into(), "profile".into()]
+}
+
+/// Whether staff who sign in through an identity provider also give paydesk's own code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SsoTotp {
+    Always,
+    /// Unless the ID token's `amr` says the provider already used more than one factor.
+    UnlessProviderMfa,
+    Never,
 }
 
 /// The settings as written in Rocket.toml or the environment, before validation.
@@ -83,6 +125,31 @@ struct RawConfig {
     template_dir: Option<PathBuf>,
     #[serde(default)]
     static_dir: Option<PathBuf>,
+    #[serde(default)]
+    public_url: Option<String>,
+    #[serde(default = "default_mail_url")]
+    mail_url: String,
+    #[serde(default = "default_mail_from")]
+    mail_from: String,
+    #[serde(default = "default_sign_in_rate")]
+    sign_in_rate_per_minute: u32,
+    #[serde(default)]
+    sso_providers: Vec<SsoProvider>,
+    #[serde(default = "default_sso_totp")]
+    sso_totp: SsoTotp,
+}
+
+fn default_mail_url() -> String {
+    "file://var/mail".into()
+}
+fn default_mail_from() -> String {
+    "paydesk <paydesk@localhost>".into()
+}
+fn default_sign_in_rate() -> u32 {
+    30
+}
+fn default_sso_totp() -> SsoTotp {
+    SsoTotp::UnlessProviderMfa
 }
 
 fn default_service_name() -> String {
@@ -228,6 +295,68 @@ impl Config {
             )));
         }
 
+        let public_url = match raw
+            .public_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+        {
+            Some(u) if u.starts_with("https://") || u.starts_with("http://") => {
+                u.trim_end_matches('/').to_string()
+            }
+            Some(_) => {
+                return Err(ConfigError(format!(
+                    "{} must start with https:// (or http:// for local use)",
+                    env_name("public_url")
+                )))
+            }
+            None => match raw.address {
+                IpAddr::V6(a) => format!("http://[{a}]:{}", raw.port),
+                IpAddr::V4(a) => format!("http://{a}:{}", raw.port),
+            },
+        };
+        if !["smtp://", "smtps://", "file://"]
+            .iter()
+            .any(|p| raw.mail_url.starts_with(p))
+        {
+            return Err(ConfigError(format!(
+                "{} must start with smtp://, smtps:// or file://",
+                env_name("mail_url")
+            )));
+        }
+        if raw.mail_from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(ConfigError(format!(
+                "{} must be an address such as \"paydesk <paydesk@example.gov.uk>\"",
+                env_name("mail_from")
+            )));
+        }
+        if raw.sign_in_rate_per_minute == 0 {
+            return Err(ConfigError(format!(
+                "{} must be at least 1",
+                env_name("sign_in_rate_per_minute")
+            )));
+        }
+        for p in &raw.sso_providers {
+            let id_ok = !p.id.is_empty()
+                && p.id
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if !id_ok || p.label.trim().is_empty() || p.client_id.is_empty() {
+                return Err(ConfigError(format!(
+                    "{}: each provider needs an id (lower-case letters, digits, -), a label and a client_id",
+                    env_name("sso_providers")
+                )));
+            }
+            if url::Url::parse(&p.issuer).is_err() {
+                return Err(ConfigError(format!(
+                    "{}: the issuer of {:?} is not a URL",
+                    env_name("sso_providers"),
+                    p.id
+                )));
+            }
+        }
+        let secure_cookies = mode == Mode::Release || !raw.address.is_loopback();
+
         let source_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         Ok(Config {
             mode,
@@ -250,6 +379,13 @@ impl Config {
             static_dir: raw.static_dir.unwrap_or_else(|| source_dir.join("static")),
             master_key,
             insecure_dev_key,
+            public_url,
+            mail_url: raw.mail_url,
+            mail_from: raw.mail_from,
+            secure_cookies,
+            sign_in_rate_per_minute: raw.sign_in_rate_per_minute,
+            sso_providers: raw.sso_providers,
+            sso_totp: raw.sso_totp,
         })
     }
 
@@ -300,6 +436,16 @@ impl Config {
             // No `Server: Rocket` header: it would tell a prober which framework to look up.
             "ident": false,
         })))
+    }
+
+    /// The key that seals TOTP secrets at rest.
+    pub fn totp_key(&self) -> [u8; 32] {
+        self.derive_key("totp-secret/v1")
+    }
+
+    /// The key behind CSRF tokens.
+    pub fn csrf_key(&self) -> [u8; 32] {
+        self.derive_key("csrf/v1")
     }
 
     pub fn is_demo(&self) -> bool {

@@ -107,6 +107,7 @@ impl Registry {
     pub fn standard() -> Registry {
         let mut r = Registry::default();
         r.register(Arc::new(SelfTest));
+        r.register(Arc::new(crate::mail::MailSender));
         r
     }
 

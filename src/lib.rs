@@ -7,9 +7,11 @@ pub mod audit;
 pub mod bench;
 pub mod clock;
 pub mod config;
+pub mod crypto;
 pub mod identity;
 pub mod jobs;
 pub mod logging;
+pub mod mail;
 pub mod metrics;
 pub mod store;
 pub mod web;
@@ -37,28 +39,40 @@ pub struct AppState {
     pub clock: SharedClock,
     pub jobs: Arc<Registry>,
     pub metrics: Arc<Metrics>,
+    pub mail: mail::Templates,
+}
+
+/// Why the application state could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Mail(#[from] mail::MailError),
 }
 
 impl AppState {
     /// Connect to the configured database and bring its schema up to date.
-    pub async fn open(config: Config, clock: SharedClock) -> Result<AppState, StoreError> {
+    pub async fn open(config: Config, clock: SharedClock) -> Result<AppState, OpenError> {
         let settings = PoolSettings {
             max_connections: config.db_max_connections,
             ..PoolSettings::default()
         };
         let db = Db::connect(&config.database_url, &settings).await?;
         db.migrate().await?;
-        Ok(AppState::with_db(config, db, clock))
+        AppState::with_db(config, db, clock)
     }
 
-    pub fn with_db(config: Config, db: Db, clock: SharedClock) -> AppState {
-        AppState {
+    pub fn with_db(config: Config, db: Db, clock: SharedClock) -> Result<AppState, OpenError> {
+        let mail = Arc::new(mail::MailTemplates::load(&config.template_dir)?);
+        Ok(AppState {
+            mail,
             config: Arc::new(config),
             db,
             clock,
             jobs: Arc::new(Registry::standard()),
             metrics: Arc::new(Metrics::default()),
-        }
+        })
     }
 
     pub fn job_context(&self) -> JobContext {

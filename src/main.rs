@@ -37,6 +37,16 @@ enum Command {
         #[command(subcommand)]
         command: JobsCommand,
     },
+    /// Create staff accounts, and disable them.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Create services (their platform settings come with the service administration).
+    Service {
+        #[command(subcommand)]
+        command: ServiceCommand,
+    },
     /// Measure performance and print the figures.
     Bench {
         #[command(subcommand)]
@@ -72,6 +82,40 @@ enum JobsCommand {
     Show { id: i64 },
     /// Put a dead job back in the queue for another full set of attempts.
     Requeue { id: i64 },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create an invited account and print its one-time set-up link (valid 48 hours) as the
+    /// last line. The person sets their own password and authenticator by following it.
+    Add {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        /// viewer, caseworker, finance, service_admin or platform_admin.
+        #[arg(long)]
+        role: String,
+        /// The service the role is held in (by slug); not for platform_admin.
+        #[arg(long)]
+        service: Option<String>,
+    },
+    /// Disable an account: it cannot sign in, and every session it has ends at once.
+    Disable {
+        #[arg(long)]
+        email: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ServiceCommand {
+    /// Create a service with a slug (used in URLs and commands) and a name.
+    Add {
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -136,6 +180,8 @@ async fn run(cli: Cli) -> ExitCode {
         }
         Command::Audit { command } => audit_command(&state, command).await,
         Command::Jobs { command } => jobs_command(&state, command).await,
+        Command::User { command } => user_command(&state, command).await,
+        Command::Service { command } => service_command(&state, command).await,
         Command::Bench { .. } => unreachable!("handled above"),
     };
     state.db.close().await;
@@ -302,6 +348,120 @@ async fn bench(command: BenchCommand) -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("paydesk: bench failed: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+async fn user_command(state: &AppState, command: UserCommand) -> ExitCode {
+    use paydesk::identity::{accounts, permissions::Role};
+    match command {
+        UserCommand::Add {
+            email,
+            name,
+            role,
+            service,
+        } => {
+            let Ok(role) = role.parse::<Role>() else {
+                eprintln!("paydesk: unknown role {role:?}: use viewer, caseworker, finance, service_admin or platform_admin");
+                return ExitCode::from(2);
+            };
+            match accounts::add_staff(
+                state,
+                Actor::System,
+                &email,
+                &name,
+                role,
+                service.as_deref(),
+            )
+            .await
+            {
+                Ok(Ok(account)) => {
+                    println!(
+                        "Created an invited account for {} ({}).",
+                        email.trim(),
+                        role.label()
+                    );
+                    println!(
+                        "Send them this one-time link to set a password and an authenticator app. It works once, until {} UTC:",
+                        account.expires_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+                    );
+                    println!("{}/setup/{}", state.config.public_url, account.setup_token);
+                    ExitCode::SUCCESS
+                }
+                Ok(Err(problem)) => {
+                    eprintln!("paydesk: {problem}");
+                    ExitCode::from(2)
+                }
+                Err(e) => {
+                    eprintln!("paydesk: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        UserCommand::Disable { email } => {
+            let staff =
+                match store::staff::staff_by_email_key(&state.db, &accounts::email_key(&email))
+                    .await
+                {
+                    Ok(Some(s)) => s,
+                    Ok(None) => {
+                        eprintln!("paydesk: there is no account for {email}");
+                        return ExitCode::from(2);
+                    }
+                    Err(e) => {
+                        eprintln!("paydesk: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                };
+            match accounts::disable_staff(state, Actor::System, staff.id, None).await {
+                Ok(_) => {
+                    println!("Disabled {}; their sessions have ended.", staff.email);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("paydesk: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+async fn service_command(state: &AppState, command: ServiceCommand) -> ExitCode {
+    match command {
+        ServiceCommand::Add { slug, name } => {
+            let slug_ok = !slug.is_empty()
+                && slug.len() <= 40
+                && slug
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if !slug_ok || name.trim().is_empty() {
+                eprintln!("paydesk: the slug must be lower-case letters, digits and hyphens (at most 40), and the name must not be empty");
+                return ExitCode::from(2);
+            }
+            match store::staff::service_by_slug(&state.db, &slug).await {
+                Ok(Some(_)) => {
+                    eprintln!("paydesk: there is already a service {slug:?}");
+                    return ExitCode::from(2);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    eprintln!("paydesk: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+            match paydesk::identity::accounts::add_service(state, Actor::System, &slug, name.trim())
+                .await
+            {
+                Ok(id) => {
+                    println!("Created service {slug} (id {id}).");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("paydesk: {e}");
                     ExitCode::FAILURE
                 }
             }

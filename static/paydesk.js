@@ -139,8 +139,109 @@
     });
   }
 
+  /*
+   * (c) Idle-timeout warning (WCAG 2.2.1). The server says how many seconds the session has
+   * left; warn-seconds before the end the dialog appears with a "Stay signed in" button, which
+   * posts its form in the background (restarting the server's idle timer) and closes the
+   * dialog. If nothing is done, the page goes to the sign-in page, which will bring the person
+   * back here. Without JavaScript none of this runs and the server alone decides.
+   */
+  function initTimeoutWarning() {
+    var dialog = document.getElementById('paydesk-timeout');
+    if (!dialog || !window.fetch) {
+      return;
+    }
+    var left = Number(dialog.getAttribute('data-seconds-left'));
+    var warn = Number(dialog.getAttribute('data-warn-seconds'));
+    if (!(left > 0) || !(warn > 0)) {
+      return;
+    }
+    var form = dialog.querySelector('form');
+    var next = form.querySelector('input[name="next"]');
+    var here = window.location.pathname + window.location.search;
+    next.value = here;
+    var countdown = dialog.querySelector('.paydesk-timeout-countdown');
+    var endsAt = Date.now() + left * 1000;
+    var lastFocus = null;
+    var ticker = null;
+    var warnTimer = null;
+    var endTimer = null;
+
+    function describe(seconds) {
+      if (seconds > 60) {
+        var minutes = Math.ceil(seconds / 60);
+        return minutes + ' minutes';
+      }
+      return seconds + (seconds === 1 ? ' second' : ' seconds');
+    }
+
+    function tick() {
+      var seconds = Math.max(0, Math.round((endsAt - Date.now()) / 1000));
+      countdown.textContent = describe(seconds);
+    }
+
+    function open() {
+      lastFocus = document.activeElement;
+      dialog.hidden = false;
+      document.documentElement.classList.add('paydesk-timeout-open');
+      tick();
+      ticker = window.setInterval(tick, 1000);
+      dialog.focus();
+    }
+
+    function close() {
+      dialog.hidden = true;
+      document.documentElement.classList.remove('paydesk-timeout-open');
+      window.clearInterval(ticker);
+      if (lastFocus && lastFocus.focus) {
+        lastFocus.focus();
+      }
+    }
+
+    function schedule(secondsLeft) {
+      window.clearTimeout(warnTimer);
+      window.clearTimeout(endTimer);
+      endsAt = Date.now() + secondsLeft * 1000;
+      warnTimer = window.setTimeout(open, Math.max(0, secondsLeft - warn) * 1000);
+      endTimer = window.setTimeout(function () {
+        window.location.href = '/login?reason=timeout&next=' + encodeURIComponent(here);
+      }, secondsLeft * 1000);
+    }
+
+    form.addEventListener('submit', function (event) {
+      event.preventDefault();
+      window.fetch(form.action, {
+        method: 'POST',
+        body: new URLSearchParams(new FormData(form)),
+        credentials: 'same-origin',
+        headers: { Accept: 'application/json' }
+      }).then(function (response) {
+        if (response.ok) {
+          close();
+          schedule(left);
+        } else {
+          form.submit();
+        }
+      }, function () {
+        form.submit();
+      });
+    });
+
+    // Keep keyboard focus inside the dialog while it is open.
+    dialog.addEventListener('keydown', function (event) {
+      if (event.key === 'Tab') {
+        var button = form.querySelector('button');
+        event.preventDefault();
+        button.focus();
+      }
+    });
+
+    schedule(left);
+  }
+
   function init() {
     focusErrorSummary();
+    initTimeoutWarning();
     document.addEventListener('click', onErrorSummaryClick);
     // Bubble phase, so handlers on the form itself run first and can
     // cancel the submit before it is counted.

@@ -1,7 +1,31 @@
 //! Staff identity: who a person is, what they may do, and in which services.
-//! `permissions` is the one place that names permissions and says which role holds which.
+//! `permissions` is the one place that names permissions and says which role holds which;
+//! `accounts` and `signin` hold the rules for accounts, passwords, sign-in and sessions;
+//! `oidc` is single sign-on.
 
+pub mod accounts;
+pub mod oidc;
 pub mod password;
 pub mod permissions;
 pub mod sessions;
+pub mod signin;
 pub mod totp;
+
+use crate::audit::AuditError;
+use crate::store::StoreError;
+
+/// Something below the rules failed (the database, hashing, templates); shown to people as
+/// "there is a problem with the service", with details in the log only.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    #[error(transparent)]
+    Hash(#[from] password::HashError),
+    #[error(transparent)]
+    Mail(#[from] crate::mail::MailError),
+    #[error("single sign-on: {0}")]
+    Sso(String),
+}

@@ -95,6 +95,26 @@ pub fn base32_encode(bytes: &[u8]) -> String {
     out
 }
 
+/// Decode base32 as people type it (any case, spaces ignored); None on a bad character.
+pub fn base32_decode(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() * 5 / 8);
+    let (mut buffer, mut bits) = (0u64, 0u32);
+    for c in text.chars().filter(|c| !c.is_whitespace() && *c != '=') {
+        let v = match c.to_ascii_uppercase() {
+            u @ 'A'..='Z' => u as u64 - 'A' as u64,
+            d @ '2'..='7' => d as u64 - '2' as u64 + 26,
+            _ => return None,
+        };
+        buffer = (buffer << 5) | v;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push(((buffer >> bits) & 0xff) as u8);
+        }
+    }
+    Some(out)
+}
+
 /// The key in groups of four, easier to read aloud and type.
 pub fn grouped(base32: &str) -> String {
     base32
@@ -130,6 +150,15 @@ pub fn provisioning_uri(secret: &[u8], issuer: &str, account: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base32_round_trip() {
+        let secret = generate_secret();
+        let typed = grouped(&base32_encode(&secret)).to_lowercase();
+        assert_eq!(base32_decode(&typed), Some(secret));
+        assert_eq!(base32_decode("JBSW Y3DP"), Some(b"Hello".to_vec()));
+        assert_eq!(base32_decode("JBSW1"), None);
+    }
 
     const RFC_SECRET: &[u8] = b"12345678901234567890";
 

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod jobs;
 pub mod scratch;
+pub mod staff;
 
 use std::str::FromStr;
 use std::sync::Arc;

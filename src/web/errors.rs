@@ -10,7 +10,48 @@ use super::request::meta;
 use crate::AppState;
 
 pub fn catchers() -> Vec<Catcher> {
-    rocket::catchers![default_catcher]
+    rocket::catchers![default_catcher, unauthorized]
+}
+
+/// Not signed in (or no longer): pages send people to sign in, keeping where they were going;
+/// the API answers 401.
+#[rocket::catch(401)]
+fn unauthorized(req: &Request<'_>) -> Result<rocket::response::Redirect, ErrorPage> {
+    if req.uri().path().starts_with("/api/") {
+        return Err(ErrorPage {
+            status: Status::Unauthorized,
+            correlation_id: meta(req).correlation_id.clone(),
+        });
+    }
+    let timed_out = super::session::refusal(req) == super::session::Refusal::TimedOut;
+    // After a POST the path alone is where to come back to (the form's page).
+    let back = if req.method() == rocket::http::Method::Get {
+        req.uri().to_string()
+    } else {
+        req.uri().path().to_string()
+    };
+    let mut target = String::from("/login");
+    let mut sep = '?';
+    if let Some(next) = super::pages::safe_next(Some(&back)).filter(|n| n != "/") {
+        target.push_str(&format!("{sep}next={}", urlencode(&next)));
+        sep = '&';
+    }
+    if timed_out {
+        target.push_str(&format!("{sep}reason=timeout"));
+    }
+    Ok(rocket::response::Redirect::to(target))
+}
+
+fn urlencode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Words for people, per status. Anything unlisted gets the nearest sensible wording.
@@ -53,7 +94,18 @@ impl<'r> Responder<'r, 'static> for ErrorPage {
         } else {
             self.status
         };
-        let (heading, message) = wording(status.code);
+        let (mut heading, mut message) = wording(status.code);
+        match super::session::refusal(req) {
+            super::session::Refusal::Csrf => {
+                heading = "This form has expired";
+                message = "For your security, forms stop working after a while or when you sign in again. Go back, reload the page and send the form again.";
+            }
+            super::session::Refusal::RateLimited => {
+                heading = "Too many attempts";
+                message = "There have been too many attempts to sign in from your network. Wait a minute, then try again.";
+            }
+            _ => {}
+        }
         if status.code >= 500 {
             tracing::error!(request_id = %self.correlation_id, status = status.code, path = %req.uri().path(), "request failed");
         }

@@ -1,22 +1,38 @@
 //! The HTTP face of paydesk: routes, request guards, fairings and error pages. It knows HTTP
 //! and templates; rules and SQL live in the capability modules and `store`.
 
+pub mod access;
+pub mod account;
+pub mod auth;
 pub mod csrf;
 pub mod errors;
 pub mod health;
+pub mod pages;
+pub mod ratelimit;
 pub mod request;
+pub mod session;
+pub mod sso;
 
 use rocket::fs::FileServer;
-use rocket::{Build, Rocket};
-use rocket_dyn_templates::{context, Template};
+use rocket::http::Status;
+use rocket::{Build, Rocket, State};
 
 use crate::AppState;
+use pages::{render, Answer};
+use session::SignedIn;
 
 /// Mount every route, catcher and fairing of the web layer.
 pub fn mount(rocket: Rocket<Build>, state: &AppState) -> Rocket<Build> {
     rocket
         .attach(request::RequestFairing)
+        .manage(ratelimit::SignInLimiter::per_minute(
+            state.config.sign_in_rate_per_minute,
+        ))
+        .manage(sso::Providers::for_config(&state.config))
         .mount("/", rocket::routes![home, health::healthz, health::metrics])
+        .mount("/", auth::routes())
+        .mount("/", account::routes())
+        .mount("/", sso::routes())
         .mount(
             "/static",
             FileServer::from(state.config.static_dir.clone()).rank(20),
@@ -33,6 +49,14 @@ pub fn app_context(state: &AppState) -> serde_json::Value {
 }
 
 #[rocket::get("/")]
-fn home(state: &rocket::State<AppState>) -> Template {
-    Template::render("home", context! { app: app_context(state) })
+fn home(state: &State<AppState>, staff: SignedIn) -> Result<Answer, Status> {
+    let mut c = pages::signed_in(state, &staff, "/");
+    let roles: Vec<serde_json::Value> = staff
+        .roles
+        .iter()
+        .map(|(service, role)| serde_json::json!({"service": service.clone().unwrap_or_else(|| "Every service".into()), "role": role.label()}))
+        .collect();
+    c.insert("roles".into(), serde_json::Value::Array(roles));
+    c.insert("name".into(), serde_json::json!(staff.staff.name));
+    Ok(Answer::Page(render("home", c)))
 }

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use paydesk::clock::{ManualClock, SharedClock};
+use paydesk::clock::{Clock, ManualClock, SharedClock};
 use paydesk::config::Config;
 use paydesk::store::scratch::ScratchDb;
 use paydesk::store::{Db, PoolSettings};
@@ -249,5 +249,422 @@ where
             return None;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+// ---- people, sign-in and forms ------------------------------------------------------------
+
+use paydesk::audit::Actor;
+use paydesk::identity::permissions::Role;
+use paydesk::identity::{accounts, totp};
+use rocket::http::{ContentType, Cookie};
+use rocket::local::asynchronous::LocalResponse;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// A member of staff with a password and an authenticator.
+#[derive(Debug, Clone)]
+pub struct Person {
+    pub id: i64,
+    pub email: String,
+    pub password: String,
+    pub secret: Vec<u8>,
+}
+
+/// Percent-encode for a form body or a query string.
+pub fn urlencode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+pub fn form_body(fields: &[(&str, &str)]) -> String {
+    fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// The value of the first `<input name="…" value="…">` in a page.
+pub fn input_value(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker)? + marker.len();
+    let end = html[start..].find('"')? + start;
+    Some(
+        html[start..end]
+            .replace("&#x2F;", "/")
+            .replace("&amp;", "&"),
+    )
+}
+
+/// The text between `start` and the next `end` after it.
+pub fn between<'a>(html: &'a str, start: &str, end: &str) -> Option<&'a str> {
+    let s = html.find(start)? + start.len();
+    let e = html[s..].find(end)? + s;
+    Some(&html[s..e])
+}
+
+pub fn location(response: &LocalResponse<'_>) -> String {
+    response
+        .headers()
+        .get_one("Location")
+        .unwrap_or_default()
+        .to_string()
+}
+
+impl TestApp {
+    /// The code an authenticator with `secret` shows now (by the app's clock).
+    pub fn code_now(&self, secret: &[u8]) -> String {
+        let now = self.clock.now().unix_timestamp();
+        totp::code_for_step(secret, totp::step_at(now))
+    }
+
+    /// Move to the start of the next 30-second step, so a fresh code is accepted.
+    pub fn next_code_window(&self) {
+        self.clock.advance(time::Duration::seconds(31));
+    }
+
+    pub async fn service(&self, slug: &str) -> i64 {
+        accounts::add_service(&self.state, Actor::System, slug, &format!("Service {slug}"))
+            .await
+            .expect("add service")
+    }
+
+    /// An active account with a password and an authenticator, made through the same rules
+    /// a person follows (set-up link, then enrolment), without going through pages.
+    pub async fn person(&self, email: &str, role: Role, service: Option<&str>) -> Person {
+        let account = accounts::add_staff(
+            &self.state,
+            Actor::System,
+            email,
+            "Test Person",
+            role,
+            service,
+        )
+        .await
+        .expect("add staff")
+        .expect("valid staff");
+        match accounts::set_password_with_link(
+            &self.state,
+            &account.setup_token,
+            "setup",
+            PASSWORD,
+            PASSWORD,
+            None,
+        )
+        .await
+        .expect("set password")
+        {
+            accounts::PasswordOutcome::Done { .. } => {}
+            other => panic!("password refused: {other:?}"),
+        }
+        let secret = totp::generate_secret();
+        let key = self.state.config.totp_key();
+        let sealed = paydesk::crypto::seal(
+            &key,
+            &paydesk::identity::signin::totp_context(account.staff_id),
+            &secret,
+        );
+        let mut tx = self.state.db.begin().await.expect("begin");
+        paydesk::store::staff::set_totp(&mut tx, account.staff_id, &sealed, 0, 0)
+            .await
+            .expect("totp");
+        paydesk::store::staff::set_status(&mut tx, account.staff_id, "active", 0)
+            .await
+            .expect("status");
+        tx.commit().await.expect("commit");
+        Person {
+            id: account.staff_id,
+            email: email.to_string(),
+            password: PASSWORD.to_string(),
+            secret,
+        }
+    }
+
+    /// The CSRF token a signed-out visitor's form carries (fetching a page sets the cookie).
+    pub async fn signed_out_token(&self, page: &str) -> String {
+        let html = self
+            .client
+            .get(page)
+            .dispatch()
+            .await
+            .into_string()
+            .await
+            .unwrap_or_default();
+        input_value(&html, "csrf_token").expect("a csrf_token field")
+    }
+
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> LocalResponse<'_> {
+        self.client
+            .post(path.to_string())
+            .header(ContentType::Form)
+            .body(form_body(fields))
+            .dispatch()
+            .await
+    }
+
+    /// Sign in through the pages (password, then code); the tracked client keeps the cookie.
+    pub async fn sign_in(&self, person: &Person) {
+        let token = self.signed_out_token("/login").await;
+        let r = self
+            .post_form(
+                "/login",
+                &[
+                    ("csrf_token", &token),
+                    ("email", &person.email),
+                    ("password", &person.password),
+                ],
+            )
+            .await;
+        assert_eq!(r.status().code, 303, "password step");
+        assert_eq!(location(&r), "/login/code");
+        self.next_code_window();
+        let html = self
+            .client
+            .get("/login/code")
+            .dispatch()
+            .await
+            .into_string()
+            .await
+            .unwrap_or_default();
+        let token = input_value(&html, "csrf_token").expect("csrf on the code page");
+        let code = self.code_now(&person.secret);
+        let r = self
+            .post_form("/login/code", &[("csrf_token", &token), ("code", &code)])
+            .await;
+        assert_eq!(r.status().code, 303, "code step");
+    }
+
+    /// The session cookie's value, if the client holds one.
+    pub fn session_cookie(&self) -> Option<String> {
+        let name = paydesk::web::session::session_cookie_name(&self.state.config);
+        self.client
+            .cookies()
+            .get(name)
+            .map(|c| c.value().to_string())
+    }
+
+    /// The CSRF token for the signed-in session the client holds.
+    pub fn token(&self) -> String {
+        let id = self.session_cookie().expect("signed in");
+        paydesk::web::csrf::token_for(&self.state.config.csrf_key(), &id)
+    }
+
+    /// A session cookie for `person` made directly in the database (for tests that are not
+    /// about signing in).
+    pub async fn session_for(&self, person: &Person) -> Cookie<'static> {
+        let id = paydesk::identity::signin::start_active(
+            &self.state,
+            &paydesk::store::staff::staff_by_id(&self.state.db, person.id)
+                .await
+                .unwrap()
+                .unwrap(),
+            "password",
+            &Default::default(),
+            serde_json::json!({}),
+        )
+        .await
+        .expect("session");
+        let name = paydesk::web::session::session_cookie_name(&self.state.config);
+        Cookie::new(name, id)
+    }
+}
+
+// ---- real peer processes: an SMTP server and an OpenID provider ----------------------------
+
+/// Whether a missing test tool must fail the run (CI) rather than skip the test.
+pub fn tools_required() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+        || std::env::var("PAYDESK_REQUIRE_TOOLS").is_ok_and(|v| v == "1")
+}
+
+fn skip_or_fail(what: &str) -> Option<std::convert::Infallible> {
+    if tools_required() {
+        panic!("{what} is required under CI=true but is not available");
+    }
+    eprintln!("skipping: {what} is not available (set CI=true to make this a failure)");
+    None
+}
+
+fn wait_for_port(port: u16, limit: Duration) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// A real SMTP server (Python's aiosmtpd) that stores what it receives in a maildir.
+pub struct SmtpServer {
+    child: Child,
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl SmtpServer {
+    /// None (the test skips) when no Python with aiosmtpd is installed, outside CI.
+    pub fn start() -> Option<SmtpServer> {
+        let candidates = [
+            std::env::var("PAYDESK_TEST_PYTHON").unwrap_or_default(),
+            "/usr/bin/python3".to_string(),
+            "python3".to_string(),
+        ];
+        let python = candidates.into_iter().filter(|p| !p.is_empty()).find(|p| {
+            Command::new(p)
+                .args(["-c", "import aiosmtpd"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        });
+        let Some(python) = python else {
+            skip_or_fail("python3 with aiosmtpd (Debian package python3-aiosmtpd)")?;
+            return None;
+        };
+        let dir = tempfile::tempdir().expect("maildir");
+        for sub in ["tmp", "new", "cur"] {
+            std::fs::create_dir_all(dir.path().join(sub)).expect("maildir folders");
+        }
+        let port = free_port();
+        let child = Command::new(python)
+            .args([
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &format!("127.0.0.1:{port}"),
+                "-c",
+                "aiosmtpd.handlers.Mailbox",
+            ])
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start aiosmtpd");
+        let server = SmtpServer { child, port, dir };
+        assert!(
+            wait_for_port(port, Duration::from_secs(20)),
+            "aiosmtpd did not start"
+        );
+        Some(server)
+    }
+
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// Every message received so far, as raw RFC 5322 text.
+    pub fn messages(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for sub in ["new", "cur"] {
+            if let Ok(entries) = std::fs::read_dir(self.dir.path().join(sub)) {
+                for e in entries.flatten() {
+                    if let Ok(text) = std::fs::read_to_string(e.path()) {
+                        out.push(text);
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Undo quoted-printable soft line breaks and `=3D`, enough to find links in a message.
+pub fn unfold_quoted_printable(text: &str) -> String {
+    text.replace("=\r\n", "")
+        .replace("=\n", "")
+        .replace("=3D", "=")
+}
+
+/// A real OpenID Connect provider (tests/tools/oidc-provider.mjs on oauth2-mock-server),
+/// with a control port to choose what its next ID tokens say.
+pub struct OidcProvider {
+    child: Child,
+    pub port: u16,
+    pub control_port: u16,
+}
+
+impl OidcProvider {
+    pub fn start() -> Option<OidcProvider> {
+        use std::io::BufRead;
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let script = root.join("tests/tools/oidc-provider.mjs");
+        let installed = root
+            .join("tests/tools/node_modules/oauth2-mock-server")
+            .exists();
+        let node_ok = Command::new("node")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !installed || !node_ok {
+            skip_or_fail("node with tests/tools installed (npm ci --prefix tests/tools)")?;
+            return None;
+        }
+        let mut child = Command::new("node")
+            .arg(script)
+            .args(["--port", "0", "--control-port", "0", "--exit-with-stdin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the OpenID provider");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("READY line");
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(parts.first(), Some(&"READY"), "provider said {line:?}");
+        let port = parts[1].parse().expect("port");
+        let control_port = parts[2].parse().expect("control port");
+        Some(OidcProvider {
+            child,
+            port,
+            control_port,
+        })
+    }
+
+    pub fn issuer(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Set what the next ID tokens say (see the script's header for the fields).
+    pub async fn scenario(&self, scenario: serde_json::Value) {
+        let r = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{}/scenario", self.control_port))
+            .json(&scenario)
+            .send()
+            .await
+            .expect("control API");
+        assert!(
+            r.status().is_success(),
+            "scenario refused: {:?}",
+            r.text().await
+        );
+    }
+}
+
+impl Drop for OidcProvider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -5,7 +5,11 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod access;
 mod audit;
+mod identity;
 mod jobs;
+mod mail;
 mod process;
+mod sso;
 mod web;

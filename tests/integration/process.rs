@@ -114,7 +114,7 @@ async fn a_job_committed_before_kill_9_runs_after_restart() {
 async fn start_and_graceful_shutdown_are_audited() {
     let test_db = TestDb::new().await;
     let server = Server::start(test_db.url(), &[]);
-    let head = raw_get(server.port, "/");
+    let head = raw_get(server.port, "/login");
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(
         !head.to_ascii_lowercase().contains("\nserver:"),

@@ -65,7 +65,7 @@ async fn every_kind_of_response_carries_the_security_headers() {
     let app = TestApp::build(|_| {}, |r| r.mount("/test", rocket::routes![boom])).await;
     let c = &app.client;
     let cases: Vec<(LocalResponse<'_>, Status, &str)> = vec![
-        (c.get("/").dispatch().await, Status::Ok, "a page"),
+        (c.get("/login").dispatch().await, Status::Ok, "a page"),
         (c.get("/healthz").dispatch().await, Status::Ok, "JSON"),
         (
             c.get("/static/paydesk.css").dispatch().await,

@@ -1,0 +1,533 @@
+//! Staff accounts: creating them (with a one-time set-up link), setting and changing
+//! passwords, password reset by email, and disabling. Every change is audited in the same
+//! transaction; nobody ever chooses a password for somebody else.
+
+use serde_json::json;
+use time::{Duration, OffsetDateTime};
+
+use super::password::{self, PasswordContext, PasswordProblem};
+use super::permissions::Role;
+use super::sessions;
+use super::IdentityError;
+use crate::audit::{self, Actor, AuditEvent};
+use crate::mail;
+use crate::store::staff::{self as staff_store, StaffRow};
+use crate::store::{self, Db};
+use crate::AppState;
+
+pub const SETUP_LINK_VALID: Duration = Duration::hours(48);
+pub const RESET_LINK_VALID: Duration = Duration::minutes(90);
+/// A new password may not be any of this many most recent ones (PCI DSS 8.3.7), the current
+/// one included.
+pub const PASSWORD_HISTORY: usize = 4;
+
+/// The form of an email address used for uniqueness and look-ups.
+pub fn email_key(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+/// A plausible email address: something@domain.tld, no spaces, not absurdly long.
+pub fn is_valid_email(email: &str) -> bool {
+    let email = email.trim();
+    let Some((local, domain)) = email.rsplit_once('@') else {
+        return false;
+    };
+    email.len() <= 254
+        && !local.is_empty()
+        && local.len() <= 64
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !email
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddStaffError {
+    #[error("Enter an email address in the correct format, like name@example.gov.uk")]
+    InvalidEmail,
+    #[error("Enter a name")]
+    MissingName,
+    #[error("There is already an account for that email address")]
+    EmailTaken,
+    #[error("There is no service called {0:?}")]
+    NoSuchService(String),
+    #[error("A {0} role is held in a service: say which one")]
+    ServiceRequired(&'static str),
+    #[error("A platform admin holds the role in every service: do not name one")]
+    ServiceNotAllowed,
+}
+
+/// A new account and its one-time set-up link token.
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    pub staff_id: i64,
+    pub setup_token: String,
+    pub expires_at: OffsetDateTime,
+}
+
+/// Create an invited account holding `role` (in `service_slug`, unless the role is global),
+/// with a set-up link valid for 48 hours.
+pub async fn add_staff(
+    state: &AppState,
+    actor: Actor,
+    email: &str,
+    name: &str,
+    role: Role,
+    service_slug: Option<&str>,
+) -> Result<Result<NewAccount, AddStaffError>, IdentityError> {
+    let email = email.trim();
+    let name = name.trim();
+    if !is_valid_email(email) {
+        return Ok(Err(AddStaffError::InvalidEmail));
+    }
+    if name.is_empty() {
+        return Ok(Err(AddStaffError::MissingName));
+    }
+    let service_id = match (role.is_global(), service_slug) {
+        (true, None) => None,
+        (true, Some(_)) => return Ok(Err(AddStaffError::ServiceNotAllowed)),
+        (false, None) => return Ok(Err(AddStaffError::ServiceRequired(role.label()))),
+        (false, Some(slug)) => match staff_store::service_by_slug(&state.db, slug).await? {
+            Some(s) => Some(s.id),
+            None => return Ok(Err(AddStaffError::NoSuchService(slug.to_string()))),
+        },
+    };
+    let now = state.clock.now();
+    let token = sessions::new_session_id();
+    let expires_at = now + SETUP_LINK_VALID;
+    let mut tx = state.db.begin().await?;
+    let Some(staff_id) = staff_store::insert_staff(
+        &mut tx,
+        email,
+        &email_key(email),
+        name,
+        store::to_micros(now),
+    )
+    .await?
+    else {
+        tx.rollback().await?;
+        return Ok(Err(AddStaffError::EmailTaken));
+    };
+    let granted_by = actor_label(&actor);
+    staff_store::insert_grant(
+        &mut tx,
+        staff_id,
+        service_id,
+        role.name(),
+        &granted_by,
+        store::to_micros(now),
+    )
+    .await?;
+    staff_store::insert_link(
+        &mut tx,
+        &sessions::id_hash(&token),
+        staff_id,
+        "setup",
+        store::to_micros(expires_at),
+        store::to_micros(now),
+    )
+    .await?;
+    audit::append(
+        &mut tx,
+        now,
+        AuditEvent::new(actor, "user_created", format!("staff:{staff_id}")).details(json!({
+            "email": email,
+            "name": name,
+            "role": role.name(),
+            "service": service_slug,
+        })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Ok(NewAccount {
+        staff_id,
+        setup_token: token,
+        expires_at,
+    }))
+}
+
+fn actor_label(actor: &Actor) -> String {
+    match actor {
+        Actor::Staff { id, .. } => format!("staff:{id}"),
+        Actor::ApiToken { id, .. } => format!("api_token:{id}"),
+        Actor::System => "system".into(),
+        Actor::Anonymous => "anonymous".into(),
+    }
+}
+
+/// Create a service with just a slug and a name (the platform settings come with issue 4's
+/// service administration); for the CLI and tests.
+pub async fn add_service(
+    state: &AppState,
+    actor: Actor,
+    slug: &str,
+    name: &str,
+) -> Result<i64, IdentityError> {
+    let now = state.clock.now();
+    let mut tx = state.db.begin().await?;
+    let id = staff_store::insert_service(&mut tx, slug, name, store::to_micros(now)).await?;
+    audit::append(
+        &mut tx,
+        now,
+        AuditEvent::new(actor, "service_created", format!("service:{id}"))
+            .details(json!({"slug": slug, "name": name})),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// The account a one-time link belongs to, if the link can still be used.
+pub async fn link_owner(
+    db: &Db,
+    token: &str,
+    purpose: &str,
+    now: OffsetDateTime,
+) -> Result<Option<StaffRow>, IdentityError> {
+    if !sessions::looks_like_session_id(token) {
+        return Ok(None);
+    }
+    let Some(link) = staff_store::link(db, &sessions::id_hash(token)).await? else {
+        return Ok(None);
+    };
+    if link.purpose != purpose || link.used_at.is_some() || link.expires_at <= store::to_micros(now)
+    {
+        return Ok(None);
+    }
+    let staff = staff_store::staff_by_id(db, link.staff_id).await?;
+    Ok(staff.filter(|s| s.status != "disabled"))
+}
+
+/// What became of a new password.
+#[derive(Debug)]
+pub enum PasswordOutcome {
+    /// It broke a rule; nothing changed.
+    Problems(Vec<PasswordProblem>),
+    /// The link was unknown, used or expired; nothing changed.
+    LinkInvalid,
+    Done {
+        staff: StaffRow,
+    },
+}
+
+/// Check a new password against the rules and the person's recent passwords.
+async fn password_problems(
+    state: &AppState,
+    staff: &StaffRow,
+    new_password: &str,
+    confirmation: &str,
+) -> Result<Vec<PasswordProblem>, IdentityError> {
+    let problems = password::check_new_password(
+        new_password,
+        confirmation,
+        &PasswordContext {
+            email: &staff.email,
+            service_name: &state.config.service_name,
+        },
+    );
+    if !problems.is_empty() {
+        return Ok(problems);
+    }
+    let mut recent: Vec<String> = staff.password_hash.iter().cloned().collect();
+    recent.extend(
+        staff_store::password_history(&state.db, staff.id, PASSWORD_HISTORY as i64 - 1).await?,
+    );
+    for old in recent.into_iter().take(PASSWORD_HISTORY) {
+        if password::verify(new_password.to_string(), Some(old)).await {
+            return Ok(vec![PasswordProblem {
+                field: "password",
+                message: format!(
+                    "Password must not be one of your last {PASSWORD_HISTORY} passwords"
+                ),
+            }]);
+        }
+    }
+    Ok(Vec::new())
+}
+
+/// Use a set-up or reset link to set a password. The link is used up only when the password
+/// is accepted. A reset ends every session of the person.
+pub async fn set_password_with_link(
+    state: &AppState,
+    token: &str,
+    purpose: &str,
+    new_password: &str,
+    confirmation: &str,
+    ip: Option<String>,
+) -> Result<PasswordOutcome, IdentityError> {
+    let now = state.clock.now();
+    let Some(staff) = link_owner(&state.db, token, purpose, now).await? else {
+        return Ok(PasswordOutcome::LinkInvalid);
+    };
+    let problems = password_problems(state, &staff, new_password, confirmation).await?;
+    if !problems.is_empty() {
+        return Ok(PasswordOutcome::Problems(problems));
+    }
+    let hash = password::hash(new_password.to_string()).await?;
+    let mut tx = state.db.begin().await?;
+    let now_us = store::to_micros(now);
+    if staff_store::use_link(&mut tx, &sessions::id_hash(token), purpose, now_us)
+        .await?
+        .is_none()
+    {
+        // Used by a concurrent request a moment ago.
+        tx.rollback().await?;
+        return Ok(PasswordOutcome::LinkInvalid);
+    }
+    staff_store::set_password(&mut tx, staff.id, &hash, now_us).await?;
+    let ended = staff_store::delete_sessions_of(&mut tx, staff.id, None).await?;
+    let action = if purpose == "setup" {
+        "authn_password_set"
+    } else {
+        "authn_password_reset"
+    };
+    audit::append(
+        &mut tx,
+        now,
+        AuditEvent::new(
+            Actor::staff(staff.id, &staff.email),
+            action,
+            format!("staff:{}", staff.id),
+        )
+        .from_ip(ip)
+        .details(json!({"sessions_ended": ended})),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(PasswordOutcome::Done { staff })
+}
+
+/// "Forgot your password": if `email` belongs to an active account with a password, mail it
+/// a reset link valid for 90 minutes. The caller answers the same whatever happens here.
+pub async fn request_password_reset(
+    state: &AppState,
+    email: &str,
+    ip: Option<String>,
+) -> Result<(), IdentityError> {
+    let now = state.clock.now();
+    let staff = staff_store::staff_by_email_key(&state.db, &email_key(email)).await?;
+    let Some(staff) = staff.filter(|s| s.status == "active" && s.password_hash.is_some()) else {
+        audit::record(
+            &state.db,
+            now,
+            AuditEvent::new(
+                Actor::Anonymous,
+                "authn_password_reset_requested",
+                "staff:unknown",
+            )
+            .failed()
+            .from_ip(ip)
+            .details(json!({"reason": "no active account with a password for that address"})),
+        )
+        .await?;
+        return Ok(());
+    };
+    let token = sessions::new_session_id();
+    let link = format!("{}/reset-password/{token}", state.config.public_url);
+    let message = state.mail.render(
+        "password_reset",
+        &staff.email,
+        &json!({
+            "name": staff.name,
+            "link": link,
+            "minutes": RESET_LINK_VALID.whole_minutes(),
+            "service_name": state.config.service_name,
+        }),
+    )?;
+    let mut tx = state.db.begin().await?;
+    staff_store::insert_link(
+        &mut tx,
+        &sessions::id_hash(&token),
+        staff.id,
+        "reset",
+        store::to_micros(now + RESET_LINK_VALID),
+        store::to_micros(now),
+    )
+    .await?;
+    mail::enqueue(&mut tx, &message, now).await?;
+    audit::append(
+        &mut tx,
+        now,
+        AuditEvent::new(
+            Actor::Anonymous,
+            "authn_password_reset_requested",
+            format!("staff:{}", staff.id),
+        )
+        .from_ip(ip),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+#[derive(Debug)]
+pub enum ChangeOutcome {
+    WrongCurrentPassword,
+    Problems(Vec<PasswordProblem>),
+    Done { other_sessions_ended: u64 },
+}
+
+/// Change one's own password: the current one is needed; the last four are refused; other
+/// sessions end if asked (the one in use stays).
+pub async fn change_password(
+    state: &AppState,
+    staff_id: i64,
+    current_session_hash: &str,
+    current_password: &str,
+    new_password: &str,
+    confirmation: &str,
+    sign_out_others: bool,
+    ip: Option<String>,
+) -> Result<ChangeOutcome, IdentityError> {
+    let Some(staff) = staff_store::staff_by_id(&state.db, staff_id).await? else {
+        return Ok(ChangeOutcome::WrongCurrentPassword);
+    };
+    if !password::verify(current_password.to_string(), staff.password_hash.clone()).await {
+        audit::record(
+            &state.db,
+            state.clock.now(),
+            AuditEvent::new(
+                Actor::staff(staff.id, &staff.email),
+                "authn_password_change",
+                format!("staff:{}", staff.id),
+            )
+            .failed()
+            .from_ip(ip)
+            .details(json!({"reason": "current password wrong"})),
+        )
+        .await?;
+        return Ok(ChangeOutcome::WrongCurrentPassword);
+    }
+    let problems = password_problems(state, &staff, new_password, confirmation).await?;
+    if !problems.is_empty() {
+        return Ok(ChangeOutcome::Problems(problems));
+    }
+    let hash = password::hash(new_password.to_string()).await?;
+    let now = state.clock.now();
+    let mut tx = state.db.begin().await?;
+    staff_store::set_password(&mut tx, staff.id, &hash, store::to_micros(now)).await?;
+    let ended = if sign_out_others {
+        staff_store::delete_sessions_of(&mut tx, staff.id, Some(current_session_hash)).await?
+    } else {
+        0
+    };
+    audit::append(
+        &mut tx,
+        now,
+        AuditEvent::new(
+            Actor::staff(staff.id, &staff.email),
+            "authn_password_change",
+            format!("staff:{}", staff.id),
+        )
+        .from_ip(ip)
+        .details(json!({"other_sessions_ended": ended})),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(ChangeOutcome::Done {
+        other_sessions_ended: ended,
+    })
+}
+
+/// Disable an account: it can no longer sign in, and every session it has ends at once.
+pub async fn disable_staff(
+    state: &AppState,
+    actor: Actor,
+    staff_id: i64,
+    ip: Option<String>,
+) -> Result<bool, IdentityError> {
+    let now = state.clock.now();
+    let mut tx = state.db.begin().await?;
+    if !staff_store::set_status(&mut tx, staff_id, "disabled", store::to_micros(now)).await? {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    let ended = staff_store::delete_sessions_of(&mut tx, staff_id, None).await?;
+    audit::append(
+        &mut tx,
+        now,
+        AuditEvent::new(actor, "user_disabled", format!("staff:{staff_id}"))
+            .from_ip(ip)
+            .details(json!({"sessions_ended": ended})),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// End every session of a person ("sign out everywhere"), or every one but `keep`.
+pub async fn end_sessions(
+    state: &AppState,
+    actor: Actor,
+    staff_id: i64,
+    keep: Option<&str>,
+    ip: Option<String>,
+) -> Result<u64, IdentityError> {
+    let now = state.clock.now();
+    let mut tx = state.db.begin().await?;
+    let ended = staff_store::delete_sessions_of(&mut tx, staff_id, keep).await?;
+    audit::append(
+        &mut tx,
+        now,
+        AuditEvent::new(actor, "session_revoked_all", format!("staff:{staff_id}"))
+            .from_ip(ip)
+            .details(json!({"sessions_ended": ended, "kept_current": keep.is_some()})),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(ended)
+}
+
+/// End one of a person's own sessions by its handle; false when it is not theirs.
+pub async fn end_session(
+    state: &AppState,
+    staff: &StaffRow,
+    handle: i64,
+    ip: Option<String>,
+) -> Result<bool, IdentityError> {
+    let now = state.clock.now();
+    let mut tx = state.db.begin().await?;
+    if !staff_store::delete_session_of(&mut tx, staff.id, handle).await? {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    audit::append(
+        &mut tx,
+        now,
+        AuditEvent::new(
+            Actor::staff(staff.id, &staff.email),
+            "session_revoked",
+            format!("session:{handle}"),
+        )
+        .from_ip(ip),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_addresses() {
+        assert!(is_valid_email("ada@example.gov.uk"));
+        assert!(is_valid_email("  Ada.Lovelace+pay@Example.GOV.uk "));
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.gov",
+            "ada@example",
+            "a da@example.gov",
+            "ada@.gov",
+            "<ada@x.gov>",
+        ] {
+            assert!(!is_valid_email(bad), "{bad:?}");
+        }
+        assert_eq!(email_key(" Ada@Example.GOV.uk "), "ada@example.gov.uk");
+    }
+}

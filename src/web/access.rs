@@ -1,0 +1,76 @@
+//! Who may use which route: every mounted route is declared here, in one place, so that a
+//! reviewer can read the whole access policy at a glance. The `SignedIn` guard enforces the
+//! declaration of the route it guards, and a route missing from this table answers 404 to
+//! everyone (deny by default). `tests/integration/access.rs` requests every mounted route as
+//! every role, and signed out, and fails on any route not declared here.
+
+use rocket::http::Method;
+use rocket::Route;
+
+use crate::identity::permissions::Permission;
+
+/// What a route needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, signed in or not (sign-in pages, health, static files).
+    Public,
+    /// Machines holding the metrics token (or, without one configured, loopback clients).
+    MetricsReader,
+    /// Only staff part-way through signing in (the code and enrolment steps).
+    SigningIn,
+    /// Any signed-in member of staff.
+    SignedIn,
+    /// Signed-in staff holding the permission in at least one service; the handler checks
+    /// the permission against the service of the object it touches.
+    Permission(Permission),
+}
+
+/// (method, route URI as Rocket shows it, access).
+pub const ROUTES: &[(&str, &str, Access)] = &[
+    ("GET", "/", Access::SignedIn),
+    ("GET", "/healthz", Access::Public),
+    ("GET", "/metrics", Access::MetricsReader),
+    ("GET", "/static/<path..>", Access::Public),
+    // Signing in.
+    ("GET", "/login?<next>&<reason>", Access::Public),
+    ("POST", "/login", Access::Public),
+    ("GET", "/login/code", Access::SigningIn),
+    ("POST", "/login/code", Access::SigningIn),
+    ("GET", "/login/enrol", Access::SigningIn),
+    ("POST", "/login/enrol", Access::SigningIn),
+    ("POST", "/login/sso/<provider>", Access::Public),
+    (
+        "GET",
+        "/login/sso/<provider>/callback?<state>&<code>&<error>",
+        Access::Public,
+    ),
+    ("POST", "/logout", Access::SignedIn),
+    ("POST", "/session/extend", Access::SignedIn),
+    ("GET", "/setup/<token>", Access::Public),
+    ("POST", "/setup/<token>", Access::Public),
+    ("GET", "/forgot-password", Access::Public),
+    ("POST", "/forgot-password", Access::Public),
+    ("GET", "/reset-password/<token>", Access::Public),
+    ("POST", "/reset-password/<token>", Access::Public),
+    // Your account.
+    ("GET", "/account?<notice>", Access::SignedIn),
+    ("GET", "/account/password", Access::SignedIn),
+    ("POST", "/account/password", Access::SignedIn),
+    ("GET", "/account/authenticator", Access::SignedIn),
+    ("POST", "/account/authenticator", Access::SignedIn),
+    ("POST", "/account/sessions/<id>/end", Access::SignedIn),
+    ("POST", "/account/sessions/end-others", Access::SignedIn),
+];
+
+/// The declaration for a route, if it has one.
+pub fn declared(method: Method, uri: &str) -> Option<Access> {
+    ROUTES
+        .iter()
+        .find(|(m, u, _)| *m == method.as_str() && *u == uri)
+        .map(|(_, _, a)| *a)
+}
+
+/// The declaration for a mounted route.
+pub fn for_route(route: &Route) -> Option<Access> {
+    declared(route.method, &route.uri.to_string())
+}

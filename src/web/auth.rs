@@ -1,0 +1,681 @@
+//! Sign-in pages: email and password, the code from the authenticator (or enrolling one),
+//! set-up links for new staff, forgotten passwords, signing out and "stay signed in".
+
+use rocket::form::FromForm;
+use rocket::http::{CookieJar, Status};
+use rocket::response::Redirect;
+use rocket::{Route, State};
+use serde_json::{json, Value};
+
+use super::pages::{self, internal, problem, render, safe_next, Answer};
+use super::ratelimit::SignInAttempt;
+use super::session::{
+    clear_session_cookie, origin, set_session_cookie, CsrfForm, CsrfToken, SignedIn, SigningIn,
+};
+use crate::identity::accounts::{self, PasswordOutcome};
+use crate::identity::signin::{self, CodeStep, PasswordStep, Stage};
+use crate::identity::{password, totp};
+use crate::AppState;
+
+pub fn routes() -> Vec<Route> {
+    rocket::routes![
+        login_page,
+        login,
+        code_page,
+        code,
+        enrol_page,
+        enrol,
+        logout,
+        extend,
+        setup_page,
+        setup,
+        forgot_page,
+        forgot,
+        reset_page,
+        reset,
+    ]
+}
+
+/// The same words for every refused sign-in, whatever the reason.
+pub const SIGN_IN_REFUSED: &str = "Enter a correct email address and password. After 10 wrong attempts an account is locked for 30 minutes.";
+
+#[derive(FromForm)]
+pub struct LoginForm {
+    #[field(default = String::new())]
+    email: String,
+    #[field(default = String::new())]
+    password: String,
+    #[field(default = String::new())]
+    next: String,
+}
+
+#[derive(FromForm)]
+pub struct CodeForm {
+    #[field(default = String::new())]
+    code: String,
+}
+
+#[derive(FromForm)]
+pub struct NewPasswordForm {
+    #[field(default = String::new())]
+    password: String,
+    #[field(default = String::new())]
+    password_confirmation: String,
+}
+
+#[derive(FromForm)]
+pub struct EmailForm {
+    #[field(default = String::new())]
+    email: String,
+}
+
+#[derive(FromForm)]
+pub struct NextForm {
+    #[field(default = String::new())]
+    pub next: String,
+}
+
+fn providers(state: &AppState) -> Value {
+    Value::Array(
+        state
+            .config
+            .sso_providers
+            .iter()
+            .map(|p| json!({"id": p.id, "label": p.label}))
+            .collect(),
+    )
+}
+
+fn login_context(
+    state: &AppState,
+    csrf: &str,
+    email: &str,
+    next: Option<String>,
+    notice: Option<&str>,
+    errors: Vec<Value>,
+) -> serde_json::Map<String, Value> {
+    let mut c = pages::signed_out(state, csrf);
+    c.insert("email".into(), json!(email));
+    c.insert("next".into(), json!(next.unwrap_or_default()));
+    c.insert("notice".into(), json!(notice.unwrap_or_default()));
+    c.insert("errors".into(), Value::Array(errors));
+    c.insert("providers".into(), providers(state));
+    c
+}
+
+#[rocket::get("/login?<next>&<reason>")]
+async fn login_page(
+    state: &State<AppState>,
+    csrf: CsrfToken,
+    next: Option<&str>,
+    reason: Option<&str>,
+    signed_in: Option<SignedInProbe>,
+) -> Answer {
+    if signed_in.is_some() {
+        return Answer::Redirect(Redirect::to(safe_next(next).unwrap_or_else(|| "/".into())));
+    }
+    let notice = match reason {
+        Some("timeout") => Some("You were signed out because you did nothing for 15 minutes. Sign in again to carry on."),
+        Some("signed_out") => Some("You have signed out."),
+        Some("password_changed") => Some("Your password has been changed. Sign in with your new password."),
+        Some("locked") => Some(SIGN_IN_REFUSED),
+        _ => None,
+    };
+    Answer::Page(render(
+        "auth/login",
+        login_context(state, &csrf.0, "", safe_next(next), notice, vec![]),
+    ))
+}
+
+/// Whether the visitor already has an active session (without enforcing anything).
+pub struct SignedInProbe;
+
+#[rocket::async_trait]
+impl<'r> rocket::request::FromRequest<'r> for SignedInProbe {
+    type Error = ();
+    async fn from_request(req: &'r rocket::Request<'_>) -> rocket::request::Outcome<Self, ()> {
+        use rocket::outcome::Outcome;
+        let Some(state) = req.rocket().state::<AppState>() else {
+            return Outcome::Forward(Status::Unauthorized);
+        };
+        let Some(id) = super::session::session_cookie_value(req, &state.config) else {
+            return Outcome::Forward(Status::Unauthorized);
+        };
+        match signin::load_session(state, &id, Stage::Active).await {
+            Ok(Ok(_)) => Outcome::Success(SignedInProbe),
+            _ => Outcome::Forward(Status::Unauthorized),
+        }
+    }
+}
+
+#[rocket::post("/login", data = "<form>")]
+async fn login(
+    state: &State<AppState>,
+    _limit: SignInAttempt,
+    jar: &CookieJar<'_>,
+    csrf: CsrfToken,
+    form: CsrfForm<LoginForm>,
+    req_origin: RequestOrigin,
+) -> Result<Answer, Status> {
+    let form = form.0;
+    let next = safe_next(Some(&form.next));
+    let mut errors = Vec::new();
+    if form.email.trim().is_empty() {
+        errors.push(problem("email", "Enter your email address"));
+    }
+    if form.password.is_empty() {
+        errors.push(problem("password", "Enter your password"));
+    }
+    if !errors.is_empty() {
+        return Ok(Answer::Invalid(render(
+            "auth/login",
+            login_context(state, &csrf.0, &form.email, next, None, errors),
+        )));
+    }
+    match signin::password_step(
+        state,
+        &form.email,
+        &form.password,
+        next.as_deref(),
+        &req_origin.0,
+    )
+    .await
+    .map_err(internal)?
+    {
+        PasswordStep::Refused => Ok(Answer::Invalid(render(
+            "auth/login",
+            login_context(
+                state,
+                &csrf.0,
+                &form.email,
+                next,
+                None,
+                vec![problem("email", SIGN_IN_REFUSED)],
+            ),
+        ))),
+        PasswordStep::Next { session_id, stage } => {
+            set_session_cookie(jar, &state.config, session_id);
+            Ok(Answer::Redirect(Redirect::to(match stage {
+                Stage::Enrol => "/login/enrol",
+                _ => "/login/code",
+            })))
+        }
+    }
+}
+
+/// Where a request came from, as a guard.
+pub struct RequestOrigin(pub signin::Origin);
+
+#[rocket::async_trait]
+impl<'r> rocket::request::FromRequest<'r> for RequestOrigin {
+    type Error = std::convert::Infallible;
+    async fn from_request(
+        req: &'r rocket::Request<'_>,
+    ) -> rocket::request::Outcome<Self, Self::Error> {
+        rocket::outcome::Outcome::Success(RequestOrigin(origin(req)))
+    }
+}
+
+fn code_context(
+    state: &AppState,
+    pending: &SigningIn,
+    errors: Vec<Value>,
+) -> serde_json::Map<String, Value> {
+    let mut c = pages::signed_out(state, &pages::csrf_token(state, &pending.0));
+    c.insert("errors".into(), Value::Array(errors));
+    c
+}
+
+#[rocket::get("/login/code")]
+async fn code_page(state: &State<AppState>, pending: SigningIn) -> Answer {
+    if pending.0.stage() == Stage::Enrol {
+        return Answer::Redirect(Redirect::to("/login/enrol"));
+    }
+    Answer::Page(render("auth/code", code_context(state, &pending, vec![])))
+}
+
+#[rocket::post("/login/code", data = "<form>")]
+async fn code(
+    state: &State<AppState>,
+    _limit: SignInAttempt,
+    jar: &CookieJar<'_>,
+    pending: SigningIn,
+    form: CsrfForm<CodeForm>,
+    req_origin: RequestOrigin,
+) -> Result<Answer, Status> {
+    if pending.0.stage() != Stage::SecondFactor {
+        return Ok(Answer::Redirect(Redirect::to("/login/enrol")));
+    }
+    let code = form.0.code;
+    if code.trim().is_empty() {
+        return Ok(Answer::Invalid(render(
+            "auth/code",
+            code_context(
+                state,
+                &pending,
+                vec![problem(
+                    "code",
+                    "Enter the 6-digit code from your authenticator app",
+                )],
+            ),
+        )));
+    }
+    let outcome = signin::code_step(state, &pending.0, &code, &req_origin.0)
+        .await
+        .map_err(internal)?;
+    Ok(after_code(state, jar, &pending, outcome, "auth/code", None))
+}
+
+fn after_code(
+    state: &AppState,
+    jar: &CookieJar<'_>,
+    pending: &SigningIn,
+    outcome: CodeStep,
+    template: &'static str,
+    extra: Option<serde_json::Map<String, Value>>,
+) -> Answer {
+    match outcome {
+        CodeStep::SignedIn {
+            session_id,
+            return_to,
+        } => {
+            set_session_cookie(jar, &state.config, session_id);
+            Answer::Redirect(Redirect::to(
+                safe_next(return_to.as_deref()).unwrap_or_else(|| "/".into()),
+            ))
+        }
+        CodeStep::Locked => {
+            clear_session_cookie(jar, &state.config);
+            Answer::Redirect(Redirect::to("/login?reason=locked"))
+        }
+        CodeStep::Wrong => {
+            let mut c = extra.unwrap_or_else(|| code_context(state, pending, vec![]));
+            c.insert(
+                "csrf_token".into(),
+                json!(pages::csrf_token(state, &pending.0)),
+            );
+            c.insert(
+                "errors".into(),
+                json!([problem("code", "The code is not correct or has already been used. Enter the code your app shows now")]),
+            );
+            Answer::Invalid(render(template, c))
+        }
+    }
+}
+
+/// The enrolment page's context: the QR code, the key as text, the form.
+pub fn enrol_context(
+    state: &AppState,
+    session: &signin::CurrentSession,
+    secret: &[u8],
+    action: &str,
+) -> serde_json::Map<String, Value> {
+    let uri = totp::provisioning_uri(secret, &state.config.service_name, &session.staff.email);
+    let mut c = pages::signed_out(state, &pages::csrf_token(state, session));
+    c.insert("qr_svg".into(), json!(qr_svg(&uri)));
+    c.insert(
+        "secret_grouped".into(),
+        json!(totp::grouped(&totp::base32_encode(secret))),
+    );
+    c.insert("account".into(), json!(session.staff.email));
+    c.insert("action".into(), json!(action));
+    c.insert("errors".into(), json!([]));
+    c
+}
+
+/// The provisioning URI as an inline SVG QR code (no image requests, nothing for the CSP to
+/// allow).
+fn qr_svg(uri: &str) -> String {
+    match qrcode::QrCode::new(uri.as_bytes()) {
+        Ok(code) => {
+            let svg = code
+                .render::<qrcode::render::svg::Color>()
+                .min_dimensions(200, 200)
+                .quiet_zone(true)
+                .build();
+            let start = svg.find("<svg").unwrap_or(0);
+            svg[start..].replacen(
+                "<svg",
+                "<svg role=\"img\" aria-label=\"QR code to scan with your authenticator app\" class=\"paydesk-qr\"",
+                1,
+            )
+        }
+        Err(_) => String::new(),
+    }
+}
+
+#[rocket::get("/login/enrol")]
+async fn enrol_page(state: &State<AppState>, pending: SigningIn) -> Result<Answer, Status> {
+    if pending.0.stage() != Stage::Enrol {
+        return Ok(Answer::Redirect(Redirect::to("/login/code")));
+    }
+    let secret = signin::enrolment_secret(state, &pending.0)
+        .await
+        .map_err(internal)?;
+    Ok(Answer::Page(render(
+        "auth/enrol",
+        enrol_context(state, &pending.0, &secret, "/login/enrol"),
+    )))
+}
+
+#[rocket::post("/login/enrol", data = "<form>")]
+async fn enrol(
+    state: &State<AppState>,
+    _limit: SignInAttempt,
+    jar: &CookieJar<'_>,
+    pending: SigningIn,
+    form: CsrfForm<CodeForm>,
+    req_origin: RequestOrigin,
+) -> Result<Answer, Status> {
+    if pending.0.stage() != Stage::Enrol {
+        return Ok(Answer::Redirect(Redirect::to("/login/code")));
+    }
+    let secret = signin::enrolment_secret(state, &pending.0)
+        .await
+        .map_err(internal)?;
+    let context = enrol_context(state, &pending.0, &secret, "/login/enrol");
+    if form.0.code.trim().is_empty() {
+        let mut c = context;
+        c.insert(
+            "errors".into(),
+            json!([problem(
+                "code",
+                "Enter the 6-digit code from your authenticator app"
+            )]),
+        );
+        return Ok(Answer::Invalid(render("auth/enrol", c)));
+    }
+    // Reload so the pending secret just made is part of the session we confirm.
+    let reloaded = match signin::load_session(state, &pending.0.session_id, Stage::Enrol)
+        .await
+        .map_err(internal)?
+    {
+        Ok(s) => s,
+        Err(_) => return Ok(Answer::Redirect(Redirect::to("/login"))),
+    };
+    let outcome = signin::confirm_enrolment(state, &reloaded, &form.0.code, &req_origin.0)
+        .await
+        .map_err(internal)?;
+    Ok(after_code(
+        state,
+        jar,
+        &pending,
+        outcome,
+        "auth/enrol",
+        Some(context),
+    ))
+}
+
+#[rocket::post("/logout", data = "<_form>")]
+async fn logout(
+    state: &State<AppState>,
+    jar: &CookieJar<'_>,
+    staff: SignedIn,
+    _form: CsrfForm<NextForm>,
+    req_origin: RequestOrigin,
+) -> Result<Redirect, Status> {
+    signin::sign_out(state, &staff.0, &req_origin.0)
+        .await
+        .map_err(internal)?;
+    clear_session_cookie(jar, &state.config);
+    Ok(Redirect::to("/login?reason=signed_out"))
+}
+
+/// "Stay signed in": the guard has already restarted the idle timer. Scripts get 204; a
+/// plain form post goes back where it came from.
+#[rocket::post("/session/extend", data = "<form>")]
+async fn extend(_staff: SignedIn, form: CsrfForm<NextForm>, accept: AcceptsJson) -> Answer {
+    if accept.0 {
+        return Answer::Empty(Status::NoContent);
+    }
+    Answer::Redirect(Redirect::to(
+        safe_next(Some(&form.0.next)).unwrap_or_else(|| "/".into()),
+    ))
+}
+
+pub struct AcceptsJson(bool);
+
+#[rocket::async_trait]
+impl<'r> rocket::request::FromRequest<'r> for AcceptsJson {
+    type Error = std::convert::Infallible;
+    async fn from_request(
+        req: &'r rocket::Request<'_>,
+    ) -> rocket::request::Outcome<Self, Self::Error> {
+        let json = req
+            .headers()
+            .get_one("Accept")
+            .is_some_and(|a| a.contains("application/json"));
+        rocket::outcome::Outcome::Success(AcceptsJson(json))
+    }
+}
+
+fn link_invalid(state: &AppState, purpose: &str) -> Answer {
+    let mut c = pages::signed_out(state, "");
+    let (heading, message) = if purpose == "setup" {
+        ("This set-up link has expired or has already been used", "Set-up links work once, for 48 hours. Ask an administrator of your service to send you a new one.")
+    } else {
+        (
+            "This reset link has expired or has already been used",
+            "Reset links work once, for 90 minutes. You can ask for a new one.",
+        )
+    };
+    c.insert("heading".into(), json!(heading));
+    c.insert("message".into(), json!(message));
+    c.insert("purpose".into(), json!(purpose));
+    Answer::Status((Status::NotFound, render("auth/link_invalid", c)))
+}
+
+fn new_password_context(
+    state: &AppState,
+    csrf: &str,
+    name: &str,
+    action: String,
+    heading: &str,
+    errors: Vec<Value>,
+) -> serde_json::Map<String, Value> {
+    let mut c = pages::signed_out(state, csrf);
+    c.insert("name".into(), json!(name));
+    c.insert("action".into(), json!(action));
+    c.insert("heading".into(), json!(heading));
+    c.insert("min_length".into(), json!(password::MIN_LENGTH));
+    c.insert("errors".into(), Value::Array(errors));
+    c.insert("providers".into(), providers(state));
+    c
+}
+
+#[rocket::get("/setup/<token>")]
+async fn setup_page(
+    state: &State<AppState>,
+    csrf: CsrfToken,
+    token: &str,
+) -> Result<Answer, Status> {
+    let Some(staff) = accounts::link_owner(&state.db, token, "setup", state.clock.now())
+        .await
+        .map_err(internal)?
+    else {
+        return Ok(link_invalid(state, "setup"));
+    };
+    Ok(Answer::Page(render(
+        "auth/new_password",
+        new_password_context(
+            state,
+            &csrf.0,
+            &staff.name,
+            format!("/setup/{token}"),
+            "Create your password",
+            vec![],
+        ),
+    )))
+}
+
+#[rocket::post("/setup/<token>", data = "<form>")]
+async fn setup(
+    state: &State<AppState>,
+    _limit: SignInAttempt,
+    jar: &CookieJar<'_>,
+    csrf: CsrfToken,
+    token: &str,
+    form: CsrfForm<NewPasswordForm>,
+    req_origin: RequestOrigin,
+) -> Result<Answer, Status> {
+    let form = form.0;
+    match accounts::set_password_with_link(
+        state,
+        token,
+        "setup",
+        &form.password,
+        &form.password_confirmation,
+        req_origin.0.ip.clone(),
+    )
+    .await
+    .map_err(internal)?
+    {
+        PasswordOutcome::LinkInvalid => Ok(link_invalid(state, "setup")),
+        PasswordOutcome::Problems(problems) => {
+            let staff_name = accounts::link_owner(&state.db, token, "setup", state.clock.now())
+                .await
+                .map_err(internal)?
+                .map(|s| s.name)
+                .unwrap_or_default();
+            let errors = problems
+                .iter()
+                .map(|p| problem(p.field, p.message.clone()))
+                .collect();
+            Ok(Answer::Invalid(render(
+                "auth/new_password",
+                new_password_context(
+                    state,
+                    &csrf.0,
+                    &staff_name,
+                    format!("/setup/{token}"),
+                    "Create your password",
+                    errors,
+                ),
+            )))
+        }
+        PasswordOutcome::Done { staff } => {
+            // Straight on to enrolling an authenticator, in a session of its own.
+            let session_id =
+                signin::start_pending(state, &staff, Stage::Enrol, "password", None, &req_origin.0)
+                    .await
+                    .map_err(internal)?;
+            set_session_cookie(jar, &state.config, session_id);
+            Ok(Answer::Redirect(Redirect::to("/login/enrol")))
+        }
+    }
+}
+
+#[rocket::get("/forgot-password")]
+fn forgot_page(state: &State<AppState>, csrf: CsrfToken) -> Answer {
+    let mut c = pages::signed_out(state, &csrf.0);
+    c.insert("errors".into(), json!([]));
+    c.insert("email".into(), json!(""));
+    Answer::Page(render("auth/forgot", c))
+}
+
+#[rocket::post("/forgot-password", data = "<form>")]
+async fn forgot(
+    state: &State<AppState>,
+    _limit: SignInAttempt,
+    csrf: CsrfToken,
+    form: CsrfForm<EmailForm>,
+    req_origin: RequestOrigin,
+) -> Result<Answer, Status> {
+    let email = form.0.email;
+    if !accounts::is_valid_email(&email) {
+        let mut c = pages::signed_out(state, &csrf.0);
+        c.insert("email".into(), json!(email));
+        c.insert(
+            "errors".into(),
+            json!([problem(
+                "email",
+                "Enter an email address in the correct format, like name@example.gov.uk"
+            )]),
+        );
+        return Ok(Answer::Invalid(render("auth/forgot", c)));
+    }
+    accounts::request_password_reset(state, &email, req_origin.0.ip.clone())
+        .await
+        .map_err(internal)?;
+    let c = pages::signed_out(state, &csrf.0);
+    Ok(Answer::Page(render("auth/forgot_sent", c)))
+}
+
+#[rocket::get("/reset-password/<token>")]
+async fn reset_page(
+    state: &State<AppState>,
+    csrf: CsrfToken,
+    token: &str,
+) -> Result<Answer, Status> {
+    let Some(staff) = accounts::link_owner(&state.db, token, "reset", state.clock.now())
+        .await
+        .map_err(internal)?
+    else {
+        return Ok(link_invalid(state, "reset"));
+    };
+    Ok(Answer::Page(render(
+        "auth/new_password",
+        new_password_context(
+            state,
+            &csrf.0,
+            &staff.name,
+            format!("/reset-password/{token}"),
+            "Choose a new password",
+            vec![],
+        ),
+    )))
+}
+
+#[rocket::post("/reset-password/<token>", data = "<form>")]
+async fn reset(
+    state: &State<AppState>,
+    _limit: SignInAttempt,
+    jar: &CookieJar<'_>,
+    csrf: CsrfToken,
+    token: &str,
+    form: CsrfForm<NewPasswordForm>,
+    req_origin: RequestOrigin,
+) -> Result<Answer, Status> {
+    let form = form.0;
+    match accounts::set_password_with_link(
+        state,
+        token,
+        "reset",
+        &form.password,
+        &form.password_confirmation,
+        req_origin.0.ip.clone(),
+    )
+    .await
+    .map_err(internal)?
+    {
+        PasswordOutcome::LinkInvalid => Ok(link_invalid(state, "reset")),
+        PasswordOutcome::Problems(problems) => {
+            let name = accounts::link_owner(&state.db, token, "reset", state.clock.now())
+                .await
+                .map_err(internal)?
+                .map(|s| s.name)
+                .unwrap_or_default();
+            let errors = problems
+                .iter()
+                .map(|p| problem(p.field, p.message.clone()))
+                .collect();
+            Ok(Answer::Invalid(render(
+                "auth/new_password",
+                new_password_context(
+                    state,
+                    &csrf.0,
+                    &name,
+                    format!("/reset-password/{token}"),
+                    "Choose a new password",
+                    errors,
+                ),
+            )))
+        }
+        PasswordOutcome::Done { .. } => {
+            clear_session_cookie(jar, &state.config);
+            Ok(Answer::Redirect(Redirect::to(
+                "/login?reason=password_changed",
+            )))
+        }
+    }
+}

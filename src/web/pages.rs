@@ -1,0 +1,120 @@
+//! What every page's template gets, and the small answer types handlers share.
+
+use rocket::http::Status;
+use rocket::response::Redirect;
+use rocket_dyn_templates::Template;
+use serde_json::{json, Map, Value};
+
+use super::csrf;
+use crate::identity::sessions::{IDLE_TIMEOUT, WARNING_BEFORE};
+use crate::identity::signin::CurrentSession;
+use crate::AppState;
+
+/// An answer from a page handler.
+#[derive(rocket::Responder)]
+pub enum Answer {
+    Page(Template),
+    /// A form shown again with its problems.
+    #[response(status = 422)]
+    Invalid(Template),
+    Redirect(Redirect),
+    /// A page with a status other than 200 (an expired link, say).
+    Status((Status, Template)),
+    Empty(Status),
+}
+
+/// Log an internal failure and answer 500 (the catcher shows the friendly page).
+pub fn internal<E: std::fmt::Display>(e: E) -> Status {
+    tracing::error!(error = %e, "request failed");
+    Status::InternalServerError
+}
+
+/// A field's problem, as the error summary and the field show it.
+pub fn problem(field: &str, message: impl Into<String>) -> Value {
+    json!({"field": field, "message": message.into()})
+}
+
+/// The context for a page seen by someone not signed in.
+pub fn signed_out(state: &AppState, csrf_token: &str) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("app".into(), super::app_context(state));
+    m.insert("csrf_token".into(), json!(csrf_token));
+    m
+}
+
+/// The CSRF token for a signed-in person's forms.
+pub fn csrf_token(state: &AppState, session: &CurrentSession) -> String {
+    csrf::token_for(&state.config.csrf_key(), &session.session_id)
+}
+
+/// The context for a page seen by a signed-in member of staff: who they are, the menu, the
+/// CSRF token and the numbers the idle-timeout warning needs.
+pub fn signed_in(state: &AppState, session: &CurrentSession, current: &str) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("app".into(), super::app_context(state));
+    m.insert("csrf_token".into(), json!(csrf_token(state, session)));
+    m.insert(
+        "user".into(),
+        json!({"name": session.staff.name, "email": session.staff.email}),
+    );
+    let remaining = (session.expires_at - state.clock.now())
+        .whole_seconds()
+        .max(0);
+    m.insert(
+        "session_timeout".into(),
+        json!({
+            "seconds_left": remaining,
+            "warn_seconds": WARNING_BEFORE.whole_seconds(),
+            "idle_minutes": IDLE_TIMEOUT.whole_minutes(),
+        }),
+    );
+    let items = [("/", "Home"), ("/account", "Your account")];
+    let nav: Vec<Value> = items
+        .iter()
+        .map(|(href, label)| json!({"href": href, "label": label, "current": *href == current}))
+        .collect();
+    m.insert("nav".into(), Value::Array(nav));
+    m
+}
+
+pub fn render(name: &'static str, context: Map<String, Value>) -> Template {
+    Template::render(name, Value::Object(context))
+}
+
+/// Where to go after signing in: a path on this site only, never another host.
+pub fn safe_next(next: Option<&str>) -> Option<String> {
+    let next = next?.trim();
+    let ok = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.starts_with("/\\")
+        && next.len() <= 2000
+        && !next.chars().any(|c| c.is_control() || c == '\\')
+        && !next.starts_with("/login")
+        && !next.starts_with("/logout");
+    ok.then(|| next.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn return_paths_stay_on_this_site() {
+        assert_eq!(
+            safe_next(Some("/account?x=1")).as_deref(),
+            Some("/account?x=1")
+        );
+        for bad in [
+            "https://evil.example/",
+            "//evil.example",
+            "/\\evil.example",
+            "account",
+            "/login?next=/",
+            "/a\nb",
+            "",
+        ] {
+            assert_eq!(safe_next(Some(bad)), None, "{bad:?}");
+        }
+        assert_eq!(safe_next(None), None);
+    }
+}
