@@ -93,6 +93,11 @@ pub struct JobContext {
 #[async_trait::async_trait]
 pub trait JobHandler: Send + Sync {
     fn kind(&self) -> JobKind;
+    /// Whether the payload holds something secret (a one-time link in an email, say) that
+    /// should not outlive the job: it is blanked once the job succeeds.
+    fn scrub_on_success(&self) -> bool {
+        false
+    }
     async fn run(&self, ctx: &JobContext, job: &JobRun) -> Result<(), JobFailure>;
 }
 
@@ -330,6 +335,13 @@ impl JobRunner {
                 )
                 .await?
                 {
+                    if self
+                        .registry
+                        .get(&job.kind)
+                        .is_some_and(|h| h.scrub_on_success())
+                    {
+                        job_store::scrub_payload(&mut tx, job.id).await?;
+                    }
                     Finished::Succeeded
                 } else {
                     Finished::FencedOff

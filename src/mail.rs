@@ -106,6 +106,11 @@ impl JobHandler for MailSender {
         MAIL_SEND
     }
 
+    /// Messages carry one-time links; once delivered, the queue keeps no copy.
+    fn scrub_on_success(&self) -> bool {
+        true
+    }
+
     async fn run(&self, ctx: &JobContext, job: &JobRun) -> Result<(), JobFailure> {
         let mail: Mail = serde_json::from_value(job.payload.clone())
             .map_err(|e| JobFailure::permanent(format!("not a mail payload: {e}")))?;

@@ -99,6 +99,17 @@ pub async fn claim(
     Ok(claimed)
 }
 
+/// Replace a finished job's payload with a marker, so that secrets in it do not linger.
+pub async fn scrub_payload(tx: &mut Tx, job_id: i64) -> StoreResult<()> {
+    on_tx!(tx, conn => {
+        sqlx::query("UPDATE jobs SET payload = '{\"scrubbed\":true}' WHERE id = $1")
+            .bind(job_id)
+            .execute(conn)
+            .await?;
+    });
+    Ok(())
+}
+
 /// Record the end of an attempt. Fenced: it only applies while `worker` still holds this
 /// attempt, so a worker whose lease ran out cannot overwrite a newer attempt's result.
 /// `next` is `Some(run_at)` to retry, `None` to finish (success) or give up (dead).

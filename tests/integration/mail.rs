@@ -82,6 +82,14 @@ async fn forgot_password_mails_a_single_use_link_and_answers_the_same_for_unknow
         "plain text and HTML"
     );
     let path = reset_path(message).expect("a reset link");
+    // The queue keeps no copy of the link once the message is delivered.
+    let jobs = paydesk::store::jobs::list(&app.state.db, None, 10)
+        .await
+        .unwrap();
+    assert!(
+        jobs.iter().all(|j| !j.payload.contains("reset-password")),
+        "{jobs:?}"
+    );
 
     // Follow the link and choose a new password.
     let html = app
