@@ -9,7 +9,7 @@
 //! the email address is verified.
 
 use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreGenderClaim, CoreJsonWebKeyType, CoreProviderMetadata,
+    CoreAuthenticationFlow, CoreClient, CoreGenderClaim, CoreProviderMetadata,
 };
 use openidconnect::{
     AuthenticationMethodReference, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
@@ -280,7 +280,6 @@ async fn finish_inner(
             Ok(c) => c,
             Err(e) => return Ok(Err((refusal("ID token rejected"), e.to_string()))),
         };
-    let _ = std::marker::PhantomData::<CoreJsonWebKeyType>;
     let amr = claims
         .auth_method_refs()
         .map(|v| {

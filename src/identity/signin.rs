@@ -117,7 +117,7 @@ pub async fn password_step(
     };
     if let Some(reason) = refusal {
         if reason == "wrong password" {
-            count_failure(&mut tx, state, &current, now, origin, "password").await?;
+            count_failure(&mut tx, &current, now, origin, "password").await?;
         } else {
             audit::append(
                 &mut tx,
@@ -168,13 +168,11 @@ fn truncate(s: &str, max: usize) -> String {
 /// Count a failed password or code; the tenth in a row locks the account for 30 minutes.
 async fn count_failure(
     tx: &mut store::Tx,
-    state: &AppState,
     staff: &StaffRow,
     now: OffsetDateTime,
     origin: &Origin,
     step: &str,
 ) -> Result<bool, IdentityError> {
-    let _ = state;
     // A lock that has run out starts the count again.
     let previous = if staff.locked_until.is_some() {
         0
@@ -567,7 +565,7 @@ async fn finish_second_factor(
         let locked = if locked_now {
             true
         } else {
-            count_failure(&mut tx, state, &current, now, origin, "code").await?
+            count_failure(&mut tx, &current, now, origin, "code").await?
         };
         if locked && session.stage() != Stage::Active {
             staff_store::delete_session(&mut tx, session.id_hash()).await?;

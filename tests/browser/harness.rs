@@ -103,13 +103,6 @@ impl Browser {
         })
     }
 
-    /// Open `url`, save a screenshot named `name`, and return axe's violations.
-    pub async fn open_and_check(&self, url: &str, name: &str) -> Vec<Value> {
-        self.client.goto(url).await.expect("open the page");
-        self.screenshot(name).await;
-        self.axe_violations().await
-    }
-
     pub async fn screenshot(&self, name: &str) {
         if let Ok(png) = self.client.screenshot().await {
             let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
