@@ -34,6 +34,12 @@ pub enum Actor {
 }
 
 impl Actor {
+    /// `type:id`, as other records name who did something.
+    pub fn reference(&self) -> String {
+        let (kind, id, _) = self.parts();
+        format!("{kind}:{id}")
+    }
+
     /// A member of staff, labelled by their email address.
     pub fn staff(id: i64, email: &str) -> Actor {
         Actor::Staff {

@@ -110,7 +110,7 @@ pub async fn add_staff(
         tx.rollback().await?;
         return Ok(Err(AddStaffError::EmailTaken));
     };
-    let granted_by = actor_label(&actor);
+    let granted_by = actor.reference();
     staff_store::insert_grant(
         &mut tx,
         staff_id,
@@ -146,15 +146,6 @@ pub async fn add_staff(
         setup_token: token,
         expires_at,
     }))
-}
-
-fn actor_label(actor: &Actor) -> String {
-    match actor {
-        Actor::Staff { id, .. } => format!("staff:{id}"),
-        Actor::ApiToken { id, .. } => format!("api_token:{id}"),
-        Actor::System => "system".into(),
-        Actor::Anonymous => "anonymous".into(),
-    }
 }
 
 /// Create a service with just a slug and a name (the platform settings come with issue 4's
@@ -203,8 +194,11 @@ pub async fn link_owner(
 /// What became of a new password.
 #[derive(Debug)]
 pub enum PasswordOutcome {
-    /// It broke a rule; nothing changed.
-    Problems(Vec<PasswordProblem>),
+    /// It broke a rule; nothing changed. `name` is the person's, for the page shown again.
+    Problems {
+        problems: Vec<PasswordProblem>,
+        name: String,
+    },
     /// The link was unknown, used or expired; nothing changed.
     LinkInvalid,
     Done {
@@ -263,7 +257,10 @@ pub async fn set_password_with_link(
     };
     let problems = password_problems(state, &staff, new_password, confirmation).await?;
     if !problems.is_empty() {
-        return Ok(PasswordOutcome::Problems(problems));
+        return Ok(PasswordOutcome::Problems {
+            problems,
+            name: staff.name,
+        });
     }
     let hash = password::hash(new_password.to_string()).await?;
     let mut tx = state.db.begin().await?;

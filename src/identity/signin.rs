@@ -61,6 +61,12 @@ fn staff_actor(staff: &StaffRow) -> Actor {
     Actor::staff(staff.id, &staff.email)
 }
 
+/// An audit event by `staff` about themselves, from where the request came.
+fn staff_event(staff: &StaffRow, action: &str, origin: &Origin) -> AuditEvent {
+    AuditEvent::new(staff_actor(staff), action, format!("staff:{}", staff.id))
+        .from_ip(origin.ip.clone())
+}
+
 /// The password step. Every refusal takes as long as a success (a real or dummy hash is
 /// always verified) and reads the same, so nobody learns whether an address has an account.
 pub async fn password_step(
@@ -122,14 +128,9 @@ pub async fn password_step(
             audit::append(
                 &mut tx,
                 now,
-                AuditEvent::new(
-                    staff_actor(&current),
-                    "authn_login_fail",
-                    format!("staff:{}", current.id),
-                )
-                .failed()
-                .from_ip(origin.ip.clone())
-                .details(json!({"reason": reason, "step": "password"})),
+                staff_event(&current, "authn_login_fail", origin)
+                    .failed()
+                    .details(json!({"reason": reason, "step": "password"})),
             )
             .await?;
         }
@@ -148,13 +149,7 @@ pub async fn password_step(
     audit::append(
         &mut tx,
         now,
-        AuditEvent::new(
-            staff_actor(&current),
-            "authn_password_ok",
-            format!("staff:{}", current.id),
-        )
-        .from_ip(origin.ip.clone())
-        .details(json!({"next": stage.as_str()})),
+        staff_event(&current, "authn_password_ok", origin).details(json!({"next": stage.as_str()})),
     )
     .await?;
     tx.commit().await?;
@@ -190,27 +185,19 @@ async fn count_failure(
     audit::append(
         tx,
         now,
-        AuditEvent::new(
-            staff_actor(staff),
-            "authn_login_fail",
-            format!("staff:{}", staff.id),
-        )
-        .failed()
-        .from_ip(origin.ip.clone())
-        .details(json!({"reason": format!("wrong {step}"), "step": step, "failures": failures})),
+        staff_event(staff, "authn_login_fail", origin)
+            .failed()
+            .details(
+                json!({"reason": format!("wrong {step}"), "step": step, "failures": failures}),
+            ),
     )
     .await?;
     if lock {
         audit::append(
             tx,
             now,
-            AuditEvent::new(
-                staff_actor(staff),
-                "authn_login_lock",
-                format!("staff:{}", staff.id),
-            )
-            .from_ip(origin.ip.clone())
-            .details(json!({"failures": failures, "locked_minutes": LOCKOUT.whole_minutes()})),
+            staff_event(staff, "authn_login_lock", origin)
+                .details(json!({"failures": failures, "locked_minutes": LOCKOUT.whole_minutes()})),
         )
         .await?;
     }
@@ -284,9 +271,24 @@ pub async fn start_active(
 ) -> Result<String, IdentityError> {
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;
-    staff_store::record_sign_in(&mut tx, staff.id, to_micros(now)).await?;
+    let id = open_signed_in_session(&mut tx, staff, auth_method, origin, now, details).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// The end of every sign-in: the account's counters reset, a new active session (a new id,
+/// second factor given now), and `authn_login_success` in the audit log.
+async fn open_signed_in_session(
+    tx: &mut store::Tx,
+    staff: &StaffRow,
+    auth_method: &str,
+    origin: &Origin,
+    now: OffsetDateTime,
+    details: serde_json::Value,
+) -> Result<String, IdentityError> {
+    staff_store::record_sign_in(tx, staff.id, to_micros(now)).await?;
     let id = insert_session(
-        &mut tx,
+        tx,
         staff,
         Stage::Active,
         auth_method,
@@ -297,18 +299,11 @@ pub async fn start_active(
     )
     .await?;
     audit::append(
-        &mut tx,
+        tx,
         now,
-        AuditEvent::new(
-            staff_actor(staff),
-            "authn_login_success",
-            format!("staff:{}", staff.id),
-        )
-        .from_ip(origin.ip.clone())
-        .details(details),
+        staff_event(staff, "authn_login_success", origin).details(details),
     )
     .await?;
-    tx.commit().await?;
     Ok(id)
 }
 
@@ -510,28 +505,20 @@ pub async fn enrolment_secret(
     Ok(secret)
 }
 
-/// Confirm an authenticator being enrolled with a code from it. In a pending `enrol` session
-/// this completes sign-in; in an active session it replaces the person's authenticator.
+/// Confirm an authenticator being enrolled (`secret`, from `enrolment_secret`) with a code
+/// from it. In a pending `enrol` session this completes sign-in; in an active session it
+/// replaces the person's authenticator.
 pub async fn confirm_enrolment(
     state: &AppState,
     session: &CurrentSession,
+    secret: &[u8],
     code: &str,
     origin: &Origin,
 ) -> Result<CodeStep, IdentityError> {
     let key = state.config.totp_key();
     let now = state.clock.now();
-    let Some(secret) = session
-        .session
-        .pending_totp_secret
-        .as_deref()
-        .and_then(|sealed| {
-            crypto::open(&key, &pending_totp_context(session.staff.id), sealed).ok()
-        })
-    else {
-        return Ok(CodeStep::Wrong);
-    };
-    let step = totp::verify(&secret, code, now.unix_timestamp(), None);
-    let sealed = crypto::seal(&key, &totp_context(session.staff.id), &secret);
+    let step = totp::verify(secret, code, now.unix_timestamp(), None);
+    let sealed = crypto::seal(&key, &totp_context(session.staff.id), secret);
     finish_second_factor(state, session, step, Some(sealed), origin, now).await
 }
 
@@ -584,13 +571,7 @@ async fn finish_second_factor(
         audit::append(
             &mut tx,
             now,
-            AuditEvent::new(
-                staff_actor(staff),
-                "authn_mfa_enrolled",
-                format!("staff:{}", staff.id),
-            )
-            .from_ip(origin.ip.clone())
-            .details(json!({"replaced": true})),
+            staff_event(staff, "authn_mfa_enrolled", origin).details(json!({"replaced": true})),
         )
         .await?;
         tx.commit().await?;
@@ -604,41 +585,21 @@ async fn finish_second_factor(
         tx.rollback().await?;
         return Ok(CodeStep::Locked);
     };
-    staff_store::record_sign_in(&mut tx, staff.id, to_micros(now)).await?;
-    let session_id = insert_session(
-        &mut tx,
-        staff,
-        Stage::Active,
-        &pending.auth_method,
-        Some(now),
-        None,
-        origin,
-        now,
-    )
-    .await?;
     if new_secret.is_some() {
         audit::append(
             &mut tx,
             now,
-            AuditEvent::new(
-                staff_actor(staff),
-                "authn_mfa_enrolled",
-                format!("staff:{}", staff.id),
-            )
-            .from_ip(origin.ip.clone()),
+            staff_event(staff, "authn_mfa_enrolled", origin),
         )
         .await?;
     }
-    audit::append(
+    let session_id = open_signed_in_session(
         &mut tx,
+        staff,
+        &pending.auth_method,
+        origin,
         now,
-        AuditEvent::new(
-            staff_actor(staff),
-            "authn_login_success",
-            format!("staff:{}", staff.id),
-        )
-        .from_ip(origin.ip.clone())
-        .details(json!({"method": pending.auth_method, "second_factor": "totp"})),
+        json!({"method": pending.auth_method, "second_factor": "totp"}),
     )
     .await?;
     tx.commit().await?;

@@ -43,13 +43,6 @@ async fn account(
     notice: Option<&str>,
 ) -> Result<Answer, Status> {
     let mut c = pages::signed_in(state, &staff, "/account");
-    let roles: Vec<Value> = staff
-        .roles
-        .iter()
-        .map(|(service, role)| {
-            json!({"service": service.clone().unwrap_or_else(|| "Every service".into()), "role": role.label()})
-        })
-        .collect();
     let sessions = staff_store::sessions_of(&state.db, staff.staff.id)
         .await
         .map_err(internal)?;
@@ -69,7 +62,6 @@ async fn account(
         .collect();
     c.insert("name".into(), json!(staff.staff.name));
     c.insert("email".into(), json!(staff.staff.email));
-    c.insert("roles".into(), Value::Array(roles));
     c.insert("sessions".into(), Value::Array(sessions));
     c.insert(
         "has_password".into(),
@@ -265,14 +257,7 @@ async fn authenticator(
         );
         return Ok(Answer::Invalid(render("auth/enrol", c)));
     }
-    let reloaded = match signin::load_session(state, &staff.session_id, signin::Stage::Active)
-        .await
-        .map_err(internal)?
-    {
-        Ok(s) => s,
-        Err(_) => return Ok(Answer::Redirect(Redirect::to("/login"))),
-    };
-    match signin::confirm_enrolment(state, &reloaded, &form.0.code, &req_origin.0)
+    match signin::confirm_enrolment(state, &staff, &secret, &form.0.code, &req_origin.0)
         .await
         .map_err(internal)?
     {

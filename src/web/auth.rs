@@ -15,6 +15,7 @@ use super::session::{
 use crate::identity::accounts::{self, PasswordOutcome};
 use crate::identity::signin::{self, CodeStep, PasswordStep, Stage};
 use crate::identity::{password, totp};
+use crate::store::staff::StaffRow;
 use crate::AppState;
 
 pub fn routes() -> Vec<Route> {
@@ -385,17 +386,10 @@ async fn enrol(
         );
         return Ok(Answer::Invalid(render("auth/enrol", c)));
     }
-    // Reload so the pending secret just made is part of the session we confirm.
-    let reloaded = match signin::load_session(state, &pending.0.session_id, Stage::Enrol)
-        .await
-        .map_err(internal)?
-    {
-        Ok(s) => s,
-        Err(_) => return Ok(Answer::Redirect(Redirect::to("/login"))),
-    };
-    let outcome = signin::confirm_enrolment(state, &reloaded, &form.0.code, &req_origin.0)
-        .await
-        .map_err(internal)?;
+    let outcome =
+        signin::confirm_enrolment(state, &pending.0, &secret, &form.0.code, &req_origin.0)
+            .await
+            .map_err(internal)?;
     Ok(after_code(
         state,
         jar,
@@ -483,29 +477,88 @@ fn new_password_context(
     c
 }
 
+/// The two kinds of one-time link that lead to choosing a password, as their pages show them.
+struct LinkPage {
+    purpose: &'static str,
+    path: &'static str,
+    heading: &'static str,
+}
+
+const SETUP: LinkPage = LinkPage {
+    purpose: "setup",
+    path: "/setup",
+    heading: "Create your password",
+};
+
+const RESET: LinkPage = LinkPage {
+    purpose: "reset",
+    path: "/reset-password",
+    heading: "Choose a new password",
+};
+
+/// The new-password form for a link, or the page saying the link cannot be used.
+async fn link_form(
+    state: &AppState,
+    csrf: &str,
+    token: &str,
+    page: &LinkPage,
+) -> Result<Answer, Status> {
+    let Some(staff) = accounts::link_owner(&state.db, token, page.purpose, state.clock.now())
+        .await
+        .map_err(internal)?
+    else {
+        return Ok(link_invalid(state, page.purpose));
+    };
+    let action = format!("{}/{token}", page.path);
+    Ok(Answer::Page(render(
+        "auth/new_password",
+        new_password_context(state, csrf, &staff.name, action, page.heading, vec![]),
+    )))
+}
+
+/// Set the password a link's form sent: the account on success, otherwise the page to show.
+async fn link_submit(
+    state: &AppState,
+    csrf: &str,
+    token: &str,
+    form: NewPasswordForm,
+    origin: &signin::Origin,
+    page: &LinkPage,
+) -> Result<Result<StaffRow, Answer>, Status> {
+    let outcome = accounts::set_password_with_link(
+        state,
+        token,
+        page.purpose,
+        &form.password,
+        &form.password_confirmation,
+        origin.ip.clone(),
+    )
+    .await
+    .map_err(internal)?;
+    Ok(match outcome {
+        PasswordOutcome::Done { staff } => Ok(staff),
+        PasswordOutcome::LinkInvalid => Err(link_invalid(state, page.purpose)),
+        PasswordOutcome::Problems { problems, name } => {
+            let errors = problems
+                .iter()
+                .map(|p| problem(p.field, p.message.clone()))
+                .collect();
+            let action = format!("{}/{token}", page.path);
+            Err(Answer::Invalid(render(
+                "auth/new_password",
+                new_password_context(state, csrf, &name, action, page.heading, errors),
+            )))
+        }
+    })
+}
+
 #[rocket::get("/setup/<token>")]
 async fn setup_page(
     state: &State<AppState>,
     csrf: CsrfToken,
     token: &str,
 ) -> Result<Answer, Status> {
-    let Some(staff) = accounts::link_owner(&state.db, token, "setup", state.clock.now())
-        .await
-        .map_err(internal)?
-    else {
-        return Ok(link_invalid(state, "setup"));
-    };
-    Ok(Answer::Page(render(
-        "auth/new_password",
-        new_password_context(
-            state,
-            &csrf.0,
-            &staff.name,
-            format!("/setup/{token}"),
-            "Create your password",
-            vec![],
-        ),
-    )))
+    link_form(state, &csrf.0, token, &SETUP).await
 }
 
 #[rocket::post("/setup/<token>", data = "<form>")]
@@ -518,51 +571,17 @@ async fn setup(
     form: CsrfForm<NewPasswordForm>,
     req_origin: RequestOrigin,
 ) -> Result<Answer, Status> {
-    let form = form.0;
-    match accounts::set_password_with_link(
-        state,
-        token,
-        "setup",
-        &form.password,
-        &form.password_confirmation,
-        req_origin.0.ip.clone(),
-    )
-    .await
-    .map_err(internal)?
-    {
-        PasswordOutcome::LinkInvalid => Ok(link_invalid(state, "setup")),
-        PasswordOutcome::Problems(problems) => {
-            let staff_name = accounts::link_owner(&state.db, token, "setup", state.clock.now())
-                .await
-                .map_err(internal)?
-                .map(|s| s.name)
-                .unwrap_or_default();
-            let errors = problems
-                .iter()
-                .map(|p| problem(p.field, p.message.clone()))
-                .collect();
-            Ok(Answer::Invalid(render(
-                "auth/new_password",
-                new_password_context(
-                    state,
-                    &csrf.0,
-                    &staff_name,
-                    format!("/setup/{token}"),
-                    "Create your password",
-                    errors,
-                ),
-            )))
-        }
-        PasswordOutcome::Done { staff } => {
-            // Straight on to enrolling an authenticator, in a session of its own.
-            let session_id =
-                signin::start_pending(state, &staff, Stage::Enrol, "password", None, &req_origin.0)
-                    .await
-                    .map_err(internal)?;
-            set_session_cookie(jar, &state.config, session_id);
-            Ok(Answer::Redirect(Redirect::to("/login/enrol")))
-        }
-    }
+    let staff = match link_submit(state, &csrf.0, token, form.0, &req_origin.0, &SETUP).await? {
+        Ok(staff) => staff,
+        Err(answer) => return Ok(answer),
+    };
+    // Straight on to enrolling an authenticator, in a session of its own.
+    let session_id =
+        signin::start_pending(state, &staff, Stage::Enrol, "password", None, &req_origin.0)
+            .await
+            .map_err(internal)?;
+    set_session_cookie(jar, &state.config, session_id);
+    Ok(Answer::Redirect(Redirect::to("/login/enrol")))
 }
 
 #[rocket::get("/forgot-password")]
@@ -607,23 +626,7 @@ async fn reset_page(
     csrf: CsrfToken,
     token: &str,
 ) -> Result<Answer, Status> {
-    let Some(staff) = accounts::link_owner(&state.db, token, "reset", state.clock.now())
-        .await
-        .map_err(internal)?
-    else {
-        return Ok(link_invalid(state, "reset"));
-    };
-    Ok(Answer::Page(render(
-        "auth/new_password",
-        new_password_context(
-            state,
-            &csrf.0,
-            &staff.name,
-            format!("/reset-password/{token}"),
-            "Choose a new password",
-            vec![],
-        ),
-    )))
+    link_form(state, &csrf.0, token, &RESET).await
 }
 
 #[rocket::post("/reset-password/<token>", data = "<form>")]
@@ -636,46 +639,12 @@ async fn reset(
     form: CsrfForm<NewPasswordForm>,
     req_origin: RequestOrigin,
 ) -> Result<Answer, Status> {
-    let form = form.0;
-    match accounts::set_password_with_link(
-        state,
-        token,
-        "reset",
-        &form.password,
-        &form.password_confirmation,
-        req_origin.0.ip.clone(),
-    )
-    .await
-    .map_err(internal)?
-    {
-        PasswordOutcome::LinkInvalid => Ok(link_invalid(state, "reset")),
-        PasswordOutcome::Problems(problems) => {
-            let name = accounts::link_owner(&state.db, token, "reset", state.clock.now())
-                .await
-                .map_err(internal)?
-                .map(|s| s.name)
-                .unwrap_or_default();
-            let errors = problems
-                .iter()
-                .map(|p| problem(p.field, p.message.clone()))
-                .collect();
-            Ok(Answer::Invalid(render(
-                "auth/new_password",
-                new_password_context(
-                    state,
-                    &csrf.0,
-                    &name,
-                    format!("/reset-password/{token}"),
-                    "Choose a new password",
-                    errors,
-                ),
-            )))
-        }
-        PasswordOutcome::Done { .. } => {
-            clear_session_cookie(jar, &state.config);
-            Ok(Answer::Redirect(Redirect::to(
-                "/login?reason=password_changed",
-            )))
-        }
+    if let Err(answer) = link_submit(state, &csrf.0, token, form.0, &req_origin.0, &RESET).await? {
+        return Ok(answer);
     }
+    // Every session of the person has ended, this browser's too.
+    clear_session_cookie(jar, &state.config);
+    Ok(Answer::Redirect(Redirect::to(
+        "/login?reason=password_changed",
+    )))
 }

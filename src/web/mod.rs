@@ -28,7 +28,7 @@ pub fn mount(rocket: Rocket<Build>, state: &AppState) -> Rocket<Build> {
         .manage(ratelimit::SignInLimiter::per_minute(
             state.config.sign_in_rate_per_minute,
         ))
-        .manage(sso::Providers::for_config(&state.config))
+        .manage(sso::Providers::new())
         .mount("/", rocket::routes![home, health::healthz, health::metrics])
         .mount("/", auth::routes())
         .mount("/", account::routes())
@@ -51,12 +51,6 @@ pub fn app_context(state: &AppState) -> serde_json::Value {
 #[rocket::get("/")]
 fn home(state: &State<AppState>, staff: SignedIn) -> Result<Answer, Status> {
     let mut c = pages::signed_in(state, &staff, "/");
-    let roles: Vec<serde_json::Value> = staff
-        .roles
-        .iter()
-        .map(|(service, role)| serde_json::json!({"service": service.clone().unwrap_or_else(|| "Every service".into()), "role": role.label()}))
-        .collect();
-    c.insert("roles".into(), serde_json::Value::Array(roles));
     c.insert("name".into(), serde_json::json!(staff.staff.name));
     Ok(Answer::Page(render("home", c)))
 }

@@ -47,8 +47,8 @@ pub fn csrf_token(state: &AppState, session: &CurrentSession) -> String {
     csrf::token_for(&state.config.csrf_key(), &session.session_id)
 }
 
-/// The context for a page seen by a signed-in member of staff: who they are, the menu, the
-/// CSRF token and the numbers the idle-timeout warning needs.
+/// The context for a page seen by a signed-in member of staff: who they are and their roles,
+/// the menu, the CSRF token and the numbers the idle-timeout warning needs.
 pub fn signed_in(state: &AppState, session: &CurrentSession, current: &str) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("app".into(), super::app_context(state));
@@ -57,6 +57,14 @@ pub fn signed_in(state: &AppState, session: &CurrentSession, current: &str) -> M
         "user".into(),
         json!({"name": session.staff.name, "email": session.staff.email}),
     );
+    let roles: Vec<Value> = session
+        .roles
+        .iter()
+        .map(|(service, role)| {
+            json!({"service": service.as_deref().unwrap_or("Every service"), "role": role.label()})
+        })
+        .collect();
+    m.insert("roles".into(), Value::Array(roles));
     let remaining = (session.expires_at - state.clock.now())
         .whole_seconds()
         .max(0);

@@ -15,12 +15,6 @@ use crate::AppState;
 
 pub use crate::identity::oidc::Providers;
 
-impl Providers {
-    pub fn for_config(_config: &crate::config::Config) -> Providers {
-        Providers::new()
-    }
-}
-
 pub fn routes() -> Vec<Route> {
     rocket::routes![start, callback]
 }

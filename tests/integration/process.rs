@@ -220,3 +220,134 @@ async fn audit_verify_names_the_edited_entry_and_checkpoints_catch_truncation() 
     assert_ne!(code, 0);
     assert!(out.contains("first bad entry is sequence 3"), "{out}");
 }
+
+#[tokio::test]
+async fn user_add_prints_a_set_up_link_last_and_refuses_bad_input() {
+    let test_db = TestDb::new().await;
+    let run = |args: &[&str]| {
+        let out = paydesk_command(test_db.url())
+            .args(args)
+            .output()
+            .expect("run paydesk");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, _, err) = run(&[
+        "service",
+        "add",
+        "--slug",
+        "parking",
+        "--name",
+        "Parking permits",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, out, err) = run(&[
+        "user",
+        "add",
+        "--email",
+        "ada@example.gov.uk",
+        "--name",
+        "Ada",
+        "--role",
+        "caseworker",
+        "--service",
+        "parking",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let last = out.lines().last().unwrap_or_default();
+    let token = last.split("/setup/").nth(1).unwrap_or_default();
+    assert!(last.starts_with("http://127.0.0.1:8000/setup/"), "{out}");
+    assert!(
+        paydesk::identity::sessions::looks_like_session_id(token),
+        "{last}"
+    );
+
+    let db = test_db.connect().await;
+    let staff = paydesk::store::staff::staff_by_email_key(&db, "ada@example.gov.uk")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(staff.status, "invited");
+    assert!(
+        staff.password_hash.is_none(),
+        "nobody typed a password for Ada"
+    );
+
+    // Mistakes get a clear message and exit 2; nothing is created.
+    for (args, says) in [
+        (
+            vec![
+                "--email",
+                "ada@example.gov.uk",
+                "--name",
+                "Ada",
+                "--role",
+                "viewer",
+                "--service",
+                "parking",
+            ],
+            "already an account",
+        ),
+        (
+            vec![
+                "--email",
+                "bob@example.gov.uk",
+                "--name",
+                "Bob",
+                "--role",
+                "wizard",
+            ],
+            "unknown role",
+        ),
+        (
+            vec![
+                "--email",
+                "bob@example.gov.uk",
+                "--name",
+                "Bob",
+                "--role",
+                "viewer",
+            ],
+            "say which one",
+        ),
+        (
+            vec![
+                "--email",
+                "bob@example.gov.uk",
+                "--name",
+                "Bob",
+                "--role",
+                "viewer",
+                "--service",
+                "nowhere",
+            ],
+            "no service",
+        ),
+        (
+            vec![
+                "--email",
+                "not-an-email",
+                "--name",
+                "Bob",
+                "--role",
+                "platform_admin",
+            ],
+            "correct format",
+        ),
+    ] {
+        let mut full = vec!["user", "add"];
+        full.extend(args);
+        let (code, _, err) = run(&full);
+        assert_eq!(code, Some(2), "{full:?}: {err}");
+        assert!(err.contains(says), "{full:?}: {err}");
+    }
+    assert!(
+        paydesk::store::staff::staff_by_email_key(&db, "bob@example.gov.uk")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
