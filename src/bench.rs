@@ -1,5 +1,8 @@
 //! `paydesk bench …`: commands that measure and print figures. They are not tests.
 
+pub mod platform;
+pub mod search;
+
 use std::time::{Duration, Instant};
 
 use serde_json::json;

@@ -63,6 +63,24 @@ pub struct Config {
     /// Single sign-on providers, in the order their buttons appear.
     pub sso_providers: Vec<SsoProvider>,
     pub sso_totp: SsoTotp,
+    /// Calls to the payment platform: connect and total timeouts, and how many times a read
+    /// (or a request the platform refused with 429) is tried again.
+    pub platform_connect_timeout_ms: u64,
+    pub platform_timeout_ms: u64,
+    pub platform_retries: u32,
+    /// The longest single wait between retries; a longer `Retry-After` ends the call with a
+    /// clear "rate limited" error for the caller (a job) to schedule.
+    pub platform_max_backoff_ms: u64,
+    /// How often each service's backfill runs, and how far back past its cursor it looks
+    /// again (the platform's search is eventually consistent).
+    pub sync_interval_secs: u64,
+    pub sync_overlap_secs: u64,
+    /// Minutes after a payment should have expired (90 minutes after creation) before a
+    /// journey without a final state is flagged "needs attention".
+    pub stuck_after_minutes: u64,
+    /// The zone whose days the payments search and the dashboard count in ("today",
+    /// "previous month", a day's totals).
+    pub time_zone: crate::timezone::Zone,
 }
 
 /// An OpenID Connect identity provider staff may sign in with.
@@ -137,6 +155,44 @@ struct RawConfig {
     sso_providers: Vec<SsoProvider>,
     #[serde(default = "default_sso_totp")]
     sso_totp: SsoTotp,
+    #[serde(default = "default_platform_connect_timeout_ms")]
+    platform_connect_timeout_ms: u64,
+    #[serde(default = "default_platform_timeout_ms")]
+    platform_timeout_ms: u64,
+    #[serde(default = "default_platform_retries")]
+    platform_retries: u32,
+    #[serde(default = "default_platform_max_backoff_ms")]
+    platform_max_backoff_ms: u64,
+    #[serde(default = "default_sync_interval_secs")]
+    sync_interval_secs: u64,
+    #[serde(default = "default_sync_overlap_secs")]
+    sync_overlap_secs: u64,
+    #[serde(default = "default_stuck_after_minutes")]
+    stuck_after_minutes: u64,
+    #[serde(default = "default_time_zone")]
+    time_zone: String,
+}
+
+fn default_platform_connect_timeout_ms() -> u64 {
+    3_000
+}
+fn default_platform_timeout_ms() -> u64 {
+    15_000
+}
+fn default_platform_retries() -> u32 {
+    4
+}
+fn default_platform_max_backoff_ms() -> u64 {
+    10_000
+}
+fn default_sync_interval_secs() -> u64 {
+    60
+}
+fn default_sync_overlap_secs() -> u64 {
+    900
+}
+fn default_stuck_after_minutes() -> u64 {
+    15
 }
 
 fn default_mail_url() -> String {
@@ -150,6 +206,10 @@ fn default_sign_in_rate() -> u32 {
 }
 fn default_sso_totp() -> SsoTotp {
     SsoTotp::UnlessProviderMfa
+}
+
+fn default_time_zone() -> String {
+    "Europe/London".into()
 }
 
 fn default_service_name() -> String {
@@ -239,6 +299,13 @@ impl Config {
                 crate::store::redact_url(&raw.database_url)
             )));
         }
+        let time_zone = crate::timezone::Zone::named(raw.time_zone.trim()).ok_or_else(|| {
+            ConfigError(format!(
+                "{} must be a time zone name such as Europe/London (got {:?})",
+                env_name("time_zone"),
+                raw.time_zone
+            ))
+        })?;
         if raw.service_name.trim().is_empty() {
             return Err(ConfigError(format!(
                 "{} must not be empty",
@@ -355,6 +422,17 @@ impl Config {
                 )));
             }
         }
+        if raw.platform_connect_timeout_ms == 0
+            || raw.platform_timeout_ms == 0
+            || raw.sync_interval_secs == 0
+        {
+            return Err(ConfigError(format!(
+                "{}, {} and {} must be positive",
+                env_name("platform_connect_timeout_ms"),
+                env_name("platform_timeout_ms"),
+                env_name("sync_interval_secs")
+            )));
+        }
         let secure_cookies = mode == Mode::Release || !raw.address.is_loopback();
 
         let source_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -386,6 +464,14 @@ impl Config {
             sign_in_rate_per_minute: raw.sign_in_rate_per_minute,
             sso_providers: raw.sso_providers,
             sso_totp: raw.sso_totp,
+            platform_connect_timeout_ms: raw.platform_connect_timeout_ms,
+            platform_timeout_ms: raw.platform_timeout_ms,
+            platform_retries: raw.platform_retries,
+            platform_max_backoff_ms: raw.platform_max_backoff_ms,
+            sync_interval_secs: raw.sync_interval_secs,
+            sync_overlap_secs: raw.sync_overlap_secs,
+            stuck_after_minutes: raw.stuck_after_minutes,
+            time_zone,
         })
     }
 
@@ -441,6 +527,11 @@ impl Config {
     /// The key that seals TOTP secrets at rest.
     pub fn totp_key(&self) -> [u8; 32] {
         self.derive_key("totp-secret/v1")
+    }
+
+    /// The key that seals service credentials and webhook secrets at rest.
+    pub fn platform_key(&self) -> [u8; 32] {
+        self.derive_key("platform-credentials/v1")
     }
 
     /// The key behind CSRF tokens.

@@ -88,6 +88,8 @@ pub struct JobContext {
     pub db: Db,
     pub clock: SharedClock,
     pub config: Arc<Config>,
+    pub platforms: Arc<crate::services::Platforms>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 #[async_trait::async_trait]
@@ -113,6 +115,7 @@ impl Registry {
         let mut r = Registry::default();
         r.register(Arc::new(SelfTest));
         r.register(Arc::new(crate::mail::MailSender));
+        crate::journeys::register_jobs(&mut r);
         r
     }
 

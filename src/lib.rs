@@ -8,12 +8,19 @@ pub mod bench;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod dashboard;
+pub mod demo;
 pub mod identity;
 pub mod jobs;
+pub mod journeys;
 pub mod logging;
 pub mod mail;
 pub mod metrics;
+pub mod platform;
+pub mod search;
+pub mod services;
 pub mod store;
+pub mod timezone;
 pub mod web;
 
 use std::sync::{Arc, Mutex};
@@ -40,6 +47,7 @@ pub struct AppState {
     pub jobs: Arc<Registry>,
     pub metrics: Arc<Metrics>,
     pub mail: mail::Templates,
+    pub platforms: Arc<services::Platforms>,
 }
 
 /// Why the application state could not be opened.
@@ -72,6 +80,7 @@ impl AppState {
             clock,
             jobs: Arc::new(Registry::standard()),
             metrics: Arc::new(Metrics::default()),
+            platforms: Arc::default(),
         })
     }
 
@@ -80,6 +89,8 @@ impl AppState {
             db: self.db.clone(),
             clock: self.clock.clone(),
             config: self.config.clone(),
+            platforms: self.platforms.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 
@@ -135,7 +146,14 @@ impl Fairing for Lifecycle {
             if let Ok(mut slot) = self.stop_worker.lock() {
                 *slot = Some(tx);
             }
-            tokio::spawn(state.job_runner().run_until(rx));
+            tokio::spawn(state.job_runner().run_until(rx.clone()));
+            // Each connected service's sync is queued from here (once across instances).
+            tokio::spawn(journeys::sync::run_scheduler(
+                state.db.clone(),
+                state.clock.clone(),
+                std::time::Duration::from_secs(state.config.sync_interval_secs.clamp(1, 15)),
+                rx,
+            ));
         }
         tracing::info!(address = %rocket.config().address, port = rocket.config().port, database = state.db.backend().name(), "paydesk is listening");
     }

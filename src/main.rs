@@ -25,6 +25,17 @@ struct Cli {
 enum Command {
     /// Run the web console (and its job worker) with the configured database.
     Serve,
+    /// Try paydesk on one machine: the sandbox platform with three services and about 20,000
+    /// payments, the console on SQLite (var/demo.db unless PAYDESK_DATABASE_URL is set), and
+    /// a demo account for each role. Refuses PostgreSQL and the production profile.
+    Demo {
+        /// Payments seeded across the three demo services.
+        #[arg(long, default_value_t = 20_000)]
+        payments: usize,
+        /// The sandbox platform's port (default: the console's port + 1).
+        #[arg(long, env = "PAYDESK_SANDBOX_PORT")]
+        sandbox_port: Option<u16>,
+    },
     /// Apply database migrations and exit.
     Migrate,
     /// Check and anchor the tamper-evident audit log.
@@ -47,10 +58,42 @@ enum Command {
         #[command(subcommand)]
         command: ServiceCommand,
     },
+    /// Show each service's sync with its payment platform: how much is imported, up to
+    /// when, what is in progress, and the last error.
+    SyncStatus,
     /// Measure performance and print the figures.
     Bench {
         #[command(subcommand)]
         command: BenchCommand,
+    },
+    /// Run the sandbox payment platform (GOV.UK Pay v1 API, card page, webhooks) with
+    /// seeded accounts; needs no database.
+    Sandbox {
+        /// 0 picks a free port (printed on the SANDBOX READY line).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        #[arg(long, default_value = "127.0.0.1")]
+        address: std::net::IpAddr,
+        /// Payments seeded per account.
+        #[arg(long, default_value_t = 1000)]
+        seed: usize,
+        /// Seeds the generator: the same value gives the same payments.
+        #[arg(long, default_value_t = 1)]
+        random_seed: u64,
+        /// Keep state in this file across restarts.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[arg(long, default_value_t = 3)]
+        accounts: usize,
+        /// How long a submitted refund takes to succeed or fail (sandbox time).
+        #[arg(long, default_value_t = 2000)]
+        refund_delay_ms: u64,
+        /// Stop when standard input closes (so a test's sandbox dies with the test).
+        #[arg(long)]
+        exit_with_stdin: bool,
+        /// Divide the webhook retry delays by this (for tests).
+        #[arg(long, hide = true)]
+        webhook_retry_divisor: Option<u32>,
     },
 }
 
@@ -109,17 +152,59 @@ enum UserCommand {
 
 #[derive(Subcommand)]
 enum ServiceCommand {
-    /// Create a service with a slug (used in URLs and commands) and a name.
+    /// Create a service: a slug (used in URLs and commands), a name, and its platform account.
+    /// Secrets may come from the environment instead of the command line, which other users
+    /// of the machine can see.
     Add {
         #[arg(long)]
         slug: String,
         #[arg(long)]
         name: String,
+        /// IANA time zone the service's staff work in.
+        #[arg(long, default_value = "Europe/London")]
+        time_zone: String,
+        /// The platform's API base URL, e.g. https://publicapi.payments.service.gov.uk
+        #[arg(long)]
+        platform_url: Option<String>,
+        /// A platform API key (bearer).
+        #[arg(long, env = "PAYDESK_SERVICE_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
+        /// OAuth2 client credentials, instead of an API key.
+        #[arg(long)]
+        client_id: Option<String>,
+        #[arg(long, env = "PAYDESK_SERVICE_CLIENT_SECRET", hide_env_values = true)]
+        client_secret: Option<String>,
+        #[arg(long)]
+        token_url: Option<String>,
+        /// Space-separated OAuth2 scopes.
+        #[arg(long, default_value = "")]
+        scopes: String,
+        /// The secret the platform signs this service's webhooks with.
+        #[arg(long, env = "PAYDESK_SERVICE_WEBHOOK_SECRET", hide_env_values = true)]
+        webhook_secret: Option<String>,
     },
 }
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// Backfill payments from the sandbox platform (in this process) into SQLite and, given a
+    /// server, PostgreSQL, and print payments imported per second.
+    Sync {
+        #[arg(long, default_value_t = 1_000_000)]
+        payments: usize,
+        #[arg(long, env = "PAYDESK_BENCH_POSTGRES_URL")]
+        postgres_url: Option<String>,
+    },
+    /// Post signed webhooks to a running console over HTTP and print acknowledgements per
+    /// second and their latency percentiles.
+    Webhooks {
+        #[arg(long, default_value_t = 20_000)]
+        messages: usize,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        #[arg(long, env = "PAYDESK_BENCH_POSTGRES_URL")]
+        postgres_url: Option<String>,
+    },
     /// Audit appends per second (1 and 8 writers) and the time to verify a large log, on
     /// SQLite and, given a server, PostgreSQL. Each runs in a scratch database.
     Audit {
@@ -132,6 +217,41 @@ enum BenchCommand {
         /// Size of the log to verify.
         #[arg(long, default_value_t = 1_000_000)]
         verify_entries: i64,
+    },
+    /// Time a fixed mix of payment searches and the journey page over HTTP (p50/p95/p99, and
+    /// the ratio to the same search run directly), list pages per second with many clients,
+    /// and print the query plans. Seeds persistent bench databases once and reuses them.
+    Search {
+        /// Journeys in the SQLite bench database.
+        #[arg(long, default_value_t = 1_000_000)]
+        journeys: i64,
+        /// Journeys in the PostgreSQL bench database.
+        #[arg(long, default_value_t = 5_000_000)]
+        postgres_journeys: i64,
+        /// PostgreSQL server to measure as well; the database paydesk_bench_search is created
+        /// on it when missing and kept.
+        #[arg(long, env = "PAYDESK_BENCH_POSTGRES_URL")]
+        postgres_url: Option<String>,
+        #[arg(long, default_value = "var/bench-search.db")]
+        sqlite_path: PathBuf,
+        /// Timed requests per search.
+        #[arg(long, default_value_t = 50)]
+        samples: usize,
+        /// Length of each throughput run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Concurrent clients in the throughput runs.
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+        /// Measure PostgreSQL only.
+        #[arg(long)]
+        skip_sqlite: bool,
+        /// Throw the bench databases away and seed them again.
+        #[arg(long)]
+        reseed: bool,
+        /// Print each query's SQL next to its plan.
+        #[arg(long)]
+        sql: bool,
     },
 }
 
@@ -153,6 +273,38 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> ExitCode {
     if let Command::Bench { command } = cli.command {
         return bench(command).await;
+    }
+    if let Command::Sandbox {
+        port,
+        address,
+        seed,
+        random_seed,
+        data,
+        accounts,
+        refund_delay_ms,
+        exit_with_stdin,
+        webhook_retry_divisor,
+    } = cli.command
+    {
+        let args = paydesk::platform::sandbox::cli::SandboxArgs {
+            port,
+            address,
+            seed,
+            random_seed,
+            data,
+            accounts,
+            refund_delay_ms,
+            exit_with_stdin,
+            webhook_retry_divisor,
+        };
+        return paydesk::platform::sandbox::cli::run(args).await;
+    }
+    if let Command::Demo {
+        payments,
+        sandbox_port,
+    } = cli.command
+    {
+        return demo(payments, sandbox_port).await;
     }
     let config = match Config::load(false) {
         Ok(c) => c,
@@ -182,8 +334,105 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Jobs { command } => jobs_command(&state, command).await,
         Command::User { command } => user_command(&state, command).await,
         Command::Service { command } => service_command(&state, command).await,
+        Command::SyncStatus => sync_status(&state).await,
         Command::Bench { .. } => unreachable!("handled above"),
+        Command::Sandbox { .. } | Command::Demo { .. } => unreachable!("handled above"),
     };
+    state.db.close().await;
+    code
+}
+
+async fn demo(payments: usize, sandbox_port: Option<u16>) -> ExitCode {
+    use paydesk::platform::sandbox::{self, SandboxOptions};
+    // Demo data lives apart from a real database unless a URL is given on purpose.
+    if std::env::var_os("PAYDESK_DATABASE_URL").is_none() {
+        std::env::set_var("PAYDESK_DATABASE_URL", "sqlite://var/demo.db");
+    }
+    let config = match Config::load(true) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("paydesk: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if !config.database_url.starts_with("sqlite:") {
+        eprintln!("paydesk: demo mode runs on SQLite only; it refuses PostgreSQL so demo accounts never reach a shared database (unset PAYDESK_DATABASE_URL or give a sqlite:// URL)");
+        return ExitCode::from(2);
+    }
+    if config.profile == "release" || config.profile == "production" {
+        eprintln!("paydesk: demo mode refuses the {} profile", config.profile);
+        return ExitCode::from(2);
+    }
+    logging::init(config.log_format);
+    let specs: Vec<_> = paydesk::demo::services(payments)
+        .into_iter()
+        .map(|(slug, name, mut spec)| {
+            spec.webhook_url = Some(format!("{}/hooks/govuk-pay/{slug}", config.public_url));
+            (slug, name, spec)
+        })
+        .collect();
+    let port = sandbox_port.unwrap_or(config.port.saturating_add(1));
+    eprintln!("Starting the sandbox platform with {payments} payments…");
+    let platform = match sandbox::start(SandboxOptions {
+        address: config.address,
+        port,
+        data_file: Some(PathBuf::from("var/demo-sandbox.json")),
+        accounts: specs.iter().map(|(_, _, s)| s.clone()).collect(),
+        ..Default::default()
+    })
+    .await
+    {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("paydesk: the sandbox platform could not start on port {port}: {e} (set PAYDESK_SANDBOX_PORT to use another)");
+            return ExitCode::FAILURE;
+        }
+    };
+    let state = match AppState::open(config, clock::system()).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("paydesk: cannot open the database: {e}");
+            platform.stop().await;
+            return ExitCode::FAILURE;
+        }
+    };
+    let slugs: Vec<&str> = specs.iter().map(|(slug, _, _)| *slug).collect();
+    let prepared = async {
+        paydesk::demo::ensure_services(&state, platform.base_url(), &specs).await?;
+        paydesk::demo::ensure_accounts(&state, &slugs).await
+    }
+    .await;
+    let accounts = match prepared {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("paydesk: could not set up the demo: {e}");
+            platform.stop().await;
+            return ExitCode::FAILURE;
+        }
+    };
+    println!();
+    println!("paydesk demo");
+    println!("  console:          {}", state.config.public_url);
+    println!(
+        "  sandbox platform: {}  (test cards: see README)",
+        platform.base_url()
+    );
+    println!("  database:         {}", state.config.database_url);
+    println!("  Payments are imported in the background; the first import takes a minute or so.");
+    println!();
+    println!("Demo accounts (demo mode only; the code page shows each one's current code):");
+    for a in &accounts {
+        println!(
+            "  {:<16} {:<40} password {:<32} authenticator key {}",
+            a.role.label(),
+            a.email,
+            a.password,
+            a.totp_key
+        );
+    }
+    println!();
+    let code = serve(state.clone()).await;
+    platform.stop().await;
     state.db.close().await;
     code
 }
@@ -330,7 +579,35 @@ async fn jobs_command(state: &AppState, command: JobsCommand) -> ExitCode {
 }
 
 async fn bench(command: BenchCommand) -> ExitCode {
+    use paydesk::bench::platform as pb;
     match command {
+        BenchCommand::Sync {
+            payments,
+            postgres_url,
+        } => match pb::sync(payments, postgres_url.as_deref()).await {
+            Ok(figures) => {
+                pb::print_sync(&figures);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("paydesk: bench failed: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        BenchCommand::Webhooks {
+            messages,
+            concurrency,
+            postgres_url,
+        } => match pb::webhooks(messages, concurrency, postgres_url.as_deref()).await {
+            Ok(figures) => {
+                pb::print_webhooks(&figures, concurrency);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("paydesk: bench failed: {e}");
+                ExitCode::FAILURE
+            }
+        },
         BenchCommand::Audit {
             postgres_url,
             appends,
@@ -348,6 +625,51 @@ async fn bench(command: BenchCommand) -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("paydesk: bench failed: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        BenchCommand::Search {
+            journeys,
+            postgres_journeys,
+            postgres_url,
+            sqlite_path,
+            samples,
+            seconds,
+            clients,
+            skip_sqlite,
+            reseed,
+            sql,
+        } => {
+            let settings = bench::search::SearchBench {
+                sqlite_journeys: journeys,
+                postgres_journeys,
+                postgres_url,
+                sqlite_path,
+                samples,
+                seconds,
+                clients,
+                skip_sqlite,
+                reseed,
+                show_sql: sql,
+            };
+            // Each backend's figures are printed as soon as they are known.
+            match bench::search::search(&settings).await {
+                Ok(figures) => {
+                    let misses: Vec<String> = figures.iter().flat_map(|f| f.misses()).collect();
+                    println!();
+                    if misses.is_empty() {
+                        println!("every target met");
+                    } else {
+                        println!("targets missed:");
+                        for m in misses {
+                            println!("  {m}");
+                        }
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("paydesk: bench failed: {e:#}");
                     ExitCode::FAILURE
                 }
             }
@@ -430,35 +752,111 @@ async fn user_command(state: &AppState, command: UserCommand) -> ExitCode {
     }
 }
 
-async fn service_command(state: &AppState, command: ServiceCommand) -> ExitCode {
-    match command {
-        ServiceCommand::Add { slug, name } => {
-            let slug_ok = !slug.is_empty()
-                && slug.len() <= 40
-                && slug
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-            if !slug_ok || name.trim().is_empty() {
-                eprintln!("paydesk: the slug must be lower-case letters, digits and hyphens (at most 40), and the name must not be empty");
-                return ExitCode::from(2);
+async fn sync_status(state: &AppState) -> ExitCode {
+    let when = |t: Option<i64>| {
+        t.map(|us| {
+            store::from_micros(us)
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
+        })
+        .unwrap_or_else(|| "never".into())
+    };
+    let result: anyhow::Result<()> = async {
+        for service in paydesk::services::connected(&state.db).await? {
+            println!("{} ({})", service.name, service.slug);
+            let states = store::journeys::sync_states(&state.db, service.id).await?;
+            if states.is_empty() {
+                println!("  not synced yet");
             }
-            match store::staff::service_by_slug(&state.db, &slug).await {
-                Ok(Some(_)) => {
-                    eprintln!("paydesk: there is already a service {slug:?}");
+            for s in states {
+                println!(
+                    "  {:<9} imported {:>9}  complete up to {}  last success {}",
+                    s.stream,
+                    s.imported_total,
+                    when(s.cursor_at),
+                    when(s.last_success_at)
+                );
+                if s.run_started_at.is_some() {
+                    println!(
+                        "            in progress since {}: {} this run, reached back to {}",
+                        when(s.run_started_at),
+                        s.run_imported,
+                        when(s.run_reached)
+                    );
+                }
+                if let Some(e) = s.last_error {
+                    println!("            last error at {}: {e}", when(s.last_error_at));
+                }
+            }
+        }
+        Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("paydesk: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn service_command(state: &AppState, command: ServiceCommand) -> ExitCode {
+    use paydesk::platform::client::Credentials;
+    use paydesk::services::{self, NewService};
+    match command {
+        ServiceCommand::Add {
+            slug,
+            name,
+            time_zone,
+            platform_url,
+            api_key,
+            client_id,
+            client_secret,
+            token_url,
+            scopes,
+            webhook_secret,
+        } => {
+            let credentials = match (api_key, client_id, client_secret, token_url) {
+                (None, None, None, None) => None,
+                (Some(api_key), None, None, None) => Some(Credentials::ApiKey { api_key }),
+                (None, Some(client_id), Some(client_secret), Some(token_url)) => {
+                    Some(Credentials::ClientCredentials {
+                        client_id,
+                        client_secret,
+                        token_url,
+                        scopes: scopes.split_whitespace().map(str::to_string).collect(),
+                    })
+                }
+                _ => {
+                    eprintln!("paydesk: give either --api-key, or all of --client-id, --client-secret and --token-url");
                     return ExitCode::from(2);
                 }
-                Ok(None) => {}
-                Err(e) => {
-                    eprintln!("paydesk: {e}");
-                    return ExitCode::FAILURE;
-                }
-            }
-            match paydesk::identity::accounts::add_service(state, Actor::System, &slug, name.trim())
-                .await
-            {
-                Ok(id) => {
-                    println!("Created service {slug} (id {id}).");
+            };
+            let new = NewService {
+                slug,
+                name,
+                time_zone,
+                platform_url,
+                credentials,
+                webhook_secret,
+            };
+            match services::add(state, Actor::System, &new).await {
+                Ok(Ok(id)) => {
+                    println!("Created service {} (id {id}).", new.slug);
+                    if new.webhook_secret.is_some() {
+                        println!(
+                            "Point the platform's webhooks at {}/hooks/govuk-pay/{}",
+                            state.config.public_url, new.slug
+                        );
+                    }
                     ExitCode::SUCCESS
+                }
+                Ok(Err(problems)) => {
+                    for p in problems {
+                        eprintln!("paydesk: {p}");
+                    }
+                    ExitCode::from(2)
                 }
                 Err(e) => {
                     eprintln!("paydesk: {e}");

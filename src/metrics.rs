@@ -23,6 +23,8 @@ struct Histogram {
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
     latency: Mutex<BTreeMap<(String, String), Histogram>>,
+    /// Plain event counters (webhooks accepted, rejected, …), by metric name.
+    counters: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Metrics {
@@ -44,6 +46,20 @@ impl Metrics {
             h.count += 1;
             h.sum += secs;
         }
+    }
+
+    /// Add one to a plain counter.
+    pub fn count(&self, name: &'static str) {
+        if let Ok(mut c) = self.counters.lock() {
+            *c.entry(name).or_default() += 1;
+        }
+    }
+
+    pub fn counter(&self, name: &str) -> u64 {
+        self.counters
+            .lock()
+            .map(|c| c.get(name).copied().unwrap_or(0))
+            .unwrap_or(0)
     }
 
     /// The request metrics, followed by the gauges given by the caller.
@@ -83,6 +99,11 @@ impl Metrics {
                     "paydesk_http_request_duration_seconds_count{{{labels}}} {}",
                     h.count
                 );
+            }
+        }
+        if let Ok(counters) = self.counters.lock() {
+            for (name, n) in counters.iter() {
+                let _ = writeln!(out, "# TYPE {name} counter\n{name} {n}");
             }
         }
         let mut last_name = "";

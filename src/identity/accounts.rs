@@ -89,7 +89,7 @@ pub async fn add_staff(
         (true, None) => None,
         (true, Some(_)) => return Ok(Err(AddStaffError::ServiceNotAllowed)),
         (false, None) => return Ok(Err(AddStaffError::ServiceRequired(role.label()))),
-        (false, Some(slug)) => match staff_store::service_by_slug(&state.db, slug).await? {
+        (false, Some(slug)) => match crate::store::services::by_slug(&state.db, slug).await? {
             Some(s) => Some(s.id),
             None => return Ok(Err(AddStaffError::NoSuchService(slug.to_string()))),
         },
@@ -146,28 +146,6 @@ pub async fn add_staff(
         setup_token: token,
         expires_at,
     }))
-}
-
-/// Create a service with just a slug and a name (the platform settings come with issue 4's
-/// service administration); for the CLI and tests.
-pub async fn add_service(
-    state: &AppState,
-    actor: Actor,
-    slug: &str,
-    name: &str,
-) -> Result<i64, IdentityError> {
-    let now = state.clock.now();
-    let mut tx = state.db.begin().await?;
-    let id = staff_store::insert_service(&mut tx, slug, name, store::to_micros(now)).await?;
-    audit::append(
-        &mut tx,
-        now,
-        AuditEvent::new(actor, "service_created", format!("service:{id}"))
-            .details(json!({"slug": slug, "name": name})),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(id)
 }
 
 /// The account a one-time link belongs to, if the link can still be used.

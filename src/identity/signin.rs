@@ -114,6 +114,9 @@ pub async fn password_step(
         .is_some_and(|until| until > to_micros(now));
     let refusal = if current.status == "disabled" {
         Some("account disabled")
+    } else if !state.config.is_demo() && crate::demo::is_demo_account(&current.email) {
+        // Demo accounts have published passwords: they work only in demo mode.
+        Some("demo account outside demo mode")
     } else if locked {
         Some("account locked")
     } else if !matched {

@@ -3,8 +3,12 @@
 //! Capability modules call the functions in the files below and never write SQL themselves.
 
 pub mod audit;
+pub mod dashboard;
 pub mod jobs;
+pub mod journeys;
 pub mod scratch;
+pub mod search;
+pub mod services;
 pub mod staff;
 
 use std::str::FromStr;
@@ -134,7 +138,13 @@ impl Db {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
-                .pragma("temp_store", "memory");
+                .pragma("temp_store", "memory")
+                // 64 MiB of page cache (allocated only as used): SQLite's default 2 MiB makes
+                // every insert into a large index a cache miss.
+                .pragma("cache_size", "-65536")
+                // Checkpoint the WAL every ~40 MiB rather than every 4 MiB: fewer, larger
+                // checkpoints when a backfill writes a lot at once.
+                .pragma("wal_autocheckpoint", "10000");
             if let Some(parent) = options.get_filename().parent() {
                 if !parent.as_os_str().is_empty() {
                     std::fs::create_dir_all(parent).map_err(|e| {
@@ -253,6 +263,18 @@ impl Tx {
         match self {
             Tx::Sqlite(tx, _) => tx.rollback().await?,
             Tx::Postgres(tx, _) => tx.rollback().await?,
+        }
+        Ok(())
+    }
+
+    /// Let this transaction commit without waiting for its WAL flush on PostgreSQL. Only for
+    /// writes that can be derived again (a backfill page re-read from the platform): a crash
+    /// may lose the last moments of them, never half of one, and never anything else.
+    pub async fn relax_durability(&mut self) -> StoreResult<()> {
+        if let Tx::Postgres(t, _) = self {
+            sqlx::query("SET LOCAL synchronous_commit = off")
+                .execute(&mut **t)
+                .await?;
         }
         Ok(())
     }

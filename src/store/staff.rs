@@ -1,16 +1,8 @@
-//! SQL for staff identity: services (minimal), staff, roles, sessions, one-time links,
+//! SQL for staff identity: staff, roles, sessions, one-time links,
 //! password history and single sign-on identities.
 
 use super::{Db, StoreResult, Tx};
 use crate::{on_db, on_tx};
-
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
-pub struct ServiceRow {
-    pub id: i64,
-    pub slug: String,
-    pub name: String,
-    pub created_at: i64,
-}
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct StaffRow {
@@ -73,26 +65,6 @@ pub struct OidcFlowRow {
     pub pkce_verifier: String,
     pub return_to: Option<String>,
     pub expires_at: i64,
-}
-
-// ---- services -------------------------------------------------------------------------
-
-pub async fn insert_service(tx: &mut Tx, slug: &str, name: &str, now: i64) -> StoreResult<i64> {
-    Ok(on_tx!(tx, conn => sqlx::query_scalar::<_, i64>(
-        "INSERT INTO services (slug, name, created_at) VALUES ($1, $2, $3) RETURNING id")
-        .bind(slug).bind(name).bind(now).fetch_one(conn).await?))
-}
-
-pub async fn service_by_slug(db: &Db, slug: &str) -> StoreResult<Option<ServiceRow>> {
-    Ok(on_db!(db, pool => sqlx::query_as::<_, ServiceRow>(
-        "SELECT id, slug, name, created_at FROM services WHERE slug = $1")
-        .bind(slug).fetch_optional(pool).await?))
-}
-
-pub async fn services(db: &Db) -> StoreResult<Vec<ServiceRow>> {
-    Ok(on_db!(db, pool => sqlx::query_as::<_, ServiceRow>(
-        "SELECT id, slug, name, created_at FROM services ORDER BY name, id")
-        .fetch_all(pool).await?))
 }
 
 // ---- staff ----------------------------------------------------------------------------

@@ -20,6 +20,9 @@ pub enum Access {
     SigningIn,
     /// Any signed-in member of staff.
     SignedIn,
+    /// The payment platform, proving itself by signing the body with the service's webhook
+    /// secret; anything else gets 401.
+    PlatformSigned,
     /// Signed-in staff holding the permission in at least one service; the handler checks
     /// the permission against the service of the object it touches.
     Permission(Permission),
@@ -60,6 +63,20 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("POST", "/account/authenticator", Access::SignedIn),
     ("POST", "/account/sessions/<id>/end", Access::SignedIn),
     ("POST", "/account/sessions/end-others", Access::SignedIn),
+    // Finding payments.
+    ("GET", "/payments", Access::Permission(Permission::PaymentsRead)),
+    (
+        "GET",
+        "/payments/<id>?<service>&<events>&<notice>",
+        Access::Permission(Permission::PaymentsRead),
+    ),
+    (
+        "POST",
+        "/payments/<id>/refresh",
+        Access::Permission(Permission::PaymentsRead),
+    ),
+    // Webhooks from the payment platform.
+    ("POST", "/hooks/govuk-pay/<service>", Access::PlatformSigned),
 ];
 
 /// The declaration for a route, if it has one.

@@ -224,6 +224,13 @@ fn code_context(
 ) -> serde_json::Map<String, Value> {
     let mut c = pages::signed_out(state, &pages::csrf_token(state, &pending.0));
     c.insert("errors".into(), Value::Array(errors));
+    if let Some(code) = crate::demo::current_code(
+        state,
+        &pending.0.staff.email,
+        pending.0.staff.totp_last_step,
+    ) {
+        c.insert("demo_code".into(), Value::String(code));
+    }
     c
 }
 

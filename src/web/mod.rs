@@ -5,21 +5,21 @@ pub mod access;
 pub mod account;
 pub mod auth;
 pub mod csrf;
+pub mod dashboard;
 pub mod errors;
 pub mod health;
+pub mod hooks;
 pub mod pages;
+pub mod payments;
 pub mod ratelimit;
 pub mod request;
 pub mod session;
 pub mod sso;
 
 use rocket::fs::FileServer;
-use rocket::http::Status;
-use rocket::{Build, Rocket, State};
+use rocket::{Build, Rocket};
 
 use crate::AppState;
-use pages::{render, Answer};
-use session::SignedIn;
 
 /// Mount every route, catcher and fairing of the web layer.
 pub fn mount(rocket: Rocket<Build>, state: &AppState) -> Rocket<Build> {
@@ -29,10 +29,13 @@ pub fn mount(rocket: Rocket<Build>, state: &AppState) -> Rocket<Build> {
             state.config.sign_in_rate_per_minute,
         ))
         .manage(sso::Providers::new())
-        .mount("/", rocket::routes![home, health::healthz, health::metrics])
+        .mount("/", rocket::routes![health::healthz, health::metrics])
+        .mount("/", dashboard::routes())
         .mount("/", auth::routes())
         .mount("/", account::routes())
         .mount("/", sso::routes())
+        .mount("/", hooks::routes())
+        .mount("/", payments::routes())
         .mount(
             "/static",
             FileServer::from(state.config.static_dir.clone()).rank(20),
@@ -46,11 +49,4 @@ pub fn app_context(state: &AppState) -> serde_json::Value {
         "service_name": state.config.service_name,
         "environment_label": if state.config.is_demo() { Some("Demo") } else { None },
     })
-}
-
-#[rocket::get("/")]
-fn home(state: &State<AppState>, staff: SignedIn) -> Result<Answer, Status> {
-    let mut c = pages::signed_in(state, &staff, "/");
-    c.insert("name".into(), serde_json::json!(staff.staff.name));
-    Ok(Answer::Page(render("home", c)))
 }

@@ -76,7 +76,14 @@ pub fn signed_in(state: &AppState, session: &CurrentSession, current: &str) -> M
             "idle_minutes": IDLE_TIMEOUT.whole_minutes(),
         }),
     );
-    let items = [("/", "Home"), ("/account", "Your account")];
+    let mut items = vec![("/", "Home")];
+    if session
+        .grants
+        .can_somewhere(crate::identity::permissions::Permission::PaymentsRead)
+    {
+        items.push(("/payments", "Payments"));
+    }
+    items.push(("/account", "Your account"));
     let nav: Vec<Value> = items
         .iter()
         .map(|(href, label)| json!({"href": href, "label": label, "current": *href == current}))

@@ -3,6 +3,8 @@
 //! that server, dropped when the test ends. The same tests run on both.
 #![allow(dead_code)]
 
+pub mod sandbox;
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -332,9 +334,16 @@ impl TestApp {
     }
 
     pub async fn service(&self, slug: &str) -> i64 {
-        accounts::add_service(&self.state, Actor::System, slug, &format!("Service {slug}"))
+        let new = paydesk::services::NewService {
+            slug: slug.into(),
+            name: format!("Service {slug}"),
+            time_zone: "Europe/London".into(),
+            ..Default::default()
+        };
+        paydesk::services::add(&self.state, Actor::System, &new)
             .await
             .expect("add service")
+            .expect("a valid service")
     }
 
     /// An active account with a password and an authenticator, made through the same rules

@@ -136,6 +136,8 @@ async fn every_route_answers_every_role_as_declared() {
                 (Access::SigningIn, _) => to_login,
                 // No token and no peer address here: refused to everyone alike.
                 (Access::MetricsReader, _) => status == Status::Forbidden,
+                // A form post is not a signed platform message, whoever sends it.
+                (Access::PlatformSigned, _) => status == Status::Unauthorized,
                 (_, Who::SignedOut) => to_login,
                 (Access::SignedIn, _) => !to_login && status != Status::Forbidden,
                 (Access::Permission(_), Who::NoRole) => status == Status::Forbidden,

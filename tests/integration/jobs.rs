@@ -307,6 +307,8 @@ async fn concurrent_workers_never_run_the_same_attempt() {
             db,
             clock: app.state.clock.clone(),
             config: app.state.config.clone(),
+            platforms: app.state.platforms.clone(),
+            metrics: app.state.metrics.clone(),
         };
         let worker = JobRunner::new(ctx, registry.clone()).with_worker_id(format!("w{w}"));
         tasks.push(tokio::spawn(async move {

@@ -7,9 +7,14 @@ mod common;
 
 mod access;
 mod audit;
+mod contract;
+mod dashboard;
+mod demo;
 mod identity;
 mod jobs;
 mod mail;
+mod platform;
+mod search;
 mod process;
 mod sso;
 mod web;

@@ -351,3 +351,68 @@ async fn user_add_prints_a_set_up_link_last_and_refuses_bad_input() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn demo_mode_refuses_postgres_and_the_release_profile() {
+    let (code, _, err) =
+        output(paydesk_command("postgres://postgres@127.0.0.1:5432/paydesk_demo").arg("demo"));
+    assert_eq!(code, 2);
+    assert!(err.contains("SQLite only"), "{err}");
+    let folder = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/demo.db", folder.path().display());
+    let (code, _, err) = output(
+        paydesk_command(&url)
+            .arg("demo")
+            .env("PAYDESK_PROFILE", "release"),
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("release"), "{err}");
+}
+
+#[tokio::test]
+async fn service_add_checks_the_platform_settings_and_keeps_secrets_out_of_view() {
+    let db = TestDb::new().await;
+    let (code, _, err) = output(paydesk_command(db.url()).args([
+        "service",
+        "add",
+        "--slug",
+        "parking",
+        "--name",
+        "Parking",
+        "--api-key",
+        "k-123",
+    ]));
+    assert_eq!(code, 2, "a key without a platform URL is refused");
+    assert!(err.contains("both its URL and its credentials"), "{err}");
+    let (code, out, err) = output(
+        paydesk_command(db.url())
+            .args(["service", "add", "--slug", "parking", "--name", "Parking"])
+            .args([
+                "--platform-url",
+                "https://publicapi.example",
+                "--time-zone",
+                "Europe/London",
+            ])
+            .env("PAYDESK_SERVICE_API_KEY", "api_live_supersecret_123456")
+            .env("PAYDESK_SERVICE_WEBHOOK_SECRET", "whsec-very-secret-value"),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("/hooks/govuk-pay/parking"), "{out}");
+    assert!(!out.contains("supersecret") && !err.contains("supersecret"));
+    // At rest the secrets are sealed, and the audit entry names the key only by its end.
+    let check = db.connect().await;
+    let dump: Vec<(Option<String>, Option<String>)> = paydesk::on_db!(&check, pool => sqlx::query_as(
+        "SELECT credentials, webhook_secret FROM services WHERE slug = 'parking'").fetch_all(pool).await.unwrap());
+    let (creds, secret) = dump[0].clone();
+    assert!(creds.unwrap().starts_with("v1.") && secret.unwrap().starts_with("v1."));
+    let audit = audit_store::by_action(&check, "service_created")
+        .await
+        .unwrap();
+    assert!(
+        audit[0].details.contains("API key ending 3456"),
+        "{}",
+        audit[0].details
+    );
+    assert!(!audit[0].details.contains("supersecret"));
+    check.close().await;
+}

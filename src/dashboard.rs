@@ -1,0 +1,858 @@
+//! The dashboard: money taken and returned over a period, failures by reason, daily totals and
+//! what needs attention, for the services a person may read payments in.
+//!
+//! The period rules, reading the page's choices and laying out the chart are pure (and tested
+//! below); `figures` asks the store and puts the answers into local days. Days are local days
+//! in the configured zone: a payment at 23:30 UTC on a July evening belongs to the next day in
+//! London.
+
+use time::{Date, Duration, OffsetDateTime};
+
+use crate::identity::permissions::{Grants, Permission};
+use crate::store::{self, Db, StoreResult};
+use crate::timezone::{self, Zone};
+
+/// The services whose figures `grants` may see (those where they may read payments), as
+/// (id, name) ordered by name. Every service for a platform admin.
+pub async fn services_for(db: &Db, grants: &Grants) -> StoreResult<Vec<(i64, String)>> {
+    let readable = grants.services_with(Permission::PaymentsRead);
+    store::dashboard::services(db, readable.as_ref()).await
+}
+
+/// A period the dashboard can show, ending today (or, for the previous month, at its end).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Period {
+    Today,
+    Yesterday,
+    Last7Days,
+    Last30Days,
+    PreviousMonth,
+    Last12Months,
+}
+
+impl Period {
+    pub const ALL: [Period; 6] = [
+        Period::Today,
+        Period::Yesterday,
+        Period::Last7Days,
+        Period::Last30Days,
+        Period::PreviousMonth,
+        Period::Last12Months,
+    ];
+
+    /// What a page shows when nobody chose.
+    pub const DEFAULT: Period = Period::Last30Days;
+
+    /// The value in the page's address (`?period=…`).
+    pub fn key(self) -> &'static str {
+        match self {
+            Period::Today => "today",
+            Period::Yesterday => "yesterday",
+            Period::Last7Days => "7-days",
+            Period::Last30Days => "30-days",
+            Period::PreviousMonth => "previous-month",
+            Period::Last12Months => "12-months",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Period::Today => "Today",
+            Period::Yesterday => "Yesterday",
+            Period::Last7Days => "Last 7 days",
+            Period::Last30Days => "Last 30 days",
+            Period::PreviousMonth => "Previous month",
+            Period::Last12Months => "Last 12 months",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Period> {
+        let value = value.trim();
+        Period::ALL.into_iter().find(|p| p.key() == value)
+    }
+
+    /// The first and last local days (both included) of the period, for someone whose
+    /// local date is `today`. "Last N days" include today; "last 12 months" starts the day
+    /// after the same date a year ago.
+    pub fn days(self, today: Date) -> (Date, Date) {
+        let back = |n: i64| today.checked_sub(Duration::days(n)).unwrap_or(today);
+        match self {
+            Period::Today => (today, today),
+            Period::Yesterday => (back(1), back(1)),
+            Period::Last7Days => (back(6), today),
+            Period::Last30Days => (back(29), today),
+            Period::PreviousMonth => {
+                let first = timezone::first_of_previous_month(today);
+                let this_month = timezone::first_of_month(today);
+                (first, this_month.previous_day().unwrap_or(first))
+            }
+            Period::Last12Months => {
+                let start = timezone::a_year_before(today);
+                (start.next_day().unwrap_or(start), today)
+            }
+        }
+    }
+}
+
+/// A period pinned to instants: local days `first..=last`, and `[from, to)` in UTC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Span {
+    pub period: Period,
+    pub first: Date,
+    pub last: Date,
+    pub from: OffsetDateTime,
+    pub to: OffsetDateTime,
+}
+
+impl Span {
+    /// `period` as seen at `now` in `zone`.
+    pub fn at(period: Period, now: OffsetDateTime, zone: &Zone) -> Span {
+        let (first, last) = period.days(zone.date_of(now));
+        let after = last.next_day().unwrap_or(last);
+        Span {
+            period,
+            first,
+            last,
+            from: zone.start_of(first),
+            to: zone.start_of(after),
+        }
+    }
+
+    /// Every local day of the span with the instant (microseconds, UTC) it starts at.
+    pub fn day_starts(&self, zone: &Zone) -> Vec<(Date, i64)> {
+        let mut out = Vec::new();
+        let mut day = self.first;
+        while day <= self.last {
+            out.push((day, store::to_micros(zone.start_of(day))));
+            match day.next_day() {
+                Some(next) => day = next,
+                None => break,
+            }
+        }
+        out
+    }
+}
+
+/// The widest bucket (an hour, a quarter of an hour, a minute, or a second, in microseconds)
+/// that divides every one of `boundaries`, so that no bucket straddles two local days.
+/// Europe/London's midnights fall on whole hours; Asia/Kathmandu's on quarter hours.
+pub fn bucket_for(boundaries: &[i64]) -> i64 {
+    const CHOICES: [i64; 4] = [3_600_000_000, 900_000_000, 60_000_000, 1_000_000];
+    CHOICES
+        .into_iter()
+        .find(|size| boundaries.iter().all(|b| b.rem_euclid(*size) == 0))
+        .unwrap_or(1)
+}
+
+/// What a person chose on the page: a period and some of their services.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Choice {
+    pub period: Period,
+    /// The chosen services' ids, in the order offered; never empty when any are offered.
+    pub services: Vec<i64>,
+    /// Whether the person narrowed the services down (rather than seeing all of them).
+    pub narrowed: bool,
+}
+
+/// A choice the page could not use, for the error summary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The id of the field the message links to.
+    pub field: &'static str,
+    pub message: String,
+}
+
+/// Read the page's query (`period=…&service=ID&service=ID…`) against the services on offer.
+/// Anything else in the query is ignored. No period means the default; no service means all
+/// of them. A value that is not on offer is a problem, and the choice falls back to the
+/// default for it.
+pub fn choose(query: &[(String, String)], offered: &[i64]) -> (Choice, Vec<Problem>) {
+    let mut problems = Vec::new();
+    let mut period = Period::DEFAULT;
+    if let Some((_, raw)) = query.iter().find(|(k, _)| k == "period") {
+        if !raw.trim().is_empty() {
+            match Period::parse(raw) {
+                Some(p) => period = p,
+                None => problems.push(Problem {
+                    field: "period",
+                    message: "Choose a period from the list".into(),
+                }),
+            }
+        }
+    }
+    let mut wanted = Vec::new();
+    let mut unknown = false;
+    for (_, raw) in query.iter().filter(|(k, _)| k == "service") {
+        match raw.trim().parse::<i64>() {
+            Ok(id) if offered.contains(&id) => wanted.push(id),
+            _ => unknown = true,
+        }
+    }
+    if unknown {
+        problems.push(Problem {
+            field: "service",
+            message: "Choose services from the list".into(),
+        });
+    }
+    let narrowed = !unknown && !wanted.is_empty();
+    let services = if narrowed {
+        offered
+            .iter()
+            .copied()
+            .filter(|id| wanted.contains(id))
+            .collect()
+    } else {
+        offered.to_vec()
+    };
+    (
+        Choice {
+            period,
+            services,
+            narrowed,
+        },
+        problems,
+    )
+}
+
+/// A count and a sum of money in pence.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub count: i64,
+    pub sum: i64,
+}
+
+/// One local day's successful payments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Day {
+    pub date: Date,
+    pub count: i64,
+    pub sum: i64,
+}
+
+/// Journeys that ended badly for one reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub code: Option<String>,
+    pub message: Option<String>,
+    pub count: i64,
+}
+
+/// The "needs attention" panel's counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Attention {
+    /// Journeys flagged "needs attention" now.
+    pub stuck: i64,
+    /// Refunds created in the period that ended in error.
+    pub failed_refunds: i64,
+    /// Dead jobs on the whole platform; only for platform admins.
+    pub dead_jobs: Option<i64>,
+}
+
+/// Everything the dashboard shows for one span and set of services.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Figures {
+    pub payments: Totals,
+    pub refunds: Totals,
+    /// Payments minus refunds, in pence (may be negative).
+    pub net: i64,
+    pub days: Vec<Day>,
+    pub failures: Vec<Failure>,
+    pub attention: Attention,
+}
+
+/// Put per-bucket totals into the local days that start at `starts` (ascending). A bucket
+/// belongs to the last day starting at or before it.
+pub fn into_days(starts: &[(Date, i64)], bucket: i64, rows: &[(i64, i64, i64)]) -> Vec<Day> {
+    let mut days: Vec<Day> = starts
+        .iter()
+        .map(|(date, _)| Day {
+            date: *date,
+            count: 0,
+            sum: 0,
+        })
+        .collect();
+    for (b, count, sum) in rows {
+        let at = b.saturating_mul(bucket);
+        let i = starts.partition_point(|(_, start)| *start <= at);
+        if let Some(day) = i.checked_sub(1).and_then(|i| days.get_mut(i)) {
+            day.count += count;
+            day.sum += sum;
+        }
+    }
+    days
+}
+
+/// The dashboard's figures for `services` over `span`. Dead jobs are counted only when
+/// `platform_admin`.
+pub async fn figures(
+    db: &Db,
+    zone: &Zone,
+    span: &Span,
+    services: &[i64],
+    platform_admin: bool,
+) -> StoreResult<Figures> {
+    let starts = span.day_starts(zone);
+    let from = store::to_micros(span.from);
+    let to = store::to_micros(span.to);
+    let mut boundaries: Vec<i64> = starts.iter().map(|(_, s)| *s).collect();
+    boundaries.push(to);
+    let bucket = bucket_for(&boundaries);
+    let dead_jobs = async {
+        if platform_admin {
+            store::dashboard::dead_jobs(db).await.map(Some)
+        } else {
+            Ok(None)
+        }
+    };
+    let (buckets, refunds, failures, stuck, dead_jobs) = tokio::try_join!(
+        store::dashboard::successful_payments_by_bucket(db, services, from, to, bucket),
+        store::dashboard::refunds_by_status(db, services, from, to),
+        store::dashboard::failures_by_reason(db, services, from, to),
+        store::dashboard::needing_attention(db, services),
+        dead_jobs,
+    )?;
+    let days = into_days(&starts, bucket, &buckets);
+    let payments = Totals {
+        count: days.iter().map(|d| d.count).sum(),
+        sum: days.iter().map(|d| d.sum).sum(),
+    };
+    let mut refunded = Totals::default();
+    let mut failed_refunds = 0;
+    for (status, count, sum) in refunds {
+        match status.as_str() {
+            "success" => refunded = Totals { count, sum },
+            "error" => failed_refunds = count,
+            _ => {}
+        }
+    }
+    Ok(Figures {
+        payments,
+        refunds: refunded,
+        net: payments.sum - refunded.sum,
+        days,
+        failures: failures
+            .into_iter()
+            .map(|(code, message, count)| Failure {
+                code,
+                message,
+                count,
+            })
+            .collect(),
+        attention: Attention {
+            stuck,
+            failed_refunds,
+            dead_jobs,
+        },
+    })
+}
+
+// ---- showing figures ------------------------------------------------------------------------
+
+/// A whole number with thousands separators: 1,234,567.
+pub fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 {
+        format!("-{out}")
+    } else {
+        out
+    }
+}
+
+/// Pence as pounds: £1,234.56 (and -£12.50).
+pub fn money(pence: i64) -> String {
+    let abs = pence.unsigned_abs();
+    let pounds = thousands((abs / 100) as i64);
+    let sign = if pence < 0 { "-" } else { "" };
+    format!("{sign}£{pounds}.{:02}", abs % 100)
+}
+
+/// Pence as pounds, without the pence when there are none: £1,200 (for chart axes).
+pub fn money_short(pence: i64) -> String {
+    if pence % 100 == 0 {
+        let sign = if pence < 0 { "-" } else { "" };
+        format!("{sign}£{}", thousands((pence.unsigned_abs() / 100) as i64))
+    } else {
+        money(pence)
+    }
+}
+
+/// 20 November 2026.
+pub fn long_date(date: Date) -> String {
+    format!("{} {} {}", date.day(), date.month(), date.year())
+}
+
+/// 20 Nov.
+pub fn short_date(date: Date) -> String {
+    let month = date.month().to_string();
+    format!("{} {}", date.day(), &month[..3.min(month.len())])
+}
+
+/// The smallest of 1, 2 and 5 times a power of ten pence that is at least `pence` (at
+/// least £1): the top of the chart's scale.
+pub fn nice_ceiling(pence: i64) -> i64 {
+    let target = pence.max(100);
+    let mut power: i64 = 1;
+    loop {
+        for step in [1, 2, 5] {
+            let candidate = step * power;
+            if candidate >= target {
+                return candidate;
+            }
+        }
+        match power.checked_mul(10) {
+            Some(p) => power = p,
+            None => return target,
+        }
+    }
+}
+
+/// The daily totals as a bar chart, laid out in SVG user units.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Chart {
+    pub width: f64,
+    pub height: f64,
+    pub left: f64,
+    pub right: f64,
+    pub top: f64,
+    pub bottom: f64,
+    pub bars: Vec<Bar>,
+    /// Horizontal guides with their amounts, bottom (zero) first.
+    pub ticks: Vec<Tick>,
+    /// Dates under the axis.
+    pub labels: Vec<Label>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Bar {
+    pub x: f64,
+    pub y: f64,
+    pub width: f64,
+    pub height: f64,
+    /// For a pointer's tooltip: "3 November 2026: 12 payments, £340.00".
+    pub title: String,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Tick {
+    pub y: f64,
+    pub label: String,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Label {
+    pub x: f64,
+    pub text: String,
+    /// SVG text-anchor: start, middle or end.
+    pub anchor: &'static str,
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// Lay out `days` as bars on a scale from zero to a round amount at or above the best day.
+pub fn chart(days: &[Day]) -> Chart {
+    let (width, height) = (640.0, 260.0);
+    let (left, right, top, bottom) = (80.0, 630.0, 12.0, 228.0);
+    let plot_w = right - left;
+    let plot_h = bottom - top;
+    let best = days.iter().map(|d| d.sum).max().unwrap_or(0);
+    let scale = nice_ceiling(best);
+    let n = days.len().max(1) as f64;
+    let slot = plot_w / n;
+    // A gap between bars while there is room for one; touching bars when there is not.
+    let bar_w = if slot >= 4.0 { slot * 0.7 } else { slot };
+    let bars = days
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.sum > 0)
+        .map(|(i, d)| {
+            let h = (d.sum as f64 / scale as f64 * plot_h).max(1.0);
+            Bar {
+                x: round2(left + i as f64 * slot + (slot - bar_w) / 2.0),
+                y: round2(bottom - h),
+                width: round2(bar_w),
+                height: round2(h),
+                title: format!(
+                    "{}: {} {}, {}",
+                    long_date(d.date),
+                    thousands(d.count),
+                    if d.count == 1 { "payment" } else { "payments" },
+                    money(d.sum)
+                ),
+            }
+        })
+        .collect();
+    let ticks = [0, scale / 2, scale]
+        .into_iter()
+        .map(|amount| Tick {
+            y: round2(bottom - amount as f64 / scale as f64 * plot_h),
+            label: money_short(amount),
+        })
+        .collect();
+    let mut labels = Vec::new();
+    if let (Some(first), Some(last)) = (days.first(), days.last()) {
+        if days.len() == 1 {
+            labels.push(Label {
+                x: round2(left + plot_w / 2.0),
+                text: short_date(first.date),
+                anchor: "middle",
+            });
+        } else {
+            labels.push(Label {
+                x: left,
+                text: short_date(first.date),
+                anchor: "start",
+            });
+            if days.len() > 2 {
+                let mid = days.len() / 2;
+                labels.push(Label {
+                    x: round2(left + mid as f64 * slot + slot / 2.0),
+                    text: short_date(days[mid].date),
+                    anchor: "middle",
+                });
+            }
+            labels.push(Label {
+                x: right,
+                text: short_date(last.date),
+                anchor: "end",
+            });
+        }
+    }
+    Chart {
+        width,
+        height,
+        left,
+        right,
+        top,
+        bottom,
+        bars,
+        ticks,
+        labels,
+    }
+}
+
+/// A sentence describing the chart for people who cannot see it.
+pub fn chart_description(days: &[Day]) -> String {
+    let (Some(first), Some(last)) = (days.first(), days.last()) else {
+        return "No days to show.".into();
+    };
+    let total: i64 = days.iter().map(|d| d.sum).sum();
+    let count: i64 = days.iter().map(|d| d.count).sum();
+    let span = if days.len() == 1 {
+        format!("1 day, {}", long_date(first.date))
+    } else {
+        format!(
+            "{} days from {} to {}",
+            days.len(),
+            long_date(first.date),
+            long_date(last.date)
+        )
+    };
+    let best = days
+        .iter()
+        .filter(|d| d.sum > 0)
+        .max_by_key(|d| (d.sum, std::cmp::Reverse(d.date)));
+    match best {
+        None => format!("Bar chart of {span}: no successful payments."),
+        Some(b) => format!(
+            "Bar chart of {span}: {} from {} successful {}. The highest day was {} with {}. The figures for every day are in the table below.",
+            money(total),
+            thousands(count),
+            if count == 1 { "payment" } else { "payments" },
+            long_date(b.date),
+            money(b.sum),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::{date, datetime};
+
+    fn london() -> Zone {
+        Zone::named("Europe/London").unwrap()
+    }
+
+    #[test]
+    fn periods_are_whole_local_days_ending_today() {
+        let today = date!(2026 - 11 - 20);
+        assert_eq!(Period::Today.days(today), (today, today));
+        assert_eq!(
+            Period::Yesterday.days(today),
+            (date!(2026 - 11 - 19), date!(2026 - 11 - 19))
+        );
+        assert_eq!(
+            Period::Last7Days.days(today),
+            (date!(2026 - 11 - 14), today)
+        );
+        assert_eq!(
+            Period::Last30Days.days(today),
+            (date!(2026 - 10 - 22), today)
+        );
+        assert_eq!(
+            Period::PreviousMonth.days(today),
+            (date!(2026 - 10 - 01), date!(2026 - 10 - 31))
+        );
+        assert_eq!(
+            Period::Last12Months.days(today),
+            (date!(2025 - 11 - 21), today)
+        );
+    }
+
+    #[test]
+    fn periods_across_year_ends_and_leap_days() {
+        assert_eq!(
+            Period::PreviousMonth.days(date!(2026 - 01 - 01)),
+            (date!(2025 - 12 - 01), date!(2025 - 12 - 31))
+        );
+        assert_eq!(
+            Period::PreviousMonth.days(date!(2028 - 03 - 31)),
+            (date!(2028 - 02 - 01), date!(2028 - 02 - 29))
+        );
+        assert_eq!(
+            Period::Yesterday.days(date!(2026 - 01 - 01)),
+            (date!(2025 - 12 - 31), date!(2025 - 12 - 31))
+        );
+        // A year back from 29 February is 28 February; the period starts the day after.
+        assert_eq!(
+            Period::Last12Months.days(date!(2028 - 02 - 29)),
+            (date!(2027 - 03 - 01), date!(2028 - 02 - 29))
+        );
+        let (first, last) = Period::Last12Months.days(date!(2026 - 11 - 20));
+        assert_eq!((last - first).whole_days() + 1, 365);
+    }
+
+    #[test]
+    fn every_period_has_a_key_that_reads_back() {
+        for p in Period::ALL {
+            assert_eq!(Period::parse(p.key()), Some(p));
+            assert!(!p.label().is_empty());
+        }
+        assert_eq!(Period::parse(" today "), Some(Period::Today));
+        assert_eq!(Period::parse("forever"), None);
+        assert_eq!(Period::parse("Today"), None);
+    }
+
+    #[test]
+    fn spans_start_and_end_at_local_midnight() {
+        // 09:00 UTC on 20 July is 10:00 in London (BST): today began at 23:00 UTC on the 19th.
+        let s = Span::at(Period::Today, datetime!(2026-07-20 09:00 UTC), &london());
+        assert_eq!(s.first, date!(2026 - 07 - 20));
+        assert_eq!(s.from, datetime!(2026-07-19 23:00 UTC));
+        assert_eq!(s.to, datetime!(2026-07-20 23:00 UTC));
+        // 23:30 UTC on 19 July is already the 20th in London.
+        let s = Span::at(Period::Today, datetime!(2026-07-19 23:30 UTC), &london());
+        assert_eq!(s.first, date!(2026 - 07 - 20));
+        // The previous month across the October clock change: 31 days, 745 hours.
+        let s = Span::at(
+            Period::PreviousMonth,
+            datetime!(2026-11-20 09:00 UTC),
+            &london(),
+        );
+        assert_eq!(s.from, datetime!(2026-09-30 23:00 UTC));
+        assert_eq!(s.to, datetime!(2026-11-01 00:00 UTC));
+        assert_eq!((s.to - s.from).whole_hours(), 31 * 24 + 1);
+        let starts = s.day_starts(&london());
+        assert_eq!(starts.len(), 31);
+        assert_eq!(starts[0].1, store::to_micros(s.from));
+        assert_eq!(
+            starts[25],
+            (
+                date!(2026 - 10 - 26),
+                store::to_micros(datetime!(2026-10-26 00:00 UTC))
+            )
+        );
+    }
+
+    #[test]
+    fn buckets_never_straddle_a_local_midnight() {
+        let hour = 3_600_000_000;
+        assert_eq!(bucket_for(&[0, 24 * hour, 47 * hour]), hour);
+        assert_eq!(bucket_for(&[0, hour + 900_000_000]), 900_000_000);
+        assert_eq!(bucket_for(&[60_000_000]), 60_000_000);
+        assert_eq!(bucket_for(&[1_000_000]), 1_000_000);
+        assert_eq!(bucket_for(&[]), hour);
+        let kathmandu = Zone::named("Asia/Kathmandu").unwrap();
+        let s = Span::at(
+            Period::Last7Days,
+            datetime!(2026-11-20 09:00 UTC),
+            &kathmandu,
+        );
+        let starts: Vec<i64> = s.day_starts(&kathmandu).iter().map(|d| d.1).collect();
+        assert_eq!(bucket_for(&starts), 900_000_000);
+    }
+
+    #[test]
+    fn buckets_go_to_the_day_they_start_in() {
+        let hour = 3_600_000_000;
+        let starts = [
+            (date!(2026 - 07 - 20), 23 * hour),
+            (date!(2026 - 07 - 21), 47 * hour),
+        ];
+        let days = into_days(&starts, hour, &[(23, 1, 100), (46, 2, 250), (47, 1, 5)]);
+        assert_eq!(
+            days,
+            vec![
+                Day {
+                    date: date!(2026 - 07 - 20),
+                    count: 3,
+                    sum: 350
+                },
+                Day {
+                    date: date!(2026 - 07 - 21),
+                    count: 1,
+                    sum: 5
+                },
+            ]
+        );
+        // Anything before the first day (never asked for) is dropped, not misplaced.
+        assert_eq!(into_days(&starts, hour, &[(3, 1, 1)])[0].count, 0);
+    }
+
+    #[test]
+    fn choices_are_read_from_the_query() {
+        let q = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let offered = [3, 1, 2];
+        let (c, p) = choose(&[], &offered);
+        assert_eq!(c.period, Period::Last30Days);
+        assert_eq!(c.services, vec![3, 1, 2]);
+        assert!(!c.narrowed && p.is_empty());
+
+        let (c, p) = choose(
+            &q(&[
+                ("period", "today"),
+                ("service", "2"),
+                ("service", "3"),
+                ("utm_source", "x"),
+            ]),
+            &offered,
+        );
+        assert_eq!(c.period, Period::Today);
+        assert_eq!(c.services, vec![3, 2], "in the order offered");
+        assert!(c.narrowed && p.is_empty(), "unknown parameters are ignored");
+
+        let (c, p) = choose(&q(&[("period", "forever")]), &offered);
+        assert_eq!(c.period, Period::DEFAULT);
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].field, "period");
+        assert_eq!(p[0].message, "Choose a period from the list");
+
+        // A service the person does not hold is refused like one that does not exist.
+        for bad in ["9", "abc", ""] {
+            let (c, p) = choose(&q(&[("service", "1"), ("service", bad)]), &offered);
+            assert_eq!(p.len(), 1, "{bad:?}");
+            assert_eq!(p[0].field, "service");
+            assert_eq!(c.services, vec![3, 1, 2], "falls back to all");
+        }
+        let (c, p) = choose(&q(&[("period", "")]), &offered);
+        assert_eq!((c.period, p.len()), (Period::DEFAULT, 0));
+    }
+
+    #[test]
+    fn money_is_shown_in_pounds() {
+        assert_eq!(money(0), "£0.00");
+        assert_eq!(money(5), "£0.05");
+        assert_eq!(money(123_456), "£1,234.56");
+        assert_eq!(money(100_000_000_00), "£100,000,000.00");
+        assert_eq!(money(-1_250), "-£12.50");
+        assert_eq!(money(i64::MIN).chars().next(), Some('-'));
+        assert_eq!(money_short(120_000), "£1,200");
+        assert_eq!(money_short(150), "£1.50");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_000), "1,000");
+        assert_eq!(thousands(-1_234_567), "-1,234,567");
+        assert_eq!(long_date(date!(2026 - 11 - 05)), "5 November 2026");
+        assert_eq!(short_date(date!(2026 - 11 - 05)), "5 Nov");
+    }
+
+    #[test]
+    fn the_chart_scale_is_round_and_covers_the_best_day() {
+        assert_eq!(nice_ceiling(0), 100);
+        assert_eq!(nice_ceiling(100), 100);
+        assert_eq!(nice_ceiling(101), 200);
+        assert_eq!(nice_ceiling(34_000), 50_000);
+        assert_eq!(nice_ceiling(50_001), 100_000);
+        assert_eq!(nice_ceiling(i64::MAX), i64::MAX);
+    }
+
+    #[test]
+    fn the_chart_lays_out_one_bar_per_day_with_money() {
+        let days = vec![
+            Day {
+                date: date!(2026 - 11 - 01),
+                count: 2,
+                sum: 20_000,
+            },
+            Day {
+                date: date!(2026 - 11 - 02),
+                count: 0,
+                sum: 0,
+            },
+            Day {
+                date: date!(2026 - 11 - 03),
+                count: 1,
+                sum: 50_000,
+            },
+        ];
+        let c = chart(&days);
+        assert_eq!(c.bars.len(), 2, "no bar for a day without payments");
+        let full = c.bottom - c.top;
+        assert_eq!(
+            c.bars[1].height, full,
+            "the best day reaches the top (£500)"
+        );
+        assert!((c.bars[0].height - full * 0.4).abs() < 0.01);
+        assert!(c.bars.iter().all(|b| b.y + b.height <= c.bottom + 0.01));
+        assert!(c.bars[0].x < c.bars[1].x && c.bars[1].x + c.bars[1].width <= c.right);
+        assert_eq!(c.bars[0].title, "1 November 2026: 2 payments, £200.00");
+        let labels: Vec<&str> = c.ticks.iter().map(|t| t.label.as_str()).collect();
+        assert_eq!(labels, ["£0", "£250", "£500"]);
+        let dates: Vec<&str> = c.labels.iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(dates, ["1 Nov", "2 Nov", "3 Nov"]);
+        let text = chart_description(&days);
+        assert!(text.contains("3 days from 1 November 2026 to 3 November 2026"));
+        assert!(text.contains("£700.00 from 3 successful payments"));
+        assert!(text.contains("3 November 2026 with £500.00"));
+
+        // A year of days still fits, and an empty period draws only the axes.
+        let year: Vec<Day> = (0..365)
+            .map(|i| Day {
+                date: date!(2025 - 11 - 21) + Duration::days(i),
+                count: 1,
+                sum: 100 + i,
+            })
+            .collect();
+        let c = chart(&year);
+        assert_eq!(c.bars.len(), 365);
+        assert!(c.bars.last().unwrap().x + c.bars.last().unwrap().width <= c.right + 0.01);
+        let empty = chart(
+            &days
+                .iter()
+                .map(|d| Day { sum: 0, ..*d })
+                .collect::<Vec<_>>(),
+        );
+        assert!(empty.bars.is_empty());
+        assert_eq!(
+            chart_description(&[Day {
+                date: date!(2026 - 11 - 01),
+                count: 0,
+                sum: 0
+            }]),
+            "Bar chart of 1 day, 1 November 2026: no successful payments."
+        );
+    }
+}

@@ -1,0 +1,612 @@
+//! Keeping journeys in step with the platform:
+//! - `refresh` re-reads one payment (its state, history and refunds) and upserts it;
+//! - `backfill` pages through the platform's payment and refund searches from a stored cursor
+//!   (with overlap), committing its progress with every page so a crash resumes where it
+//!   stopped;
+//! - `flag_stuck` marks journeys that never reached a final state;
+//! - `schedule` queues each connected service's sync job, once across all instances.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+use super::record::{stuck_before, JourneyRecord, RefundRecord};
+use crate::jobs::{self, JobContext, JobFailure, JobHandler, JobKind, JobRun};
+use crate::platform::client::{PaymentPlatform, PlatformError};
+use crate::platform::types::{Payment, PaymentSearch, Refund, RefundSearch, SearchPage};
+use crate::services::{self, ServiceAccount, ServiceError};
+use crate::store::journeys::{self as journey_store, Source, StateEvent, SyncStateRow};
+use crate::store::{self, services as service_store, Db, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+    #[error(transparent)]
+    Platform(#[from] PlatformError),
+}
+
+impl SyncError {
+    fn into_job_failure(self) -> JobFailure {
+        let permanent = matches!(
+            &self,
+            SyncError::Platform(PlatformError::Api { status, .. }) if *status == 404
+        );
+        let retry_after = match &self {
+            SyncError::Platform(e) => e.retry_after(),
+            _ => None,
+        };
+        JobFailure {
+            message: self.to_string(),
+            permanent,
+            retry_after,
+        }
+    }
+}
+
+/// What a refresh found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refreshed {
+    pub journey_id: i64,
+    pub status: String,
+}
+
+/// Re-read one payment from the platform now and bring its journey up to date.
+pub async fn refresh(
+    ctx: &JobContext,
+    service: &ServiceAccount,
+    payment_id: &str,
+) -> Result<Refreshed, SyncError> {
+    let client = ctx.platforms.client(&ctx.config, service)?;
+    refresh_with(
+        &ctx.db,
+        ctx.clock.now(),
+        client.as_ref(),
+        service.id,
+        payment_id,
+    )
+    .await
+}
+
+pub async fn refresh_with(
+    db: &Db,
+    started: OffsetDateTime,
+    client: &dyn PaymentPlatform,
+    service_id: i64,
+    payment_id: &str,
+) -> Result<Refreshed, SyncError> {
+    let observed_at = store::to_micros(started);
+    let (payment, events, refunds) = tokio::try_join!(
+        client.get_payment(payment_id),
+        client.payment_events(payment_id),
+        client.payment_refunds(payment_id),
+    )?;
+    let record = JourneyRecord::from_payment(&payment);
+    let refund_records: Vec<RefundRecord> = refunds
+        .iter()
+        .filter_map(|r| RefundRecord::from_refund(r, Some(payment_id)))
+        .collect();
+    let now = observed_at;
+    let mut tx = db.begin().await?;
+    let ids =
+        journey_store::upsert_journeys(&mut tx, service_id, &[record], observed_at, now).await?;
+    let Some((journey_id, _)) = ids.into_iter().next() else {
+        return Err(SyncError::Store(StoreError::Invalid(
+            "the journey upsert returned nothing".into(),
+        )));
+    };
+    let history: Vec<StateEvent> = events
+        .iter()
+        .map(|e| StateEvent {
+            journey_id,
+            status: e.state.status.as_str().to_string(),
+            code: e.state.code.clone(),
+            message: e.state.message.clone(),
+            occurred_at: store::to_micros(e.updated),
+            source: Source::Platform,
+        })
+        .collect();
+    journey_store::insert_state_events(&mut tx, &history, now).await?;
+    journey_store::upsert_refunds(&mut tx, service_id, &refund_records, observed_at, now).await?;
+    tx.commit().await?;
+    let stored = journey_store::journey(db, service_id, payment_id).await?;
+    Ok(Refreshed {
+        journey_id,
+        status: stored
+            .map(|j| j.status)
+            .unwrap_or_else(|| payment.state.status.as_str().into()),
+    })
+}
+
+/// The two searches a backfill walks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Payments,
+    Refunds,
+}
+
+impl Stream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stream::Payments => "payments",
+            Stream::Refunds => "refunds",
+        }
+    }
+}
+
+/// How a backfill pass ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// The whole window is imported; the cursor moved on.
+    Complete,
+    /// The time budget ran out; the progress is saved and the next pass resumes it.
+    Paused,
+}
+
+/// Settings for a backfill pass.
+#[derive(Debug, Clone, Copy)]
+pub struct BackfillSettings {
+    pub overlap: Duration,
+    pub page_size: u32,
+    /// Stop starting new pages after this long (the job's lease must outlast it).
+    pub budget: Option<Duration>,
+}
+
+enum Page {
+    Payments(SearchPage<Payment>),
+    Refunds(SearchPage<Refund>),
+}
+
+impl Page {
+    fn next(&self) -> Option<String> {
+        let links = match self {
+            Page::Payments(p) => &p.links,
+            Page::Refunds(p) => &p.links,
+        };
+        links.next_page.as_ref().map(|l| l.href.clone())
+    }
+}
+
+async fn fetch(
+    client: &dyn PaymentPlatform,
+    stream: Stream,
+    state: &SyncStateRow,
+    href: Option<&str>,
+    page_size: u32,
+) -> Result<Page, PlatformError> {
+    let from = state.run_from.map(store::from_micros);
+    let to = state.run_to.map(store::from_micros);
+    match (stream, href) {
+        (Stream::Payments, Some(h)) => client.payments_page(h).await.map(Page::Payments),
+        (Stream::Refunds, Some(h)) => client.refunds_page(h).await.map(Page::Refunds),
+        (Stream::Payments, None) => client
+            .search_payments(&PaymentSearch {
+                from_date: from,
+                to_date: to,
+                display_size: Some(page_size),
+                ..Default::default()
+            })
+            .await
+            .map(Page::Payments),
+        (Stream::Refunds, None) => client
+            .search_refunds(&RefundSearch {
+                from_date: from,
+                to_date: to,
+                display_size: Some(page_size),
+                ..Default::default()
+            })
+            .await
+            .map(Page::Refunds),
+    }
+}
+
+async fn fetch_link(
+    client: &dyn PaymentPlatform,
+    stream: Stream,
+    href: &str,
+) -> Result<Page, PlatformError> {
+    match stream {
+        Stream::Payments => client.payments_page(href).await.map(Page::Payments),
+        Stream::Refunds => client.refunds_page(href).await.map(Page::Refunds),
+    }
+}
+
+/// Walk one stream of one service from its stored progress. Each page is written in one
+/// transaction with the progress that follows it; the next page is fetched while the current
+/// one is written.
+pub async fn backfill(
+    db: &Db,
+    clock_now: impl Fn() -> OffsetDateTime,
+    client: &dyn PaymentPlatform,
+    service_id: i64,
+    stream: Stream,
+    settings: BackfillSettings,
+) -> Result<Pass, SyncError> {
+    let started = Instant::now();
+    let now = clock_now();
+    let mut state = journey_store::sync_state(db, service_id, stream.as_str())
+        .await?
+        .unwrap_or_else(|| SyncStateRow {
+            service_id,
+            stream: stream.as_str().into(),
+            ..Default::default()
+        });
+    if state.run_started_at.is_none() {
+        // A new run: from a little before the cursor (the search is eventually consistent) to
+        // now. Everything created in that window is fetched, newest first.
+        let overlap = time::Duration::try_from(settings.overlap).unwrap_or(time::Duration::ZERO);
+        state.run_from = state
+            .cursor_at
+            .map(|c| store::to_micros(store::from_micros(c) - overlap));
+        state.run_to = Some(store::to_micros(now));
+        state.run_next_page = None;
+        state.run_imported = 0;
+        state.run_reached = None;
+        state.run_started_at = Some(store::to_micros(now));
+    }
+    let mut page = fetch(
+        client,
+        stream,
+        &state,
+        state.run_next_page.as_deref(),
+        settings.page_size,
+    )
+    .await?;
+    loop {
+        let next_href = page.next();
+        let over_budget = settings.budget.is_some_and(|b| started.elapsed() >= b);
+        // Write this page while the next one is on its way.
+        let prefetch = async {
+            match (&next_href, over_budget) {
+                (Some(h), false) => Some(fetch_link(client, stream, h).await),
+                _ => None,
+            }
+        };
+        let write = write_page(
+            db,
+            &clock_now,
+            service_id,
+            &mut state,
+            &page,
+            next_href.clone(),
+        );
+        let (written, fetched) = tokio::join!(write, prefetch);
+        written?;
+        match fetched {
+            Some(Ok(p)) => page = p,
+            Some(Err(e)) => return Err(e.into()),
+            None if next_href.is_some() => return Ok(Pass::Paused),
+            None => return Ok(Pass::Complete),
+        }
+    }
+}
+
+async fn write_page(
+    db: &Db,
+    clock_now: &impl Fn() -> OffsetDateTime,
+    service_id: i64,
+    state: &mut SyncStateRow,
+    page: &Page,
+    next_href: Option<String>,
+) -> Result<(), SyncError> {
+    let now = store::to_micros(clock_now());
+    // The page was read just before now; nothing in it is newer than this.
+    let observed_at = now;
+    let mut tx = db.begin().await?;
+    // A page lost to a crash is fetched again from the saved progress.
+    tx.relax_durability().await?;
+    let (count, oldest) = match page {
+        Page::Payments(p) => {
+            let records: Vec<JourneyRecord> =
+                p.results.iter().map(JourneyRecord::from_payment).collect();
+            journey_store::upsert_journeys(&mut tx, service_id, &records, observed_at, now).await?;
+            (
+                records.len(),
+                p.results
+                    .iter()
+                    .map(|r| store::to_micros(r.created_date))
+                    .min(),
+            )
+        }
+        Page::Refunds(p) => {
+            let records: Vec<RefundRecord> = p
+                .results
+                .iter()
+                .filter_map(|r| RefundRecord::from_refund(r, None))
+                .collect();
+            journey_store::upsert_refunds(&mut tx, service_id, &records, observed_at, now).await?;
+            (
+                records.len(),
+                p.results
+                    .iter()
+                    .map(|r| store::to_micros(r.created_date))
+                    .min(),
+            )
+        }
+    };
+    state.run_imported += count as i64;
+    state.imported_total += count as i64;
+    if let Some(o) = oldest {
+        state.run_reached = Some(state.run_reached.map_or(o, |r| r.min(o)));
+    }
+    match next_href {
+        Some(h) => state.run_next_page = Some(h),
+        None => {
+            state.cursor_at = state.run_to;
+            state.run_from = None;
+            state.run_to = None;
+            state.run_next_page = None;
+            state.run_started_at = None;
+            state.last_success_at = Some(now);
+            state.last_error = None;
+        }
+    }
+    state.updated_at = now;
+    journey_store::save_sync_state(&mut tx, state).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Re-read journeys that should have finished long ago, and flag those the platform still
+/// shows unfinished. Returns how many were flagged.
+pub async fn flag_stuck(
+    db: &Db,
+    now: OffsetDateTime,
+    client: &dyn PaymentPlatform,
+    service_id: i64,
+    grace: Duration,
+) -> Result<usize, SyncError> {
+    let before = store::to_micros(stuck_before(
+        now,
+        time::Duration::try_from(grace).unwrap_or(time::Duration::ZERO),
+    ));
+    let candidates = journey_store::unfinished_before(db, service_id, before, 200).await?;
+    let mut flagged = 0;
+    for payment_id in candidates {
+        match refresh_with(db, now, client, service_id, &payment_id).await {
+            Ok(r)
+                if crate::platform::types::PaymentStatus::parse(&r.status)
+                    .is_some_and(|s| s.is_finished()) =>
+            {
+                continue
+            }
+            Ok(_) => {}
+            // Gone from the platform, or unreadable: a person should look either way.
+            Err(SyncError::Platform(e)) if !e.is_transient() => {}
+            Err(e) => return Err(e),
+        }
+        let mut tx = db.begin().await?;
+        if journey_store::flag_stuck(
+            &mut tx,
+            service_id,
+            &payment_id,
+            before,
+            store::to_micros(now),
+        )
+        .await?
+        {
+            flagged += 1;
+        }
+        tx.commit().await?;
+    }
+    Ok(flagged)
+}
+
+// ---- jobs -------------------------------------------------------------------------------
+
+/// Re-read one payment (after a webhook, or when asked).
+pub const REFRESH: JobKind = JobKind {
+    name: "journey_refresh",
+    retry_delays_secs: &[5, 30, 120, 600, 3600],
+};
+
+/// One service's sync: both backfill streams, then the stuck-journey check.
+pub const SYNC: JobKind = JobKind {
+    name: "service_sync",
+    retry_delays_secs: &[10, 60, 300],
+};
+
+pub struct RefreshJob;
+
+#[async_trait::async_trait]
+impl JobHandler for RefreshJob {
+    fn kind(&self) -> JobKind {
+        REFRESH
+    }
+
+    async fn run(&self, ctx: &JobContext, job: &JobRun) -> Result<(), JobFailure> {
+        let service_id = job.payload.get("service_id").and_then(Value::as_i64);
+        let payment_id = job.payload.get("payment_id").and_then(Value::as_str);
+        let (Some(service_id), Some(payment_id)) = (service_id, payment_id) else {
+            return Err(JobFailure::permanent(
+                "the payload needs service_id and payment_id",
+            ));
+        };
+        let service = services::by_id(&ctx.db, service_id)
+            .await
+            .map_err(|e| JobFailure::retry(e.to_string()))?
+            .ok_or_else(|| JobFailure::permanent(format!("there is no service {service_id}")))?;
+        refresh(ctx, &service, payment_id)
+            .await
+            .map_err(SyncError::into_job_failure)?;
+        // The webhook that asked for this read joins the journey's timeline.
+        if let Some(message_id) = job.payload.get("message_id").and_then(Value::as_str) {
+            let received = journey_store::webhook(&ctx.db, service_id, message_id)
+                .await
+                .map_err(|e| JobFailure::retry(e.to_string()))?;
+            if let Some((received_at, event_type)) = received {
+                let record = async {
+                    let mut tx = ctx.db.begin().await?;
+                    journey_store::record_webhook_event(
+                        &mut tx,
+                        service_id,
+                        payment_id,
+                        message_id,
+                        &event_type,
+                        received_at,
+                        store::to_micros(ctx.clock.now()),
+                    )
+                    .await?;
+                    tx.commit().await
+                };
+                record.await.map_err(|e| JobFailure::retry(e.to_string()))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+pub struct SyncJob;
+
+#[async_trait::async_trait]
+impl JobHandler for SyncJob {
+    fn kind(&self) -> JobKind {
+        SYNC
+    }
+
+    async fn run(&self, ctx: &JobContext, job: &JobRun) -> Result<(), JobFailure> {
+        let Some(service_id) = job.payload.get("service_id").and_then(Value::as_i64) else {
+            return Err(JobFailure::permanent("the payload needs service_id"));
+        };
+        let service = services::by_id(&ctx.db, service_id)
+            .await
+            .map_err(|e| JobFailure::retry(e.to_string()))?
+            .ok_or_else(|| JobFailure::permanent(format!("there is no service {service_id}")))?;
+        let client = ctx
+            .platforms
+            .client(&ctx.config, &service)
+            .map_err(|e| JobFailure::permanent(e.to_string()))?;
+        // Leave a margin inside the lease for the last page and the bookkeeping.
+        let budget = Duration::from_secs(ctx.config.job_lease_secs).mul_f64(0.5);
+        let settings = BackfillSettings {
+            overlap: Duration::from_secs(ctx.config.sync_overlap_secs),
+            page_size: 500,
+            budget: Some(budget),
+        };
+        for stream in [Stream::Payments, Stream::Refunds] {
+            let clock = ctx.clock.clone();
+            let result = backfill(
+                &ctx.db,
+                move || clock.now(),
+                client.as_ref(),
+                service_id,
+                stream,
+                settings,
+            )
+            .await;
+            match result {
+                Ok(Pass::Complete) => {}
+                Ok(Pass::Paused) => {
+                    // More to do: a continuation takes over the service's sync slot.
+                    continue_sync(ctx, service_id)
+                        .await
+                        .map_err(|e| JobFailure::retry(e.to_string()))?;
+                    return Ok(());
+                }
+                Err(e) => {
+                    let _ = journey_store::note_sync_error(
+                        &ctx.db,
+                        service_id,
+                        stream.as_str(),
+                        &e.to_string(),
+                        store::to_micros(ctx.clock.now()),
+                    )
+                    .await;
+                    return Err(e.into_job_failure());
+                }
+            }
+        }
+        flag_stuck(
+            &ctx.db,
+            ctx.clock.now(),
+            client.as_ref(),
+            service_id,
+            Duration::from_secs(ctx.config.stuck_after_minutes * 60),
+        )
+        .await
+        .map_err(SyncError::into_job_failure)?;
+        let next = ctx.clock.now() + Duration::from_secs(ctx.config.sync_interval_secs);
+        let mut tx = ctx
+            .db
+            .begin()
+            .await
+            .map_err(|e| JobFailure::retry(e.to_string()))?;
+        service_store::set_next_sync(&mut tx, service_id, store::to_micros(next))
+            .await
+            .map_err(|e| JobFailure::retry(e.to_string()))?;
+        tx.commit()
+            .await
+            .map_err(|e| JobFailure::retry(e.to_string()))?;
+        Ok(())
+    }
+}
+
+async fn continue_sync(ctx: &JobContext, service_id: i64) -> Result<(), StoreError> {
+    let now = ctx.clock.now();
+    let mut tx = ctx.db.begin().await?;
+    let id = jobs::enqueue(&mut tx, SYNC, &json!({"service_id": service_id}), now, now).await?;
+    service_store::hand_over_sync(&mut tx, service_id, id).await?;
+    tx.commit().await
+}
+
+/// Queue a sync job for every connected service whose sync is due and not already queued or
+/// running (here or in another instance). Returns how many were queued.
+pub async fn schedule(db: &Db, now: OffsetDateTime) -> Result<usize, StoreError> {
+    let mut queued = 0;
+    for service_id in service_store::due_for_sync(db, store::to_micros(now)).await? {
+        let mut tx = db.begin().await?;
+        let id = jobs::enqueue(&mut tx, SYNC, &json!({"service_id": service_id}), now, now).await?;
+        if service_store::claim_sync(&mut tx, service_id, id, store::to_micros(now)).await? {
+            tx.commit().await?;
+            queued += 1;
+        } else {
+            tx.rollback().await?;
+        }
+    }
+    Ok(queued)
+}
+
+/// Queue a re-read of one payment inside the caller's transaction.
+pub async fn enqueue_refresh(
+    tx: &mut store::Tx,
+    service_id: i64,
+    payment_id: &str,
+    message_id: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<i64, StoreError> {
+    let mut payload = json!({"service_id": service_id, "payment_id": payment_id});
+    if let Some(m) = message_id {
+        payload["message_id"] = json!(m);
+    }
+    jobs::enqueue(tx, REFRESH, &payload, now, now).await
+}
+
+/// Runs `schedule` every few seconds for as long as the server does.
+pub async fn run_scheduler(
+    db: Db,
+    clock: crate::clock::SharedClock,
+    every: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        if let Err(e) = schedule(&db, clock.now()).await {
+            tracing::error!(error = %e, "could not schedule service syncs");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+/// The handlers this module provides.
+pub fn handlers() -> Vec<Arc<dyn JobHandler>> {
+    vec![Arc::new(RefreshJob), Arc::new(SyncJob)]
+}

@@ -1,0 +1,609 @@
+//! Finding a payment: the search page (`/payments`), a journey's page with its timeline
+//! (`/payments/<id>`), and "refresh from platform". Everything is scoped to the services in
+//! which the person holds `payments:read`; another service's payment answers 404.
+
+use rocket::http::uri::Origin;
+use rocket::http::Status;
+use rocket::response::Redirect;
+use rocket::{FromForm, Route, State};
+use serde_json::{json, Map, Value};
+use time::macros::format_description;
+
+use super::auth::RequestOrigin;
+use super::pages::{self, internal, problem, render, Answer};
+use super::session::{CsrfForm, SignedIn};
+use crate::audit::{self, AuditEvent};
+use crate::dashboard::money;
+use crate::identity::permissions::Permission;
+use crate::identity::signin::CurrentSession;
+use crate::journeys::sync;
+use crate::search::query::{self, Form, Period, Sort, StatusGroup, BRANDS, COUNT_CAP};
+use crate::services::{self, ServiceAccount};
+use crate::store::{self, journeys as journey_store, search as search_store};
+use crate::timezone::Zone;
+use crate::AppState;
+
+pub fn routes() -> Vec<Route> {
+    rocket::routes![list, journey, refresh]
+}
+
+/// The services in which this person may read payments, by name.
+pub async fn readable_services(
+    state: &AppState,
+    session: &CurrentSession,
+) -> Result<Vec<ServiceAccount>, Status> {
+    let all = services::all(&state.db).await.map_err(internal)?;
+    Ok(match session.grants.services_with(Permission::PaymentsRead) {
+        None => all,
+        Some(ids) => all.into_iter().filter(|s| ids.contains(&s.id)).collect(),
+    })
+}
+
+/// A time as the console shows it, in its time zone.
+pub fn local_time(zone: Zone, us: i64) -> String {
+    let t = store::from_micros(us);
+    t.to_offset(zone.offset_at(t))
+        .format(format_description!(
+            "[day] [month repr:short] [year], [hour]:[minute]:[second]"
+        ))
+        .unwrap_or_default()
+}
+
+fn options<T: Copy>(all: &[T], name: fn(T) -> &'static str, label: fn(T) -> &'static str) -> Value {
+    Value::Array(
+        all.iter()
+            .map(|x| json!({"value": name(*x), "text": label(*x)}))
+            .collect(),
+    )
+}
+
+#[rocket::get("/payments")]
+async fn list(
+    state: &State<AppState>,
+    staff: SignedIn,
+    uri: &Origin<'_>,
+) -> Result<Answer, Status> {
+    let raw = uri.query().map(|q| q.as_str()).unwrap_or("");
+    let form = Form::from_query(raw);
+    let zone = state.config.time_zone;
+    let mine = readable_services(state, &staff).await?;
+    let mut c = pages::signed_in(state, &staff, "/payments");
+    let mut errors: Vec<Value> = Vec::new();
+    let parsed = query::parse(&form, state.clock.now(), zone);
+    let mut field_errors = Map::new();
+    if raw.len() > 8 * 1024 {
+        errors.push(problem("q", "Your search is too long. Enter fewer or shorter filters"));
+    }
+    if let Err(problems) = &parsed {
+        for (field, message) in problems {
+            if !field_errors.contains_key(*field) {
+                field_errors.insert((*field).to_string(), json!(message));
+                errors.push(problem(field, message.clone()));
+            }
+        }
+    }
+    // Services asked for that the person does not hold are not searched, and not named.
+    let chosen: Vec<&ServiceAccount> = if form.services.is_empty() {
+        mine.iter().collect()
+    } else {
+        mine.iter()
+            .filter(|s| form.services.contains(&s.slug))
+            .collect()
+    };
+    if !form.services.is_empty() && chosen.is_empty() && !mine.is_empty() {
+        errors.push(problem("service", "Choose services from the list"));
+        field_errors.insert("service".into(), json!("Choose services from the list"));
+    }
+    let names: std::collections::HashMap<i64, (&str, &str)> = mine
+        .iter()
+        .map(|s| (s.id, (s.slug.as_str(), s.name.as_str())))
+        .collect();
+
+    if let (Ok(search), true) = (&parsed, errors.is_empty()) {
+        let ids: Vec<i64> = chosen.iter().map(|s| s.id).collect();
+        let results = crate::search::run(&state.db, &ids, search)
+            .await
+            .map_err(internal)?;
+        let rows: Vec<Value> = results
+            .rows
+            .iter()
+            .map(|r| {
+                let (slug, name) = names.get(&r.service_id).copied().unwrap_or(("", ""));
+                let group = StatusGroup::of(&r.status, r.state_code.as_deref());
+                json!({
+                    "href": journey_href(&r.payment_id, slug, mine.len() > 1),
+                    "reference": r.reference,
+                    "service": name,
+                    "email": r.email,
+                    "amount": money(r.amount),
+                    "status": group.name(),
+                    "card": card_summary(r.card_brand.as_deref(), r.last_digits.as_deref()),
+                    "created": local_time(zone, r.created_at),
+                    "attention": r.needs_attention,
+                })
+            })
+            .collect();
+        let count_text = if results.count_capped() {
+            format!("More than {} payments", thousands(COUNT_CAP))
+        } else if results.count == 1 {
+            "1 payment".to_string()
+        } else {
+            format!("{} payments", thousands(results.count))
+        };
+        let link = |after: Option<&String>, before: Option<&String>| {
+            let mut f = form.first_page();
+            f.after = after.cloned().unwrap_or_default();
+            f.before = before.cloned().unwrap_or_default();
+            format!("/payments?{}", f.to_query())
+        };
+        c.insert(
+            "results".into(),
+            json!({
+                "rows": rows,
+                "count_text": count_text,
+                "next_href": results.next.as_ref().map(|n| link(Some(n), None)),
+                "prev_href": results.previous.as_ref().map(|p| link(None, Some(p))),
+                "first_href": search.cursor.map(|_| link(None, None)),
+                "understood": search.text.as_ref().map(|t| t.explain()),
+            }),
+        );
+    }
+    c.insert("form".into(), json!(form));
+    c.insert("errors".into(), Value::Array(errors.clone()));
+    c.insert("field_errors".into(), Value::Object(field_errors));
+    c.insert("filtered".into(), json!(form.is_filtered()));
+    c.insert("has_services".into(), json!(!mine.is_empty()));
+    c.insert(
+        "service_options".into(),
+        Value::Array(
+            mine.iter()
+                .map(|s| json!({"value": s.slug, "text": s.name}))
+                .collect(),
+        ),
+    );
+    c.insert(
+        "status_options".into(),
+        options(&StatusGroup::ALL, StatusGroup::name, StatusGroup::label),
+    );
+    let mut periods = vec![json!({"value": "", "text": "All time"})];
+    periods.extend(
+        Period::ALL
+            .iter()
+            .filter(|p| **p != Period::AllTime)
+            .map(|p| json!({"value": p.name(), "text": p.label()})),
+    );
+    c.insert("period_options".into(), Value::Array(periods));
+    c.insert("sort_options".into(), options(&Sort::ALL, Sort::name, Sort::label));
+    let mut brands = vec![json!({"value": "", "text": "Any card brand"})];
+    brands.extend(BRANDS.iter().map(|(v, t)| json!({"value": v, "text": t})));
+    c.insert("brand_options".into(), Value::Array(brands));
+    c.insert(
+        "date_field_options".into(),
+        json!([{"value": "created", "text": "Date created"}, {"value": "settled", "text": "Date settled"}]),
+    );
+    c.insert(
+        "reference_match_options".into(),
+        json!([{"value": "exact", "text": "Exactly this reference"}, {"value": "prefix", "text": "References starting with this"}]),
+    );
+    c.insert(
+        "attention_options".into(),
+        json!([{"value": "yes", "text": "Only payments that need attention"}]),
+    );
+    c.insert(
+        "attention_selected".into(),
+        json!(if form.attention { "yes" } else { "" }),
+    );
+    c.insert("zone".into(), json!(zone.name()));
+    let page = render("payments/index", c);
+    // A search with problems is still a page the person asked for: 200, with the form kept.
+    Ok(Answer::Page(page))
+}
+
+fn journey_href(payment_id: &str, slug: &str, qualify: bool) -> String {
+    let id: String = url::form_urlencoded::byte_serialize(payment_id.as_bytes()).collect();
+    if qualify {
+        let s: String = url::form_urlencoded::byte_serialize(slug.as_bytes()).collect();
+        format!("/payments/{id}?service={s}")
+    } else {
+        format!("/payments/{id}")
+    }
+}
+
+fn card_summary(brand: Option<&str>, last4: Option<&str>) -> String {
+    let brand = brand
+        .map(|b| {
+            BRANDS
+                .iter()
+                .find(|(v, _)| *v == b)
+                .map(|(_, t)| t.to_string())
+                .unwrap_or_else(|| b.to_string())
+        })
+        .unwrap_or_default();
+    match last4 {
+        Some(l) => format!("{brand} •••• {l}").trim().to_string(),
+        None => brand,
+    }
+}
+
+/// 12345 as "12,345".
+pub fn thousands(n: i64) -> String {
+    let digits = n.abs().to_string();
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    if n < 0 {
+        format!("-{out}")
+    } else {
+        out
+    }
+}
+
+/// The journey a person asked for: the payment id in one of their services (the service
+/// slug picks one when the same id is in several).
+async fn find_journey(
+    state: &AppState,
+    staff: &SignedIn,
+    id: &str,
+    service: Option<&str>,
+) -> Result<(ServiceAccount, journey_store::JourneyRow), Status> {
+    // No platform id is long or holds control characters; such a path finds nothing.
+    if id.len() > 100 || id.chars().any(char::is_control) {
+        return Err(Status::NotFound);
+    }
+    let mine = readable_services(state, staff).await?;
+    let scope: Vec<i64> = mine
+        .iter()
+        .filter(|s| service.is_none_or(|slug| s.slug == slug))
+        .map(|s| s.id)
+        .collect();
+    let found = search_store::by_payment_id(&state.db, &scope, id)
+        .await
+        .map_err(internal)?;
+    let Some((journey_id, service_id)) = found.first().copied() else {
+        return Err(Status::NotFound);
+    };
+    let service = mine
+        .into_iter()
+        .find(|s| s.id == service_id)
+        .ok_or(Status::NotFound)?;
+    let journey = journey_store::journey_by_id(&state.db, journey_id)
+        .await
+        .map_err(internal)?
+        .ok_or(Status::NotFound)?;
+    Ok((service, journey))
+}
+
+#[rocket::get("/payments/<id>?<service>&<events>&<notice>")]
+async fn journey(
+    state: &State<AppState>,
+    staff: SignedIn,
+    origin: RequestOrigin,
+    id: &str,
+    service: Option<&str>,
+    events: Option<&str>,
+    notice: Option<&str>,
+) -> Result<Answer, Status> {
+    let (svc, j) = find_journey(state, &staff, id, service).await?;
+    let zone = state.config.time_zone;
+    let now = state.clock.now();
+    // Who looked at whose personal data: recorded before the page is shown.
+    audit::record(
+        &state.db,
+        now,
+        AuditEvent::new(staff.actor(), "sensitive_read", format!("payment:{}", j.payment_id))
+            .from_ip(origin.0.ip.clone())
+            .details(json!({"service": svc.slug, "what": "journey page"})),
+    )
+    .await
+    .map_err(internal)?;
+    let (timeline, refunds) = tokio::try_join!(
+        journey_store::events(&state.db, j.id),
+        journey_store::refunds_of(&state.db, svc.id, &j.payment_id)
+    )
+    .map_err(internal)?;
+
+    let mut c = pages::signed_in(state, &staff, "/payments");
+    let group = StatusGroup::of(&j.status, j.state_code.as_deref());
+    let refunded: i64 = refunds
+        .iter()
+        .filter(|r| r.status == "success")
+        .map(|r| r.amount)
+        .sum();
+    let pending: i64 = refunds
+        .iter()
+        .filter(|r| r.status == "submitted")
+        .map(|r| r.amount)
+        .sum();
+    let metadata: Vec<Value> = j
+        .metadata
+        .as_deref()
+        .and_then(|m| serde_json::from_str::<Map<String, Value>>(m).ok())
+        .map(|m| {
+            m.into_iter()
+                .map(|(k, v)| {
+                    let text = match v {
+                        Value::String(s) => s,
+                        other => other.to_string(),
+                    };
+                    json!({"key": k, "value": text})
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+
+    // The timeline, newest first. The "show all events" toggle adds the webhooks received and
+    // repeated observations; the default shows what changed.
+    let show_all = events == Some("all");
+    let mut entries: Vec<Value> = Vec::new();
+    for e in &timeline {
+        if !show_all && e.kind == "webhook" {
+            continue;
+        }
+        let detail: Map<String, Value> = e
+            .detail
+            .as_deref()
+            .and_then(|d| serde_json::from_str(d).ok())
+            .unwrap_or_default();
+        let (title, text) = match e.kind.as_str() {
+            "state" => {
+                let g = e
+                    .status
+                    .as_deref()
+                    .map(|s| StatusGroup::of(s, e.code.as_deref()).label())
+                    .unwrap_or("Status");
+                let raw = e.status.clone().unwrap_or_default();
+                let text = match (&e.code, &e.message) {
+                    (Some(code), Some(msg)) => format!("{raw} — {code}: {msg}"),
+                    _ => raw,
+                };
+                (g.to_string(), text)
+            }
+            "refund" => {
+                let amount = e.amount.map(money).unwrap_or_default();
+                let by = detail
+                    .get("requested_by")
+                    .and_then(Value::as_str)
+                    .map(|who| format!(", requested by {who}"))
+                    .unwrap_or_default();
+                let approved = detail
+                    .get("approved_by")
+                    .and_then(Value::as_str)
+                    .map(|who| format!(", approved by {who}"))
+                    .unwrap_or_default();
+                (
+                    format!("Refund {}", e.status.clone().unwrap_or_default()),
+                    format!("{amount}{by}{approved}"),
+                )
+            }
+            "webhook" => (
+                "Webhook received".to_string(),
+                e.status.clone().unwrap_or_default(),
+            ),
+            "staff" => (
+                "Staff action".to_string(),
+                e.message.clone().unwrap_or_default(),
+            ),
+            _ => (
+                "Needs attention".to_string(),
+                e.message.clone().unwrap_or_default(),
+            ),
+        };
+        entries.push(json!({
+            "when": local_time(zone, e.occurred_at),
+            "title": title,
+            "text": text,
+            "source": match e.source.as_str() {
+                "platform" => "Reported by the platform",
+                "observed" => "Seen by paydesk (time approximate)",
+                _ => "Recorded by paydesk",
+            },
+        }));
+    }
+    // A journey first met in a search has no events from before paydesk saw it: say when it
+    // was created and first seen, so the timeline always starts somewhere.
+    entries.push(json!({
+        "when": local_time(zone, j.first_seen_at),
+        "title": "First seen by paydesk",
+        "text": format!("Status {}", j.status),
+        "source": "Recorded by paydesk",
+    }));
+    entries.push(json!({
+        "when": local_time(zone, j.created_at),
+        "title": "Payment created",
+        "text": money(j.amount),
+        "source": "Reported by the platform",
+    }));
+
+    let qualified = |extra: &str| {
+        let mut q = vec![format!("service={}", svc.slug)];
+        if !extra.is_empty() {
+            q.push(extra.to_string());
+        }
+        format!("{}?{}", journey_href(&j.payment_id, "", false), q.join("&"))
+    };
+    c.insert(
+        "journey".into(),
+        json!({
+            "payment_id": j.payment_id,
+            "service": svc.name,
+            "service_slug": svc.slug,
+            "amount": money(j.amount),
+            "status": group.name(),
+            "status_raw": j.status,
+            "code": j.state_code,
+            "message": j.state_message,
+            "reference": j.reference,
+            "description": j.description,
+            "email": j.email,
+            "cardholder_name": j.cardholder_name,
+            "card_brand": card_summary(j.card_brand.as_deref(), None),
+            "card_type": j.card_type,
+            "first_digits": j.first_digits,
+            "last_digits": j.last_digits,
+            "expiry": j.expiry_date,
+            "wallet": j.wallet_type,
+            "provider": j.payment_provider,
+            "provider_id": j.provider_id,
+            "created": local_time(zone, j.created_at),
+            "captured": j.captured_date,
+            "settled": j.settled_date,
+            "fee": j.fee.map(money),
+            "net": j.net_amount.map(money),
+            "surcharge": j.corporate_surcharge.map(money),
+            "total": j.total_amount.map(money),
+            "metadata": metadata,
+            "case_reference": j.case_reference,
+            "attention": j.attention_reason.as_ref().filter(|_| j.needs_attention),
+            "observed": local_time(zone, j.observed_at),
+            "refunded": money(refunded),
+            "pending": money(pending),
+            "refundable": j.refund_available.map(money),
+            "refund_status": j.refund_status,
+        }),
+    );
+    c.insert(
+        "refunds".into(),
+        Value::Array(
+            refunds
+                .iter()
+                .map(|r| {
+                    json!({
+                        "id": r.refund_id,
+                        "amount": money(r.amount),
+                        "status": r.status,
+                        "created": local_time(zone, r.created_at),
+                        "settled": r.settled_date,
+                    })
+                })
+                .collect(),
+        ),
+    );
+    c.insert("timeline".into(), Value::Array(entries));
+    c.insert("show_all".into(), json!(show_all));
+    c.insert("all_href".into(), json!(qualified("events=all")));
+    c.insert("changes_href".into(), json!(qualified("")));
+    c.insert(
+        "refresh_action".into(),
+        json!(format!("{}/refresh", journey_href(&j.payment_id, "", false))),
+    );
+    c.insert(
+        "back_href".into(),
+        json!("/payments"),
+    );
+    c.insert("zone".into(), json!(zone.name()));
+    let notice = match notice {
+        Some("refreshed") => "The payment has been read again from the platform.",
+        Some("unchanged") => "The payment has been read again from the platform. Nothing had changed.",
+        _ => "",
+    };
+    c.insert("notice".into(), json!(notice));
+    Ok(Answer::Page(render("payments/show", c)))
+}
+
+#[derive(FromForm)]
+struct RefreshForm {
+    service: String,
+}
+
+#[rocket::post("/payments/<id>/refresh", data = "<form>")]
+async fn refresh(
+    state: &State<AppState>,
+    staff: SignedIn,
+    origin: RequestOrigin,
+    id: &str,
+    form: CsrfForm<RefreshForm>,
+) -> Result<Answer, Status> {
+    let (svc, j) = find_journey(state, &staff, id, Some(form.0.service.as_str())).await?;
+    let now = state.clock.now();
+    let target = format!("payment:{}", j.payment_id);
+    let back = |notice: &str| {
+        format!(
+            "{}?service={}&notice={notice}",
+            journey_href(&j.payment_id, "", false),
+            svc.slug
+        )
+    };
+    let client = match state.platforms.client(&state.config, &svc) {
+        Ok(c) => c,
+        Err(e) => return failed_refresh(state, &staff, &origin, &target, &svc, &j, e.to_string()).await,
+    };
+    match sync::refresh_with(&state.db, now, client.as_ref(), svc.id, &j.payment_id).await {
+        Ok(done) => {
+            let changed = done.status != j.status;
+            let mut tx = state.db.begin().await.map_err(internal)?;
+            journey_store::record_staff_event(
+                &mut tx,
+                j.id,
+                &format!("{} refreshed the payment from the platform", staff.staff.name),
+                &json!({"staff": staff.staff.email, "status_before": j.status, "status_after": done.status}),
+                store::to_micros(now),
+            )
+            .await
+            .map_err(internal)?;
+            audit::append(
+                &mut tx,
+                now,
+                AuditEvent::new(staff.actor(), "payment_refreshed", target)
+                    .from_ip(origin.0.ip.clone())
+                    .details(json!({"service": svc.slug, "status_before": j.status, "status_after": done.status})),
+            )
+            .await
+            .map_err(internal)?;
+            tx.commit().await.map_err(internal)?;
+            Ok(Answer::Redirect(Redirect::to(back(if changed {
+                "refreshed"
+            } else {
+                "unchanged"
+            }))))
+        }
+        Err(e) => failed_refresh(state, &staff, &origin, &target, &svc, &j, e.to_string()).await,
+    }
+}
+
+/// A refresh the platform did not answer: audited as failed, and the page says so.
+async fn failed_refresh(
+    state: &AppState,
+    staff: &SignedIn,
+    origin: &RequestOrigin,
+    target: &str,
+    svc: &ServiceAccount,
+    j: &journey_store::JourneyRow,
+    error: String,
+) -> Result<Answer, Status> {
+    tracing::warn!(payment = %j.payment_id, service = %svc.slug, %error, "refresh from platform failed");
+    audit::record(
+        &state.db,
+        state.clock.now(),
+        AuditEvent::new(staff.actor(), "payment_refreshed", target)
+            .failed()
+            .from_ip(origin.0.ip.clone())
+            .details(json!({"service": svc.slug, "error": error})),
+    )
+    .await
+    .map_err(internal)?;
+    let mut c = pages::signed_in(state, staff, "/payments");
+    c.insert(
+        "title".into(),
+        json!("The platform did not answer"),
+    );
+    c.insert(
+        "message".into(),
+        json!("paydesk could not read this payment from the payment platform just now. The page shows what paydesk last saw. Try again in a few minutes."),
+    );
+    c.insert(
+        "back_href".into(),
+        json!(format!(
+            "{}?service={}",
+            journey_href(&j.payment_id, "", false),
+            svc.slug
+        )),
+    );
+    Ok(Answer::Status((
+        Status::BadGateway,
+        render("payments/refresh_failed", c),
+    )))
+}

@@ -1,0 +1,620 @@
+//! Finding a payment through the pages: every filter's meaning, the search box's rules,
+//! isolation between services, keyset pages that stay stable while payments arrive, the
+//! audit of who viewed a payer's details, refreshing from the platform, and bad input.
+
+use paydesk::identity::permissions::Role;
+use paydesk::journeys::record::JourneyRecord;
+use paydesk::platform::types::PaymentStatus;
+use paydesk::search::query::{self, Form};
+use paydesk::store::journeys as journey_store;
+use rocket::http::Status;
+use time::macros::datetime;
+use time::OffsetDateTime;
+
+use crate::common::{location, TestApp};
+
+/// A journey with plain defaults; tests change what they need.
+fn journey(reference: &str, created: OffsetDateTime) -> JourneyRecord {
+    JourneyRecord {
+        payment_id: format!("pay{}", reference.to_lowercase().replace('-', "")),
+        status: PaymentStatus::Success,
+        state_code: None,
+        state_message: None,
+        amount: 1000,
+        description: "Parking permit".into(),
+        reference: reference.into(),
+        email: Some("someone@example.org".into()),
+        language: Some("en".into()),
+        cardholder_name: Some("Sam Person".into()),
+        card_brand: Some("visa".into()),
+        card_type: Some("debit".into()),
+        first_digits: Some("424242".into()),
+        last_digits: Some("4242".into()),
+        expiry_date: Some("12/30".into()),
+        wallet_type: None,
+        payment_provider: Some("sandbox".into()),
+        provider_id: None,
+        created_at: created,
+        capture_submitted_at: None,
+        captured_date: None,
+        settled_date: None,
+        fee: None,
+        net_amount: None,
+        corporate_surcharge: None,
+        total_amount: None,
+        refund_status: None,
+        refund_available: None,
+        refund_submitted: None,
+        metadata: None,
+        case_reference: None,
+        delayed_capture: None,
+        moto: None,
+    }
+}
+
+async fn store(app: &TestApp, service_id: i64, records: &[JourneyRecord]) {
+    let now = paydesk::store::to_micros(app.state.clock.now());
+    let mut tx = app.state.db.begin().await.unwrap();
+    journey_store::upsert_journeys(&mut tx, service_id, records, now, now)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
+/// The references a results page lists, in order.
+fn found(html: &str) -> Vec<String> {
+    html.split("<a class=\"govuk-link\" href=\"/payments/")
+        .skip(1)
+        .filter_map(|part| {
+            let start = part.find("\">")? + 2;
+            let end = part[start..].find("</a>")? + start;
+            Some(part[start..end].to_string())
+        })
+        .collect()
+}
+
+async fn get(app: &TestApp, path: &str) -> (Status, String) {
+    let r = app.client.get(path.to_string()).dispatch().await;
+    let status = r.status();
+    // Tera escapes "/" in attribute values; links read as the browser reads them.
+    let html = r.into_string().await.unwrap_or_default();
+    (status, html.replace("&#x2F;", "/"))
+}
+
+async fn search(app: &TestApp, query: &str) -> Vec<String> {
+    let (status, html) = get(app, &format!("/payments?{query}")).await;
+    assert_eq!(status, Status::Ok, "{query}");
+    assert!(
+        !html.contains("govuk-error-summary"),
+        "{query} has problems: {html}"
+    );
+    found(&html)
+}
+
+fn t(h: u8) -> OffsetDateTime {
+    datetime!(2026-11-19 00:00 UTC) + time::Duration::hours(h as i64)
+}
+
+/// A service with a spread of journeys that each filter can pick apart.
+async fn seeded() -> TestApp {
+    let app = TestApp::new().await;
+    let a = app.service("parking").await;
+    let mut rows = Vec::new();
+    let mut r = journey("PERMIT-001", t(1));
+    r.email = Some("Jo.Bloggs@Example.org".into());
+    r.cardholder_name = Some("Jo Bloggs".into());
+    r.amount = 2500;
+    rows.push(r);
+    let mut r = journey("PERMIT-002", t(2));
+    r.status = PaymentStatus::Failed;
+    r.state_code = Some("P0010".into());
+    r.state_message = Some("Payment method rejected".into());
+    r.last_digits = Some("1111".into());
+    r.card_brand = Some("master-card".into());
+    r.first_digits = Some("510510".into());
+    rows.push(r);
+    let mut r = journey("PERMIT-003", t(3));
+    r.status = PaymentStatus::Failed;
+    r.state_code = Some("P0020".into());
+    r.amount = 99;
+    rows.push(r);
+    let mut r = journey("permit-004", t(4));
+    r.status = PaymentStatus::Cancelled;
+    r.state_code = Some("P0040".into());
+    r.metadata = Some(r#"{"ledger_code":"AB12","case_reference":"CASE-77"}"#.into());
+    r.case_reference = Some("CASE-77".into());
+    rows.push(r);
+    let mut r = journey("FINE-005", t(5));
+    r.status = PaymentStatus::Started;
+    r.email = None;
+    r.cardholder_name = None;
+    r.card_brand = None;
+    r.first_digits = None;
+    r.last_digits = None;
+    rows.push(r);
+    let mut r = journey("FINE-006", t(6));
+    r.settled_date = Some("2026-11-20".into());
+    r.provider_id = Some("prov_777".into());
+    r.amount = 123_456;
+    rows.push(r);
+    let mut r = journey("FINE-007", t(30));
+    r.status = PaymentStatus::Error;
+    r.state_code = Some("P0050".into());
+    r.email = Some("other@council.gov.uk".into());
+    rows.push(r);
+    store(&app, a, &rows).await;
+    app
+}
+
+async fn viewer(app: &TestApp, service: &str) {
+    let p = app
+        .person(&format!("viewer-{service}@example.gov.uk"), Role::Viewer, Some(service))
+        .await;
+    app.sign_in(&p).await;
+}
+
+#[tokio::test]
+async fn every_filter_means_what_it_says() {
+    let app = seeded().await;
+    viewer(&app, "parking").await;
+    let all = [
+        "FINE-007",
+        "FINE-006",
+        "FINE-005",
+        "permit-004",
+        "PERMIT-003",
+        "PERMIT-002",
+        "PERMIT-001",
+    ];
+    assert_eq!(search(&app, "").await, all, "newest first, nothing filtered");
+    let cases: &[(&str, &[&str])] = &[
+        // Reference: exact in any case, or a prefix.
+        ("reference=permit-001", &["PERMIT-001"]),
+        ("reference=PERMIT-004", &["permit-004"]),
+        ("reference=permit-00", &[]),
+        (
+            "reference=permit-00&reference_match=prefix",
+            &["permit-004", "PERMIT-003", "PERMIT-002", "PERMIT-001"],
+        ),
+        ("reference=50%25&reference_match=prefix", &[]),
+        // Payer email and cardholder name: contains, any case.
+        ("email=bloggs@EXAMPLE", &["PERMIT-001"]),
+        ("email=council", &["FINE-007"]),
+        ("cardholder=jo%20blo", &["PERMIT-001"]),
+        // Card digits and brand.
+        ("last4=1111", &["PERMIT-002"]),
+        ("first6=510510", &["PERMIT-002"]),
+        ("brand=master-card", &["PERMIT-002"]),
+        // Status groups, several at once.
+        ("status=declined", &["PERMIT-002"]),
+        ("status=timed_out", &["PERMIT-003"]),
+        ("status=cancelled", &["permit-004"]),
+        ("status=in_progress", &["FINE-005"]),
+        ("status=error", &["FINE-007"]),
+        (
+            "status=success",
+            &["FINE-006", "PERMIT-001"],
+        ),
+        (
+            "status=declined&status=timed_out",
+            &["PERMIT-003", "PERMIT-002"],
+        ),
+        // Amounts in pounds, both ends inclusive.
+        ("min_amount=25&max_amount=25.00", &["PERMIT-001"]),
+        ("max_amount=0.99", &["PERMIT-003"]),
+        ("min_amount=%C2%A31%2C000", &["FINE-006"]),
+        // Dates: the clock says 20 November 2026 (London is on GMT then).
+        ("period=today", &["FINE-007"]),
+        (
+            "period=yesterday",
+            &["FINE-006", "FINE-005", "permit-004", "PERMIT-003", "PERMIT-002", "PERMIT-001"],
+        ),
+        (
+            "from_date=19/11/2026&from_time=02:00&to_date=19/11/2026&to_time=04:00",
+            &["permit-004", "PERMIT-003", "PERMIT-002"],
+        ),
+        ("date_field=settled&from_date=20/11/2026", &["FINE-006"]),
+        ("date_field=settled&period=yesterday", &[]),
+        // Metadata and case reference.
+        ("meta_key=ledger_code&meta_value=ab12", &["permit-004"]),
+        ("meta_key=ledger_code", &["permit-004"]),
+        ("meta_key=ledger_code&meta_value=zz", &[]),
+        ("case_reference=case-77", &["permit-004"]),
+        // Combinations.
+        ("status=success&brand=visa&min_amount=100", &["FINE-006"]),
+        ("reference=fine&reference_match=prefix&status=success", &["FINE-006"]),
+        ("sort=amount_high&status=success", &["FINE-006", "PERMIT-001"]),
+        ("sort=oldest&reference=permit&reference_match=prefix", &["PERMIT-001", "PERMIT-002", "PERMIT-003", "permit-004"]),
+    ];
+    for (q, expected) in cases {
+        assert_eq!(&search(&app, q).await, expected, "{q}");
+    }
+    // Unknown parameters change nothing.
+    assert_eq!(search(&app, "colour=blue&page=7").await, all);
+    // The count says how many matched.
+    let (_, html) = get(&app, "/payments?status=success").await;
+    assert!(html.contains("2 payments"), "{html}");
+}
+
+#[tokio::test]
+async fn the_search_box_understands_what_it_is_given() {
+    let app = seeded().await;
+    viewer(&app, "parking").await;
+    let cases: &[(&str, &[&str])] = &[
+        ("q=4242", &["FINE-007", "FINE-006", "permit-004", "PERMIT-003", "PERMIT-001"]),
+        ("q=1111", &["PERMIT-002"]),
+        ("q=510510", &["PERMIT-002"]),
+        ("q=jo.bloggs@example.org", &["PERMIT-001"]),
+        ("q=JO.BLOGGS@EXAMPLE.ORG", &["PERMIT-001"]),
+        ("q=@council", &["FINE-007"]),
+        ("q=permit-001", &["PERMIT-001"]),
+        ("q=paypermit003", &["PERMIT-003"]),
+        ("q=case-77", &["permit-004"]),
+        ("q=prov_777", &["FINE-006"]),
+        ("q=nothing-like-this", &[]),
+        ("q=%20PERMIT-002%20", &["PERMIT-002"]),
+    ];
+    for (q, expected) in cases {
+        assert_eq!(&search(&app, q).await, expected, "{q}");
+    }
+    let (_, html) = get(&app, "/payments?q=1111").await;
+    assert!(html.contains("card number ends 1111"), "says what it understood");
+}
+
+#[tokio::test]
+async fn another_services_payments_are_never_seen() {
+    let app = seeded().await;
+    let b = app.service("fines").await;
+    let mut secret = journey("PERMIT-001", t(7));
+    secret.payment_id = "other-service-payment".into();
+    secret.email = Some("jo.bloggs@example.org".into());
+    store(&app, b, &[secret]).await;
+    viewer(&app, "parking").await;
+    // Same reference and email in the other service: only this service's row, and the
+    // count does not include the other.
+    assert_eq!(search(&app, "q=PERMIT-001").await, ["PERMIT-001"]);
+    assert_eq!(search(&app, "q=jo.bloggs@example.org").await, ["PERMIT-001"]);
+    let (_, html) = get(&app, "/payments?reference=permit-001").await;
+    assert!(html.contains("1 payment"), "{html}");
+    // Asking for the other service by name finds nothing and names nothing.
+    let (status, html) = get(&app, "/payments?service=fines").await;
+    assert_eq!(status, Status::Ok);
+    assert!(found(&html).is_empty());
+    assert!(!html.contains("Service fines"), "the other service is not named");
+    // Its journey page is not found, by id or by naming the service.
+    let (status, _) = get(&app, "/payments/other-service-payment").await;
+    assert_eq!(status, Status::NotFound);
+    let (status, _) = get(&app, "/payments/other-service-payment?service=fines").await;
+    assert_eq!(status, Status::NotFound);
+    let r = app
+        .client
+        .post("/payments/other-service-payment/refresh")
+        .header(rocket::http::ContentType::Form)
+        .body(crate::common::form_body(&[
+            ("csrf_token", &app.token()),
+            ("service", "fines"),
+        ]))
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::NotFound);
+    // A platform admin sees both.
+    let r = app
+        .post_form("/logout", &[("csrf_token", &app.token())])
+        .await;
+    assert_eq!(r.status(), Status::SeeOther);
+    let admin = app
+        .person("admin@example.gov.uk", Role::PlatformAdmin, None)
+        .await;
+    app.sign_in(&admin).await;
+    assert_eq!(search(&app, "q=jo.bloggs@example.org").await.len(), 2);
+}
+
+#[tokio::test]
+async fn pages_neither_skip_nor_repeat_while_payments_arrive() {
+    let app = TestApp::new().await;
+    let a = app.service("parking").await;
+    let b = app.service("fines").await;
+    // 130 journeys over two services, some sharing a creation time (ties break on id).
+    let mut ra = Vec::new();
+    let mut rb = Vec::new();
+    for i in 0..130 {
+        let mut r = journey(&format!("REF-{i:03}"), t(0) + time::Duration::minutes((i / 2) as i64));
+        r.payment_id = format!("p{i:03}");
+        if i % 3 == 0 {
+            rb.push(r);
+        } else {
+            ra.push(r);
+        }
+    }
+    store(&app, a, &ra).await;
+    store(&app, b, &rb).await;
+    let admin = app
+        .person("admin@example.gov.uk", Role::PlatformAdmin, None)
+        .await;
+    app.sign_in(&admin).await;
+
+    let (_, first) = get(&app, "/payments").await;
+    let page1 = found(&first);
+    assert_eq!(page1.len(), 50);
+    // New payments arrive before the next page is asked for.
+    let mut newer = Vec::new();
+    for i in 0..7 {
+        let mut r = journey(&format!("NEW-{i}"), t(20) + time::Duration::minutes(i));
+        r.payment_id = format!("new{i}");
+        newer.push(r);
+    }
+    store(&app, a, &newer).await;
+    let next = first
+        .split("rel=\"next\"")
+        .next()
+        .and_then(|s| s.rsplit("href=\"").next())
+        .map(|s| s.trim_end_matches("\" ").trim_end_matches('"').replace("&amp;", "&"))
+        .unwrap();
+    let next = next.trim().trim_end_matches('"').to_string();
+    let (_, second) = get(&app, &next).await;
+    let page2 = found(&second);
+    let mut seen = page1.clone();
+    let mut html = second.clone();
+    let mut pages = vec![page2.clone()];
+    loop {
+        let Some(link) = html
+            .split("rel=\"next\"")
+            .next()
+            .filter(|_| html.contains("rel=\"next\""))
+            .and_then(|s| s.rsplit("href=\"").next())
+            .map(|s| s.trim().trim_end_matches('"').replace("&amp;", "&"))
+        else {
+            break;
+        };
+        let (_, h) = get(&app, &link).await;
+        pages.push(found(&h));
+        html = h;
+    }
+    for p in &pages {
+        seen.extend(p.iter().cloned());
+    }
+    let expected: Vec<String> = (0..130).rev().map(|i| format!("REF-{i:03}")).collect();
+    // Ties (two per minute) come highest id first, and ids follow insertion order within a
+    // service; compare as sets plus the length, then check no repeats.
+    let mut sorted_seen = seen.clone();
+    sorted_seen.sort();
+    let mut sorted_expected = expected.clone();
+    sorted_expected.sort();
+    assert_eq!(sorted_seen, sorted_expected, "every original row exactly once");
+    assert!(!seen.iter().any(|r| r.starts_with("NEW-")), "new rows only on page one");
+    // Previous from page two gives page one as it was.
+    let prev = second
+        .split("rel=\"prev\"")
+        .next()
+        .and_then(|s| s.rsplit("href=\"").next())
+        .map(|s| s.trim().trim_end_matches('"').replace("&amp;", "&"))
+        .unwrap();
+    let (_, back) = get(&app, &prev).await;
+    assert_eq!(found(&back), page1);
+    // The first page now starts with the newcomers.
+    let (_, fresh) = get(&app, "/payments").await;
+    assert_eq!(found(&fresh)[0], "NEW-6");
+}
+
+#[tokio::test]
+async fn counts_stop_at_the_cap() {
+    let app = TestApp::new().await;
+    let a = app.service("parking").await;
+    let rows: Vec<JourneyRecord> = (0..12)
+        .map(|i| {
+            let mut r = journey(&format!("C-{i}"), t(1) + time::Duration::minutes(i));
+            r.payment_id = format!("c{i}");
+            r
+        })
+        .collect();
+    store(&app, a, &rows).await;
+    let s = query::parse(
+        &Form::from_query(""),
+        app.state.clock.now(),
+        app.state.config.time_zone,
+    )
+    .unwrap();
+    let plan = paydesk::store::search::plan(&app.state.db, &[a], &s, 51, 5)
+        .await
+        .unwrap();
+    let count = paydesk::store::search::fetch_count(&app.state.db, &plan.count)
+        .await
+        .unwrap();
+    assert_eq!(count, 6, "counted up to the cap and one more, not all 12");
+    let plan = paydesk::store::search::plan(&app.state.db, &[a], &s, 51, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        paydesk::store::search::fetch_count(&app.state.db, &plan.count)
+            .await
+            .unwrap(),
+        12
+    );
+}
+
+#[tokio::test]
+async fn bad_input_keeps_the_form_and_says_what_is_wrong() {
+    let app = seeded().await;
+    viewer(&app, "parking").await;
+    let cases = [
+        ("from_date=31/2/2026", "From date must be a real date"),
+        ("min_amount=%C2%A312.3.4", "Minimum amount must be an amount in pounds"),
+        ("last4=12a4", "Last 4 digits must be 4 numbers"),
+        ("status=paid", "Choose statuses from the list"),
+        ("to_date=1/1/2026&from_date=2/1/2026", "To date must be the same as or after"),
+    ];
+    for (q, message) in cases {
+        let (status, html) = get(&app, &format!("/payments?{q}")).await;
+        assert_eq!(status, Status::Ok, "{q}");
+        assert!(html.contains("govuk-error-summary"), "{q}");
+        assert!(html.contains(message), "{q}: {message}");
+        assert!(found(&html).is_empty(), "{q}: no results under a problem");
+    }
+    // The form is shown as typed.
+    let (_, html) = get(&app, "/payments?min_amount=%C2%A312.3.4&reference=KEEP-ME").await;
+    assert!(html.contains("value=\"£12.3.4\""));
+    assert!(html.contains("value=\"KEEP-ME\""));
+    // A 5 kB query, SQL and HTML in the box: a message or an empty result, never a 500.
+    let long = "x".repeat(5000);
+    let (status, html) = get(&app, &format!("/payments?q={long}")).await;
+    assert_eq!(status, Status::Ok);
+    assert!(html.contains("Search must be 200 characters or fewer"));
+    let (status, html) = get(&app, "/payments?q=a%00b&email=%00").await;
+    assert_eq!(status, Status::Ok);
+    assert!(html.contains("must only contain letters"));
+    for q in ["'%20OR%201=1--", "%3Cscript%3Ealert(1)%3C/script%3E", "%22%20OR%20%22", "%25", "_"] {
+        let (status, html) = get(&app, &format!("/payments?q={q}&email={q}&cardholder={q}")).await;
+        assert_eq!(status, Status::Ok, "{q}");
+        assert!(!html.contains("<script>alert"), "{q}");
+        assert!(found(&html).is_empty(), "{q}");
+    }
+    // Bad page positions start again at the first page.
+    assert_eq!(search(&app, "after=garbage").await.len(), 7);
+    // A journey id that does not exist, or is odd, is simply not found.
+    for id in ["nope", "%00", "..%2F..%2Fetc"] {
+        let (status, _) = get(&app, &format!("/payments/{id}")).await;
+        assert_eq!(status, Status::NotFound, "{id}");
+    }
+}
+
+#[tokio::test]
+async fn viewing_a_journey_is_audited_and_shows_its_timeline() {
+    let app = seeded().await;
+    let p = app
+        .person("caseworker@example.gov.uk", Role::Caseworker, Some("parking"))
+        .await;
+    app.sign_in(&p).await;
+    let (status, html) = get(&app, "/payments/paypermit004").await;
+    assert_eq!(status, Status::Ok);
+    for shown in [
+        "permit-004",
+        "P0040",
+        "ledger_code",
+        "AB12",
+        "CASE-77",
+        "424242",
+        "4242",
+        "Payment created",
+        "First seen by paydesk",
+        "£10.00",
+    ] {
+        assert!(html.contains(shown), "the journey page shows {shown}");
+    }
+    let audit = paydesk::store::audit::by_action(&app.state.db, "sensitive_read")
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 1, "one view, one entry");
+    assert_eq!(audit[0].target, "payment:paypermit004");
+    assert_eq!(audit[0].actor_type, "staff");
+    assert_eq!(audit[0].actor_id, p.id.to_string());
+}
+
+#[tokio::test]
+async fn refresh_from_a_service_without_a_platform_says_so_and_is_audited() {
+    let app = seeded().await;
+    viewer(&app, "parking").await;
+    let r = app
+        .client
+        .post("/payments/paypermit001/refresh")
+        .header(rocket::http::ContentType::Form)
+        .body(crate::common::form_body(&[
+            ("csrf_token", &app.token()),
+            ("service", "parking"),
+        ]))
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::BadGateway);
+    let html = r.into_string().await.unwrap();
+    assert!(html.contains("The platform did not answer"));
+    let audit = paydesk::store::audit::by_action(&app.state.db, "payment_refreshed")
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].outcome, "failure");
+    // Without the CSRF token nothing happens.
+    let r = app
+        .client
+        .post("/payments/paypermit001/refresh")
+        .header(rocket::http::ContentType::Form)
+        .body(crate::common::form_body(&[("service", "parking")]))
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::Forbidden);
+}
+
+/// Press "Refresh from platform": (status, where it sends the browser).
+async fn post_refresh(app: &TestApp, payment_id: &str) -> (Status, String) {
+    let r = app
+        .client
+        .post(format!("/payments/{payment_id}/refresh"))
+        .header(rocket::http::ContentType::Form)
+        .body(crate::common::form_body(&[
+            ("csrf_token", &app.token()),
+            ("service", "parking"),
+        ]))
+        .dispatch()
+        .await;
+    (r.status(), location(&r))
+}
+
+#[tokio::test]
+async fn refresh_from_the_platform_brings_the_journey_up_to_date() {
+    use crate::common::sandbox::SandboxProcess;
+    let sandbox = SandboxProcess::start_with(&["--seed", "3", "--accounts", "1"]);
+    let app = TestApp::new().await;
+    paydesk::services::add(
+        &app.state,
+        paydesk::audit::Actor::System,
+        &paydesk::services::NewService {
+            slug: "parking".into(),
+            name: "Parking permits".into(),
+            time_zone: "Europe/London".into(),
+            platform_url: Some(sandbox.base_url.clone()),
+            credentials: Some(paydesk::platform::client::Credentials::ApiKey {
+                api_key: SandboxProcess::api_key(1),
+            }),
+            webhook_secret: None,
+        },
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let created = sandbox
+        .create_payment(&SandboxProcess::api_key(1), 4200, "REFRESH-ME")
+        .await;
+    let payment_id = created["payment_id"].as_str().unwrap().to_string();
+    viewer(&app, "parking").await;
+    // Not yet known to paydesk: nothing to refresh, so not found.
+    assert_eq!(post_refresh(&app, &payment_id).await, (Status::NotFound, String::new()));
+    let service = paydesk::services::by_slug(&app.state.db, "parking")
+        .await
+        .unwrap()
+        .unwrap();
+    let client = app.state.platforms.client(&app.state.config, &service).unwrap();
+    paydesk::journeys::sync::refresh_with(
+        &app.state.db,
+        app.state.clock.now(),
+        client.as_ref(),
+        service.id,
+        &payment_id,
+    )
+    .await
+    .unwrap();
+    assert_eq!(search(&app, "q=refresh-me").await, ["REFRESH-ME"]);
+    // The payer pays; paydesk has not heard yet. A caseworker refreshes.
+    sandbox.advance_payment(&payment_id, "success", None).await;
+    let (status, to) = post_refresh(&app, &payment_id).await;
+    assert_eq!(status, Status::SeeOther);
+    assert!(to.contains("notice=refreshed"), "{to}");
+    let (status, html) = get(&app, &to).await;
+    assert_eq!(status, Status::Ok);
+    assert!(html.contains("The payment has been read again from the platform."));
+    assert!(html.contains("refreshed the payment from the platform"), "a staff event in the timeline");
+    assert_eq!(search(&app, "q=refresh-me&status=success").await, ["REFRESH-ME"]);
+    let audit = paydesk::store::audit::by_action(&app.state.db, "payment_refreshed")
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].outcome, "success");
+    assert!(audit[0].details.contains("\"status_after\":\"success\""), "{}", audit[0].details);
+}
