@@ -592,12 +592,21 @@ pub async fn run_scheduler(
     every: Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    // The search planner's statistics are refreshed hourly (SQLite keeps none of its own);
+    // the first refresh waits a few minutes so that a first import has rows to describe.
+    let mut statistics_due = std::time::Instant::now() + Duration::from_secs(300);
     loop {
         if *stop.borrow() {
             break;
         }
         if let Err(e) = schedule(&db, clock.now()).await {
             tracing::error!(error = %e, "could not schedule service syncs");
+        }
+        if std::time::Instant::now() >= statistics_due {
+            statistics_due = std::time::Instant::now() + Duration::from_secs(3600);
+            if let Err(e) = crate::store::search::refresh_statistics(&db).await {
+                tracing::warn!(error = %e, "could not refresh the search statistics");
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}

@@ -179,7 +179,12 @@ impl Db {
                 },
             ))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let options = PgConnectOptions::from_str(url)?.application_name("paydesk");
+            let options = PgConnectOptions::from_str(url)?
+                .application_name("paydesk")
+                // Plan each statement for its values: a generic plan cannot use an index for
+                // `LIKE $1` prefixes or judge how selective a search value is, and paydesk's
+                // statements are cheap to plan next to what a wrong plan costs.
+                .options([("plan_cache_mode", "force_custom_plan")]);
             let pool = PgPoolOptions::new()
                 .max_connections(settings.max_connections)
                 // A failed connection shows up as an error on first use; pinging on every

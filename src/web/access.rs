@@ -67,7 +67,7 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/payments", Access::Permission(Permission::PaymentsRead)),
     (
         "GET",
-        "/payments/<id>?<service>&<events>&<notice>",
+        "/payments/<id>?<service>&<events>&<notice>&<back>",
         Access::Permission(Permission::PaymentsRead),
     ),
     (

@@ -100,6 +100,8 @@ async fn list(
         .collect();
 
     if let (Ok(search), true) = (&parsed, errors.is_empty()) {
+        // A journey page's "Back" returns to this very page of results.
+        let back = form.to_query();
         let ids: Vec<i64> = chosen.iter().map(|s| s.id).collect();
         let results = crate::search::run(&state.db, &ids, search)
             .await
@@ -111,7 +113,7 @@ async fn list(
                 let (slug, name) = names.get(&r.service_id).copied().unwrap_or(("", ""));
                 let group = StatusGroup::of(&r.status, r.state_code.as_deref());
                 json!({
-                    "href": journey_href(&r.payment_id, slug, mine.len() > 1),
+                    "href": page_href(&r.payment_id, slug, &back, &[]),
                     "reference": r.reference,
                     "service": name,
                     "email": r.email,
@@ -199,14 +201,26 @@ async fn list(
     Ok(Answer::Page(page))
 }
 
-fn journey_href(payment_id: &str, slug: &str, qualify: bool) -> String {
+/// A journey page's address: the payment, its service, where "Back" goes (a payments-list
+/// query) and any extras.
+fn page_href(payment_id: &str, slug: &str, back: &str, extra: &[(&str, &str)]) -> String {
     let id: String = url::form_urlencoded::byte_serialize(payment_id.as_bytes()).collect();
-    if qualify {
-        let s: String = url::form_urlencoded::byte_serialize(slug.as_bytes()).collect();
-        format!("/payments/{id}?service={s}")
-    } else {
-        format!("/payments/{id}")
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    q.append_pair("service", slug);
+    if !back.is_empty() {
+        q.append_pair("back", back);
     }
+    for (k, v) in extra {
+        q.append_pair(k, v);
+    }
+    format!("/payments/{id}?{}", q.finish())
+}
+
+/// The payments-list query a "Back" link may carry, read and written again so that only
+/// the list's own parameters survive.
+fn back_query(raw: Option<&str>) -> String {
+    raw.map(|b| Form::from_query(b).to_query())
+        .unwrap_or_default()
 }
 
 fn card_summary(brand: Option<&str>, last4: Option<&str>) -> String {
@@ -277,7 +291,8 @@ async fn find_journey(
     Ok((service, journey))
 }
 
-#[rocket::get("/payments/<id>?<service>&<events>&<notice>")]
+#[allow(clippy::too_many_arguments)]
+#[rocket::get("/payments/<id>?<service>&<events>&<notice>&<back>")]
 async fn journey(
     state: &State<AppState>,
     staff: SignedIn,
@@ -286,8 +301,10 @@ async fn journey(
     service: Option<&str>,
     events: Option<&str>,
     notice: Option<&str>,
+    back: Option<&str>,
 ) -> Result<Answer, Status> {
     let (svc, j) = find_journey(state, &staff, id, service).await?;
+    let back = back_query(back);
     let zone = state.config.time_zone;
     let now = state.clock.now();
     // Who looked at whose personal data: recorded before the page is shown.
@@ -418,13 +435,6 @@ async fn journey(
         "source": "Reported by the platform",
     }));
 
-    let qualified = |extra: &str| {
-        let mut q = vec![format!("service={}", svc.slug)];
-        if !extra.is_empty() {
-            q.push(extra.to_string());
-        }
-        format!("{}?{}", journey_href(&j.payment_id, "", false), q.join("&"))
-    };
     c.insert(
         "journey".into(),
         json!({
@@ -484,16 +494,21 @@ async fn journey(
     );
     c.insert("timeline".into(), Value::Array(entries));
     c.insert("show_all".into(), json!(show_all));
-    c.insert("all_href".into(), json!(qualified("events=all")));
-    c.insert("changes_href".into(), json!(qualified("")));
+    c.insert(
+        "all_href".into(),
+        json!(page_href(&j.payment_id, &svc.slug, &back, &[("events", "all")])),
+    );
+    c.insert(
+        "changes_href".into(),
+        json!(page_href(&j.payment_id, &svc.slug, &back, &[])),
+    );
+    let id_path: String = url::form_urlencoded::byte_serialize(j.payment_id.as_bytes()).collect();
     c.insert(
         "refresh_action".into(),
-        json!(format!("{}/refresh", journey_href(&j.payment_id, "", false))),
+        json!(format!("/payments/{id_path}/refresh")),
     );
-    c.insert(
-        "back_href".into(),
-        json!("/payments"),
-    );
+    c.insert("back".into(), json!(back));
+    c.insert("back_href".into(), json!(format!("/payments?{back}")));
     c.insert("zone".into(), json!(zone.name()));
     let notice = match notice {
         Some("refreshed") => "The payment has been read again from the platform.",
@@ -507,6 +522,7 @@ async fn journey(
 #[derive(FromForm)]
 struct RefreshForm {
     service: String,
+    back: Option<String>,
 }
 
 #[rocket::post("/payments/<id>/refresh", data = "<form>")]
@@ -520,13 +536,8 @@ async fn refresh(
     let (svc, j) = find_journey(state, &staff, id, Some(form.0.service.as_str())).await?;
     let now = state.clock.now();
     let target = format!("payment:{}", j.payment_id);
-    let back = |notice: &str| {
-        format!(
-            "{}?service={}&notice={notice}",
-            journey_href(&j.payment_id, "", false),
-            svc.slug
-        )
-    };
+    let back_to = back_query(form.0.back.as_deref());
+    let back = |notice: &str| page_href(&j.payment_id, &svc.slug, &back_to, &[("notice", notice)]);
     let client = match state.platforms.client(&state.config, &svc) {
         Ok(c) => c,
         Err(e) => return failed_refresh(state, &staff, &origin, &target, &svc, &j, e.to_string()).await,
@@ -596,11 +607,7 @@ async fn failed_refresh(
     );
     c.insert(
         "back_href".into(),
-        json!(format!(
-            "{}?service={}",
-            journey_href(&j.payment_id, "", false),
-            svc.slug
-        )),
+        json!(page_href(&j.payment_id, &svc.slug, "", &[])),
     );
     Ok(Answer::Status((
         Status::BadGateway,

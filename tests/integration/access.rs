@@ -65,6 +65,9 @@ async fn every_route_answers_every_role_as_declared() {
         paydesk::store::staff::set_status(&mut tx, account.staff_id, "active", 0)
             .await
             .unwrap();
+        paydesk::store::staff::delete_grants_of(&mut tx, account.staff_id)
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
         Person {
             id: account.staff_id,

@@ -484,8 +484,20 @@ async fn viewing_a_journey_is_audited_and_shows_its_timeline() {
         .person("caseworker@example.gov.uk", Role::Caseworker, Some("parking"))
         .await;
     app.sign_in(&p).await;
-    let (status, html) = get(&app, "/payments/paypermit004").await;
+    // Opened from a search, the journey's "Back" link returns to that search.
+    let (_, list) = get(&app, "/payments?status=cancelled&sort=oldest").await;
+    let href = list
+        .split("href=\"/payments/paypermit004")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .map(|q| format!("/payments/paypermit004{}", q.replace("&amp;", "&")))
+        .expect("a link to the journey");
+    let (status, html) = get(&app, &href).await;
     assert_eq!(status, Status::Ok);
+    assert!(
+        html.contains("href=\"/payments?status=cancelled&amp;sort=oldest\""),
+        "back to the search: {href}"
+    );
     for shown in [
         "permit-004",
         "P0040",
