@@ -6,11 +6,11 @@
 //! in the configured zone: a payment at 23:30 UTC on a July evening belongs to the next day in
 //! London.
 
-use time::{Date, Duration, OffsetDateTime};
+use time::{Date, OffsetDateTime};
 
 use crate::identity::permissions::{Grants, Permission};
 use crate::store::{self, Db, StoreResult};
-use crate::timezone::{self, Zone};
+use crate::timezone::Zone;
 
 /// The services whose figures `grants` may see (those where they may read payments), as
 /// (id, name) ordered by name. Every service for a platform admin.
@@ -19,80 +19,7 @@ pub async fn services_for(db: &Db, grants: &Grants) -> StoreResult<Vec<(i64, Str
     store::dashboard::services(db, readable.as_ref()).await
 }
 
-/// A period the dashboard can show, ending today (or, for the previous month, at its end).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Period {
-    Today,
-    Yesterday,
-    Last7Days,
-    Last30Days,
-    PreviousMonth,
-    Last12Months,
-}
-
-impl Period {
-    pub const ALL: [Period; 6] = [
-        Period::Today,
-        Period::Yesterday,
-        Period::Last7Days,
-        Period::Last30Days,
-        Period::PreviousMonth,
-        Period::Last12Months,
-    ];
-
-    /// What a page shows when nobody chose.
-    pub const DEFAULT: Period = Period::Last30Days;
-
-    /// The value in the page's address (`?period=…`).
-    pub fn key(self) -> &'static str {
-        match self {
-            Period::Today => "today",
-            Period::Yesterday => "yesterday",
-            Period::Last7Days => "7-days",
-            Period::Last30Days => "30-days",
-            Period::PreviousMonth => "previous-month",
-            Period::Last12Months => "12-months",
-        }
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Period::Today => "Today",
-            Period::Yesterday => "Yesterday",
-            Period::Last7Days => "Last 7 days",
-            Period::Last30Days => "Last 30 days",
-            Period::PreviousMonth => "Previous month",
-            Period::Last12Months => "Last 12 months",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Period> {
-        let value = value.trim();
-        Period::ALL.into_iter().find(|p| p.key() == value)
-    }
-
-    /// The first and last local days (both included) of the period, for someone whose
-    /// local date is `today`. "Last N days" include today; "last 12 months" starts the day
-    /// after the same date a year ago.
-    pub fn days(self, today: Date) -> (Date, Date) {
-        let back = |n: i64| today.checked_sub(Duration::days(n)).unwrap_or(today);
-        match self {
-            Period::Today => (today, today),
-            Period::Yesterday => (back(1), back(1)),
-            Period::Last7Days => (back(6), today),
-            Period::Last30Days => (back(29), today),
-            Period::PreviousMonth => {
-                let first = timezone::first_of_previous_month(today);
-                let this_month = timezone::first_of_month(today);
-                (first, this_month.previous_day().unwrap_or(first))
-            }
-            Period::Last12Months => {
-                let start = timezone::a_year_before(today);
-                (start.next_day().unwrap_or(start), today)
-            }
-        }
-    }
-}
+pub use crate::timezone::Period;
 
 /// A period pinned to instants: local days `first..=last`, and `[from, to)` in UTC.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,12 +45,17 @@ impl Span {
         }
     }
 
-    /// Every local day of the span with the instant (microseconds, UTC) it starts at.
-    pub fn day_starts(&self, zone: &Zone) -> Vec<(Date, i64)> {
-        let mut out = Vec::new();
+    /// Every local day of the span with the instants (microseconds, UTC) it starts and ends
+    /// at; a day is 23 or 25 hours long when the clocks change.
+    pub fn days(&self, zone: &Zone) -> Vec<(Date, i64, i64)> {
+        let mut out: Vec<(Date, i64, i64)> = Vec::new();
         let mut day = self.first;
         while day <= self.last {
-            out.push((day, store::to_micros(zone.start_of(day))));
+            let start = store::to_micros(zone.start_of(day));
+            if let Some(previous) = out.last_mut() {
+                previous.2 = start;
+            }
+            out.push((day, start, store::to_micros(self.to)));
             match day.next_day() {
                 Some(next) => day = next,
                 None => break,
@@ -131,17 +63,6 @@ impl Span {
         }
         out
     }
-}
-
-/// The widest bucket (an hour, a quarter of an hour, a minute, or a second, in microseconds)
-/// that divides every one of `boundaries`, so that no bucket straddles two local days.
-/// Europe/London's midnights fall on whole hours; Asia/Kathmandu's on quarter hours.
-pub fn bucket_for(boundaries: &[i64]) -> i64 {
-    const CHOICES: [i64; 4] = [3_600_000_000, 900_000_000, 60_000_000, 1_000_000];
-    CHOICES
-        .into_iter()
-        .find(|size| boundaries.iter().all(|b| b.rem_euclid(*size) == 0))
-        .unwrap_or(1)
 }
 
 /// What a person chose on the page: a period and some of their services.
@@ -260,28 +181,6 @@ pub struct Figures {
     pub attention: Attention,
 }
 
-/// Put per-bucket totals into the local days that start at `starts` (ascending). A bucket
-/// belongs to the last day starting at or before it.
-pub fn into_days(starts: &[(Date, i64)], bucket: i64, rows: &[(i64, i64, i64)]) -> Vec<Day> {
-    let mut days: Vec<Day> = starts
-        .iter()
-        .map(|(date, _)| Day {
-            date: *date,
-            count: 0,
-            sum: 0,
-        })
-        .collect();
-    for (b, count, sum) in rows {
-        let at = b.saturating_mul(bucket);
-        let i = starts.partition_point(|(_, start)| *start <= at);
-        if let Some(day) = i.checked_sub(1).and_then(|i| days.get_mut(i)) {
-            day.count += count;
-            day.sum += sum;
-        }
-    }
-    days
-}
-
 /// The dashboard's figures for `services` over `span`. Dead jobs are counted only when
 /// `platform_admin`.
 pub async fn figures(
@@ -291,12 +190,10 @@ pub async fn figures(
     services: &[i64],
     platform_admin: bool,
 ) -> StoreResult<Figures> {
-    let starts = span.day_starts(zone);
+    let days = span.days(zone);
     let from = store::to_micros(span.from);
     let to = store::to_micros(span.to);
-    let mut boundaries: Vec<i64> = starts.iter().map(|(_, s)| *s).collect();
-    boundaries.push(to);
-    let bucket = bucket_for(&boundaries);
+    let bounds: Vec<(i64, i64)> = days.iter().map(|(_, start, end)| (*start, *end)).collect();
     let dead_jobs = async {
         if platform_admin {
             store::dashboard::dead_jobs(db).await.map(Some)
@@ -304,14 +201,22 @@ pub async fn figures(
             Ok(None)
         }
     };
-    let (buckets, refunds, failures, stuck, dead_jobs) = tokio::try_join!(
-        store::dashboard::successful_payments_by_bucket(db, services, from, to, bucket),
+    let (per_day, refunds, failures, stuck, dead_jobs) = tokio::try_join!(
+        store::dashboard::successful_payments_by_day(db, services, &bounds),
         store::dashboard::refunds_by_status(db, services, from, to),
         store::dashboard::failures_by_reason(db, services, from, to),
         store::dashboard::needing_attention(db, services),
         dead_jobs,
     )?;
-    let days = into_days(&starts, bucket, &buckets);
+    let days: Vec<Day> = days
+        .iter()
+        .zip(per_day)
+        .map(|((date, _, _), (count, sum))| Day {
+            date: *date,
+            count,
+            sum,
+        })
+        .collect();
     let payments = Totals {
         count: days.iter().map(|d| d.count).sum(),
         sum: days.iter().map(|d| d.sum).sum(),
@@ -353,7 +258,7 @@ pub fn thousands(n: i64) -> String {
     let digits = n.unsigned_abs().to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -577,6 +482,7 @@ pub fn chart_description(days: &[Day]) -> String {
 mod tests {
     use super::*;
     use time::macros::{date, datetime};
+    use time::Duration;
 
     fn london() -> Zone {
         Zone::named("Europe/London").unwrap()
@@ -661,61 +567,23 @@ mod tests {
         assert_eq!(s.from, datetime!(2026-09-30 23:00 UTC));
         assert_eq!(s.to, datetime!(2026-11-01 00:00 UTC));
         assert_eq!((s.to - s.from).whole_hours(), 31 * 24 + 1);
-        let starts = s.day_starts(&london());
-        assert_eq!(starts.len(), 31);
-        assert_eq!(starts[0].1, store::to_micros(s.from));
+        let days = s.days(&london());
+        assert_eq!(days.len(), 31);
+        assert_eq!(days[0].1, store::to_micros(s.from));
+        assert_eq!(days[30].2, store::to_micros(s.to));
+        assert!(days.windows(2).all(|w| w[0].2 == w[1].1), "days meet");
+        let hour = 3_600_000_000;
+        // 25 October 2026: the clocks go back, so the day lasts 25 hours.
         assert_eq!(
-            starts[25],
+            days[24],
             (
-                date!(2026 - 10 - 26),
+                date!(2026 - 10 - 25),
+                store::to_micros(datetime!(2026-10-24 23:00 UTC)),
                 store::to_micros(datetime!(2026-10-26 00:00 UTC))
             )
         );
-    }
-
-    #[test]
-    fn buckets_never_straddle_a_local_midnight() {
-        let hour = 3_600_000_000;
-        assert_eq!(bucket_for(&[0, 24 * hour, 47 * hour]), hour);
-        assert_eq!(bucket_for(&[0, hour + 900_000_000]), 900_000_000);
-        assert_eq!(bucket_for(&[60_000_000]), 60_000_000);
-        assert_eq!(bucket_for(&[1_000_000]), 1_000_000);
-        assert_eq!(bucket_for(&[]), hour);
-        let kathmandu = Zone::named("Asia/Kathmandu").unwrap();
-        let s = Span::at(
-            Period::Last7Days,
-            datetime!(2026-11-20 09:00 UTC),
-            &kathmandu,
-        );
-        let starts: Vec<i64> = s.day_starts(&kathmandu).iter().map(|d| d.1).collect();
-        assert_eq!(bucket_for(&starts), 900_000_000);
-    }
-
-    #[test]
-    fn buckets_go_to_the_day_they_start_in() {
-        let hour = 3_600_000_000;
-        let starts = [
-            (date!(2026 - 07 - 20), 23 * hour),
-            (date!(2026 - 07 - 21), 47 * hour),
-        ];
-        let days = into_days(&starts, hour, &[(23, 1, 100), (46, 2, 250), (47, 1, 5)]);
-        assert_eq!(
-            days,
-            vec![
-                Day {
-                    date: date!(2026 - 07 - 20),
-                    count: 3,
-                    sum: 350
-                },
-                Day {
-                    date: date!(2026 - 07 - 21),
-                    count: 1,
-                    sum: 5
-                },
-            ]
-        );
-        // Anything before the first day (never asked for) is dropped, not misplaced.
-        assert_eq!(into_days(&starts, hour, &[(3, 1, 1)])[0].count, 0);
+        assert_eq!(days[24].2 - days[24].1, 25 * hour);
+        assert_eq!(days[25].2 - days[25].1, 24 * hour);
     }
 
     #[test]
@@ -767,7 +635,7 @@ mod tests {
         assert_eq!(money(0), "£0.00");
         assert_eq!(money(5), "£0.05");
         assert_eq!(money(123_456), "£1,234.56");
-        assert_eq!(money(100_000_000_00), "£100,000,000.00");
+        assert_eq!(money(10_000_000_000), "£100,000,000.00");
         assert_eq!(money(-1_250), "-£12.50");
         assert_eq!(money(i64::MIN).chars().next(), Some('-'));
         assert_eq!(money_short(120_000), "£1,200");

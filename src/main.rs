@@ -410,27 +410,42 @@ async fn demo(payments: usize, sandbox_port: Option<u16>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!();
-    println!("paydesk demo");
-    println!("  console:          {}", state.config.public_url);
-    println!(
-        "  sandbox platform: {}  (test cards: see README)",
+    let mut welcome = String::new();
+    welcome.push_str("\npaydesk demo\n");
+    welcome.push_str(&format!(
+        "  console:          {}\n",
+        state.config.public_url
+    ));
+    welcome.push_str(&format!(
+        "  sandbox platform: {}  (test cards: see README)\n",
         platform.base_url()
+    ));
+    welcome.push_str(&format!(
+        "  database:         {}\n",
+        state.config.database_url
+    ));
+    welcome.push_str(
+        "  Payments are imported in the background; the first import takes a minute or so.\n\n",
     );
-    println!("  database:         {}", state.config.database_url);
-    println!("  Payments are imported in the background; the first import takes a minute or so.");
-    println!();
-    println!("Demo accounts (demo mode only; the code page shows each one's current code):");
+    welcome
+        .push_str("Demo accounts (demo mode only; the code page shows each one's current code):\n");
     for a in &accounts {
-        println!(
-            "  {:<16} {:<40} password {:<32} authenticator key {}",
+        welcome.push_str(&format!(
+            "  {:<16} {:<40} password {:<32} authenticator key {}\n",
             a.role.label(),
             a.email,
             a.password,
             a.totp_key
-        );
+        ));
     }
-    println!();
+    welcome.push('\n');
+    // Written once, and a closed stdout (a pipe whose reader went away) is not a reason to
+    // stop the console.
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(welcome.as_bytes()).and_then(|_| out.flush());
+    }
     let code = serve(state.clone()).await;
     platform.stop().await;
     state.db.close().await;

@@ -4,7 +4,7 @@
 //! (chrono-tz), so a machine without /usr/share/zoneinfo answers the same.
 
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone};
-use time::{Date, Month, OffsetDateTime, Time};
+use time::{Date, Duration, Month, OffsetDateTime, Time};
 
 /// A time zone paydesk knows by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +35,11 @@ impl Zone {
         let utc = chrono::DateTime::from_timestamp(instant.unix_timestamp(), 0)
             .unwrap_or_default()
             .naive_utc();
-        let seconds = self.0.offset_from_utc_datetime(&utc).fix().local_minus_utc();
+        let seconds = self
+            .0
+            .offset_from_utc_datetime(&utc)
+            .fix()
+            .local_minus_utc();
         time::UtcOffset::from_whole_seconds(seconds).unwrap_or(time::UtcOffset::UTC)
     }
 
@@ -66,9 +70,89 @@ impl Zone {
 }
 
 fn to_naive(date: Date, at: Time) -> Option<NaiveDateTime> {
-    let d = NaiveDate::from_ymd_opt(date.year(), u8::from(date.month()) as u32, date.day() as u32)?;
+    let d = NaiveDate::from_ymd_opt(
+        date.year(),
+        u8::from(date.month()) as u32,
+        date.day() as u32,
+    )?;
     let t = NaiveTime::from_hms_opt(at.hour() as u32, at.minute() as u32, at.second() as u32)?;
     Some(d.and_time(t))
+}
+
+/// A period of local days ending today (or, for the previous month, at its end), as the
+/// dashboard and the payments search offer them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Period {
+    Today,
+    Yesterday,
+    Last7Days,
+    Last30Days,
+    PreviousMonth,
+    Last12Months,
+}
+
+impl Period {
+    pub const ALL: [Period; 6] = [
+        Period::Today,
+        Period::Yesterday,
+        Period::Last7Days,
+        Period::Last30Days,
+        Period::PreviousMonth,
+        Period::Last12Months,
+    ];
+
+    /// What a page shows when nobody chose.
+    pub const DEFAULT: Period = Period::Last30Days;
+
+    /// The value in the page's address (`?period=…`).
+    pub fn key(self) -> &'static str {
+        match self {
+            Period::Today => "today",
+            Period::Yesterday => "yesterday",
+            Period::Last7Days => "7-days",
+            Period::Last30Days => "30-days",
+            Period::PreviousMonth => "previous-month",
+            Period::Last12Months => "12-months",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Period::Today => "Today",
+            Period::Yesterday => "Yesterday",
+            Period::Last7Days => "Last 7 days",
+            Period::Last30Days => "Last 30 days",
+            Period::PreviousMonth => "Previous month",
+            Period::Last12Months => "Last 12 months",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Period> {
+        let value = value.trim();
+        Period::ALL.into_iter().find(|p| p.key() == value)
+    }
+
+    /// The first and last local days (both included) of the period, for someone whose
+    /// local date is `today`. "Last N days" include today; "last 12 months" starts the day
+    /// after the same date a year ago.
+    pub fn days(self, today: Date) -> (Date, Date) {
+        let back = |n: i64| today.checked_sub(Duration::days(n)).unwrap_or(today);
+        match self {
+            Period::Today => (today, today),
+            Period::Yesterday => (back(1), back(1)),
+            Period::Last7Days => (back(6), today),
+            Period::Last30Days => (back(29), today),
+            Period::PreviousMonth => {
+                let first = first_of_previous_month(today);
+                let this_month = first_of_month(today);
+                (first, this_month.previous_day().unwrap_or(first))
+            }
+            Period::Last12Months => {
+                let start = a_year_before(today);
+                (start.next_day().unwrap_or(start), today)
+            }
+        }
+    }
 }
 
 /// The first day of the month before the one `date` is in.

@@ -166,21 +166,26 @@ impl SearchFigures {
 pub async fn search(settings: &SearchBench) -> anyhow::Result<Vec<SearchFigures>> {
     let mut figures = Vec::new();
     if !settings.skip_sqlite {
+        let target = Target::Sqlite(settings.sqlite_path.clone());
         if settings.reseed {
-            remove_sqlite(&settings.sqlite_path)?;
+            target.wipe().await?;
         }
-        let url = format!("sqlite://{}", settings.sqlite_path.display());
-        let f = run_backend(&url, settings.sqlite_journeys, settings)
+        let f = run_backend(&target, settings.sqlite_journeys, settings)
             .await
             .context("on SQLite")?;
         print_search(&f, settings);
         figures.push(f);
     }
     if let Some(server) = settings.postgres_url.as_deref() {
-        let url = postgres_bench_database(server, settings.reseed)
-            .await
-            .context("preparing the PostgreSQL bench database")?;
-        let f = run_backend(&url, settings.postgres_journeys, settings)
+        let target = Target::Postgres(server.to_string());
+        if settings.reseed {
+            target.wipe().await?;
+        } else {
+            create_postgres_database(server)
+                .await
+                .context("creating the PostgreSQL bench database")?;
+        }
+        let f = run_backend(&target, settings.postgres_journeys, settings)
             .await
             .context("on PostgreSQL")?;
         print_search(&f, settings);
@@ -190,6 +195,43 @@ pub async fn search(settings: &SearchBench) -> anyhow::Result<Vec<SearchFigures>
         bail!("nothing to measure: --skip-sqlite needs --postgres-url");
     }
     Ok(figures)
+}
+
+/// Where a bench database lives.
+enum Target {
+    Sqlite(PathBuf),
+    /// The server's URL; the database is `POSTGRES_DATABASE` on it.
+    Postgres(String),
+}
+
+impl Target {
+    fn url(&self) -> String {
+        match self {
+            Target::Sqlite(path) => format!("sqlite://{}", path.display()),
+            Target::Postgres(server) => with_database(server, POSTGRES_DATABASE),
+        }
+    }
+
+    /// Throw the database away and leave an empty one (or none: SQLite makes it on open).
+    async fn wipe(&self) -> anyhow::Result<()> {
+        match self {
+            Target::Sqlite(path) => remove_sqlite(path),
+            Target::Postgres(server) => {
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(server)
+                    .await
+                    .with_context(|| format!("connecting to {}", store::redact_url(server)))?;
+                eprintln!("[postgres] dropping database {POSTGRES_DATABASE}…");
+                sqlx::raw_sql(&format!(
+                    "DROP DATABASE IF EXISTS \"{POSTGRES_DATABASE}\" WITH (FORCE)"
+                ))
+                .execute(&mut conn)
+                .await?;
+                conn.close().await?;
+                create_postgres_database(server).await
+            }
+        }
+    }
 }
 
 fn remove_sqlite(path: &Path) -> anyhow::Result<()> {
@@ -204,20 +246,12 @@ fn remove_sqlite(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The bench database on `server`, created when missing (dropped first when reseeding).
-async fn postgres_bench_database(server: &str, reseed: bool) -> anyhow::Result<String> {
+/// Create the bench database on `server` unless it exists.
+async fn create_postgres_database(server: &str) -> anyhow::Result<()> {
     use sqlx::Connection;
     let mut conn = sqlx::PgConnection::connect(server)
         .await
         .with_context(|| format!("connecting to {}", store::redact_url(server)))?;
-    if reseed {
-        eprintln!("[postgres] dropping database {POSTGRES_DATABASE}…");
-        sqlx::raw_sql(&format!(
-            "DROP DATABASE IF EXISTS \"{POSTGRES_DATABASE}\" WITH (FORCE)"
-        ))
-        .execute(&mut conn)
-        .await?;
-    }
     let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
         .bind(POSTGRES_DATABASE)
         .fetch_optional(&mut conn)
@@ -229,13 +263,17 @@ async fn postgres_bench_database(server: &str, reseed: bool) -> anyhow::Result<S
             .await?;
     }
     conn.close().await?;
-    Ok(with_database(server, POSTGRES_DATABASE))
+    Ok(())
 }
 
 /// The three services, with their share of the journeys: 60%, 30% and 10%.
 const SERVICES: [(&str, &str, &str); 3] = [
     ("parking-permits", "Parking permits", "Parking permit"),
-    ("garden-waste", "Garden waste collection", "Garden waste subscription"),
+    (
+        "garden-waste",
+        "Garden waste collection",
+        "Garden waste subscription",
+    ),
     ("court-fines", "Court fines", "Fine payment"),
 ];
 
@@ -246,23 +284,39 @@ struct BenchService {
     slug: String,
 }
 
+async fn open(url: &str, port: u16) -> anyhow::Result<AppState> {
+    let mut config = Config::for_tests(url);
+    config.port = port;
+    config.jobs_enabled = false;
+    // The console's default pool, not the tests' smaller one.
+    config.db_max_connections = 10;
+    AppState::open(config, clock::system())
+        .await
+        .with_context(|| format!("opening {}", store::redact_url(url)))
+}
+
 async fn run_backend(
-    url: &str,
+    target: &Target,
     journeys: i64,
     settings: &SearchBench,
 ) -> anyhow::Result<SearchFigures> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    let mut config = Config::for_tests(url);
-    config.port = port;
-    config.jobs_enabled = false;
-    // The console's default pool, not the tests' smaller one.
-    config.db_max_connections = 10;
-    let state = AppState::open(config, clock::system())
-        .await
-        .with_context(|| format!("opening {}", store::redact_url(url)))?;
-    let result = measure(&state, journeys, settings).await;
+    let url = target.url();
+    let mut state = open(&url, port).await?;
+    let mut plan = plan_seeding(&state.db, journeys).await?;
+    if let SeedPlan::Again { have } = plan {
+        eprintln!(
+            "[{}] the bench database holds {have} journeys seeded for another size: seeding it again from scratch",
+            state.db.backend().name()
+        );
+        state.db.close().await;
+        target.wipe().await?;
+        state = open(&url, port).await?;
+        plan = plan_seeding(&state.db, journeys).await?;
+    }
+    let result = measure(&state, journeys, plan, settings).await;
     state.db.close().await;
     result
 }
@@ -270,12 +324,13 @@ async fn run_backend(
 async fn measure(
     state: &AppState,
     journeys: i64,
+    plan: SeedPlan,
     settings: &SearchBench,
 ) -> anyhow::Result<SearchFigures> {
     let db = &state.db;
     let backend = db.backend().name();
     let services = ensure_services(state).await?;
-    let seeding = seed(db, &services, journeys).await?;
+    let seeding = seed(db, &services, journeys, plan).await?;
     if db.backend() == Backend::Postgres {
         // Rebuilds what an interrupted bulk load left dropped; a no-op otherwise.
         ensure_search_indexes(db).await?;
@@ -319,8 +374,15 @@ async fn measure(
                 settings.clients, settings.seconds
             );
             throughput.push(
-                run_throughput(&http, urls, &cookie, settings.clients, settings.seconds, label)
-                    .await?,
+                run_throughput(
+                    &http,
+                    urls,
+                    &cookie,
+                    settings.clients,
+                    settings.seconds,
+                    label,
+                )
+                .await?,
             );
         }
         eprintln!("[{backend}] reading the query plans…");
@@ -381,42 +443,83 @@ async fn ensure_services(state: &AppState) -> anyhow::Result<Vec<BenchService>> 
 }
 
 async fn count_journeys(db: &Db) -> anyhow::Result<i64> {
-    Ok(crate::on_db!(db, pool => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM journeys")
+    Ok(
+        crate::on_db!(db, pool => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM journeys")
         .fetch_one(pool)
-        .await?))
+        .await?),
+    )
 }
 
 // ---- seeding ------------------------------------------------------------------------------
 
-/// Seed journeys until the database holds `want`; rows already there are kept, so an
-/// interrupted seeding resumes and a smaller run's database grows into a larger one.
-async fn seed(db: &Db, services: &[BenchService], want: i64) -> anyhow::Result<Seeding> {
-    let backend = db.backend();
-    let name = backend.name();
-    eprintln!("[{name}] counting journeys…");
+/// Journeys are spread evenly (with jitter) over this span, ending when seeding started.
+const SPAN_MICROS: i64 = 395 * 86_400_000_000;
+
+/// What seeding has to do.
+#[derive(Debug, Clone, Copy)]
+enum SeedPlan {
+    /// Enough journeys are held.
+    Reuse,
+    /// Insert rows `have + 1 ..= want`, the first row created at `start`: a fresh seeding
+    /// (have = 0) or an interrupted one of the same size.
+    Seed { have: i64, start: i64 },
+    /// The rows held were seeded for another size (their times would not line up).
+    Again { have: i64 },
+}
+
+/// Row n of a seeding for `want` rows is created at start + (n - 1) * (SPAN / want) plus
+/// jitter below one step, so a seeding of the same size can be resumed where it stopped.
+async fn plan_seeding(db: &Db, want: i64) -> anyhow::Result<SeedPlan> {
+    eprintln!("[{}] counting journeys…", db.backend().name());
     let have = count_journeys(db).await?;
     if have >= want {
-        eprintln!("[{name}] reusing the bench database: {have} journeys (wanted {want})");
-        return Ok(Seeding::Reused);
+        return Ok(SeedPlan::Reuse);
     }
-    let rows = want - have;
-    let now = store::to_micros(OffsetDateTime::now_utc());
-    let newest: Option<i64> = crate::on_db!(db, pool => sqlx::query_scalar::<_, Option<i64>>(
-        "SELECT MAX(created_at) FROM journeys").fetch_one(pool).await?);
-    // New rows follow the newest one held, or spread over the last 13 months.
-    let start = match newest {
-        Some(t) => t + 1,
-        None => now - 395 * 86_400_000_000,
+    if have == 0 {
+        let now = store::to_micros(OffsetDateTime::now_utc());
+        return Ok(SeedPlan::Seed {
+            have,
+            start: now - SPAN_MICROS,
+        });
+    }
+    let step = (SPAN_MICROS / want).max(1);
+    let (first, last): (i64, i64) = crate::on_db!(db, pool => sqlx::query_as::<_, (i64, i64)>(
+        "SELECT (SELECT created_at FROM journeys ORDER BY id LIMIT 1), \
+                (SELECT created_at FROM journeys ORDER BY id DESC LIMIT 1)")
+        .fetch_one(pool)
+        .await?);
+    let expected = first + (have - 1) * step;
+    Ok(if (last - expected).abs() <= 2 * step {
+        SeedPlan::Seed { have, start: first }
+    } else {
+        SeedPlan::Again { have }
+    })
+}
+
+/// Seed journeys as planned; rows already there are kept.
+async fn seed(
+    db: &Db,
+    services: &[BenchService],
+    want: i64,
+    plan: SeedPlan,
+) -> anyhow::Result<Seeding> {
+    let backend = db.backend();
+    let name = backend.name();
+    let (have, start) = match plan {
+        SeedPlan::Reuse => {
+            eprintln!("[{name}] reusing the bench database (it holds at least {want} journeys)");
+            return Ok(Seeding::Reused);
+        }
+        SeedPlan::Seed { have, start } => (have, start),
+        SeedPlan::Again { have } => bail!("{have} journeys held were seeded for another size"),
     };
-    let end = now.max(start + rows);
-    let step = ((end - start) / rows).max(1);
+    let rows = want - have;
     let ids: Vec<i64> = services.iter().map(|s| s.id).collect();
     let gen = Generator {
         backend,
-        first: have + 1,
         start,
-        step,
-        now: end,
+        step: (SPAN_MICROS / want).max(1),
+        now: start + SPAN_MICROS,
         services: [ids[0], ids[1], ids[2]],
     };
     // A large load on PostgreSQL goes faster without the search indexes; they are built
@@ -474,7 +577,10 @@ async fn seed(db: &Db, services: &[BenchService], want: i64) -> anyhow::Result<S
         }
     }
     let took = started.elapsed();
-    eprintln!("[{name}] seeded {rows} journeys in {:.1} s", took.as_secs_f64());
+    eprintln!(
+        "[{name}] seeded {rows} journeys in {:.1} s",
+        took.as_secs_f64()
+    );
     Ok(Seeding::Seeded { rows, took })
 }
 
@@ -529,7 +635,10 @@ async fn ensure_search_indexes(db: &Db) -> anyhow::Result<()> {
         eprintln!("[postgres] building index {name}…");
         let t = Instant::now();
         sqlx::raw_sql(&statement).execute(&mut *conn).await?;
-        eprintln!("[postgres] built {name} in {:.1} s", t.elapsed().as_secs_f64());
+        eprintln!(
+            "[postgres] built {name} in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
     }
     sqlx::raw_sql("RESET maintenance_work_mem")
         .execute(&mut *conn)
@@ -539,30 +648,208 @@ async fn ensure_search_indexes(db: &Db) -> anyhow::Result<()> {
 
 /// First and last names, for payers' emails and cardholders.
 const FIRST_NAMES: [&str; 100] = [
-    "Oliver", "George", "Harry", "Noah", "Jack", "Leo", "Arthur", "Muhammad", "Oscar", "Charlie",
-    "Jacob", "Thomas", "Henry", "William", "Alfie", "Joshua", "Freddie", "Archie", "Ethan",
-    "Isaac", "James", "Joseph", "Samuel", "Daniel", "Max", "Lucas", "Mason", "Theo", "Logan",
-    "Adam", "Alexander", "Benjamin", "Edward", "Elijah", "Finley", "Harrison", "Reuben", "Tommy",
-    "Sebastian", "Dylan", "Olivia", "Amelia", "Isla", "Ava", "Mia", "Ivy", "Lily", "Isabella",
-    "Rosie", "Sophia", "Grace", "Willow", "Freya", "Florence", "Emily", "Ella", "Poppy", "Evie",
-    "Elsie", "Charlotte", "Evelyn", "Sienna", "Sofia", "Daisy", "Phoebe", "Sophie", "Alice",
-    "Harper", "Matilda", "Ruby", "Emilia", "Maya", "Millie", "Isabelle", "Ellie", "Esme", "Chloe",
-    "Jessica", "Lucy", "Hannah", "Anna", "Sarah", "Laura", "Rachel", "Rebecca", "Katie", "Megan",
-    "Zara", "Aisha", "Fatima", "Priya", "Anjali", "Wei", "Mei", "Chen", "Tomasz", "Agnieszka",
-    "Kwame", "Amara", "Siobhan",
+    "Oliver",
+    "George",
+    "Harry",
+    "Noah",
+    "Jack",
+    "Leo",
+    "Arthur",
+    "Muhammad",
+    "Oscar",
+    "Charlie",
+    "Jacob",
+    "Thomas",
+    "Henry",
+    "William",
+    "Alfie",
+    "Joshua",
+    "Freddie",
+    "Archie",
+    "Ethan",
+    "Isaac",
+    "James",
+    "Joseph",
+    "Samuel",
+    "Daniel",
+    "Max",
+    "Lucas",
+    "Mason",
+    "Theo",
+    "Logan",
+    "Adam",
+    "Alexander",
+    "Benjamin",
+    "Edward",
+    "Elijah",
+    "Finley",
+    "Harrison",
+    "Reuben",
+    "Tommy",
+    "Sebastian",
+    "Dylan",
+    "Olivia",
+    "Amelia",
+    "Isla",
+    "Ava",
+    "Mia",
+    "Ivy",
+    "Lily",
+    "Isabella",
+    "Rosie",
+    "Sophia",
+    "Grace",
+    "Willow",
+    "Freya",
+    "Florence",
+    "Emily",
+    "Ella",
+    "Poppy",
+    "Evie",
+    "Elsie",
+    "Charlotte",
+    "Evelyn",
+    "Sienna",
+    "Sofia",
+    "Daisy",
+    "Phoebe",
+    "Sophie",
+    "Alice",
+    "Harper",
+    "Matilda",
+    "Ruby",
+    "Emilia",
+    "Maya",
+    "Millie",
+    "Isabelle",
+    "Ellie",
+    "Esme",
+    "Chloe",
+    "Jessica",
+    "Lucy",
+    "Hannah",
+    "Anna",
+    "Sarah",
+    "Laura",
+    "Rachel",
+    "Rebecca",
+    "Katie",
+    "Megan",
+    "Zara",
+    "Aisha",
+    "Fatima",
+    "Priya",
+    "Anjali",
+    "Wei",
+    "Mei",
+    "Chen",
+    "Tomasz",
+    "Agnieszka",
+    "Kwame",
+    "Amara",
+    "Siobhan",
 ];
 const LAST_NAMES: [&str; 100] = [
-    "Smith", "Jones", "Taylor", "Brown", "Williams", "Wilson", "Johnson", "Davies", "Robinson",
-    "Wright", "Thompson", "Evans", "Walker", "White", "Roberts", "Green", "Hall", "Wood",
-    "Jackson", "Clarke", "Patel", "Khan", "Lewis", "James", "Phillips", "Mason", "Mitchell",
-    "Rose", "Davis", "Rodriguez", "Cox", "Alexander", "Morgan", "Moore", "Martin", "Price",
-    "Hughes", "Edwards", "Turner", "Hill", "Cooper", "Ward", "Morris", "King", "Harris", "Baker",
-    "Allen", "Young", "Scott", "Carter", "Murphy", "Kelly", "Bell", "Cook", "Bailey", "Parker",
-    "Miller", "Shaw", "Lee", "Ali", "Hussain", "Begum", "Ahmed", "Singh", "Kaur", "Campbell",
-    "Stewart", "Anderson", "Reid", "Murray", "Ross", "Watson", "Fraser", "Graham", "MacDonald",
-    "Kennedy", "Owen", "Lloyd", "Powell", "Griffiths", "Richards", "Chapman", "Webb", "Marshall",
-    "Harvey", "Gray", "Palmer", "Holmes", "Fox", "Barker", "Ellis", "Knight", "Hunt", "Mills",
-    "Stevens", "Dixon", "Lawson", "Nowak", "Kowalski", "Okafor",
+    "Smith",
+    "Jones",
+    "Taylor",
+    "Brown",
+    "Williams",
+    "Wilson",
+    "Johnson",
+    "Davies",
+    "Robinson",
+    "Wright",
+    "Thompson",
+    "Evans",
+    "Walker",
+    "White",
+    "Roberts",
+    "Green",
+    "Hall",
+    "Wood",
+    "Jackson",
+    "Clarke",
+    "Patel",
+    "Khan",
+    "Lewis",
+    "James",
+    "Phillips",
+    "Mason",
+    "Mitchell",
+    "Rose",
+    "Davis",
+    "Rodriguez",
+    "Cox",
+    "Alexander",
+    "Morgan",
+    "Moore",
+    "Martin",
+    "Price",
+    "Hughes",
+    "Edwards",
+    "Turner",
+    "Hill",
+    "Cooper",
+    "Ward",
+    "Morris",
+    "King",
+    "Harris",
+    "Baker",
+    "Allen",
+    "Young",
+    "Scott",
+    "Carter",
+    "Murphy",
+    "Kelly",
+    "Bell",
+    "Cook",
+    "Bailey",
+    "Parker",
+    "Miller",
+    "Shaw",
+    "Lee",
+    "Ali",
+    "Hussain",
+    "Begum",
+    "Ahmed",
+    "Singh",
+    "Kaur",
+    "Campbell",
+    "Stewart",
+    "Anderson",
+    "Reid",
+    "Murray",
+    "Ross",
+    "Watson",
+    "Fraser",
+    "Graham",
+    "MacDonald",
+    "Kennedy",
+    "Owen",
+    "Lloyd",
+    "Powell",
+    "Griffiths",
+    "Richards",
+    "Chapman",
+    "Webb",
+    "Marshall",
+    "Harvey",
+    "Gray",
+    "Palmer",
+    "Holmes",
+    "Fox",
+    "Barker",
+    "Ellis",
+    "Knight",
+    "Hunt",
+    "Mills",
+    "Stevens",
+    "Dixon",
+    "Lawson",
+    "Nowak",
+    "Kowalski",
+    "Okafor",
 ];
 /// Card number prefixes (BINs) per brand.
 const VISA_BINS: [&str; 25] = [
@@ -594,8 +881,7 @@ const PRIME: i64 = 4_294_967_291;
 /// deterministic function of the row number n, so a database seeded twice is the same.
 struct Generator {
     backend: Backend,
-    /// The row number of the first row of this seeding, and its time window.
-    first: i64,
+    /// When row 1 was created, and the time between rows.
     start: i64,
     step: i64,
     now: i64,
@@ -671,7 +957,7 @@ impl Generator {
         let hashes: Vec<String> = (0..HASHES.len())
             .map(|k| format!("{} AS h{}", Self::hash(k), k + 1))
             .collect();
-        let (first, start, step, now) = (self.first, self.start, self.step, self.now);
+        let (start, step, now) = (self.start, self.step, self.now);
         let [s0, s1, s2] = self.services;
 
         // Middle level: the row's choices, from its hashes.
@@ -704,7 +990,7 @@ impl Generator {
             "SELECT n, h1, h5, h6, \
                h1 % 10 AS svc, \
                h2 % 1000 AS st, \
-               {start} + (n - {first}) * {step} + h8 % {step} AS created, \
+               {start} + (n - 1) * {step} + h8 % {step} AS created, \
                100 + (h6 / 10000) % 49901 AS amount, \
                {email} AS email, \
                {cardholder} AS cardholder, \
@@ -835,8 +1121,15 @@ async fn bench_session(state: &AppState, services: &[BenchService]) -> anyhow::R
         let now = store::to_micros(state.clock.now());
         let mut tx = db.begin().await?;
         for id in missing {
-            staff_store::insert_grant(&mut tx, staff.id, Some(id), Role::Viewer.name(), "system", now)
-                .await?;
+            staff_store::insert_grant(
+                &mut tx,
+                staff.id,
+                Some(id),
+                Role::Viewer.name(),
+                "system",
+                now,
+            )
+            .await?;
         }
         tx.commit().await?;
     }
@@ -921,8 +1214,14 @@ async fn mix(state: &AppState, services: &[BenchService], held: i64) -> anyhow::
     let cardholder = need(&sample.cardholder_name, "cardholder")?.to_lowercase();
     // "jane.smith1234@example.org": the name part, and the family name alone.
     let local = email.split('@').next().unwrap_or_default().to_lowercase();
-    let name_part: String = local.trim_end_matches(|c: char| c.is_ascii_digit()).to_string();
-    let family = name_part.split('.').nth(1).unwrap_or(&name_part).to_string();
+    let name_part: String = local
+        .trim_end_matches(|c: char| c.is_ascii_digit())
+        .to_string();
+    let family = name_part
+        .split('.')
+        .nth(1)
+        .unwrap_or(&name_part)
+        .to_string();
     let prefix = &sample.reference[..sample.reference.len().saturating_sub(3)];
 
     let now = OffsetDateTime::now_utc();
@@ -939,14 +1238,26 @@ async fn mix(state: &AppState, services: &[BenchService], held: i64) -> anyhow::
         list("box: last 4", format!("q={last4}")),
         list("box: first 6", format!("q={first6}")),
         list("box: case reference", format!("q={}", enc(&case_ref))),
-        list("reference is", format!("reference={}", enc(&sample.reference))),
+        list(
+            "reference is",
+            format!("reference={}", enc(&sample.reference)),
+        ),
         list(
             "reference starts with",
             format!("reference={}&reference_match=prefix", enc(prefix)),
         ),
-        list("email contains (name)", format!("email={}", enc(&name_part))),
-        list("email contains (family name)", format!("email={}", enc(&family))),
-        list("cardholder contains", format!("cardholder={}", enc(&cardholder))),
+        list(
+            "email contains (name)",
+            format!("email={}", enc(&name_part)),
+        ),
+        list(
+            "email contains (family name)",
+            format!("email={}", enc(&family)),
+        ),
+        list(
+            "cardholder contains",
+            format!("cardholder={}", enc(&cardholder)),
+        ),
         list("last 4", format!("last4={last4}")),
         list("first 6", format!("first6={first6}")),
         list("brand: american express", "brand=american-express".into()),
@@ -967,17 +1278,33 @@ async fn mix(state: &AppState, services: &[BenchService], held: i64) -> anyhow::
         ),
         list(
             "settled date range",
-            format!("date_field=settled&from_date={}&to_date={}", day(40), day(39)),
+            format!(
+                "date_field=settled&from_date={}&to_date={}",
+                day(40),
+                day(39)
+            ),
         ),
         list("amount range", "min_amount=100&max_amount=110".into()),
-        list("metadata key and value", "meta_key=ledger_code&meta_value=LC042".into()),
-        list("case reference", format!("case_reference={}", enc(&case_ref))),
+        list(
+            "metadata key and value",
+            "meta_key=ledger_code&meta_value=LC042".into(),
+        ),
+        list(
+            "case reference",
+            format!("case_reference={}", enc(&case_ref)),
+        ),
         list("needs attention", "attention=yes".into()),
         list("status + period", "status=success&period=30d".into()),
-        list("brand + amount", "brand=visa&min_amount=20&max_amount=25".into()),
+        list(
+            "brand + amount",
+            "brand=visa&min_amount=20&max_amount=25".into(),
+        ),
         list(
             "service + status + period",
-            format!("service={}&status=declined&period=previous_month", services[1].slug),
+            format!(
+                "service={}&status=declined&period=previous_month",
+                services[1].slug
+            ),
         ),
         list(
             "email + status",
@@ -1020,7 +1347,10 @@ async fn mix(state: &AppState, services: &[BenchService], held: i64) -> anyhow::
         .fetch_optional(pool)
         .await?);
     if let Some((key, id)) = cursor {
-        cases.push(list("deep: cursor a year back", format!("after={key}_{id}")));
+        cases.push(list(
+            "deep: cursor a year back",
+            format!("after={key}_{id}"),
+        ));
     }
     cases.push(Case {
         name: "journey page".into(),
@@ -1119,9 +1449,12 @@ async fn time_case(
             service_id,
             slug,
         } => {
-            let staff = staff_store::staff_by_email_key(db, &accounts::email_key("search-bench@bench.example"))
-                .await?
-                .ok_or_else(|| anyhow!("the bench account is missing"))?;
+            let staff = staff_store::staff_by_email_key(
+                db,
+                &accounts::email_key("search-bench@bench.example"),
+            )
+            .await?
+            .ok_or_else(|| anyhow!("the bench account is missing"))?;
             Direct::Journey {
                 payment_id: payment_id.clone(),
                 service_id: *service_id,
@@ -1213,8 +1546,12 @@ impl Direct {
                 audit::record(
                     db,
                     state.clock.now(),
-                    AuditEvent::new(actor.clone(), "sensitive_read", format!("payment:{}", j.payment_id))
-                        .details(json!({"service": slug, "what": "journey page (bench, direct)"})),
+                    AuditEvent::new(
+                        actor.clone(),
+                        "sensitive_read",
+                        format!("payment:{}", j.payment_id),
+                    )
+                    .details(json!({"service": slug, "what": "journey page (bench, direct)"})),
                 )
                 .await?;
                 tokio::try_join!(
@@ -1322,8 +1659,16 @@ async fn plans(state: &AppState, cases: &[Case]) -> anyhow::Result<Vec<PlanRepor
                         search_store::explain(db, probe).await?,
                     ));
                 }
-                queries.push(("list".into(), plan.list.sql.clone(), search_store::explain(db, &plan.list).await?));
-                queries.push(("count".into(), plan.count.sql.clone(), search_store::explain(db, &plan.count).await?));
+                queries.push((
+                    "list".into(),
+                    plan.list.sql.clone(),
+                    search_store::explain(db, &plan.list).await?,
+                ));
+                queries.push((
+                    "count".into(),
+                    plan.count.sql.clone(),
+                    search_store::explain(db, &plan.count).await?,
+                ));
                 out.push(PlanReport {
                     name: case.name.clone(),
                     shape: format!("{:?}", plan.shape),
@@ -1479,7 +1824,8 @@ mod tests {
             .find(|(n, _)| n == "journeys_service_attention")
             .unwrap()
             .1;
-        assert!(attention.starts_with("CREATE INDEX IF NOT EXISTS journeys_service_attention ON journeys"));
+        assert!(attention
+            .starts_with("CREATE INDEX IF NOT EXISTS journeys_service_attention ON journeys"));
         assert!(attention.contains("WHERE needs_attention"));
     }
 
@@ -1493,7 +1839,10 @@ mod tests {
         last.sort();
         last.dedup();
         assert_eq!(last.len(), 100);
-        assert!(FIRST_NAMES.iter().chain(LAST_NAMES.iter()).all(|n| n.is_ascii() && !n.contains('\'')));
+        assert!(FIRST_NAMES
+            .iter()
+            .chain(LAST_NAMES.iter())
+            .all(|n| n.is_ascii() && !n.contains('\'')));
     }
 
     #[test]

@@ -70,7 +70,11 @@ fn paginate(mut rows: Vec<Row>, count: i64, search: &Search, shape: Shape) -> Re
     };
     Results {
         next: if has_next { rows.last().map(key) } else { None },
-        previous: if has_previous { rows.first().map(key) } else { None },
+        previous: if has_previous {
+            rows.first().map(key)
+        } else {
+            None
+        },
         rows,
         count,
         shape,

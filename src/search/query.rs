@@ -6,7 +6,8 @@
 use serde::Serialize;
 use time::{Date, Month, OffsetDateTime, Time};
 
-use crate::timezone::{self, Zone};
+pub use crate::timezone::Period;
+use crate::timezone::Zone;
 
 /// The longest value any one field takes; longer is refused with a message, not cut.
 pub const FIELD_MAX: usize = 200;
@@ -227,76 +228,6 @@ impl StatusGroup {
     }
 }
 
-/// The date presets, in the console's time zone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Period {
-    Today,
-    Yesterday,
-    Last7Days,
-    Last30Days,
-    PreviousMonth,
-    Last12Months,
-    AllTime,
-}
-
-impl Period {
-    pub const ALL: [Period; 7] = [
-        Period::Today,
-        Period::Yesterday,
-        Period::Last7Days,
-        Period::Last30Days,
-        Period::PreviousMonth,
-        Period::Last12Months,
-        Period::AllTime,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Period::Today => "today",
-            Period::Yesterday => "yesterday",
-            Period::Last7Days => "7d",
-            Period::Last30Days => "30d",
-            Period::PreviousMonth => "previous_month",
-            Period::Last12Months => "12m",
-            Period::AllTime => "all",
-        }
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Period::Today => "Today",
-            Period::Yesterday => "Yesterday",
-            Period::Last7Days => "Last 7 days",
-            Period::Last30Days => "Last 30 days",
-            Period::PreviousMonth => "Previous month",
-            Period::Last12Months => "Last 12 months",
-            Period::AllTime => "All time",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Period> {
-        Period::ALL.into_iter().find(|p| p.name() == s)
-    }
-
-    /// The local days the period covers: [first, last] inclusive; None for all time.
-    pub fn days(self, today: Date) -> Option<(Date, Date)> {
-        let back = |n: i64| today - time::Duration::days(n);
-        match self {
-            Period::Today => Some((today, today)),
-            Period::Yesterday => Some((back(1), back(1))),
-            Period::Last7Days => Some((back(6), today)),
-            Period::Last30Days => Some((back(29), today)),
-            Period::PreviousMonth => {
-                let first = timezone::first_of_previous_month(today);
-                let last = timezone::first_of_month(today) - time::Duration::days(1);
-                Some((first, last))
-            }
-            Period::Last12Months => Some((timezone::a_year_before(today), today)),
-            Period::AllTime => None,
-        }
-    }
-}
-
 /// What the search box was understood to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BoxTerm {
@@ -390,7 +321,12 @@ pub enum Sort {
 }
 
 impl Sort {
-    pub const ALL: [Sort; 4] = [Sort::Newest, Sort::Oldest, Sort::AmountHigh, Sort::AmountLow];
+    pub const ALL: [Sort; 4] = [
+        Sort::Newest,
+        Sort::Oldest,
+        Sort::AmountHigh,
+        Sort::AmountLow,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -604,8 +540,18 @@ pub fn parse(form: &Form, now: OffsetDateTime, zone: Zone) -> Result<Search, Vec
         }
     }
     s.range = range(&mut problems, form, now, zone);
-    s.min_amount = amount(&mut problems, "min_amount", "Minimum amount", &form.min_amount);
-    s.max_amount = amount(&mut problems, "max_amount", "Maximum amount", &form.max_amount);
+    s.min_amount = amount(
+        &mut problems,
+        "min_amount",
+        "Minimum amount",
+        &form.min_amount,
+    );
+    s.max_amount = amount(
+        &mut problems,
+        "max_amount",
+        "Maximum amount",
+        &form.max_amount,
+    );
     if let (Some(lo), Some(hi)) = (s.min_amount, s.max_amount) {
         if lo > hi {
             problems.push((
@@ -671,7 +617,10 @@ fn digits(
     if t.len() == n && t.bytes().all(|b| b.is_ascii_digit()) {
         Some(t)
     } else {
-        problems.push((field, format!("{label} must be {n} numbers, like {}", &"1234567"[..n])));
+        problems.push((
+            field,
+            format!("{label} must be {n} numbers, like {}", &"1234567"[..n]),
+        ));
         None
     }
 }
@@ -715,12 +664,7 @@ pub fn parse_pounds(raw: &str) -> Result<i64, &'static str> {
     Ok(pounds * 100 + pence)
 }
 
-fn amount(
-    problems: &mut Vec<Problem>,
-    field: &'static str,
-    label: &str,
-    raw: &str,
-) -> Option<i64> {
+fn amount(problems: &mut Vec<Problem>, field: &'static str, label: &str, raw: &str) -> Option<i64> {
     if raw.trim().is_empty() {
         return None;
     }
@@ -739,7 +683,10 @@ fn amount(
 /// A date as staff type it: 27/3/2026, 27-03-2026 or 2026-03-27.
 pub fn parse_date(raw: &str) -> Option<Date> {
     let t = raw.trim();
-    let parts: Vec<&str> = t.split(['/', '-', '.', ' ']).filter(|p| !p.is_empty()).collect();
+    let parts: Vec<&str> = t
+        .split(['/', '-', '.', ' '])
+        .filter(|p| !p.is_empty())
+        .collect();
     if parts.len() != 3 || !parts.iter().all(|p| p.bytes().all(|b| b.is_ascii_digit())) {
         return None;
     }
@@ -798,9 +745,14 @@ fn range(
             DateField::Created
         }
     };
-    let custom = [&form.from_date, &form.to_date, &form.from_time, &form.to_time]
-        .iter()
-        .any(|v| !v.trim().is_empty());
+    let custom = [
+        &form.from_date,
+        &form.to_date,
+        &form.from_time,
+        &form.to_time,
+    ]
+    .iter()
+    .any(|v| !v.trim().is_empty());
     let before = problems.len();
     let (from, to): (Option<(Date, Option<Time>)>, Option<(Date, Option<Time>)>) = if custom {
         let from_time = optional_time(problems, "from_time", "From time", &form.from_time);
@@ -815,17 +767,18 @@ fn range(
         }
         (from.map(|d| (d, from_time)), to.map(|d| (d, to_time)))
     } else {
-        let period = match form.period.as_str() {
-            "" => Period::AllTime,
+        // No period is all time.
+        let period = match form.period.trim() {
+            "" | "all" => None,
             p => match Period::parse(p) {
-                Some(p) => p,
+                Some(p) => Some(p),
                 None => {
                     problems.push(("period", "Choose a date range from the list".into()));
-                    Period::AllTime
+                    None
                 }
             },
         };
-        match period.days(zone.date_of(now)) {
+        match period.map(|p| p.days(zone.date_of(now))) {
             Some((first, last)) => (Some((first, None)), Some((last, None))),
             None => (None, None),
         }
@@ -932,7 +885,10 @@ mod tests {
     fn the_search_box_recognises_what_it_is_given() {
         assert_eq!(recognise("  "), None);
         assert_eq!(recognise("4242"), Some(BoxTerm::LastFour("4242".into())));
-        assert_eq!(recognise("424242"), Some(BoxTerm::FirstSix("424242".into())));
+        assert_eq!(
+            recognise("424242"),
+            Some(BoxTerm::FirstSix("424242".into()))
+        );
         assert_eq!(
             recognise("Jo.Bloggs@Example.org"),
             Some(BoxTerm::Email("jo.bloggs@example.org".into()))
@@ -943,7 +899,10 @@ mod tests {
         );
         assert_eq!(recognise("jo@"), Some(BoxTerm::EmailPart("jo@".into())));
         // 5 digits, 26-character ids, references and case numbers are identifiers.
-        assert_eq!(recognise("12345"), Some(BoxTerm::Identifier("12345".into())));
+        assert_eq!(
+            recognise("12345"),
+            Some(BoxTerm::Identifier("12345".into()))
+        );
         assert_eq!(
             recognise("hu20sqlact5260q2nanm0q8u93"),
             Some(BoxTerm::Identifier("hu20sqlact5260q2nanm0q8u93".into()))
@@ -956,7 +915,7 @@ mod tests {
 
     #[test]
     fn filters_read_from_the_url_and_back() {
-        let q = "q=abc&service=a&service=b&status=success&status=declined&period=30d&attention=yes&junk=1&sort=amount_high";
+        let q = "q=abc&service=a&service=b&status=success&status=declined&period=30-days&attention=yes&junk=1&sort=amount_high";
         let f = Form::from_query(q);
         assert_eq!(f.services, vec!["a", "b"]);
         assert!(f.attention);
@@ -978,7 +937,16 @@ mod tests {
         assert_eq!(parse_pounds("1,234.50"), Ok(123450));
         assert_eq!(parse_pounds("0.01"), Ok(1));
         for bad in [
-            "£12.3.4", "12.345", "-5", "1e3", "12,34", ",123", "abc", "£", "1 000", "12.",
+            "£12.3.4",
+            "12.345",
+            "-5",
+            "1e3",
+            "12,34",
+            ",123",
+            "abc",
+            "£",
+            "1 000",
+            "12.",
             "99999999999999",
         ] {
             assert!(parse_pounds(bad).is_err(), "{bad}");
@@ -1010,7 +978,7 @@ mod tests {
                 Some(crate::store::to_micros(datetime!(2026-07-15 23:00 UTC))),
             ))
         );
-        let s = parse_q("period=previous_month&date_field=settled").unwrap();
+        let s = parse_q("period=previous-month&date_field=settled").unwrap();
         assert_eq!(
             s.range,
             Some(Range::Settled(
@@ -1021,7 +989,7 @@ mod tests {
         assert_eq!(parse_q("period=all").unwrap().range, None);
         assert_eq!(parse_q("").unwrap().range, None);
         for p in Period::ALL {
-            assert!(parse_q(&format!("period={}", p.name())).is_ok());
+            assert!(parse_q(&format!("period={}", p.key())).is_ok());
         }
     }
 
@@ -1035,7 +1003,8 @@ mod tests {
                 Some(crate::store::to_micros(datetime!(2026-01-03 00:00 UTC))),
             ))
         );
-        let s = parse_q("from_date=1/1/2026&from_time=09:00&to_date=1/1/2026&to_time=17:00").unwrap();
+        let s =
+            parse_q("from_date=1/1/2026&from_time=09:00&to_date=1/1/2026&to_time=17:00").unwrap();
         assert_eq!(
             s.range,
             Some(Range::Created(
@@ -1047,8 +1016,10 @@ mod tests {
 
     #[test]
     fn bad_input_names_each_field() {
-        let e = parse_q("from_date=31/2/2026&min_amount=£12.3.4&last4=12a4&status=nope&period=x&brand=bitcoin")
-            .unwrap_err();
+        let e = parse_q(
+            "from_date=31/2/2026&min_amount=£12.3.4&last4=12a4&status=nope&period=x&brand=bitcoin",
+        )
+        .unwrap_err();
         let fields: Vec<&str> = e.iter().map(|(f, _)| *f).collect();
         for f in ["from_date", "min_amount", "last4", "status", "brand"] {
             assert!(fields.contains(&f), "{f} in {fields:?}");
@@ -1090,10 +1061,22 @@ mod tests {
 
     #[test]
     fn status_groups_cover_every_state() {
-        assert_eq!(StatusGroup::of("failed", Some("P0010")), StatusGroup::Declined);
-        assert_eq!(StatusGroup::of("failed", Some("P0020")), StatusGroup::TimedOut);
-        assert_eq!(StatusGroup::of("failed", Some("P0030")), StatusGroup::Cancelled);
-        assert_eq!(StatusGroup::of("cancelled", Some("P0040")), StatusGroup::Cancelled);
+        assert_eq!(
+            StatusGroup::of("failed", Some("P0010")),
+            StatusGroup::Declined
+        );
+        assert_eq!(
+            StatusGroup::of("failed", Some("P0020")),
+            StatusGroup::TimedOut
+        );
+        assert_eq!(
+            StatusGroup::of("failed", Some("P0030")),
+            StatusGroup::Cancelled
+        );
+        assert_eq!(
+            StatusGroup::of("cancelled", Some("P0040")),
+            StatusGroup::Cancelled
+        );
         assert_eq!(StatusGroup::of("capturable", None), StatusGroup::InProgress);
         for g in StatusGroup::ALL {
             for (status, code) in g.members() {

@@ -3,8 +3,8 @@
 //!
 //! Every query names its services explicitly (`service_id IN (…)`, one bind each) so that
 //! the indexes that lead with `service_id` serve it, and a person never sees another
-//! service's money. Local days are not the database's business: payments are summed in
-//! buckets of whole UTC minutes or hours and the caller puts the buckets into local days.
+//! service's money. Local days are not the database's business: the caller gives each day's
+//! start and end as UTC instants.
 
 use std::collections::BTreeSet;
 
@@ -33,40 +33,48 @@ pub async fn services(db: &Db, only: Option<&BTreeSet<i64>>) -> StoreResult<Vec<
     }))
 }
 
-/// Successful payments created in `[from, to)` (microseconds) in `services`, counted and
-/// summed per bucket of `bucket` microseconds: (bucket number = created_at / bucket, count,
-/// sum of amounts in pence). Buckets with no payments are absent.
+/// Successful payments in `services` for each of `days` (`[start, end)` in microseconds):
+/// (count, sum of amounts in pence), in the order given.
 ///
-/// Served by `journeys_service_status (service_id, status, created_at, id)`: one index range
-/// per service.
-pub async fn successful_payments_by_bucket(
+/// One statement; each day is two index range scans of `journeys_service_status`
+/// (`service_id = ? AND status = 'success' AND created_at >= ? AND created_at < ?` per
+/// service), which holds the amount too (migration 0005), so the table itself is never read;
+/// local days need no time-zone arithmetic in the database and no rows are sorted to group
+/// them.
+pub async fn successful_payments_by_day(
     db: &Db,
     services: &[i64],
-    from: i64,
-    to: i64,
-    bucket: i64,
-) -> StoreResult<Vec<(i64, i64, i64)>> {
-    if services.is_empty() || bucket <= 0 {
-        return Ok(Vec::new());
+    days: &[(i64, i64)],
+) -> StoreResult<Vec<(i64, i64)>> {
+    if services.is_empty() || days.is_empty() {
+        return Ok(vec![(0, 0); days.len()]);
     }
-    Ok(on_db!(db, pool => {
-        let mut qb = QueryBuilder::new("SELECT created_at / ");
-        qb.push_bind(bucket);
-        qb.push(" AS bucket, COUNT(*) AS payments, CAST(SUM(amount) AS BIGINT) AS total FROM journeys WHERE service_id IN (");
-        let mut list = qb.separated(", ");
-        for id in services {
-            list.push_bind(*id);
+    let rows: Vec<(i64, i64, Option<i64>)> = on_db!(db, pool => {
+        let mut qb = QueryBuilder::new("SELECT d.column1");
+        for aggregate in ["COUNT(*)", "CAST(SUM(j.amount) AS BIGINT)"] {
+            qb.push(", (SELECT ");
+            qb.push(aggregate);
+            qb.push(" FROM journeys j WHERE j.service_id IN (");
+            let mut list = qb.separated(", ");
+            for id in services {
+                list.push_bind(*id);
+            }
+            qb.push(") AND j.status = 'success' AND j.created_at >= d.column2 AND j.created_at < d.column3)");
         }
-        qb.push(") AND status = 'success' AND created_at >= ");
-        qb.push_bind(from);
-        qb.push(" AND created_at < ");
-        qb.push_bind(to);
-        qb.push(" GROUP BY 1 ORDER BY 1");
+        qb.push(" FROM (");
+        qb.push_values(days.iter().enumerate(), |mut b, (i, (start, end))| {
+            b.push_bind(i as i64).push_bind(*start).push_bind(*end);
+        });
+        qb.push(") AS d ORDER BY d.column1");
         qb.build_query_as::<(i64, i64, Option<i64>)>().fetch_all(pool).await?
-    })
-    .into_iter()
-    .map(|(b, n, sum)| (b, n, sum.unwrap_or(0)))
-    .collect())
+    });
+    let mut out = vec![(0, 0); days.len()];
+    for (i, count, sum) in rows {
+        if let Some(slot) = usize::try_from(i).ok().and_then(|i| out.get_mut(i)) {
+            *slot = (count, sum.unwrap_or(0));
+        }
+    }
+    Ok(out)
 }
 
 /// Refunds created in `[from, to)` in `services`, by status: (status, count, sum in pence).

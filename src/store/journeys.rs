@@ -462,7 +462,9 @@ pub async fn refunds_of(
 ) -> StoreResult<Vec<PlatformRefundRow>> {
     let sql = "SELECT refund_id, amount, status, created_at, settled_date FROM platform_refunds \
                WHERE service_id = $1 AND payment_id = $2 ORDER BY created_at DESC, refund_id";
-    Ok(on_db!(db, pool => sqlx::query_as::<_, PlatformRefundRow>(sql).bind(service_id).bind(payment_id).fetch_all(pool).await?))
+    Ok(
+        on_db!(db, pool => sqlx::query_as::<_, PlatformRefundRow>(sql).bind(service_id).bind(payment_id).fetch_all(pool).await?),
+    )
 }
 
 /// A timeline entry as stored.

@@ -16,8 +16,8 @@
 //! left to choose. "Contains" uses a trigram index on both (FTS5 on SQLite, pg_trgm on
 //! PostgreSQL).
 
-use crate::search::query::{BoxTerm, Range, Search, Sort, StatusGroup};
 use crate::on_db;
+use crate::search::query::{BoxTerm, Range, Search, Sort, StatusGroup};
 use crate::store::{Backend, Db, StoreResult};
 
 /// A "contains" or prefix filter matching at most this many rows is a lookup.
@@ -263,7 +263,10 @@ fn driver_condition(b: &mut Builder, d: &Driver, services: &[i64]) -> String {
                 format!("j.reference_key >= {lo} AND j.reference_key < {hi}")
             }
             Backend::Postgres => {
-                format!("j.reference_key LIKE {} ESCAPE '\\'", b.text(&like(r, true)))
+                format!(
+                    "j.reference_key LIKE {} ESCAPE '\\'",
+                    b.text(&like(r, true))
+                )
             }
         },
         Driver::EmailContains(e) => match b.backend {
@@ -381,8 +384,9 @@ fn residuals(b: &mut Builder, s: &Search, skip: Option<&Driver>, walk: &Walk) ->
             unless(Driver::Settled(lo.clone(), hi.clone()), b, &mut c);
         }
         Some(Range::Created(lo, hi)) => {
-            // A walk reads it as a range of its index's second column; a lookup only checks.
-            let col = if skip.is_some() {
+            // A walk in time order reads it as a range of its index's second column; a
+            // lookup, or a walk in amount order, only checks it.
+            let col = if skip.is_some() || s.sort.by_amount() {
                 b.residual("created_at")
             } else {
                 "j.created_at".to_string()
@@ -680,11 +684,15 @@ macro_rules! bound {
 }
 
 pub async fn fetch_rows(db: &Db, built: &Built) -> StoreResult<Vec<Row>> {
-    Ok(on_db!(db, pool => bound!(sqlx::query_as::<_, Row>(&built.sql), &built.binds).fetch_all(pool).await?))
+    Ok(
+        on_db!(db, pool => bound!(sqlx::query_as::<_, Row>(&built.sql), &built.binds).fetch_all(pool).await?),
+    )
 }
 
 pub async fn fetch_count(db: &Db, built: &Built) -> StoreResult<i64> {
-    Ok(on_db!(db, pool => bound!(sqlx::query_scalar::<_, i64>(&built.sql), &built.binds).fetch_one(pool).await?))
+    Ok(
+        on_db!(db, pool => bound!(sqlx::query_scalar::<_, i64>(&built.sql), &built.binds).fetch_one(pool).await?),
+    )
 }
 
 /// The queries a search will run: chosen after probing the drivers that need it.
@@ -699,7 +707,13 @@ pub struct Plan {
 
 /// Choose how to run `s` in `services`: the first driver that is selective (or probes as
 /// few enough rows) leads a lookup; with none, the search walks.
-pub async fn plan(db: &Db, services: &[i64], s: &Search, limit: i64, cap: i64) -> StoreResult<Plan> {
+pub async fn plan(
+    db: &Db,
+    services: &[i64],
+    s: &Search,
+    limit: i64,
+    cap: i64,
+) -> StoreResult<Plan> {
     let backend = db.backend();
     let mut probes = Vec::new();
     let mut chosen = None;
@@ -734,8 +748,9 @@ pub async fn explain(db: &Db, built: &Built) -> StoreResult<String> {
     match db {
         Db::Sqlite(pool, _) => {
             let sql = format!("EXPLAIN QUERY PLAN {}", built.sql);
-            let rows: Vec<(i64, i64, i64, String)> =
-                bound!(sqlx::query_as(&sql), &built.binds).fetch_all(pool).await?;
+            let rows: Vec<(i64, i64, i64, String)> = bound!(sqlx::query_as(&sql), &built.binds)
+                .fetch_all(pool)
+                .await?;
             Ok(rows
                 .into_iter()
                 .map(|(_, _, _, d)| d)
@@ -807,7 +822,10 @@ mod tests {
         assert_eq!(d[0], Driver::LastFour("4242".into()));
         let d = drivers(&search("status=success&brand=visa"), Backend::Sqlite);
         assert!(d.is_empty());
-        assert_eq!(walks(&search("status=success&brand=visa")), vec![Walk::Brand("visa".into())]);
+        assert_eq!(
+            walks(&search("status=success&brand=visa")),
+            vec![Walk::Brand("visa".into())]
+        );
         assert_eq!(
             walks(&search("status=in_progress")).len(),
             4,
@@ -827,7 +845,9 @@ mod tests {
         let built = build_list(Backend::Sqlite, &[1, 2], &s, None, 51);
         assert_eq!(built.sql.matches("SELECT * FROM (SELECT").count(), 4);
         assert!(built.sql.contains("UNION ALL"));
-        assert!(built.sql.ends_with(&format!("LIMIT ${}", built.binds.len())));
+        assert!(built
+            .sql
+            .ends_with(&format!("LIMIT ${}", built.binds.len())));
         let one = build_list(Backend::Postgres, &[1], &search(""), None, 51);
         assert!(!one.sql.contains("UNION"));
     }
@@ -835,13 +855,29 @@ mod tests {
     #[test]
     fn cursors_read_forwards_and_backwards() {
         let mut s = search("");
-        s.cursor = Some(Cursor { key: 10, id: 5, after: true });
+        s.cursor = Some(Cursor {
+            key: 10,
+            id: 5,
+            after: true,
+        });
         let built = build_list(Backend::Postgres, &[1], &s, None, 51);
-        assert!(built.sql.contains("(j.created_at, j.id) < ("), "{}", built.sql);
+        assert!(
+            built.sql.contains("(j.created_at, j.id) < ("),
+            "{}",
+            built.sql
+        );
         assert!(built.sql.contains("DESC"));
-        s.cursor = Some(Cursor { key: 10, id: 5, after: false });
+        s.cursor = Some(Cursor {
+            key: 10,
+            id: 5,
+            after: false,
+        });
         let built = build_list(Backend::Postgres, &[1], &s, None, 51);
-        assert!(built.sql.contains("(j.created_at, j.id) > ("), "{}", built.sql);
+        assert!(
+            built.sql.contains("(j.created_at, j.id) > ("),
+            "{}",
+            built.sql
+        );
         assert!(built.sql.contains("ASC"));
     }
 

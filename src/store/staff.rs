@@ -190,8 +190,10 @@ pub async fn insert_grant(
 
 /// Take every role away from a person (their account stays).
 pub async fn delete_grants_of(tx: &mut Tx, staff_id: i64) -> StoreResult<u64> {
-    Ok(on_tx!(tx, conn => sqlx::query("DELETE FROM staff_grants WHERE staff_id = $1")
-        .bind(staff_id).execute(conn).await?.rows_affected()))
+    Ok(
+        on_tx!(tx, conn => sqlx::query("DELETE FROM staff_grants WHERE staff_id = $1")
+        .bind(staff_id).execute(conn).await?.rows_affected()),
+    )
 }
 
 pub async fn grants(db: &Db, staff_id: i64) -> StoreResult<Vec<GrantRow>> {

@@ -64,7 +64,11 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("POST", "/account/sessions/<id>/end", Access::SignedIn),
     ("POST", "/account/sessions/end-others", Access::SignedIn),
     // Finding payments.
-    ("GET", "/payments", Access::Permission(Permission::PaymentsRead)),
+    (
+        "GET",
+        "/payments",
+        Access::Permission(Permission::PaymentsRead),
+    ),
     (
         "GET",
         "/payments/<id>?<service>&<events>&<notice>&<back>",

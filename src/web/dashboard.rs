@@ -40,9 +40,6 @@ impl<'r> FromRequest<'r> for QueryPairs {
     }
 }
 
-/// Where the payments search lists the journeys flagged "needs attention".
-const ATTENTION_HREF: &str = "/payments?attention=yes";
-
 #[rocket::get("/")]
 async fn dashboard_page(
     state: &State<AppState>,
@@ -68,7 +65,6 @@ async fn dashboard_page(
     let span = Span::at(choice.period, state.clock.now(), &zone);
 
     c.insert("periods".into(), periods());
-    c.insert("period".into(), json!(choice.period.key()));
     c.insert(
         "service_options".into(),
         offered
@@ -84,7 +80,15 @@ async fn dashboard_page(
             .map(|p| p.message.clone())
             .unwrap_or_default()
     };
-    c.insert("period_error".into(), json!(error_for("period")));
+    let period_error = error_for("period");
+    // A period that could not be read leaves the radios unticked, as the person left them.
+    let period = if period_error.is_empty() {
+        choice.period.key()
+    } else {
+        ""
+    };
+    c.insert("period".into(), json!(period));
+    c.insert("period_error".into(), json!(period_error));
     c.insert("service_error".into(), json!(error_for("service")));
     c.insert(
         "errors".into(),
@@ -118,7 +122,6 @@ async fn dashboard_page(
         }),
     );
     c.insert("figures".into(), figures_context(&figures, &span));
-    c.insert("attention_href".into(), json!(ATTENTION_HREF));
     Ok(Answer::Page(render("dashboard", c)))
 }
 

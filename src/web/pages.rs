@@ -76,7 +76,7 @@ pub fn signed_in(state: &AppState, session: &CurrentSession, current: &str) -> M
             "idle_minutes": IDLE_TIMEOUT.whole_minutes(),
         }),
     );
-    let mut items = vec![("/", "Home")];
+    let mut items = vec![("/", "Dashboard")];
     if session
         .grants
         .can_somewhere(crate::identity::permissions::Permission::PaymentsRead)

@@ -33,10 +33,12 @@ pub async fn readable_services(
     session: &CurrentSession,
 ) -> Result<Vec<ServiceAccount>, Status> {
     let all = services::all(&state.db).await.map_err(internal)?;
-    Ok(match session.grants.services_with(Permission::PaymentsRead) {
-        None => all,
-        Some(ids) => all.into_iter().filter(|s| ids.contains(&s.id)).collect(),
-    })
+    Ok(
+        match session.grants.services_with(Permission::PaymentsRead) {
+            None => all,
+            Some(ids) => all.into_iter().filter(|s| ids.contains(&s.id)).collect(),
+        },
+    )
 }
 
 /// A time as the console shows it, in its time zone.
@@ -72,7 +74,10 @@ async fn list(
     let parsed = query::parse(&form, state.clock.now(), zone);
     let mut field_errors = Map::new();
     if raw.len() > 8 * 1024 {
-        errors.push(problem("q", "Your search is too long. Enter fewer or shorter filters"));
+        errors.push(problem(
+            "q",
+            "Your search is too long. Enter fewer or shorter filters",
+        ));
     }
     if let Err(problems) = &parsed {
         for (field, message) in problems {
@@ -171,11 +176,13 @@ async fn list(
     periods.extend(
         Period::ALL
             .iter()
-            .filter(|p| **p != Period::AllTime)
-            .map(|p| json!({"value": p.name(), "text": p.label()})),
+            .map(|p| json!({"value": p.key(), "text": p.label()})),
     );
     c.insert("period_options".into(), Value::Array(periods));
-    c.insert("sort_options".into(), options(&Sort::ALL, Sort::name, Sort::label));
+    c.insert(
+        "sort_options".into(),
+        options(&Sort::ALL, Sort::name, Sort::label),
+    );
     let mut brands = vec![json!({"value": "", "text": "Any card brand"})];
     brands.extend(BRANDS.iter().map(|(v, t)| json!({"value": v, "text": t})));
     c.insert("brand_options".into(), Value::Array(brands));
@@ -311,9 +318,13 @@ async fn journey(
     audit::record(
         &state.db,
         now,
-        AuditEvent::new(staff.actor(), "sensitive_read", format!("payment:{}", j.payment_id))
-            .from_ip(origin.0.ip.clone())
-            .details(json!({"service": svc.slug, "what": "journey page"})),
+        AuditEvent::new(
+            staff.actor(),
+            "sensitive_read",
+            format!("payment:{}", j.payment_id),
+        )
+        .from_ip(origin.0.ip.clone())
+        .details(json!({"service": svc.slug, "what": "journey page"})),
     )
     .await
     .map_err(internal)?;
@@ -496,7 +507,12 @@ async fn journey(
     c.insert("show_all".into(), json!(show_all));
     c.insert(
         "all_href".into(),
-        json!(page_href(&j.payment_id, &svc.slug, &back, &[("events", "all")])),
+        json!(page_href(
+            &j.payment_id,
+            &svc.slug,
+            &back,
+            &[("events", "all")]
+        )),
     );
     c.insert(
         "changes_href".into(),
@@ -512,7 +528,9 @@ async fn journey(
     c.insert("zone".into(), json!(zone.name()));
     let notice = match notice {
         Some("refreshed") => "The payment has been read again from the platform.",
-        Some("unchanged") => "The payment has been read again from the platform. Nothing had changed.",
+        Some("unchanged") => {
+            "The payment has been read again from the platform. Nothing had changed."
+        }
         _ => "",
     };
     c.insert("notice".into(), json!(notice));
@@ -540,7 +558,9 @@ async fn refresh(
     let back = |notice: &str| page_href(&j.payment_id, &svc.slug, &back_to, &[("notice", notice)]);
     let client = match state.platforms.client(&state.config, &svc) {
         Ok(c) => c,
-        Err(e) => return failed_refresh(state, &staff, &origin, &target, &svc, &j, e.to_string()).await,
+        Err(e) => {
+            return failed_refresh(state, &staff, &origin, &target, &svc, &j, e.to_string()).await
+        }
     };
     match sync::refresh_with(&state.db, now, client.as_ref(), svc.id, &j.payment_id).await {
         Ok(done) => {
@@ -597,10 +617,7 @@ async fn failed_refresh(
     .await
     .map_err(internal)?;
     let mut c = pages::signed_in(state, staff, "/payments");
-    c.insert(
-        "title".into(),
-        json!("The platform did not answer"),
-    );
+    c.insert("title".into(), json!("The platform did not answer"));
     c.insert(
         "message".into(),
         json!("paydesk could not read this payment from the payment platform just now. The page shows what paydesk last saw. Try again in a few minutes."),

@@ -241,7 +241,9 @@ async fn every_page_passes_axe() {
     // A service with no payments yet: the empty list, and the list with a problem.
     c.goto(&go("/payments")).await.unwrap();
     check(&browser, "payments-none", "Payments", &mut errors).await;
-    c.goto(&go("/payments?last4=12&period=someday")).await.unwrap();
+    c.goto(&go("/payments?last4=12&period=someday"))
+        .await
+        .unwrap();
     check(&browser, "payments-problem", "Payments", &mut errors).await;
     c.goto(&go("/no/such/page")).await.unwrap();
     check(&browser, "not-found", "Page not found", &mut errors).await;
@@ -301,7 +303,8 @@ async fn the_demo_lets_a_newcomer_sign_in_without_an_app() {
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let mut printed = Vec::new();
-    for line in BufReader::new(stdout).lines() {
+    let mut lines = BufReader::new(stdout).lines();
+    for line in lines.by_ref() {
         let line = line.unwrap();
         let done = line.contains("platform-admin@");
         printed.push(line);
@@ -309,6 +312,8 @@ async fn the_demo_lets_a_newcomer_sign_in_without_an_app() {
             break;
         }
     }
+    // Keep reading what the demo prints later: a closed pipe would fail its next write.
+    std::thread::spawn(move || lines.for_each(drop));
     // Each account line: role label, email, "password", the password, ...
     let accounts: Vec<(String, String)> = printed
         .iter()
@@ -355,7 +360,13 @@ async fn the_demo_lets_a_newcomer_sign_in_without_an_app() {
         fill(&browser, "email", email).await;
         fill(&browser, "password", password).await;
         submit(&browser, "/login").await;
-        check(&browser, &format!("demo-code-{who}"), "Enter the code", &mut errors).await;
+        check(
+            &browser,
+            &format!("demo-code-{who}"),
+            "Enter the code",
+            &mut errors,
+        )
+        .await;
         let shown = c
             .find(Locator::Css("#demo-code .paydesk-secret"))
             .await
@@ -365,7 +376,13 @@ async fn the_demo_lets_a_newcomer_sign_in_without_an_app() {
             .unwrap();
         fill(&browser, "code", shown.trim()).await;
         submit(&browser, "/login/code").await;
-        check(&browser, &format!("demo-home-{who}"), "Dashboard", &mut errors).await;
+        check(
+            &browser,
+            &format!("demo-home-{who}"),
+            "Dashboard",
+            &mut errors,
+        )
+        .await;
         assert!(
             c.current_url().await.unwrap().path() == "/",
             "{who} signed in to the console"
@@ -375,18 +392,43 @@ async fn the_demo_lets_a_newcomer_sign_in_without_an_app() {
         let mut listed = false;
         while started.elapsed() < std::time::Duration::from_secs(60) {
             c.goto(&go("/payments")).await.unwrap();
-            if c.find(Locator::Css("table.govuk-table tbody a")).await.is_ok() {
+            if c.find(Locator::Css("table.govuk-table tbody a"))
+                .await
+                .is_ok()
+            {
                 listed = true;
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         }
         assert!(listed, "{who} sees the demo payments within a minute");
-        check(&browser, &format!("payments-{who}"), "Payments", &mut errors).await;
-        c.goto(&go("/payments?q=no-such-payment-anywhere")).await.unwrap();
-        check(&browser, &format!("payments-empty-{who}"), "Payments", &mut errors).await;
-        c.goto(&go("/payments?from_date=31/2/2026&min_amount=12.3.4")).await.unwrap();
-        check(&browser, &format!("payments-error-{who}"), "Payments", &mut errors).await;
+        check(
+            &browser,
+            &format!("payments-{who}"),
+            "Payments",
+            &mut errors,
+        )
+        .await;
+        c.goto(&go("/payments?q=no-such-payment-anywhere"))
+            .await
+            .unwrap();
+        check(
+            &browser,
+            &format!("payments-empty-{who}"),
+            "Payments",
+            &mut errors,
+        )
+        .await;
+        c.goto(&go("/payments?from_date=31/2/2026&min_amount=12.3.4"))
+            .await
+            .unwrap();
+        check(
+            &browser,
+            &format!("payments-error-{who}"),
+            "Payments",
+            &mut errors,
+        )
+        .await;
         assert!(
             c.title().await.unwrap().starts_with("Error: "),
             "the title says Error:"
@@ -401,10 +443,22 @@ async fn the_demo_lets_a_newcomer_sign_in_without_an_app() {
         check(&browser, &format!("journey-{who}"), "Payment", &mut errors).await;
         let path = c.current_url().await.unwrap().path().to_string();
         c.goto(&go(&format!("{path}?events=all"))).await.unwrap();
-        check(&browser, &format!("journey-all-events-{who}"), "Payment", &mut errors).await;
+        check(
+            &browser,
+            &format!("journey-all-events-{who}"),
+            "Payment",
+            &mut errors,
+        )
+        .await;
         c.goto(&go("/account")).await.unwrap();
         submit(&browser, "/logout").await;
-        check(&browser, &format!("signed-out-{who}"), "Sign in", &mut errors).await;
+        check(
+            &browser,
+            &format!("signed-out-{who}"),
+            "Sign in",
+            &mut errors,
+        )
+        .await;
     }
     let _ = child.kill();
     let _ = child.wait();

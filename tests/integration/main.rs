@@ -14,7 +14,7 @@ mod identity;
 mod jobs;
 mod mail;
 mod platform;
-mod search;
 mod process;
+mod search;
 mod sso;
 mod web;

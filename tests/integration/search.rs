@@ -148,7 +148,11 @@ async fn seeded() -> TestApp {
 
 async fn viewer(app: &TestApp, service: &str) {
     let p = app
-        .person(&format!("viewer-{service}@example.gov.uk"), Role::Viewer, Some(service))
+        .person(
+            &format!("viewer-{service}@example.gov.uk"),
+            Role::Viewer,
+            Some(service),
+        )
         .await;
     app.sign_in(&p).await;
 }
@@ -166,7 +170,11 @@ async fn every_filter_means_what_it_says() {
         "PERMIT-002",
         "PERMIT-001",
     ];
-    assert_eq!(search(&app, "").await, all, "newest first, nothing filtered");
+    assert_eq!(
+        search(&app, "").await,
+        all,
+        "newest first, nothing filtered"
+    );
     let cases: &[(&str, &[&str])] = &[
         // Reference: exact in any case, or a prefix.
         ("reference=permit-001", &["PERMIT-001"]),
@@ -191,10 +199,7 @@ async fn every_filter_means_what_it_says() {
         ("status=cancelled", &["permit-004"]),
         ("status=in_progress", &["FINE-005"]),
         ("status=error", &["FINE-007"]),
-        (
-            "status=success",
-            &["FINE-006", "PERMIT-001"],
-        ),
+        ("status=success", &["FINE-006", "PERMIT-001"]),
         (
             "status=declined&status=timed_out",
             &["PERMIT-003", "PERMIT-002"],
@@ -207,7 +212,14 @@ async fn every_filter_means_what_it_says() {
         ("period=today", &["FINE-007"]),
         (
             "period=yesterday",
-            &["FINE-006", "FINE-005", "permit-004", "PERMIT-003", "PERMIT-002", "PERMIT-001"],
+            &[
+                "FINE-006",
+                "FINE-005",
+                "permit-004",
+                "PERMIT-003",
+                "PERMIT-002",
+                "PERMIT-001",
+            ],
         ),
         (
             "from_date=19/11/2026&from_time=02:00&to_date=19/11/2026&to_time=04:00",
@@ -222,9 +234,18 @@ async fn every_filter_means_what_it_says() {
         ("case_reference=case-77", &["permit-004"]),
         // Combinations.
         ("status=success&brand=visa&min_amount=100", &["FINE-006"]),
-        ("reference=fine&reference_match=prefix&status=success", &["FINE-006"]),
-        ("sort=amount_high&status=success", &["FINE-006", "PERMIT-001"]),
-        ("sort=oldest&reference=permit&reference_match=prefix", &["PERMIT-001", "PERMIT-002", "PERMIT-003", "permit-004"]),
+        (
+            "reference=fine&reference_match=prefix&status=success",
+            &["FINE-006"],
+        ),
+        (
+            "sort=amount_high&status=success",
+            &["FINE-006", "PERMIT-001"],
+        ),
+        (
+            "sort=oldest&reference=permit&reference_match=prefix",
+            &["PERMIT-001", "PERMIT-002", "PERMIT-003", "permit-004"],
+        ),
     ];
     for (q, expected) in cases {
         assert_eq!(&search(&app, q).await, expected, "{q}");
@@ -241,7 +262,16 @@ async fn the_search_box_understands_what_it_is_given() {
     let app = seeded().await;
     viewer(&app, "parking").await;
     let cases: &[(&str, &[&str])] = &[
-        ("q=4242", &["FINE-007", "FINE-006", "permit-004", "PERMIT-003", "PERMIT-001"]),
+        (
+            "q=4242",
+            &[
+                "FINE-007",
+                "FINE-006",
+                "permit-004",
+                "PERMIT-003",
+                "PERMIT-001",
+            ],
+        ),
         ("q=1111", &["PERMIT-002"]),
         ("q=510510", &["PERMIT-002"]),
         ("q=jo.bloggs@example.org", &["PERMIT-001"]),
@@ -258,7 +288,10 @@ async fn the_search_box_understands_what_it_is_given() {
         assert_eq!(&search(&app, q).await, expected, "{q}");
     }
     let (_, html) = get(&app, "/payments?q=1111").await;
-    assert!(html.contains("card number ends 1111"), "says what it understood");
+    assert!(
+        html.contains("card number ends 1111"),
+        "says what it understood"
+    );
 }
 
 #[tokio::test]
@@ -273,14 +306,20 @@ async fn another_services_payments_are_never_seen() {
     // Same reference and email in the other service: only this service's row, and the
     // count does not include the other.
     assert_eq!(search(&app, "q=PERMIT-001").await, ["PERMIT-001"]);
-    assert_eq!(search(&app, "q=jo.bloggs@example.org").await, ["PERMIT-001"]);
+    assert_eq!(
+        search(&app, "q=jo.bloggs@example.org").await,
+        ["PERMIT-001"]
+    );
     let (_, html) = get(&app, "/payments?reference=permit-001").await;
     assert!(html.contains("1 payment"), "{html}");
     // Asking for the other service by name finds nothing and names nothing.
     let (status, html) = get(&app, "/payments?service=fines").await;
     assert_eq!(status, Status::Ok);
     assert!(found(&html).is_empty());
-    assert!(!html.contains("Service fines"), "the other service is not named");
+    assert!(
+        !html.contains("Service fines"),
+        "the other service is not named"
+    );
     // Its journey page is not found, by id or by naming the service.
     let (status, _) = get(&app, "/payments/other-service-payment").await;
     assert_eq!(status, Status::NotFound);
@@ -318,7 +357,10 @@ async fn pages_neither_skip_nor_repeat_while_payments_arrive() {
     let mut ra = Vec::new();
     let mut rb = Vec::new();
     for i in 0..130 {
-        let mut r = journey(&format!("REF-{i:03}"), t(0) + time::Duration::minutes((i / 2) as i64));
+        let mut r = journey(
+            &format!("REF-{i:03}"),
+            t(0) + time::Duration::minutes((i / 2) as i64),
+        );
         r.payment_id = format!("p{i:03}");
         if i % 3 == 0 {
             rb.push(r);
@@ -348,7 +390,11 @@ async fn pages_neither_skip_nor_repeat_while_payments_arrive() {
         .split("rel=\"next\"")
         .next()
         .and_then(|s| s.rsplit("href=\"").next())
-        .map(|s| s.trim_end_matches("\" ").trim_end_matches('"').replace("&amp;", "&"))
+        .map(|s| {
+            s.trim_end_matches("\" ")
+                .trim_end_matches('"')
+                .replace("&amp;", "&")
+        })
         .unwrap();
     let next = next.trim().trim_end_matches('"').to_string();
     let (_, second) = get(&app, &next).await;
@@ -380,8 +426,14 @@ async fn pages_neither_skip_nor_repeat_while_payments_arrive() {
     sorted_seen.sort();
     let mut sorted_expected = expected.clone();
     sorted_expected.sort();
-    assert_eq!(sorted_seen, sorted_expected, "every original row exactly once");
-    assert!(!seen.iter().any(|r| r.starts_with("NEW-")), "new rows only on page one");
+    assert_eq!(
+        sorted_seen, sorted_expected,
+        "every original row exactly once"
+    );
+    assert!(
+        !seen.iter().any(|r| r.starts_with("NEW-")),
+        "new rows only on page one"
+    );
     // Previous from page two gives page one as it was.
     let prev = second
         .split("rel=\"prev\"")
@@ -438,10 +490,16 @@ async fn bad_input_keeps_the_form_and_says_what_is_wrong() {
     viewer(&app, "parking").await;
     let cases = [
         ("from_date=31/2/2026", "From date must be a real date"),
-        ("min_amount=%C2%A312.3.4", "Minimum amount must be an amount in pounds"),
+        (
+            "min_amount=%C2%A312.3.4",
+            "Minimum amount must be an amount in pounds",
+        ),
         ("last4=12a4", "Last 4 digits must be 4 numbers"),
         ("status=paid", "Choose statuses from the list"),
-        ("to_date=1/1/2026&from_date=2/1/2026", "To date must be the same as or after"),
+        (
+            "to_date=1/1/2026&from_date=2/1/2026",
+            "To date must be the same as or after",
+        ),
     ];
     for (q, message) in cases {
         let (status, html) = get(&app, &format!("/payments?{q}")).await;
@@ -462,7 +520,13 @@ async fn bad_input_keeps_the_form_and_says_what_is_wrong() {
     let (status, html) = get(&app, "/payments?q=a%00b&email=%00").await;
     assert_eq!(status, Status::Ok);
     assert!(html.contains("must only contain letters"));
-    for q in ["'%20OR%201=1--", "%3Cscript%3Ealert(1)%3C/script%3E", "%22%20OR%20%22", "%25", "_"] {
+    for q in [
+        "'%20OR%201=1--",
+        "%3Cscript%3Ealert(1)%3C/script%3E",
+        "%22%20OR%20%22",
+        "%25",
+        "_",
+    ] {
         let (status, html) = get(&app, &format!("/payments?q={q}&email={q}&cardholder={q}")).await;
         assert_eq!(status, Status::Ok, "{q}");
         assert!(!html.contains("<script>alert"), "{q}");
@@ -481,7 +545,11 @@ async fn bad_input_keeps_the_form_and_says_what_is_wrong() {
 async fn viewing_a_journey_is_audited_and_shows_its_timeline() {
     let app = seeded().await;
     let p = app
-        .person("caseworker@example.gov.uk", Role::Caseworker, Some("parking"))
+        .person(
+            "caseworker@example.gov.uk",
+            Role::Caseworker,
+            Some("parking"),
+        )
         .await;
     app.sign_in(&p).await;
     // Opened from a search, the journey's "Back" link returns to that search.
@@ -597,12 +665,19 @@ async fn refresh_from_the_platform_brings_the_journey_up_to_date() {
     let payment_id = created["payment_id"].as_str().unwrap().to_string();
     viewer(&app, "parking").await;
     // Not yet known to paydesk: nothing to refresh, so not found.
-    assert_eq!(post_refresh(&app, &payment_id).await, (Status::NotFound, String::new()));
+    assert_eq!(
+        post_refresh(&app, &payment_id).await,
+        (Status::NotFound, String::new())
+    );
     let service = paydesk::services::by_slug(&app.state.db, "parking")
         .await
         .unwrap()
         .unwrap();
-    let client = app.state.platforms.client(&app.state.config, &service).unwrap();
+    let client = app
+        .state
+        .platforms
+        .client(&app.state.config, &service)
+        .unwrap();
     paydesk::journeys::sync::refresh_with(
         &app.state.db,
         app.state.clock.now(),
@@ -621,12 +696,22 @@ async fn refresh_from_the_platform_brings_the_journey_up_to_date() {
     let (status, html) = get(&app, &to).await;
     assert_eq!(status, Status::Ok);
     assert!(html.contains("The payment has been read again from the platform."));
-    assert!(html.contains("refreshed the payment from the platform"), "a staff event in the timeline");
-    assert_eq!(search(&app, "q=refresh-me&status=success").await, ["REFRESH-ME"]);
+    assert!(
+        html.contains("refreshed the payment from the platform"),
+        "a staff event in the timeline"
+    );
+    assert_eq!(
+        search(&app, "q=refresh-me&status=success").await,
+        ["REFRESH-ME"]
+    );
     let audit = paydesk::store::audit::by_action(&app.state.db, "payment_refreshed")
         .await
         .unwrap();
     assert_eq!(audit.len(), 1);
     assert_eq!(audit[0].outcome, "success");
-    assert!(audit[0].details.contains("\"status_after\":\"success\""), "{}", audit[0].details);
+    assert!(
+        audit[0].details.contains("\"status_after\":\"success\""),
+        "{}",
+        audit[0].details
+    );
 }
