@@ -17,6 +17,7 @@ pub mod logging;
 pub mod mail;
 pub mod metrics;
 pub mod platform;
+pub mod refunds;
 pub mod search;
 pub mod services;
 pub mod store;
