@@ -116,6 +116,9 @@ impl Registry {
         r.register(Arc::new(SelfTest));
         r.register(Arc::new(crate::mail::MailSender));
         crate::journeys::register_jobs(&mut r);
+        for handler in crate::refunds::submit::handlers() {
+            r.register(handler);
+        }
         r
     }
 

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod dashboard;
 pub mod jobs;
 pub mod journeys;
+pub mod refunds;
 pub mod scratch;
 pub mod search;
 pub mod services;

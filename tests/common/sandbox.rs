@@ -169,6 +169,7 @@ impl SandboxProcess {
                 "reference": reference,
                 "description": "Test payment",
                 "return_url": "https://service.example/return",
+                "email": format!("payer-{}@example.org", reference.to_lowercase()),
             }))
             .send()
             .await

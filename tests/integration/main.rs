@@ -15,6 +15,7 @@ mod jobs;
 mod mail;
 mod platform;
 mod process;
+mod refunds;
 mod search;
 mod sso;
 mod web;

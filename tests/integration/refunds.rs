@@ -1,0 +1,436 @@
+//! Refunds happen once or not at all, against a real sandbox platform process: simultaneous
+//! submits and approvals, a double-submitted form, a refund that commits and then times out,
+//! someone else refunding first, amount attacks refused before any platform call, and the
+//! follow-up to success with the payer's email queued.
+
+use std::sync::Arc;
+
+use paydesk::identity::permissions::Role;
+use paydesk::jobs::{JobHandler, JobRun};
+use paydesk::platform::client::Credentials;
+use paydesk::refunds::rules::{ApprovalRefusal, State};
+use paydesk::refunds::{self, Ask, Asked, RefundSettings, Staff};
+use paydesk::store::refunds as refund_store;
+use serde_json::json;
+
+use crate::common::sandbox::SandboxProcess;
+use crate::common::TestApp;
+
+struct World {
+    app: TestApp,
+    sandbox: SandboxProcess,
+    service_id: i64,
+    caseworker: Staff,
+    finance: Staff,
+}
+
+/// A sandbox with no seeded payments, a service on it, and a caseworker and a finance person.
+async fn world(threshold: Option<i64>) -> World {
+    let sandbox =
+        SandboxProcess::start_with(&["--seed", "0", "--accounts", "1", "--refund-delay-ms", "50"]);
+    let app = TestApp::with_config(|c| {
+        c.platform_timeout_ms = 1500;
+        c.platform_retries = 0;
+    })
+    .await;
+    let service_id = paydesk::services::add(
+        &app.state,
+        paydesk::audit::Actor::System,
+        &paydesk::services::NewService {
+            slug: "parking".into(),
+            name: "Parking permits".into(),
+            time_zone: "Europe/London".into(),
+            platform_url: Some(sandbox.base_url.clone()),
+            credentials: Some(Credentials::ApiKey {
+                api_key: SandboxProcess::api_key(1),
+            }),
+            webhook_secret: None,
+        },
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let mut tx = app.state.db.begin().await.unwrap();
+    refund_store::set_settings(
+        &mut tx,
+        service_id,
+        &RefundSettings {
+            refund_approval_threshold: threshold,
+            refund_email_enabled: true,
+            ..Default::default()
+        },
+        0,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let cw = app
+        .person("cw@example.gov.uk", Role::Caseworker, Some("parking"))
+        .await;
+    let fin = app
+        .person("fin@example.gov.uk", Role::Finance, Some("parking"))
+        .await;
+    World {
+        app,
+        sandbox,
+        service_id,
+        caseworker: Staff {
+            id: cw.id,
+            email: cw.email,
+            name: "Casey Worker".into(),
+            ip: None,
+        },
+        finance: Staff {
+            id: fin.id,
+            email: fin.email,
+            name: "Fin Ance".into(),
+            ip: None,
+        },
+    }
+}
+
+impl World {
+    /// A successful payment of `amount` on the platform, known to paydesk: (payment id,
+    /// journey id).
+    async fn paid(&self, amount: i64, reference: &str) -> (String, i64) {
+        let created = self
+            .sandbox
+            .create_payment(&SandboxProcess::api_key(1), amount, reference)
+            .await;
+        let payment_id = created["payment_id"].as_str().unwrap().to_string();
+        self.sandbox
+            .advance_payment(&payment_id, "success", None)
+            .await;
+        let service = paydesk::services::by_id(&self.app.state.db, self.service_id)
+            .await
+            .unwrap()
+            .unwrap();
+        let client = self
+            .app
+            .state
+            .platforms
+            .client(&self.app.state.config, &service)
+            .unwrap();
+        let done = paydesk::journeys::sync::refresh_with(
+            &self.app.state.db,
+            self.app.state.clock.now(),
+            client.as_ref(),
+            self.service_id,
+            &payment_id,
+        )
+        .await
+        .unwrap();
+        (payment_id, done.journey_id)
+    }
+
+    fn ask(&self, payment: &(String, i64), amount: &str, key: &str) -> Ask {
+        Ask {
+            service_id: self.service_id,
+            journey_id: payment.1,
+            payment_id: payment.0.clone(),
+            how_much: "partial".into(),
+            amount: amount.into(),
+            reason: "duplicate".into(),
+            comment: String::new(),
+            case_reference: "CASE-1".into(),
+            form_key: key.into(),
+        }
+    }
+
+    async fn request(&self, ask: &Ask) -> Asked {
+        refunds::request(
+            &self.app.state.db,
+            self.app.state.clock.now(),
+            &self.caseworker,
+            ask,
+        )
+        .await
+        .unwrap()
+    }
+
+    /// Refunds the platform holds for this payment.
+    async fn platform_refunds(&self, payment_id: &str) -> usize {
+        let service = paydesk::services::by_id(&self.app.state.db, self.service_id)
+            .await
+            .unwrap()
+            .unwrap();
+        let client = self
+            .app
+            .state
+            .platforms
+            .client(&self.app.state.config, &service)
+            .unwrap();
+        client.payment_refunds(payment_id).await.unwrap().len()
+    }
+
+    async fn state_of(&self, id: i64) -> State {
+        let row = refund_store::by_id(&self.app.state.db, id)
+            .await
+            .unwrap()
+            .unwrap();
+        State::parse(&row.state).unwrap()
+    }
+
+    /// Run due jobs until none is left (advancing paydesk's clock past follow-up delays).
+    async fn run_jobs(&self) {
+        let runner = self.app.state.job_runner();
+        for _ in 0..40 {
+            let pass = runner.run_due().await.unwrap();
+            self.app.clock.advance(time::Duration::seconds(4));
+            if pass.claimed == 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+                if runner.run_due().await.unwrap().claimed == 0 {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn made(a: Asked) -> (i64, State) {
+    match a {
+        Asked::Made { id, state } => (id, state),
+        Asked::Refused(p) => panic!("refused: {p:?}"),
+    }
+}
+
+#[tokio::test]
+async fn twenty_simultaneous_submits_make_one_platform_refund() {
+    let w = world(None).await;
+    let payment = w.paid(5000, "TWENTY-SUBMITS").await;
+    let (id, state) = made(w.request(&w.ask(&payment, "12.00", "form-1")).await);
+    assert_eq!(state, State::Approved, "below the threshold: no approval");
+    // 20 workers run the same submit job at once.
+    let ctx = Arc::new(w.app.state.job_context());
+    let mut tasks = Vec::new();
+    for n in 0..20 {
+        let ctx = ctx.clone();
+        tasks.push(tokio::spawn(async move {
+            paydesk::refunds::submit::SubmitJob
+                .run(
+                    &ctx,
+                    &JobRun {
+                        id: n,
+                        attempt: 1,
+                        payload: json!({"request": id}),
+                    },
+                )
+                .await
+        }));
+    }
+    for t in tasks {
+        let _ = t.await.unwrap();
+    }
+    assert_eq!(
+        w.platform_refunds(&payment.0).await,
+        1,
+        "exactly one refund"
+    );
+    assert_eq!(w.state_of(id).await, State::Submitted);
+    // And the queued job, run as well, sends nothing more; the follow-up sees it succeed.
+    w.run_jobs().await;
+    assert_eq!(w.platform_refunds(&payment.0).await, 1);
+    assert_eq!(w.state_of(id).await, State::Succeeded);
+    // The payer's email is queued (the mail tests show delivery).
+    let mails: Vec<_> = paydesk::store::jobs::list(&w.app.state.db, None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|j| j.kind == "mail_send")
+        .collect();
+    assert_eq!(mails.len(), 1, "one email to the payer");
+}
+
+#[tokio::test]
+async fn twenty_simultaneous_approvals_make_one_platform_refund() {
+    let w = world(Some(1000)).await;
+    let payment = w.paid(9000, "TWENTY-APPROVALS").await;
+    let (id, state) = made(w.request(&w.ask(&payment, "50.00", "form-2")).await);
+    assert_eq!(state, State::AwaitingApproval);
+    // The requester may not approve their own request.
+    let own = refunds::approve(
+        &w.app.state.db,
+        w.app.state.clock.now(),
+        &w.caseworker,
+        id,
+        5000,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(own, Err(ApprovalRefusal::OwnRequest));
+    // An approval is bound to the amount the approver saw.
+    let wrong = refunds::approve(
+        &w.app.state.db,
+        w.app.state.clock.now(),
+        &w.finance,
+        id,
+        4999,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(wrong, Err(ApprovalRefusal::AmountChanged));
+    let db = w.app.state.db.clone();
+    let now = w.app.state.clock.now();
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let db = db.clone();
+        let who = w.finance.clone();
+        tasks.push(tokio::spawn(async move {
+            refunds::approve(&db, now, &who, id, 5000, Some("ok"))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut approved = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(()) => approved += 1,
+            Err(r) => assert_eq!(r, ApprovalRefusal::NotAwaiting),
+        }
+    }
+    assert_eq!(approved, 1, "one approval wins");
+    w.run_jobs().await;
+    assert_eq!(
+        w.platform_refunds(&payment.0).await,
+        1,
+        "exactly one refund"
+    );
+    assert_eq!(w.state_of(id).await, State::Succeeded);
+}
+
+#[tokio::test]
+async fn a_form_submitted_twice_makes_one_request() {
+    let w = world(None).await;
+    let payment = w.paid(3000, "DOUBLE-CLICK").await;
+    let ask = w.ask(&payment, "10.00", "same-form");
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let db = w.app.state.db.clone();
+        let now = w.app.state.clock.now();
+        let who = w.caseworker.clone();
+        let ask = ask.clone();
+        tasks.push(tokio::spawn(async move {
+            refunds::request(&db, now, &who, &ask).await.unwrap()
+        }));
+    }
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.push(made(t.await.unwrap()).0);
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "every submit of the form is the same request");
+    // The back button and a resubmit: still the same request.
+    assert_eq!(made(w.request(&ask).await).0, ids[0]);
+    w.run_jobs().await;
+    assert_eq!(w.platform_refunds(&payment.0).await, 1);
+    // Asking for more than is left (with a new form) is refused before any platform call.
+    let more = w.request(&w.ask(&payment, "20.01", "another-form")).await;
+    assert!(
+        matches!(more, Asked::Refused(ref p) if p[0].0 == "amount"),
+        "{more:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_refund_that_commits_and_then_times_out_is_not_sent_again() {
+    let w = world(None).await;
+    let payment = w.paid(4000, "HANGS").await;
+    w.sandbox
+        .set_faults("account-1", json!({"refund_commit_then_hang_next": 1}))
+        .await;
+    let (id, _) = made(w.request(&w.ask(&payment, "15.00", "form-3")).await);
+    w.run_jobs().await;
+    assert_eq!(
+        w.platform_refunds(&payment.0).await,
+        1,
+        "the refund made before the timeout is found, not repeated"
+    );
+    assert_eq!(w.state_of(id).await, State::Succeeded);
+}
+
+#[tokio::test]
+async fn someone_else_refunding_first_fails_clearly_and_sends_nothing() {
+    let w = world(None).await;
+    let payment = w.paid(2000, "BEATEN").await;
+    let (id, _) = made(w.request(&w.ask(&payment, "20.00", "form-4")).await);
+    // Another console refunds the whole payment before paydesk's job runs.
+    let service = paydesk::services::by_id(&w.app.state.db, w.service_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let client = w
+        .app
+        .state
+        .platforms
+        .client(&w.app.state.config, &service)
+        .unwrap();
+    client
+        .create_refund(
+            &payment.0,
+            &paydesk::platform::types::RefundRequest {
+                amount: 2000,
+                refund_amount_available: Some(2000),
+            },
+        )
+        .await
+        .unwrap();
+    w.run_jobs().await;
+    assert_eq!(
+        w.platform_refunds(&payment.0).await,
+        1,
+        "only the other one"
+    );
+    assert_eq!(w.state_of(id).await, State::Failed);
+    let row = refund_store::by_id(&w.app.state.db, id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        row.failure.unwrap().contains("not enough left to refund"),
+        "staff are told why"
+    );
+    let j = paydesk::store::journeys::journey_by_id(&w.app.state.db, payment.1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(j.needs_attention, "a failed refund needs attention");
+}
+
+#[tokio::test]
+async fn amount_attacks_are_refused_before_any_platform_call() {
+    let w = world(None).await;
+    let payment = w.paid(1000, "ATTACKS").await;
+    for (n, bad) in [
+        "0",
+        "-1",
+        "1.5p",
+        "1e3",
+        "99999999999",
+        "10.01",
+        "1,000.00",
+        "",
+        "12.345",
+        "NaN",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let asked = w
+            .request(&w.ask(&payment, bad, &format!("attack-{n}")))
+            .await;
+        assert!(
+            matches!(asked, Asked::Refused(ref p) if p[0].0 == "amount"),
+            "{bad:?}: {asked:?}"
+        );
+    }
+    // "£5" is an amount, though.
+    let (id, _) = made(w.request(&w.ask(&payment, "£5", "pounds-sign")).await);
+    let row = refund_store::by_id(&w.app.state.db, id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.amount, 500);
+    assert_eq!(w.platform_refunds(&payment.0).await, 0, "nothing sent yet");
+}
