@@ -1,6 +1,7 @@
 //! `paydesk bench …`: commands that measure and print figures. They are not tests.
 
 pub mod platform;
+pub mod refunds;
 pub mod search;
 
 use std::time::{Duration, Instant};

@@ -205,6 +205,18 @@ enum BenchCommand {
         #[arg(long, env = "PAYDESK_BENCH_POSTGRES_URL")]
         postgres_url: Option<String>,
     },
+    /// Refunds end to end against the sandbox platform in this process: the time from
+    /// approval to submission at a steady 20 approvals a second (p50, p99), then refunds
+    /// completed per second when many are approved at once; checks exactly one platform
+    /// refund per request.
+    Refunds {
+        #[arg(long, default_value_t = 200)]
+        steady: usize,
+        #[arg(long, default_value_t = 1000)]
+        burst: usize,
+        #[arg(long, env = "PAYDESK_BENCH_POSTGRES_URL")]
+        postgres_url: Option<String>,
+    },
     /// Audit appends per second (1 and 8 writers) and the time to verify a large log, on
     /// SQLite and, given a server, PostgreSQL. Each runs in a scratch database.
     Audit {
@@ -602,6 +614,20 @@ async fn bench(command: BenchCommand) -> ExitCode {
         } => match pb::sync(payments, postgres_url.as_deref()).await {
             Ok(figures) => {
                 pb::print_sync(&figures);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("paydesk: bench failed: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        BenchCommand::Refunds {
+            steady,
+            burst,
+            postgres_url,
+        } => match paydesk::bench::refunds::refunds(steady, burst, postgres_url.as_deref()).await {
+            Ok(figures) => {
+                paydesk::bench::refunds::print(&figures);
                 ExitCode::SUCCESS
             }
             Err(e) => {

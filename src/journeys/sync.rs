@@ -28,6 +28,8 @@ pub enum SyncError {
     Service(#[from] ServiceError),
     #[error(transparent)]
     Platform(#[from] PlatformError),
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
 }
 
 impl SyncError {
@@ -601,6 +603,10 @@ pub async fn run_scheduler(
         }
         if let Err(e) = schedule(&db, clock.now()).await {
             tracing::error!(error = %e, "could not schedule service syncs");
+        }
+        // Refund requests nobody decided in time lapse (each expiry is audited).
+        if let Err(e) = crate::refunds::expire_due(&db, clock.now()).await {
+            tracing::error!(error = %e, "could not expire refund requests");
         }
         if std::time::Instant::now() >= statistics_due {
             statistics_due = std::time::Instant::now() + Duration::from_secs(3600);

@@ -277,6 +277,9 @@ pub fn may_approve(
     amount_seen: i64,
     now: OffsetDateTime,
 ) -> Result<(), ApprovalRefusal> {
+    if request.state == State::Expired {
+        return Err(ApprovalRefusal::Expired);
+    }
     if request.state != State::AwaitingApproval {
         return Err(ApprovalRefusal::NotAwaiting);
     }

@@ -434,3 +434,123 @@ async fn amount_attacks_are_refused_before_any_platform_call() {
     assert_eq!(row.amount, 500);
     assert_eq!(w.platform_refunds(&payment.0).await, 0, "nothing sent yet");
 }
+
+#[tokio::test]
+async fn undecided_requests_expire_and_cannot_be_approved_after() {
+    let w = world(Some(100)).await;
+    let payment = w.paid(5000, "EXPIRES").await;
+    let (id, state) = made(w.request(&w.ask(&payment, "10.00", "form-x")).await);
+    assert_eq!(state, State::AwaitingApproval);
+    w.app.clock.advance(time::Duration::hours(25));
+    // Not yet swept: the approval itself sees the time.
+    let late = refunds::approve(
+        &w.app.state.db,
+        w.app.state.clock.now(),
+        &w.finance,
+        id,
+        1000,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(late, Err(ApprovalRefusal::Expired));
+    let swept = refunds::expire_due(&w.app.state.db, w.app.state.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(swept, vec![id]);
+    assert_eq!(w.state_of(id).await, State::Expired);
+    let again = refunds::approve(
+        &w.app.state.db,
+        w.app.state.clock.now(),
+        &w.finance,
+        id,
+        1000,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(again, Err(ApprovalRefusal::Expired));
+    assert_eq!(w.platform_refunds(&payment.0).await, 0);
+    let audit = paydesk::store::audit::by_action(&w.app.state.db, "refund_expired")
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 1);
+}
+
+#[tokio::test]
+async fn a_payment_still_in_progress_can_be_cancelled_once() {
+    use paydesk::journeys::cancel::{cancel, Cancelled};
+    let w = world(None).await;
+    let created = w
+        .sandbox
+        .create_payment(&SandboxProcess::api_key(1), 700, "STUCK")
+        .await;
+    let payment_id = created["payment_id"].as_str().unwrap().to_string();
+    let service = paydesk::services::by_id(&w.app.state.db, w.service_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let client = w
+        .app
+        .state
+        .platforms
+        .client(&w.app.state.config, &service)
+        .unwrap();
+    let now = w.app.state.clock.now();
+    let done = cancel(
+        &w.app.state.db,
+        now,
+        client.as_ref(),
+        &w.caseworker,
+        w.service_id,
+        &payment_id,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        done,
+        Cancelled::Done {
+            status: "cancelled".into()
+        }
+    );
+    // Again: it has finished, so nothing is sent.
+    let again = cancel(
+        &w.app.state.db,
+        now,
+        client.as_ref(),
+        &w.caseworker,
+        w.service_id,
+        &payment_id,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        again,
+        Cancelled::AlreadyFinished {
+            status: "cancelled".into()
+        }
+    );
+    let audit = paydesk::store::audit::by_action(&w.app.state.db, "payment_cancelled")
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].outcome, "success");
+    // A paid payment cannot be cancelled.
+    let paid = w.paid(800, "PAID").await;
+    let refused = cancel(
+        &w.app.state.db,
+        now,
+        client.as_ref(),
+        &w.caseworker,
+        w.service_id,
+        &paid.0,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        refused,
+        Cancelled::AlreadyFinished {
+            status: "success".into()
+        }
+    );
+}
