@@ -554,3 +554,144 @@ async fn a_payment_still_in_progress_can_be_cancelled_once() {
         }
     );
 }
+
+/// Two `paydesk serve` processes sharing one database both work the job queue: every
+/// approved refund reaches the platform exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_paydesk_processes_sharing_a_database_refund_each_request_once() {
+    use crate::common::{eventually, paydesk_command, Server, TestDb};
+    let sandbox =
+        SandboxProcess::start_with(&["--seed", "0", "--accounts", "1", "--refund-delay-ms", "50"]);
+    let db = TestDb::new().await;
+    // The service is added the way an operator would, so the two processes (which share the
+    // command's secret key) can open its credentials.
+    let out = paydesk_command(db.url())
+        .args([
+            "service",
+            "add",
+            "--slug",
+            "parking",
+            "--name",
+            "Parking permits",
+            "--platform-url",
+            &sandbox.base_url,
+            "--api-key",
+            &SandboxProcess::api_key(1),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let env = [
+        ("PAYDESK_JOB_POLL_MS", "100"),
+        ("PAYDESK_JOB_CONCURRENCY", "1"),
+    ];
+    let first = Server::start(db.url(), &env);
+    let second = Server::start(db.url(), &env);
+
+    // Set-up from this process: staff, paid payments and approved requests.
+    let state = paydesk::AppState::open(
+        paydesk::config::Config::for_tests(db.url()),
+        paydesk::clock::system(),
+    )
+    .await
+    .unwrap();
+    let service = paydesk::services::by_slug(&state.db, "parking")
+        .await
+        .unwrap()
+        .unwrap();
+    let who = paydesk::identity::accounts::add_staff(
+        &state,
+        paydesk::audit::Actor::System,
+        "cw@example.gov.uk",
+        "Casey",
+        Role::Caseworker,
+        Some("parking"),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let who = Staff {
+        id: who.staff_id,
+        email: "cw@example.gov.uk".into(),
+        name: "Casey".into(),
+        ip: None,
+    };
+    let client = paydesk::platform::client::GovUkPay::new(
+        &paydesk::platform::client::Account {
+            base_url: sandbox.base_url.clone(),
+            credentials: Credentials::ApiKey {
+                api_key: SandboxProcess::api_key(1),
+            },
+        },
+        Default::default(),
+    )
+    .unwrap();
+    let mut ids = Vec::new();
+    for n in 0..12 {
+        let created = sandbox
+            .create_payment(&SandboxProcess::api_key(1), 3000, &format!("TWO-{n}"))
+            .await;
+        let payment_id = created["payment_id"].as_str().unwrap().to_string();
+        sandbox.advance_payment(&payment_id, "success", None).await;
+        let done = paydesk::journeys::sync::refresh_with(
+            &state.db,
+            state.clock.now(),
+            &client,
+            service.id,
+            &payment_id,
+        )
+        .await
+        .unwrap();
+        let asked = refunds::request(
+            &state.db,
+            state.clock.now(),
+            &who,
+            &Ask {
+                service_id: service.id,
+                journey_id: done.journey_id,
+                payment_id,
+                how_much: "full".into(),
+                reason: "duplicate".into(),
+                form_key: format!("two-{n}"),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        ids.push(made(asked).0);
+    }
+    let all_done = eventually(std::time::Duration::from_secs(60), || {
+        let db = state.db.clone();
+        let ids = ids.clone();
+        async move {
+            for id in ids {
+                let row = refund_store::by_id(&db, id).await.ok()??;
+                if row.state != "succeeded" {
+                    return None;
+                }
+            }
+            Some(())
+        }
+    })
+    .await;
+    assert!(all_done.is_some(), "every refund succeeded within a minute");
+    let totals = sandbox.totals("account-1").await;
+    assert_eq!(
+        totals["refunds"].as_i64(),
+        Some(12),
+        "exactly one refund each"
+    );
+    let workers: Vec<String> = paydesk::on_db!(&state.db, pool => sqlx::query_scalar(
+        "SELECT DISTINCT a.worker FROM job_attempts a JOIN jobs j ON j.id = a.job_id WHERE j.kind = 'refund_submit'")
+        .fetch_all(pool).await.unwrap());
+    assert!(
+        workers.len() >= 2,
+        "both processes submitted refunds: {workers:?}"
+    );
+    drop(first);
+    drop(second);
+}
