@@ -150,6 +150,37 @@ pub async fn ensure_services(
             return Err(DemoError::Refused(problems.join("; ")));
         }
     }
+    ensure_refund_settings(state, specs).await
+}
+
+/// Refunds above £100 need a second person, and payers hear of their refunds, in every demo
+/// service (unless someone has set the service's refund settings already).
+async fn ensure_refund_settings(
+    state: &AppState,
+    specs: &[(&str, &str, AccountSpec)],
+) -> Result<(), DemoError> {
+    for (slug, _, _) in specs {
+        let Some(service) = services::by_slug(&state.db, slug).await? else {
+            continue;
+        };
+        let current = store::refunds::settings(&state.db, service.id).await?;
+        if current.refund_approval_threshold.is_some() {
+            continue;
+        }
+        let mut tx = state.db.begin().await?;
+        store::refunds::set_settings(
+            &mut tx,
+            service.id,
+            &store::refunds::RefundSettings {
+                refund_approval_threshold: Some(10_000),
+                refund_email_enabled: true,
+                ..current
+            },
+            store::to_micros(state.clock.now()),
+        )
+        .await?;
+        tx.commit().await?;
+    }
     Ok(())
 }
 

@@ -19,7 +19,7 @@ use crate::clock;
 use crate::config::Config;
 use crate::identity::permissions::Role;
 use crate::identity::{accounts, signin};
-use crate::search::query::{self, Form, COUNT_CAP, PAGE_SIZE};
+use crate::search::query::{self, Form, Period, Sort, StatusGroup, COUNT_CAP, PAGE_SIZE};
 use crate::services::{self, NewService};
 use crate::store::scratch::with_database;
 use crate::store::search::{self as search_store, Bind, Built, Shape};
@@ -94,6 +94,10 @@ pub struct Throughput {
     pub errors: usize,
     pub p50: Duration,
     pub p99: Duration,
+    /// CPU seconds used meanwhile by this process (its HTTP clients included) and, when the
+    /// database is PostgreSQL, by the server's processes (all of them, whoever they serve).
+    pub cpu_paydesk: Option<f64>,
+    pub cpu_postgres: Option<f64>,
 }
 
 impl Throughput {
@@ -116,6 +120,8 @@ pub struct PlanReport {
 pub struct SearchFigures {
     pub backend: &'static str,
     pub journeys: i64,
+    /// The machine's 1-minute load average when timing began (other work shares the cores).
+    pub load_average: Option<f64>,
     pub seeding: Seeding,
     pub samples: usize,
     pub cases: Vec<CaseFigures>,
@@ -164,6 +170,17 @@ impl SearchFigures {
 /// Run the benchmark on SQLite (unless skipped) and, given a server, PostgreSQL. Each
 /// backend's figures are printed as soon as they are known.
 pub async fn search(settings: &SearchBench) -> anyhow::Result<Vec<SearchFigures>> {
+    // Library warnings (sqlx's slow statements among them) on stderr, so stdout holds only
+    // the figures; Rocket's own logger stands aside when one is installed.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("warn,sqlx=error,rocket_dyn_templates=error")
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(false)
+        .try_init();
     let mut figures = Vec::new();
     if !settings.skip_sqlite {
         let target = Target::Sqlite(settings.sqlite_path.clone());
@@ -351,6 +368,7 @@ async fn measure(
         .build()?;
     wait_listening(&http, &base).await?;
 
+    let load_average = load_average();
     let measured = async {
         let mut rows = Vec::new();
         for case in &cases {
@@ -381,6 +399,7 @@ async fn measure(
                     settings.clients,
                     settings.seconds,
                     label,
+                    state.db.backend() == Backend::Postgres,
                 )
                 .await?,
             );
@@ -396,6 +415,7 @@ async fn measure(
     Ok(SearchFigures {
         backend,
         journeys: held,
+        load_average,
         seeding,
         samples: settings.samples,
         cases,
@@ -1261,13 +1281,31 @@ async fn mix(state: &AppState, services: &[BenchService], held: i64) -> anyhow::
         list("last 4", format!("last4={last4}")),
         list("first 6", format!("first6={first6}")),
         list("brand: american express", "brand=american-express".into()),
-        list("status: success", "status=success".into()),
-        list("status: declined", "status=declined".into()),
-        list("status: error", "status=error".into()),
-        list("status: in progress", "status=in_progress".into()),
-        list("period: today", "period=today".into()),
-        list("period: last 30 days", "period=30d".into()),
-        list("period: previous month", "period=previous_month".into()),
+        list(
+            "status: success",
+            format!("status={}", StatusGroup::Success.name()),
+        ),
+        list(
+            "status: declined",
+            format!("status={}", StatusGroup::Declined.name()),
+        ),
+        list(
+            "status: error",
+            format!("status={}", StatusGroup::Error.name()),
+        ),
+        list(
+            "status: in progress",
+            format!("status={}", StatusGroup::InProgress.name()),
+        ),
+        list("period: today", format!("period={}", Period::Today.key())),
+        list(
+            "period: last 30 days",
+            format!("period={}", Period::Last30Days.key()),
+        ),
+        list(
+            "period: previous month",
+            format!("period={}", Period::PreviousMonth.key()),
+        ),
         list(
             "from/to with times",
             format!(
@@ -1294,7 +1332,14 @@ async fn mix(state: &AppState, services: &[BenchService], held: i64) -> anyhow::
             format!("case_reference={}", enc(&case_ref)),
         ),
         list("needs attention", "attention=yes".into()),
-        list("status + period", "status=success&period=30d".into()),
+        list(
+            "status + period",
+            format!(
+                "status={}&period={}",
+                StatusGroup::Success.name(),
+                Period::Last30Days.key()
+            ),
+        ),
         list(
             "brand + amount",
             "brand=visa&min_amount=20&max_amount=25".into(),
@@ -1302,15 +1347,24 @@ async fn mix(state: &AppState, services: &[BenchService], held: i64) -> anyhow::
         list(
             "service + status + period",
             format!(
-                "service={}&status=declined&period=previous_month",
-                services[1].slug
+                "service={}&status={}&period={}",
+                services[1].slug,
+                StatusGroup::Declined.name(),
+                Period::PreviousMonth.key()
             ),
         ),
         list(
             "email + status",
-            format!("email={}&status=success", enc(&name_part)),
+            format!(
+                "email={}&status={}",
+                enc(&name_part),
+                StatusGroup::Success.name()
+            ),
         ),
-        list("sort by amount", "sort=amount_high".into()),
+        list(
+            "sort by amount",
+            format!("sort={}", Sort::AmountHigh.name()),
+        ),
     ];
 
     // Deep pages: Next followed 20 times from the default list, Previous from there, and a
@@ -1593,10 +1647,12 @@ async fn run_throughput(
     clients: usize,
     seconds: u64,
     label: &str,
+    postgres: bool,
 ) -> anyhow::Result<Throughput> {
     let clients = clients.max(1);
     let urls = Arc::new(urls);
     let cookie = Arc::new(cookie.to_string());
+    let cpu_before = (cpu_seconds("self"), postgres_cpu_seconds());
     let started = Instant::now();
     let deadline = started + Duration::from_secs(seconds.max(1));
     let mut tasks = Vec::new();
@@ -1626,6 +1682,13 @@ async fn run_throughput(
         errors += e;
     }
     let elapsed = started.elapsed();
+    let used = |before: Option<f64>, after: Option<f64>| Some(after? - before?);
+    let cpu_paydesk = used(cpu_before.0, cpu_seconds("self"));
+    let cpu_postgres = if postgres {
+        used(cpu_before.1, postgres_cpu_seconds())
+    } else {
+        None
+    };
     latencies.sort();
     Ok(Throughput {
         label: label.to_string(),
@@ -1635,7 +1698,59 @@ async fn run_throughput(
         errors,
         p50: percentile(&latencies, 0.50),
         p99: percentile(&latencies, 0.99),
+        cpu_paydesk,
+        cpu_postgres,
     })
+}
+
+/// Linux's USER_HZ: the unit of the CPU times in /proc/PID/stat.
+const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
+
+/// (comm, user + system CPU seconds) of a process, from /proc (Linux only).
+fn proc_stat(pid: &str) -> Option<(String, f64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = stat.get(open + 1..close)?.to_string();
+    // After the name: state is field 3; utime and stime are fields 14 and 15.
+    let fields: Vec<&str> = stat.get(close + 1..)?.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some((comm, ticks / CLOCK_TICKS_PER_SECOND))
+}
+
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    proc_stat(pid).map(|(_, cpu)| cpu)
+}
+
+/// CPU seconds used so far by every process named `postgres` on this machine.
+fn postgres_cpu_seconds() -> Option<f64> {
+    let mut total = 0.0;
+    let mut seen = false;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        if let Some((comm, cpu)) = proc_stat(pid) {
+            if comm == "postgres" {
+                total += cpu;
+                seen = true;
+            }
+        }
+    }
+    seen.then_some(total)
+}
+
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 // ---- plans --------------------------------------------------------------------------------
@@ -1731,10 +1846,13 @@ pub fn print_search(f: &SearchFigures, settings: &SearchBench) {
     };
     println!();
     println!(
-        "paydesk bench search — {}, {} journeys ({seeding}), 3 services, a Viewer in all 3; {} cores; {} samples per row",
+        "paydesk bench search — {}, {} journeys ({seeding}), 3 services, a Viewer in all 3; {} cores{}; {} samples per row",
         f.backend,
         thousands(f.journeys),
         cores(),
+        f.load_average
+            .map(|l| format!(" (load average {l:.2} when timing began)"))
+            .unwrap_or_default(),
         f.samples
     );
     println!(
@@ -1774,8 +1892,18 @@ pub fn print_search(f: &SearchFigures, settings: &SearchBench) {
         } else {
             String::new()
         };
+        let per_page = |cpu: Option<f64>, whose: &str| {
+            cpu.filter(|_| t.requests > 0)
+                .map(|c| {
+                    format!(
+                        "; CPU per page {:.2} ms in {whose}",
+                        c * 1000.0 / t.requests as f64
+                    )
+                })
+                .unwrap_or_default()
+        };
         println!(
-            "throughput, {} clients, {:.1} s — {}: {:.0} pages/s ({} requests, {} errors; p50 {:.1} ms, p99 {:.1} ms){flag}",
+            "throughput, {} clients, {:.1} s — {}: {:.0} pages/s ({} requests, {} errors; p50 {:.1} ms, p99 {:.1} ms{}{}){flag}",
             t.clients,
             t.elapsed.as_secs_f64(),
             t.label,
@@ -1783,7 +1911,9 @@ pub fn print_search(f: &SearchFigures, settings: &SearchBench) {
             t.requests,
             t.errors,
             ms(t.p50),
-            ms(t.p99)
+            ms(t.p99),
+            per_page(t.cpu_paydesk, "paydesk (clients included)"),
+            per_page(t.cpu_postgres, "postgres (all its processes)"),
         );
     }
     println!();

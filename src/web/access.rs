@@ -79,6 +79,42 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
         "/payments/<id>/refresh",
         Access::Permission(Permission::PaymentsRead),
     ),
+    // Refunds: asking for one on a payment's page, and approving them.
+    (
+        "GET",
+        "/payments/<id>/refund",
+        Access::Permission(Permission::RefundsRequest),
+    ),
+    (
+        "POST",
+        "/payments/<id>/refund",
+        Access::Permission(Permission::RefundsRequest),
+    ),
+    (
+        "POST",
+        "/payments/<id>/refund/confirm",
+        Access::Permission(Permission::RefundsRequest),
+    ),
+    (
+        "GET",
+        "/refunds?<notice>",
+        Access::Permission(Permission::RefundsApprove),
+    ),
+    (
+        "GET",
+        "/refunds/<id>",
+        Access::Permission(Permission::RefundsApprove),
+    ),
+    (
+        "POST",
+        "/refunds/<id>/approve",
+        Access::Permission(Permission::RefundsApprove),
+    ),
+    (
+        "POST",
+        "/refunds/<id>/reject",
+        Access::Permission(Permission::RefundsApprove),
+    ),
     // Webhooks from the payment platform.
     ("POST", "/hooks/govuk-pay/<service>", Access::PlatformSigned),
 ];

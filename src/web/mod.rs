@@ -12,9 +12,11 @@ pub mod hooks;
 pub mod pages;
 pub mod payments;
 pub mod ratelimit;
+pub mod refunds;
 pub mod request;
 pub mod session;
 pub mod sso;
+pub mod stepup;
 
 use rocket::fs::FileServer;
 use rocket::{Build, Rocket};
@@ -36,6 +38,7 @@ pub fn mount(rocket: Rocket<Build>, state: &AppState) -> Rocket<Build> {
         .mount("/", sso::routes())
         .mount("/", hooks::routes())
         .mount("/", payments::routes())
+        .mount("/", refunds::routes())
         .mount(
             "/static",
             FileServer::from(state.config.static_dir.clone()).rank(20),

@@ -83,6 +83,12 @@ pub fn signed_in(state: &AppState, session: &CurrentSession, current: &str) -> M
     {
         items.push(("/payments", "Payments"));
     }
+    if session
+        .grants
+        .can_somewhere(crate::identity::permissions::Permission::RefundsApprove)
+    {
+        items.push(("/refunds", "Refunds"));
+    }
     items.push(("/account", "Your account"));
     let nav: Vec<Value> = items
         .iter()

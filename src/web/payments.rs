@@ -210,7 +210,12 @@ async fn list(
 
 /// A journey page's address: the payment, its service, where "Back" goes (a payments-list
 /// query) and any extras.
-fn page_href(payment_id: &str, slug: &str, back: &str, extra: &[(&str, &str)]) -> String {
+pub(super) fn page_href(
+    payment_id: &str,
+    slug: &str,
+    back: &str,
+    extra: &[(&str, &str)],
+) -> String {
     let id: String = url::form_urlencoded::byte_serialize(payment_id.as_bytes()).collect();
     let mut q = url::form_urlencoded::Serializer::new(String::new());
     q.append_pair("service", slug);
@@ -225,7 +230,7 @@ fn page_href(payment_id: &str, slug: &str, back: &str, extra: &[(&str, &str)]) -
 
 /// The payments-list query a "Back" link may carry, read and written again so that only
 /// the list's own parameters survive.
-fn back_query(raw: Option<&str>) -> String {
+pub(super) fn back_query(raw: Option<&str>) -> String {
     raw.map(|b| Form::from_query(b).to_query())
         .unwrap_or_default()
 }
@@ -265,7 +270,7 @@ pub fn thousands(n: i64) -> String {
 
 /// The journey a person asked for: the payment id in one of their services (the service
 /// slug picks one when the same id is in several).
-async fn find_journey(
+pub(super) async fn find_journey(
     state: &AppState,
     staff: &SignedIn,
     id: &str,
@@ -504,6 +509,8 @@ async fn journey(
         ),
     );
     c.insert("timeline".into(), Value::Array(entries));
+    let refund_part = super::refunds::journey_section(state, &staff, &svc, &j, &back).await?;
+    c.insert("refund_requests".into(), refund_part);
     c.insert("show_all".into(), json!(show_all));
     c.insert(
         "all_href".into(),
@@ -526,7 +533,9 @@ async fn journey(
     c.insert("back".into(), json!(back));
     c.insert("back_href".into(), json!(format!("/payments?{back}")));
     c.insert("zone".into(), json!(zone.name()));
+    let refund_notice = super::refunds::journey_notice(state, &j, notice).await?;
     let notice = match notice {
+        _ if refund_notice.is_some() => refund_notice.as_deref().unwrap_or_default(),
         Some("refreshed") => "The payment has been read again from the platform.",
         Some("unchanged") => {
             "The payment has been read again from the platform. Nothing had changed."

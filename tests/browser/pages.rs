@@ -465,3 +465,334 @@ async fn the_demo_lets_a_newcomer_sign_in_without_an_app() {
     browser.close().await;
     assert!(errors.is_empty(), "{errors:#?}");
 }
+
+/// A running `paydesk demo` (killed when dropped), its console's port and the demo accounts
+/// it printed: (email, password).
+struct Demo {
+    child: std::process::Child,
+    port: u16,
+    accounts: Vec<(String, String)>,
+    _folder: tempfile::TempDir,
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Demo {
+    async fn start(payments: &str) -> Demo {
+        use std::io::{BufRead, BufReader};
+        let folder = tempfile::tempdir().unwrap();
+        let db_url = format!("sqlite://{}/demo.db", folder.path().display());
+        let port = crate::common::free_port();
+        let mut child = paydesk_command(&db_url)
+            .arg("demo")
+            .args(["--payments", payments])
+            .env("PAYDESK_PORT", port.to_string())
+            .env(
+                "PAYDESK_SANDBOX_PORT",
+                crate::common::free_port().to_string(),
+            )
+            .current_dir(folder.path())
+            .env(
+                "PAYDESK_TEMPLATE_DIR",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/templates"),
+            )
+            .env(
+                "PAYDESK_STATIC_DIR",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/static"),
+            )
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(folder.path().join("demo.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut printed = Vec::new();
+        let mut lines = BufReader::new(stdout).lines();
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            let done = line.contains("platform-admin@");
+            printed.push(line);
+            if done {
+                break;
+            }
+        }
+        std::thread::spawn(move || lines.for_each(drop));
+        let accounts: Vec<(String, String)> = printed
+            .iter()
+            .filter(|l| l.contains("@demo.paydesk.test"))
+            .filter_map(|l| {
+                let words: Vec<&str> = l.split_whitespace().collect();
+                let at = words.iter().position(|w| w.contains('@'))?;
+                let pw = words.iter().position(|w| *w == "password")? + 1;
+                Some((words[at].to_string(), words.get(pw)?.to_string()))
+            })
+            .collect();
+        let log = folder.path().join("demo.log");
+        let started = std::time::Instant::now();
+        let mut listening = false;
+        while started.elapsed() < std::time::Duration::from_secs(60) {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "the demo exited with {status}:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                listening = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        assert!(
+            listening,
+            "the demo console answers within a minute:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        Demo {
+            child,
+            port,
+            accounts,
+            _folder: folder,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn account(&self, role: &str) -> (String, String) {
+        self.accounts
+            .iter()
+            .find(|(email, _)| email.starts_with(&format!("{role}@")))
+            .cloned()
+            .unwrap_or_else(|| panic!("a demo {role}: {:?}", self.accounts))
+    }
+
+    /// Sign in as the demo `role` with the code the demo shows.
+    async fn sign_in(&self, browser: &Browser, role: &str, errors: &mut Vec<String>) {
+        let (email, password) = self.account(role);
+        let c = &browser.client;
+        c.goto(&self.url("/login")).await.unwrap();
+        fill(browser, "email", &email).await;
+        fill(browser, "password", &password).await;
+        submit(browser, "/login").await;
+        check(
+            browser,
+            &format!("refund-code-{role}"),
+            "Enter the code",
+            errors,
+        )
+        .await;
+        let shown = c
+            .find(Locator::Css("#demo-code .paydesk-secret"))
+            .await
+            .expect("the demo code is shown")
+            .text()
+            .await
+            .unwrap();
+        fill(browser, "code", shown.trim()).await;
+        submit(browser, "/login/code").await;
+        check(browser, &format!("refund-home-{role}"), "Dashboard", errors).await;
+    }
+
+    async fn sign_out(&self, browser: &Browser, errors: &mut Vec<String>) {
+        browser.client.goto(&self.url("/account")).await.unwrap();
+        submit(browser, "/logout").await;
+        check(browser, "refund-signed-out", "Sign in", errors).await;
+    }
+}
+
+/// Pounds in a label such as "Full refund (£1,234.56, everything still refundable)", in pence.
+fn pence_in(text: &str) -> Option<i64> {
+    let start = text.find('£')? + '£'.len_utf8();
+    let number: String = text[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == ',' || *c == '.')
+        .filter(|c| *c != ',')
+        .collect();
+    let (pounds, pence) = number.split_once('.')?;
+    Some(pounds.parse::<i64>().ok()? * 100 + pence.parse::<i64>().ok()?)
+}
+
+/// Issue 6 in the browser: a caseworker asks for a refund above the demo services' £100
+/// approval threshold (the form, the form with errors, check your answers, confirm), signs
+/// out; finance signs in, opens the queue, reviews the request (and the page with an error)
+/// and approves it. Axe checks every page on the way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_refund_is_asked_for_and_approved_by_someone_else() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let demo = Demo::start("600").await;
+    let c = &browser.client;
+    let mut errors = Vec::new();
+    demo.sign_in(&browser, "caseworker", &mut errors).await;
+
+    // A paid payment with more than £100.01 still refundable (the first import runs in the
+    // background, so look for up to a minute).
+    let started = std::time::Instant::now();
+    let mut chosen: Option<(String, String)> = None;
+    while chosen.is_none() && started.elapsed() < std::time::Duration::from_secs(60) {
+        c.goto(&demo.url("/payments?status=success&min_amount=120&sort=amount_high"))
+            .await
+            .unwrap();
+        let mut links = Vec::new();
+        if let Ok(found) = c.find_all(Locator::Css("table.govuk-table tbody a")).await {
+            for a in found {
+                let href = a.attr("href").await.ok().flatten().unwrap_or_default();
+                let text = a.text().await.unwrap_or_default();
+                links.push((href, text));
+            }
+        }
+        for (href, reference) in links.into_iter().take(15) {
+            c.goto(&demo.url(&href)).await.unwrap();
+            let Ok(button) = c
+                .find(Locator::XPath(
+                    "//a[normalize-space()='Refund this payment']",
+                ))
+                .await
+            else {
+                continue;
+            };
+            let form = button.attr("href").await.ok().flatten().unwrap_or_default();
+            c.goto(&demo.url(&form)).await.unwrap();
+            let label = c.find(Locator::Css("label[for='how_much']")).await.ok();
+            let available = match label {
+                Some(l) => pence_in(&l.text().await.unwrap_or_default()).unwrap_or(0),
+                None => 0,
+            };
+            if available >= 10_001 {
+                chosen = Some((form, reference));
+                break;
+            }
+        }
+        if chosen.is_none() {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    }
+    let (form, reference) = chosen.expect("a demo payment with more than £100 refundable");
+    let form_path = form.split('?').next().unwrap_or_default().to_string();
+    c.goto(&demo.url(&form)).await.unwrap();
+    check(&browser, "refund-form", "Refund payment", &mut errors).await;
+
+    // Continue with nothing chosen: the form again, with its problems.
+    submit(&browser, &form_path).await;
+    check(
+        &browser,
+        "refund-form-errors",
+        "Refund payment",
+        &mut errors,
+    )
+    .await;
+    assert!(
+        c.title().await.unwrap().starts_with("Error: "),
+        "the title says Error:"
+    );
+    assert!(c.find(Locator::Css(".govuk-error-summary")).await.is_ok());
+
+    // The fields, for the screenshot.
+    let _ = c
+        .execute(
+            "document.getElementById('how_much').scrollIntoView()",
+            vec![],
+        )
+        .await;
+    browser.screenshot("refund-form-fields").await;
+    // A partial refund of £100.01: more than the threshold.
+    c.find(Locator::Css("label[for='how_much-2']"))
+        .await
+        .expect("Partial refund")
+        .click()
+        .await
+        .unwrap();
+    fill(&browser, "amount", "100.01").await;
+    c.find(Locator::Css("label[for='reason']"))
+        .await
+        .expect("a reason")
+        .click()
+        .await
+        .unwrap();
+    fill(&browser, "comment", "The payer was charged twice").await;
+    submit(&browser, &form_path).await;
+    check(&browser, "refund-check", "Check your answers", &mut errors).await;
+    let page = c.source().await.unwrap();
+    assert!(page.contains("£100.01"), "the amount is shown to check");
+    assert!(page.contains("must approve it"), "approval is needed");
+
+    submit(&browser, &format!("{form_path}/confirm")).await;
+    // Signed in moments ago, so no second code is asked for (the integration tests cover
+    // the "Confirm it's you" page, which needs the clock moved on by 5 minutes).
+    check(&browser, "refund-requested", "Payment", &mut errors).await;
+    let banner = c
+        .find(Locator::Css(".govuk-notification-banner"))
+        .await
+        .expect("a notice that the refund was asked for")
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        banner.contains("Refund of £100.01 requested; it needs approval"),
+        "{banner}"
+    );
+    demo.sign_out(&browser, &mut errors).await;
+
+    // Finance: the queue, the request, a rejection without a reason, then approval.
+    demo.sign_in(&browser, "finance", &mut errors).await;
+    c.find(Locator::XPath("//nav//a[normalize-space()='Refunds']"))
+        .await
+        .expect("Refunds in the menu")
+        .click()
+        .await
+        .unwrap();
+    check(&browser, "refund-queue", "Refunds", &mut errors).await;
+    let review = c
+        .find(Locator::XPath(&format!(
+            "//table[@id='awaiting']//tr[td/a[normalize-space()='{reference}']]//a[starts-with(@href, '/refunds/')]"
+        )))
+        .await
+        .expect("the request in the queue");
+    let review_path = review.attr("href").await.ok().flatten().unwrap_or_default();
+    review.click().await.unwrap();
+    check(
+        &browser,
+        "refund-review",
+        "Review the refund of £100.01",
+        &mut errors,
+    )
+    .await;
+    submit(&browser, &format!("{review_path}/reject")).await;
+    check(
+        &browser,
+        "refund-review-error",
+        "Review the refund of £100.01",
+        &mut errors,
+    )
+    .await;
+    assert!(
+        c.title().await.unwrap().starts_with("Error: "),
+        "the title says Error:"
+    );
+    submit(&browser, &format!("{review_path}/approve")).await;
+    check(&browser, "refund-approved", "Refunds", &mut errors).await;
+    let banner = c
+        .find(Locator::Css(".govuk-notification-banner"))
+        .await
+        .expect("a notice that the refund was approved")
+        .text()
+        .await
+        .unwrap();
+    assert!(banner.contains("Refund of £100.01 approved"), "{banner}");
+    assert!(
+        c.find(Locator::Css(&format!("a[href='{review_path}']")))
+            .await
+            .is_err(),
+        "the request has left the queue"
+    );
+    drop(demo);
+    browser.close().await;
+    assert!(errors.is_empty(), "{errors:#?}");
+}

@@ -15,6 +15,7 @@ mod jobs;
 mod mail;
 mod platform;
 mod process;
+mod refund_pages;
 mod refunds;
 mod search;
 mod sso;
