@@ -149,13 +149,11 @@ pub fn check(
 }
 
 /// What is still available for a new request on a journey: the platform's view less what
-/// open requests hold.
+/// open requests hold. Read only (the request itself checks again with the journey locked).
 pub async fn available_now(db: &Db, journey_id: i64) -> Result<(Option<String>, i64), RefundError> {
-    let mut tx = db.begin().await?;
-    let locked = refund_store::lock_journey(&mut tx, journey_id).await?;
-    let held = refund_store::held(&mut tx, journey_id).await?;
-    tx.rollback().await?;
-    let (status, available) = locked.unwrap_or((None, None));
+    let (status, available, held) = refund_store::availability(db, journey_id)
+        .await?
+        .unwrap_or((None, None, 0));
     Ok((status, rules::still_available(available.unwrap_or(0), held)))
 }
 

@@ -172,6 +172,45 @@ pub async fn in_states(
     }))
 }
 
+/// The most recently finished requests in `state` within `services`, newest first.
+pub async fn latest_in_state(
+    db: &Db,
+    services: &[i64],
+    state: &str,
+    limit: i64,
+) -> StoreResult<Vec<RequestRow>> {
+    if services.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list: Vec<String> = (0..services.len()).map(|i| format!("${}", i + 2)).collect();
+    let lim = services.len() + 2;
+    let sql = format!(
+        "SELECT {COLUMNS} FROM refund_requests WHERE state = $1 AND service_id IN ({}) \
+         ORDER BY COALESCE(finished_at, requested_at) DESC, id DESC LIMIT ${lim}",
+        list.join(", ")
+    );
+    Ok(on_db!(db, pool => {
+        let mut q = sqlx::query_as::<_, RequestRow>(&sql).bind(state);
+        for id in services {
+            q = q.bind(*id);
+        }
+        q.bind(limit).fetch_all(pool).await?
+    }))
+}
+
+/// What a journey's page shows of refunds, read without locking anything: the platform's
+/// refund status, its available amount, and what open requests hold back.
+pub async fn availability(
+    db: &Db,
+    journey_id: i64,
+) -> StoreResult<Option<(Option<String>, Option<i64>, i64)>> {
+    let sql = "SELECT j.refund_status, j.refund_available, \
+               (SELECT CAST(COALESCE(SUM(r.amount), 0) AS BIGINT) FROM refund_requests r \
+                WHERE r.journey_id = j.id AND r.state IN ('awaiting_approval', 'approved', 'submitting')) \
+               FROM journeys j WHERE j.id = $1";
+    Ok(on_db!(db, pool => sqlx::query_as(sql).bind(journey_id).fetch_optional(pool).await?))
+}
+
 /// Lock a journey for a refund decision (PostgreSQL; SQLite's write transaction already
 /// holds every row) and read what the platform last said could be refunded:
 /// (refund_status, refund_available).

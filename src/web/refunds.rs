@@ -66,6 +66,9 @@ pub struct Fields {
     /// The step-up code, when the "Confirm it's you" page sent it.
     #[field(default = String::new())]
     code: String,
+    /// Set by the "Change your answers" button of the check page: show the form again.
+    #[field(default = String::new())]
+    edit: String,
     /// Set by the "Confirm it's you" page, so an empty code there is a problem.
     #[field(default = String::new())]
     stepping_up: String,
@@ -473,6 +476,12 @@ async fn check(
     if !valid_form_key(&f.form_key) {
         f.form_key = new_form_key();
     }
+    // "Change your answers": the form again, as filled in (the values travel in the POST
+    // body, never in an address).
+    if f.edit == "yes" {
+        let c = form_page(state, &staff, &svc, &j, &f, &[]).await?;
+        return Ok(Answer::Page(render("refunds/form", c)));
+    }
     let settings = refund_store::settings(&state.db, svc.id)
         .await
         .map_err(internal)?;
@@ -493,7 +502,16 @@ async fn check(
     };
     let back = super::payments::back_query(Some(&f.back));
     f.back = back.clone();
-    let change = |anchor: &str| f.change_href(&j.payment_id, &svc.slug, anchor);
+    // Back to a fresh form for this refund (same one-time key); the free-text answers are
+    // only ever sent back in a POST ("Change your answers" below).
+    let change = |anchor: &str| {
+        Fields {
+            comment: String::new(),
+            case_reference: String::new(),
+            ..f.clone()
+        }
+        .change_href(&j.payment_id, &svc.slug, anchor)
+    };
     let amount_text = if f.how_much == "full" {
         format!(
             "{} (full refund: everything still refundable)",
@@ -512,10 +530,10 @@ async fn check(
     };
     let rows = json!([
         {"key": "Payment", "value": format!("{} ({}, {})", j.reference, svc.name, pounds(j.amount))},
-        {"key": "Amount to refund", "value": amount_text, "href": change("how_much")},
-        {"key": "Reason", "value": checked.reason.label(), "href": change("reason")},
-        {"key": "Comment", "value": checked.comment.clone().unwrap_or_else(|| "None".into()), "href": change("comment")},
-        {"key": "Case reference", "value": checked.case_reference.clone().unwrap_or_else(|| "None".into()), "href": change("case_reference")},
+        {"key": "Amount to refund", "value": amount_text},
+        {"key": "Reason", "value": checked.reason.label()},
+        {"key": "Comment", "value": checked.comment.clone().unwrap_or_else(|| "None".into())},
+        {"key": "Case reference", "value": checked.case_reference.clone().unwrap_or_else(|| "None".into())},
         {"key": "Approval", "value": approval},
     ]);
     let mut c = pages::signed_in(state, &staff, "/payments");
@@ -532,6 +550,7 @@ async fn check(
         "hidden".into(),
         hidden_fields(hidden_pairs(&svc.slug, &f, Some(checked.amount))),
     );
+    c.insert("change_action".into(), json!(form_path(&j.payment_id)));
     c.insert("amount".into(), json!(pounds(checked.amount)));
     c.insert("back_href".into(), json!(change("how_much")));
     c.insert(
@@ -832,7 +851,7 @@ async fn queue(
     let by_id: HashMap<i64, &ServiceAccount> = mine.iter().map(|s| (s.id, s)).collect();
     let (waiting, failed) = tokio::try_join!(
         refund_store::in_states(&state.db, &ids, &["awaiting_approval"], 200),
-        refund_store::in_states(&state.db, &ids, &["failed"], 1000),
+        refund_store::latest_in_state(&state.db, &ids, "failed", 20),
     )
     .map_err(internal)?;
     let mut names = Names::default();
@@ -855,10 +874,8 @@ async fn queue(
         }));
     }
     // Failed refunds, most recent first.
-    let mut failed: Vec<&RequestRow> = failed.iter().collect();
-    failed.sort_by_key(|r| std::cmp::Reverse((r.finished_at.unwrap_or(r.requested_at), r.id)));
     let mut attention = Vec::new();
-    for r in failed.into_iter().take(20) {
+    for r in &failed {
         let svc = by_id.get(&r.service_id);
         let j = journeys.of(state, r.journey_id).await?;
         attention.push(json!({
