@@ -79,6 +79,16 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
         "/payments/<id>/refresh",
         Access::Permission(Permission::PaymentsRead),
     ),
+    (
+        "GET",
+        "/payments/<id>/cancel?<service>",
+        Access::Permission(Permission::PaymentsCancel),
+    ),
+    (
+        "POST",
+        "/payments/<id>/cancel",
+        Access::Permission(Permission::PaymentsCancel),
+    ),
     // Refunds: asking for one on a payment's page, and approving them.
     (
         "GET",

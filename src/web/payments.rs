@@ -24,7 +24,7 @@ use crate::timezone::Zone;
 use crate::AppState;
 
 pub fn routes() -> Vec<Route> {
-    rocket::routes![list, journey, refresh]
+    rocket::routes![list, journey, refresh, cancel_page, cancel]
 }
 
 /// The services in which this person may read payments, by name.
@@ -533,10 +533,19 @@ async fn journey(
     c.insert("back".into(), json!(back));
     c.insert("back_href".into(), json!(format!("/payments?{back}")));
     c.insert("zone".into(), json!(zone.name()));
+    // A payment still in progress can be cancelled by those allowed to.
+    if !j.finished && staff.grants.can(Permission::PaymentsCancel, svc.id) {
+        c.insert(
+            "cancel_href".into(),
+            json!(format!("/payments/{id_path}/cancel?service={}", svc.slug)),
+        );
+    }
     let refund_notice = super::refunds::journey_notice(state, &j, notice).await?;
     let notice = match notice {
         _ if refund_notice.is_some() => refund_notice.as_deref().unwrap_or_default(),
         Some("refreshed") => "The payment has been read again from the platform.",
+        Some("cancelled") => "The payment has been cancelled. The payer can no longer pay it.",
+        Some("finished") => "The payment had already finished, so there was nothing to cancel.",
         Some("unchanged") => {
             "The payment has been read again from the platform. Nothing had changed."
         }
@@ -639,4 +648,133 @@ async fn failed_refresh(
         Status::BadGateway,
         render("payments/refresh_failed", c),
     )))
+}
+
+/// Cancelling a payment still in progress: a confirmation page first.
+#[rocket::get("/payments/<id>/cancel?<service>")]
+async fn cancel_page(
+    state: &State<AppState>,
+    staff: SignedIn,
+    id: &str,
+    service: Option<&str>,
+) -> Result<Answer, Status> {
+    let (svc, j) = find_journey(state, &staff, id, service).await?;
+    if !staff.grants.can(Permission::PaymentsCancel, svc.id) {
+        return Err(Status::Forbidden);
+    }
+    let mut c = pages::signed_in(state, &staff, "/payments");
+    let id_path: String = url::form_urlencoded::byte_serialize(j.payment_id.as_bytes()).collect();
+    c.insert(
+        "journey".into(),
+        json!({
+            "reference": j.reference,
+            "service": svc.name,
+            "service_slug": svc.slug,
+            "amount": money(j.amount),
+            "status": j.status,
+            "finished": j.finished,
+        }),
+    );
+    c.insert(
+        "action".into(),
+        json!(format!("/payments/{id_path}/cancel")),
+    );
+    c.insert(
+        "back_href".into(),
+        json!(page_href(&j.payment_id, &svc.slug, "", &[])),
+    );
+    Ok(Answer::Page(render("payments/cancel", c)))
+}
+
+#[derive(FromForm)]
+struct CancelForm {
+    service: String,
+}
+
+#[rocket::post("/payments/<id>/cancel", data = "<form>")]
+async fn cancel(
+    state: &State<AppState>,
+    staff: SignedIn,
+    origin: RequestOrigin,
+    id: &str,
+    form: CsrfForm<CancelForm>,
+) -> Result<Answer, Status> {
+    use crate::journeys::cancel::{cancel, Cancelled};
+    let (svc, j) = find_journey(state, &staff, id, Some(form.0.service.as_str())).await?;
+    if !staff.grants.can(Permission::PaymentsCancel, svc.id) {
+        return Err(Status::Forbidden);
+    }
+    let who = crate::refunds::Staff {
+        id: staff.staff.id,
+        email: staff.staff.email.clone(),
+        name: staff.staff.name.clone(),
+        ip: origin.0.ip.clone(),
+    };
+    let client = match state.platforms.client(&state.config, &svc) {
+        Ok(c) => c,
+        Err(e) => {
+            return failed_refresh(
+                state,
+                &staff,
+                &origin,
+                &format!("payment:{}", j.payment_id),
+                &svc,
+                &j,
+                e.to_string(),
+            )
+            .await
+        }
+    };
+    let outcome = cancel(
+        &state.db,
+        state.clock.now(),
+        client.as_ref(),
+        &who,
+        svc.id,
+        &j.payment_id,
+    )
+    .await;
+    let notice = match outcome {
+        Ok(Cancelled::Done { .. }) => "cancelled",
+        Ok(Cancelled::AlreadyFinished { .. }) => "finished",
+        Ok(Cancelled::Refused(message)) => {
+            let mut c = pages::signed_in(state, &staff, "/payments");
+            c.insert(
+                "title".into(),
+                json!("The platform did not cancel the payment"),
+            );
+            c.insert(
+                "message".into(),
+                json!(format!(
+                    "The payment platform refused to cancel this payment: {message}"
+                )),
+            );
+            c.insert(
+                "back_href".into(),
+                json!(page_href(&j.payment_id, &svc.slug, "", &[])),
+            );
+            return Ok(Answer::Status((
+                Status::Conflict,
+                render("payments/refresh_failed", c),
+            )));
+        }
+        Err(e) => {
+            return failed_refresh(
+                state,
+                &staff,
+                &origin,
+                &format!("payment:{}", j.payment_id),
+                &svc,
+                &j,
+                e.to_string(),
+            )
+            .await
+        }
+    };
+    Ok(Answer::Redirect(Redirect::to(page_href(
+        &j.payment_id,
+        &svc.slug,
+        "",
+        &[("notice", notice)],
+    ))))
 }

@@ -715,3 +715,96 @@ async fn refresh_from_the_platform_brings_the_journey_up_to_date() {
         audit[0].details
     );
 }
+
+#[tokio::test]
+async fn a_service_admin_cancels_a_payment_still_in_progress() {
+    use crate::common::sandbox::SandboxProcess;
+    let sandbox = SandboxProcess::start_with(&["--seed", "0", "--accounts", "1"]);
+    let app = TestApp::new().await;
+    paydesk::services::add(
+        &app.state,
+        paydesk::audit::Actor::System,
+        &paydesk::services::NewService {
+            slug: "parking".into(),
+            name: "Parking permits".into(),
+            time_zone: "Europe/London".into(),
+            platform_url: Some(sandbox.base_url.clone()),
+            credentials: Some(paydesk::platform::client::Credentials::ApiKey {
+                api_key: SandboxProcess::api_key(1),
+            }),
+            webhook_secret: None,
+        },
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let created = sandbox
+        .create_payment(&SandboxProcess::api_key(1), 900, "STUCK-ON-CARD-PAGE")
+        .await;
+    let payment_id = created["payment_id"].as_str().unwrap().to_string();
+    let service = paydesk::services::by_slug(&app.state.db, "parking")
+        .await
+        .unwrap()
+        .unwrap();
+    let client = app
+        .state
+        .platforms
+        .client(&app.state.config, &service)
+        .unwrap();
+    paydesk::journeys::sync::refresh_with(
+        &app.state.db,
+        app.state.clock.now(),
+        client.as_ref(),
+        service.id,
+        &payment_id,
+    )
+    .await
+    .unwrap();
+    // A viewer sees no cancel button and may not cancel.
+    viewer(&app, "parking").await;
+    let (_, html) = get(&app, &format!("/payments/{payment_id}")).await;
+    assert!(!html.contains("Cancel this payment"));
+    let (status, _) = get(
+        &app,
+        &format!("/payments/{payment_id}/cancel?service=parking"),
+    )
+    .await;
+    assert_eq!(status, Status::Forbidden);
+    app.post_form("/logout", &[("csrf_token", &app.token())])
+        .await;
+    // A service admin does.
+    let admin = app
+        .person("admin@example.gov.uk", Role::ServiceAdmin, Some("parking"))
+        .await;
+    app.sign_in(&admin).await;
+    let (_, html) = get(&app, &format!("/payments/{payment_id}")).await;
+    assert!(html.contains("Cancel this payment"));
+    let (status, html) = get(
+        &app,
+        &format!("/payments/{payment_id}/cancel?service=parking"),
+    )
+    .await;
+    assert_eq!(status, Status::Ok);
+    assert!(html.contains("This cannot be undone"));
+    let r = app
+        .post_form(
+            &format!("/payments/{payment_id}/cancel"),
+            &[("csrf_token", &app.token()), ("service", "parking")],
+        )
+        .await;
+    assert_eq!(r.status(), Status::SeeOther);
+    let to = location(&r);
+    assert!(to.contains("notice=cancelled"), "{to}");
+    let (_, html) = get(&app, &to).await;
+    assert!(html.contains("The payment has been cancelled."));
+    assert!(html.contains("cancelled the payment"), "in the timeline");
+    assert!(!html.contains("Cancel this payment"), "finished now");
+    assert_eq!(
+        search(&app, "q=stuck-on-card-page&status=cancelled").await,
+        ["STUCK-ON-CARD-PAGE"]
+    );
+    let audit = paydesk::store::audit::by_action(&app.state.db, "payment_cancelled")
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 1);
+}
