@@ -483,7 +483,7 @@ impl Drop for Demo {
 }
 
 impl Demo {
-    async fn start(payments: &str) -> Demo {
+    async fn start(payments: &str, extra_env: &[(&str, &str)]) -> Demo {
         use std::io::{BufRead, BufReader};
         let folder = tempfile::tempdir().unwrap();
         let db_url = format!("sqlite://{}/demo.db", folder.path().display());
@@ -505,6 +505,7 @@ impl Demo {
                 "PAYDESK_STATIC_DIR",
                 concat!(env!("CARGO_MANIFEST_DIR"), "/static"),
             )
+            .envs(extra_env.iter().copied())
             .stdout(std::process::Stdio::piped())
             .stderr(std::fs::File::create(folder.path().join("demo.log")).unwrap())
             .spawn()
@@ -627,7 +628,11 @@ async fn a_large_refund_is_asked_for_and_approved_by_someone_else() {
     let Some(browser) = Browser::start().await else {
         return;
     };
-    let demo = Demo::start("600").await;
+    // The payer's email goes to a real SMTP server.
+    let Some(smtp) = crate::common::SmtpServer::start() else {
+        return;
+    };
+    let demo = Demo::start("600", &[("PAYDESK_MAIL_URL", &smtp.url())]).await;
     let c = &browser.client;
     let mut errors = Vec::new();
     demo.sign_in(&browser, "caseworker", &mut errors).await;
@@ -676,6 +681,7 @@ async fn a_large_refund_is_asked_for_and_approved_by_someone_else() {
     }
     let (form, reference) = chosen.expect("a demo payment with more than £100 refundable");
     let form_path = form.split('?').next().unwrap_or_default().to_string();
+    let payment_path = form.replacen("/refund?", "?", 1);
     c.goto(&demo.url(&form)).await.unwrap();
     check(&browser, "refund-form", "Refund payment", &mut errors).await;
 
@@ -791,6 +797,27 @@ async fn a_large_refund_is_asked_for_and_approved_by_someone_else() {
             .await
             .is_err(),
         "the request has left the queue"
+    );
+    // The demo's jobs send it to the sandbox, which pays it out; the payer is told by email
+    // and the payment's page shows the refund succeeded.
+    let started = std::time::Instant::now();
+    let mut told = None;
+    while told.is_none() && started.elapsed() < std::time::Duration::from_secs(60) {
+        told = smtp
+            .messages()
+            .into_iter()
+            .map(|m| crate::common::unfold_quoted_printable(&m))
+            .find(|m| m.contains("100.01") && m.contains(&reference));
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let told = told.expect("the payer's refund email reached the SMTP server");
+    assert!(told.contains("Subject: Your refund from"), "{told}");
+    c.goto(&demo.url(&payment_path)).await.unwrap();
+    check(&browser, "refund-succeeded", "Payment", &mut errors).await;
+    let page = c.source().await.unwrap();
+    assert!(
+        page.contains("succeeded"),
+        "the payment's page shows the refund succeeded"
     );
     drop(demo);
     browser.close().await;
