@@ -348,9 +348,17 @@ async fn measure(
     let backend = db.backend().name();
     let services = ensure_services(state).await?;
     let seeding = seed(db, &services, journeys, plan).await?;
-    if db.backend() == Backend::Postgres {
+    if let Db::Postgres(pool, _) = db {
         // Rebuilds what an interrupted bulk load left dropped; a no-op otherwise.
         ensure_search_indexes(db).await?;
+        // As autovacuum would have by the time anyone searched: the visibility map makes
+        // index-only scans possible and hint bits are set. Quick when already done.
+        eprintln!("[postgres] VACUUM ANALYZE…");
+        for table in ["journeys", "journey_metadata"] {
+            sqlx::raw_sql(&format!("VACUUM (ANALYZE) {table}"))
+                .execute(pool)
+                .await?;
+        }
     }
     eprintln!("[{backend}] refreshing the planner's statistics…");
     search_store::refresh_statistics(db).await?;
@@ -544,7 +552,7 @@ async fn seed(
     };
     // A large load on PostgreSQL goes faster without the search indexes; they are built
     // again afterwards from the migration's own statements.
-    let bulk = backend == Backend::Postgres && rows >= 500_000;
+    let bulk = backend == Backend::Postgres && rows >= 100_000;
     if bulk {
         drop_search_indexes(db).await?;
     }
@@ -584,16 +592,10 @@ async fn seed(
                 .execute(&writer.pool)
                 .await?;
         }
-        Db::Postgres(pool, _) => {
+        Db::Postgres(..) => {
             if bulk {
                 ensure_search_indexes(db).await?;
             }
-            // As autovacuum would have by the time anyone searched: the visibility map makes
-            // index-only scans possible and hint bits are set.
-            eprintln!("[postgres] VACUUM ANALYZE…");
-            sqlx::raw_sql("VACUUM (ANALYZE) journeys; VACUUM (ANALYZE) journey_metadata;")
-                .execute(pool)
-                .await?;
         }
     }
     let took = started.elapsed();

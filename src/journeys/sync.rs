@@ -453,6 +453,17 @@ impl JobHandler for RefreshJob {
                         store::to_micros(ctx.clock.now()),
                     )
                     .await?;
+                    // A refund webhook: look at this payment's submitted refunds now rather
+                    // than at their follow-up's next turn.
+                    if event_type == "card_payment_refunded" {
+                        crate::refunds::submit::follow_now(
+                            &mut tx,
+                            service_id,
+                            payment_id,
+                            ctx.clock.now(),
+                        )
+                        .await?;
+                    }
                     tx.commit().await
                 };
                 record.await.map_err(|e| JobFailure::retry(e.to_string()))?;

@@ -45,6 +45,19 @@ pub async fn enqueue(tx: &mut Tx, request_id: i64, now: OffsetDateTime) -> Resul
     jobs::enqueue(tx, SUBMIT, &json!({"request": request_id}), now, now).await
 }
 
+/// Check this payment's submitted refunds at once (a refund webhook arrived).
+pub async fn follow_now(
+    tx: &mut Tx,
+    service_id: i64,
+    payment_id: &str,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    for id in refund_store::submitted_for_payment(tx, service_id, payment_id).await? {
+        jobs::enqueue(tx, FOLLOW, &json!({"request": id}), now, now).await?;
+    }
+    Ok(())
+}
+
 pub fn handlers() -> Vec<std::sync::Arc<dyn JobHandler>> {
     vec![
         std::sync::Arc::new(SubmitJob),

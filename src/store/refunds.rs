@@ -368,3 +368,15 @@ pub async fn payer_email(
     let sql = "SELECT email, reference FROM journeys WHERE id = $1";
     Ok(on_db!(db, pool => sqlx::query_as(sql).bind(journey_id).fetch_optional(pool).await?))
 }
+
+/// Requests of a payment that the platform holds but has not settled yet.
+pub async fn submitted_for_payment(
+    tx: &mut Tx,
+    service_id: i64,
+    payment_id: &str,
+) -> StoreResult<Vec<i64>> {
+    let sql = "SELECT id FROM refund_requests WHERE service_id = $1 AND payment_id = $2 AND state = 'submitted'";
+    Ok(
+        on_tx!(tx, conn => sqlx::query_scalar::<_, i64>(sql).bind(service_id).bind(payment_id).fetch_all(conn).await?),
+    )
+}

@@ -695,3 +695,70 @@ async fn two_paydesk_processes_sharing_a_database_refund_each_request_once() {
     drop(first);
     drop(second);
 }
+
+#[tokio::test]
+async fn a_refund_webhook_has_the_submitted_refunds_looked_at_at_once() {
+    let w = world(None).await;
+    let payment = w.paid(2500, "WEBHOOK-NUDGE").await;
+    let (id, _) = made(w.request(&w.ask(&payment, "5.00", "form-w")).await);
+    let ctx = w.app.state.job_context();
+    paydesk::refunds::submit::SubmitJob
+        .run(
+            &ctx,
+            &JobRun {
+                id: 0,
+                attempt: 1,
+                payload: json!({"request": id}),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(w.state_of(id).await, State::Submitted);
+    let follows = |db: paydesk::store::Db| async move {
+        paydesk::store::jobs::list(&db, None, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|j| j.kind == "refund_follow")
+            .count()
+    };
+    assert_eq!(
+        follows(w.app.state.db.clone()).await,
+        1,
+        "the follow-up the submission queued"
+    );
+    // The platform's card_payment_refunded webhook arrives and its refresh job runs.
+    let now = w.app.state.clock.now();
+    let mut tx = w.app.state.db.begin().await.unwrap();
+    paydesk::store::journeys::insert_webhook(
+        &mut tx,
+        w.service_id,
+        "msg-refunded-1",
+        "card_payment_refunded",
+        &payment.0,
+        None,
+        paydesk::store::to_micros(now),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    paydesk::journeys::sync::RefreshJob
+        .run(
+            &ctx,
+            &JobRun {
+                id: 0,
+                attempt: 1,
+                payload: json!({"service_id": w.service_id, "payment_id": payment.0, "message_id": "msg-refunded-1"}),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        follows(w.app.state.db.clone()).await,
+        2,
+        "one more, due now"
+    );
+    w.run_jobs().await;
+    assert_eq!(w.state_of(id).await, State::Succeeded);
+    assert_eq!(w.platform_refunds(&payment.0).await, 1);
+}
