@@ -49,6 +49,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub mail: mail::Templates,
     pub platforms: Arc<services::Platforms>,
+    /// Search counts that reached the cap, kept briefly (see `search::CountCache`).
+    pub counts: Arc<search::CountCache>,
 }
 
 /// Why the application state could not be opened.
@@ -82,6 +84,7 @@ impl AppState {
             jobs: Arc::new(Registry::standard()),
             metrics: Arc::new(Metrics::default()),
             platforms: Arc::default(),
+            counts: Arc::default(),
         })
     }
 

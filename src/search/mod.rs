@@ -26,8 +26,51 @@ impl Results {
     }
 }
 
+/// Counts that reached the cap, kept for a minute. "More than 10,000" stays true while rows
+/// only arrive, and a list page's count is its costliest part (up to 10,001 index entries a
+/// service): a busy console asking the same broad search again answers from here. Counts
+/// under the cap are always counted afresh.
+#[derive(Default)]
+pub struct CountCache {
+    entries: std::sync::Mutex<std::collections::HashMap<sql::Built, std::time::Instant>>,
+}
+
+impl CountCache {
+    const FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+    const MAX_ENTRIES: usize = 2_000;
+
+    fn capped(&self, query: &sql::Built) -> bool {
+        self.entries
+            .lock()
+            .map(|m| m.get(query).is_some_and(|t| t.elapsed() < Self::FRESH_FOR))
+            .unwrap_or(false)
+    }
+
+    fn remember(&self, query: &sql::Built) {
+        if let Ok(mut m) = self.entries.lock() {
+            if m.len() >= Self::MAX_ENTRIES {
+                m.retain(|_, t| t.elapsed() < Self::FRESH_FOR);
+                if m.len() >= Self::MAX_ENTRIES {
+                    m.clear();
+                }
+            }
+            m.insert(query.clone(), std::time::Instant::now());
+        }
+    }
+}
+
 /// Run `search` in `services` (ids the person may read, already narrowed by the form).
 pub async fn run(db: &Db, services: &[i64], search: &Search) -> StoreResult<Results> {
+    run_with(db, None, services, search).await
+}
+
+/// The same, answering capped counts from `cache` when it has them.
+pub async fn run_with(
+    db: &Db,
+    cache: Option<&CountCache>,
+    services: &[i64],
+    search: &Search,
+) -> StoreResult<Results> {
     if services.is_empty() {
         return Ok(Results {
             rows: Vec::new(),
@@ -39,10 +82,20 @@ pub async fn run(db: &Db, services: &[i64], search: &Search) -> StoreResult<Resu
     }
     let limit = PAGE_SIZE as i64 + 1;
     let plan = sql::plan(db, services, search, limit, COUNT_CAP).await?;
-    let (rows, count) = tokio::try_join!(
-        sql::fetch_rows(db, &plan.list),
-        sql::fetch_count(db, &plan.count)
-    )?;
+    let known_capped = cache.is_some_and(|c| c.capped(&plan.count));
+    let (rows, count) = if known_capped {
+        (sql::fetch_rows(db, &plan.list).await?, COUNT_CAP + 1)
+    } else {
+        tokio::try_join!(
+            sql::fetch_rows(db, &plan.list),
+            sql::fetch_count(db, &plan.count)
+        )?
+    };
+    if count > COUNT_CAP && !known_capped {
+        if let Some(c) = cache {
+            c.remember(&plan.count);
+        }
+    }
     Ok(paginate(rows, count, search, plan.shape))
 }
 

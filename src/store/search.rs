@@ -44,14 +44,14 @@ const COLUMNS: &str = "j.id, j.service_id, j.payment_id, j.reference, j.email, j
 const OUTER_COLUMNS: &str = "id, service_id, payment_id, reference, email, amount, status, state_code, card_brand, last_digits, created_at, needs_attention";
 
 /// A value bound to a placeholder.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Bind {
     Int(i64),
     Text(String),
 }
 
 /// SQL text with its binds, ready to run on one backend.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Built {
     pub sql: String,
     pub binds: Vec<Bind>,
@@ -133,9 +133,22 @@ enum Driver {
     EmailContains(String),
     CardholderContains(String),
     Settled(Option<String>, Option<String>),
+    /// An amount range: drives counts only (a page in time order walks instead).
+    Amount(Option<i64>, Option<i64>),
 }
 
 impl Driver {
+    /// Whether counting through this filter's index beats walking: not for a trigram
+    /// match on SQLite, which must find every match before it can count any.
+    fn counts_through_index(&self, backend: Backend) -> bool {
+        match self {
+            Driver::EmailContains(_) | Driver::CardholderContains(_) => {
+                backend == Backend::Postgres
+            }
+            _ => true,
+        }
+    }
+
     /// Whether the driver's filter can match many rows: it drives only when a probe finds
     /// few enough.
     fn needs_probe(&self) -> bool {
@@ -288,6 +301,20 @@ fn driver_condition(b: &mut Builder, d: &Driver, services: &[i64]) -> String {
                 b.text(&like(c, false))
             ),
         },
+        Driver::Amount(lo, hi) => {
+            let mut parts = Vec::new();
+            if let Some(lo) = lo {
+                parts.push(format!("j.amount >= {}", b.int(*lo)));
+            }
+            if let Some(hi) = hi {
+                parts.push(format!("j.amount <= {}", b.int(*hi)));
+            }
+            if parts.is_empty() {
+                "TRUE".into()
+            } else {
+                parts.join(" AND ")
+            }
+        }
         Driver::Settled(lo, hi) => {
             let mut parts = vec!["j.settled_date IS NOT NULL".to_string()];
             if let Some(lo) = lo {
@@ -408,11 +435,8 @@ fn residuals(b: &mut Builder, s: &Search, skip: Option<&Driver>, walk: &Walk) ->
     if !s.groups.is_empty() {
         c.push(groups_condition(b, &s.groups, walk));
     }
-    if let Some(lo) = s.min_amount {
-        c.push(format!("{} >= {}", b.residual("amount"), b.int(lo)));
-    }
-    if let Some(hi) = s.max_amount {
-        c.push(format!("{} <= {}", b.residual("amount"), b.int(hi)));
+    if s.min_amount.is_some() || s.max_amount.is_some() {
+        unless(Driver::Amount(s.min_amount, s.max_amount), b, &mut c);
     }
     if s.attention_only && *walk != Walk::Attention {
         c.push(format!("{} = TRUE", b.residual("needs_attention")));
@@ -464,6 +488,21 @@ fn residual_condition(b: &mut Builder, d: &Driver) -> String {
                     format!("EXISTS (SELECT 1 FROM journey_metadata m WHERE m.journey_id = j.id AND m.key = {key} AND m.value_key = {value})")
                 }
                 None => format!("EXISTS (SELECT 1 FROM journey_metadata m WHERE m.journey_id = j.id AND m.key = {key})"),
+            }
+        }
+        Driver::Amount(lo, hi) => {
+            let col = b.residual("amount");
+            let mut parts = Vec::new();
+            if let Some(lo) = lo {
+                parts.push(format!("{col} >= {}", b.int(*lo)));
+            }
+            if let Some(hi) = hi {
+                parts.push(format!("{col} <= {}", b.int(*hi)));
+            }
+            if parts.is_empty() {
+                "TRUE".into()
+            } else {
+                parts.join(" AND ")
             }
         }
         Driver::Settled(lo, hi) => {
@@ -717,6 +756,10 @@ pub async fn plan(
     let backend = db.backend();
     let mut probes = Vec::new();
     let mut chosen = None;
+    // Counting has no order to keep: a filter with an index of its own counts faster through
+    // it than a walk that checks every row, even when it matches too many rows to lead the
+    // page (the count stops at the cap either way).
+    let mut counter = None;
     if !services.is_empty() {
         for d in drivers(s, backend) {
             if d.needs_probe() {
@@ -724,6 +767,9 @@ pub async fn plan(
                 let found = fetch_count(db, &probe).await?;
                 probes.push((probe, found));
                 if found > LOOKUP_LIMIT {
+                    if counter.is_none() && d.counts_through_index(backend) {
+                        counter = Some(d);
+                    }
                     continue;
                 }
             }
@@ -731,6 +777,12 @@ pub async fn plan(
             break;
         }
     }
+    let counter = chosen.clone().or(counter).or_else(|| {
+        (s.min_amount.is_some() || s.max_amount.is_some())
+            .then_some(Driver::Amount(s.min_amount, s.max_amount))
+            // A walk of one status or brand is an index range already.
+            .filter(|_| walks(s) == vec![Walk::All])
+    });
     let shape = match &chosen {
         Some(d) => Shape::Lookup(format!("{d:?}")),
         None => Shape::Branches(services.len() * walks(s).len()),
@@ -738,7 +790,7 @@ pub async fn plan(
     Ok(Plan {
         shape,
         list: build_list(backend, services, s, chosen.as_ref(), limit),
-        count: build_count(backend, services, s, chosen.as_ref(), cap),
+        count: build_count(backend, services, s, counter.as_ref(), cap),
         probes,
     })
 }

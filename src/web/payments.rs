@@ -108,7 +108,7 @@ async fn list(
         // A journey page's "Back" returns to this very page of results.
         let back = form.to_query();
         let ids: Vec<i64> = chosen.iter().map(|s| s.id).collect();
-        let results = crate::search::run(&state.db, &ids, search)
+        let results = crate::search::run_with(&state.db, Some(&state.counts), &ids, search)
             .await
             .map_err(internal)?;
         let rows: Vec<Value> = results

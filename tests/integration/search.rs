@@ -249,6 +249,13 @@ async fn every_filter_means_what_it_says() {
     ];
     for (q, expected) in cases {
         assert_eq!(&search(&app, q).await, expected, "{q}");
+        // The count (its own query, often through another index) agrees with the rows.
+        let (_, html) = get(&app, &format!("/payments?{q}")).await;
+        let counted = match expected.len() {
+            1 => "1 payment".to_string(),
+            n => format!("{n} payments"),
+        };
+        assert!(html.contains(&format!(">{counted}</h2>")), "{q}: {counted}");
     }
     // Unknown parameters change nothing.
     assert_eq!(search(&app, "colour=blue&page=7").await, all);
