@@ -158,7 +158,7 @@ impl Driver {
                 | Driver::EmailContains(_)
                 | Driver::CardholderContains(_)
                 | Driver::FirstSix(_)
-                | Driver::Metadata(_, None)
+                | Driver::Metadata(..)
                 | Driver::Settled(..)
         )
     }
