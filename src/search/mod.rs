@@ -83,7 +83,9 @@ pub async fn run_with(
     let limit = PAGE_SIZE as i64 + 1;
     let plan = sql::plan(db, services, search, limit, COUNT_CAP).await?;
     let known_capped = cache.is_some_and(|c| c.capped(&plan.count));
-    let (rows, count) = if known_capped {
+    let (rows, count) = if let Some(n) = plan.counted {
+        (sql::fetch_rows(db, &plan.list).await?, n)
+    } else if known_capped {
         (sql::fetch_rows(db, &plan.list).await?, COUNT_CAP + 1)
     } else {
         tokio::try_join!(

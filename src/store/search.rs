@@ -740,6 +740,8 @@ pub struct Plan {
     pub shape: Shape,
     pub list: Built,
     pub count: Built,
+    /// The count, when a probe has already counted exactly what `count` would.
+    pub counted: Option<i64>,
     /// The probes run to choose, with what each found.
     pub probes: Vec<(Built, i64)>,
 }
@@ -760,6 +762,8 @@ pub async fn plan(
     // it than a walk that checks every row, even when it matches too many rows to lead the
     // page (the count stops at the cap either way).
     let mut counter = None;
+    // A probe that found few enough rows of a search with no other filter has counted it.
+    let mut counted = None;
     if !services.is_empty() {
         for d in drivers(s, backend) {
             if d.needs_probe() {
@@ -771,6 +775,10 @@ pub async fn plan(
                         counter = Some(d);
                     }
                     continue;
+                }
+                let mut scratch = Builder::new(backend);
+                if residuals(&mut scratch, s, Some(&d), &Walk::All).is_empty() {
+                    counted = Some(found);
                 }
             }
             chosen = Some(d);
@@ -791,6 +799,7 @@ pub async fn plan(
         shape,
         list: build_list(backend, services, s, chosen.as_ref(), limit),
         count: build_count(backend, services, s, counter.as_ref(), cap),
+        counted,
         probes,
     })
 }
