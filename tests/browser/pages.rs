@@ -270,119 +270,26 @@ async fn every_page_passes_axe() {
 }
 
 /// The README's first command: `paydesk demo` starts, prints the demo accounts, and a
-/// caseworker signs in with the code the demo page shows, with axe on each page.
+/// person of every role signs in with the code the demo page shows, with axe on each page.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_lets_a_newcomer_sign_in_without_an_app() {
-    use std::io::{BufRead, BufReader};
     let Some(browser) = Browser::start().await else {
         return;
     };
-    let folder = tempfile::tempdir().unwrap();
-    let db_url = format!("sqlite://{}/demo.db", folder.path().display());
-    let port = crate::common::free_port();
-    let mut child = paydesk_command(&db_url)
-        .arg("demo")
-        .args(["--payments", "300"])
-        .env("PAYDESK_PORT", port.to_string())
-        .env(
-            "PAYDESK_SANDBOX_PORT",
-            crate::common::free_port().to_string(),
-        )
-        .current_dir(folder.path())
-        .env(
-            "PAYDESK_TEMPLATE_DIR",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/templates"),
-        )
-        .env(
-            "PAYDESK_STATIC_DIR",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/static"),
-        )
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::fs::File::create(folder.path().join("demo.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut printed = Vec::new();
-    let mut lines = BufReader::new(stdout).lines();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        let done = line.contains("platform-admin@");
-        printed.push(line);
-        if done {
-            break;
-        }
-    }
-    // Keep reading what the demo prints later: a closed pipe would fail its next write.
-    std::thread::spawn(move || lines.for_each(drop));
-    // Each account line: role label, email, "password", the password, ...
-    let accounts: Vec<(String, String)> = printed
-        .iter()
-        .filter(|l| l.contains("@demo.paydesk.test"))
-        .filter_map(|l| {
-            let words: Vec<&str> = l.split_whitespace().collect();
-            let at = words.iter().position(|w| w.contains('@'))?;
-            let pw = words.iter().position(|w| *w == "password")? + 1;
-            Some((words[at].to_string(), words.get(pw)?.to_string()))
-        })
-        .collect();
-    assert_eq!(accounts.len(), 5, "one demo account per role: {printed:#?}");
-    let go = |p: &str| format!("http://127.0.0.1:{port}{p}");
+    let demo = Demo::start("300", &[]).await;
+    assert_eq!(demo.accounts.len(), 5, "one demo account per role");
+    let go = |p: &str| demo.url(p);
     let c = &browser.client;
     let mut errors = Vec::new();
-    // The console listens once the demo has printed its accounts; wait for the port itself
-    // before asking the browser (a browser's own error page has an h1 too), for up to a
-    // minute on a busy machine, and say why if it never comes.
-    let started = std::time::Instant::now();
-    let mut listening = false;
-    while started.elapsed() < std::time::Duration::from_secs(60) {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!(
-                "the demo exited with {status}:\n{}",
-                std::fs::read_to_string(folder.path().join("demo.log")).unwrap_or_default()
-            );
-        }
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            listening = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-    assert!(
-        listening,
-        "the demo console answers within a minute:\n{}",
-        std::fs::read_to_string(folder.path().join("demo.log")).unwrap_or_default()
-    );
     // Every role signs in with the code the demo shows, and opens the payments list (with
     // results, empty, and with an error) and a journey page, with axe on each.
-    for (email, password) in &accounts {
-        let who = email.split('@').next().unwrap_or_default().to_string();
-        c.goto(&go("/login")).await.unwrap();
-        fill(&browser, "email", email).await;
-        fill(&browser, "password", password).await;
-        submit(&browser, "/login").await;
-        check(
-            &browser,
-            &format!("demo-code-{who}"),
-            "Enter the code",
-            &mut errors,
-        )
-        .await;
-        let shown = c
-            .find(Locator::Css("#demo-code .paydesk-secret"))
-            .await
-            .expect("the demo code is shown")
-            .text()
-            .await
-            .unwrap();
-        fill(&browser, "code", shown.trim()).await;
-        submit(&browser, "/login/code").await;
-        check(
-            &browser,
-            &format!("demo-home-{who}"),
-            "Dashboard",
-            &mut errors,
-        )
-        .await;
+    let roles: Vec<String> = demo
+        .accounts
+        .iter()
+        .map(|(email, _)| email.split('@').next().unwrap_or_default().to_string())
+        .collect();
+    for who in &roles {
+        demo.sign_in(&browser, who, &mut errors).await;
         assert!(
             c.current_url().await.unwrap().path() == "/",
             "{who} signed in to the console"
@@ -450,18 +357,9 @@ async fn the_demo_lets_a_newcomer_sign_in_without_an_app() {
             &mut errors,
         )
         .await;
-        c.goto(&go("/account")).await.unwrap();
-        submit(&browser, "/logout").await;
-        check(
-            &browser,
-            &format!("signed-out-{who}"),
-            "Sign in",
-            &mut errors,
-        )
-        .await;
+        demo.sign_out(&browser, &mut errors).await;
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(demo);
     browser.close().await;
     assert!(errors.is_empty(), "{errors:#?}");
 }
@@ -583,7 +481,7 @@ impl Demo {
         submit(browser, "/login").await;
         check(
             browser,
-            &format!("refund-code-{role}"),
+            &format!("demo-code-{role}"),
             "Enter the code",
             errors,
         )
@@ -597,13 +495,13 @@ impl Demo {
             .unwrap();
         fill(browser, "code", shown.trim()).await;
         submit(browser, "/login/code").await;
-        check(browser, &format!("refund-home-{role}"), "Dashboard", errors).await;
+        check(browser, &format!("demo-home-{role}"), "Dashboard", errors).await;
     }
 
     async fn sign_out(&self, browser: &Browser, errors: &mut Vec<String>) {
         browser.client.goto(&self.url("/account")).await.unwrap();
         submit(browser, "/logout").await;
-        check(browser, "refund-signed-out", "Sign in", errors).await;
+        check(browser, "demo-signed-out", "Sign in", errors).await;
     }
 }
 
