@@ -185,3 +185,68 @@ impl Drop for SandboxProcess {
         let _ = self.child.wait();
     }
 }
+
+impl SandboxProcess {
+    /// A service `slug` on `app`, connected to sandbox account `n` by its API key.
+    pub async fn connect(&self, app: &crate::common::TestApp, slug: &str, n: usize) -> i64 {
+        paydesk::services::add(
+            &app.state,
+            paydesk::audit::Actor::System,
+            &paydesk::services::NewService {
+                slug: slug.into(),
+                name: format!("Service {slug}"),
+                time_zone: "Europe/London".into(),
+                platform_url: Some(self.base_url.clone()),
+                credentials: Some(paydesk::platform::client::Credentials::ApiKey {
+                    api_key: SandboxProcess::api_key(n),
+                }),
+                webhook_secret: None,
+            },
+        )
+        .await
+        .expect("add service")
+        .expect("a valid service")
+    }
+
+    /// A payment made on account `n` (moved on to `to`, e.g. "success", when given) and read
+    /// into paydesk's service `slug`: (payment id, journey id).
+    pub async fn payment_in(
+        &self,
+        app: &crate::common::TestApp,
+        slug: &str,
+        n: usize,
+        amount: i64,
+        reference: &str,
+        to: Option<&str>,
+    ) -> (String, i64) {
+        let created = self
+            .create_payment(&SandboxProcess::api_key(n), amount, reference)
+            .await;
+        let payment_id = created["payment_id"]
+            .as_str()
+            .expect("a payment id")
+            .to_string();
+        if let Some(to) = to {
+            self.advance_payment(&payment_id, to, None).await;
+        }
+        let service = paydesk::services::by_slug(&app.state.db, slug)
+            .await
+            .expect("services")
+            .expect("the service");
+        let client = app
+            .state
+            .platforms
+            .client(&app.state.config, &service)
+            .expect("a platform client");
+        let done = paydesk::journeys::sync::refresh_with(
+            &app.state.db,
+            app.state.clock.now(),
+            client.as_ref(),
+            service.id,
+            &payment_id,
+        )
+        .await
+        .expect("read the payment into paydesk");
+        (payment_id, done.journey_id)
+    }
+}

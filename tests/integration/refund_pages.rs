@@ -5,7 +5,6 @@
 //! approves (the platform then holds exactly one refund) or rejects.
 
 use paydesk::identity::permissions::Role;
-use paydesk::platform::client::Credentials;
 use paydesk::refunds::rules::State;
 use paydesk::refunds::RefundSettings;
 use paydesk::store::refunds as refund_store;
@@ -24,26 +23,6 @@ struct World {
     admin: Person,
 }
 
-async fn add_service(app: &TestApp, sandbox: &SandboxProcess, slug: &str, account: usize) -> i64 {
-    paydesk::services::add(
-        &app.state,
-        paydesk::audit::Actor::System,
-        &paydesk::services::NewService {
-            slug: slug.into(),
-            name: format!("Service {slug}"),
-            time_zone: "Europe/London".into(),
-            platform_url: Some(sandbox.base_url.clone()),
-            credentials: Some(Credentials::ApiKey {
-                api_key: SandboxProcess::api_key(account),
-            }),
-            webhook_secret: None,
-        },
-    )
-    .await
-    .unwrap()
-    .unwrap()
-}
-
 /// A sandbox with no seeded payments and two accounts; the service "parking" on the first
 /// (refunds above `threshold` pence need approval) and "council" on the second; a
 /// caseworker, a finance person, a viewer and a service admin in parking.
@@ -55,8 +34,8 @@ async fn world(threshold: Option<i64>) -> World {
         c.platform_retries = 0;
     })
     .await;
-    let service_id = add_service(&app, &sandbox, "parking", 1).await;
-    add_service(&app, &sandbox, "council", 2).await;
+    let service_id = sandbox.connect(&app, "parking", 1).await;
+    sandbox.connect(&app, "council", 2).await;
     let mut tx = app.state.db.begin().await.unwrap();
     refund_store::set_settings(
         &mut tx,
@@ -103,38 +82,12 @@ impl World {
     /// A successful payment of `amount` in the service on sandbox `account` (1: parking,
     /// 2: council), read into paydesk.
     async fn paid_in(&self, account: usize, amount: i64, reference: &str) -> Paid {
-        let created = self
-            .sandbox
-            .create_payment(&SandboxProcess::api_key(account), amount, reference)
-            .await;
-        let payment_id = created["payment_id"].as_str().unwrap().to_string();
-        self.sandbox
-            .advance_payment(&payment_id, "success", None)
-            .await;
         let slug = if account == 1 { "parking" } else { "council" };
-        let service = paydesk::services::by_slug(&self.app.state.db, slug)
-            .await
-            .unwrap()
-            .unwrap();
-        let client = self
-            .app
-            .state
-            .platforms
-            .client(&self.app.state.config, &service)
-            .unwrap();
-        let done = paydesk::journeys::sync::refresh_with(
-            &self.app.state.db,
-            self.app.state.clock.now(),
-            client.as_ref(),
-            service.id,
-            &payment_id,
-        )
-        .await
-        .unwrap();
-        Paid {
-            id: payment_id,
-            journey_id: done.journey_id,
-        }
+        let (id, journey_id) = self
+            .sandbox
+            .payment_in(&self.app, slug, account, amount, reference, Some("success"))
+            .await;
+        Paid { id, journey_id }
     }
 
     async fn paid(&self, amount: i64, reference: &str) -> Paid {

@@ -33,23 +33,7 @@ async fn world(threshold: Option<i64>) -> World {
         c.platform_retries = 0;
     })
     .await;
-    let service_id = paydesk::services::add(
-        &app.state,
-        paydesk::audit::Actor::System,
-        &paydesk::services::NewService {
-            slug: "parking".into(),
-            name: "Parking permits".into(),
-            time_zone: "Europe/London".into(),
-            platform_url: Some(sandbox.base_url.clone()),
-            credentials: Some(Credentials::ApiKey {
-                api_key: SandboxProcess::api_key(1),
-            }),
-            webhook_secret: None,
-        },
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let service_id = sandbox.connect(&app, "parking", 1).await;
     let mut tx = app.state.db.begin().await.unwrap();
     refund_store::set_settings(
         &mut tx,
@@ -93,34 +77,9 @@ impl World {
     /// A successful payment of `amount` on the platform, known to paydesk: (payment id,
     /// journey id).
     async fn paid(&self, amount: i64, reference: &str) -> (String, i64) {
-        let created = self
-            .sandbox
-            .create_payment(&SandboxProcess::api_key(1), amount, reference)
-            .await;
-        let payment_id = created["payment_id"].as_str().unwrap().to_string();
         self.sandbox
-            .advance_payment(&payment_id, "success", None)
-            .await;
-        let service = paydesk::services::by_id(&self.app.state.db, self.service_id)
+            .payment_in(&self.app, "parking", 1, amount, reference, Some("success"))
             .await
-            .unwrap()
-            .unwrap();
-        let client = self
-            .app
-            .state
-            .platforms
-            .client(&self.app.state.config, &service)
-            .unwrap();
-        let done = paydesk::journeys::sync::refresh_with(
-            &self.app.state.db,
-            self.app.state.clock.now(),
-            client.as_ref(),
-            self.service_id,
-            &payment_id,
-        )
-        .await
-        .unwrap();
-        (payment_id, done.journey_id)
     }
 
     fn ask(&self, payment: &(String, i64), amount: &str, key: &str) -> Ask {

@@ -649,23 +649,7 @@ async fn refresh_from_the_platform_brings_the_journey_up_to_date() {
     use crate::common::sandbox::SandboxProcess;
     let sandbox = SandboxProcess::start_with(&["--seed", "3", "--accounts", "1"]);
     let app = TestApp::new().await;
-    paydesk::services::add(
-        &app.state,
-        paydesk::audit::Actor::System,
-        &paydesk::services::NewService {
-            slug: "parking".into(),
-            name: "Parking permits".into(),
-            time_zone: "Europe/London".into(),
-            platform_url: Some(sandbox.base_url.clone()),
-            credentials: Some(paydesk::platform::client::Credentials::ApiKey {
-                api_key: SandboxProcess::api_key(1),
-            }),
-            webhook_secret: None,
-        },
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    sandbox.connect(&app, "parking", 1).await;
     let created = sandbox
         .create_payment(&SandboxProcess::api_key(1), 4200, "REFRESH-ME")
         .await;
@@ -728,45 +712,10 @@ async fn a_service_admin_cancels_a_payment_still_in_progress() {
     use crate::common::sandbox::SandboxProcess;
     let sandbox = SandboxProcess::start_with(&["--seed", "0", "--accounts", "1"]);
     let app = TestApp::new().await;
-    paydesk::services::add(
-        &app.state,
-        paydesk::audit::Actor::System,
-        &paydesk::services::NewService {
-            slug: "parking".into(),
-            name: "Parking permits".into(),
-            time_zone: "Europe/London".into(),
-            platform_url: Some(sandbox.base_url.clone()),
-            credentials: Some(paydesk::platform::client::Credentials::ApiKey {
-                api_key: SandboxProcess::api_key(1),
-            }),
-            webhook_secret: None,
-        },
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    let created = sandbox
-        .create_payment(&SandboxProcess::api_key(1), 900, "STUCK-ON-CARD-PAGE")
+    sandbox.connect(&app, "parking", 1).await;
+    let (payment_id, _) = sandbox
+        .payment_in(&app, "parking", 1, 900, "STUCK-ON-CARD-PAGE", None)
         .await;
-    let payment_id = created["payment_id"].as_str().unwrap().to_string();
-    let service = paydesk::services::by_slug(&app.state.db, "parking")
-        .await
-        .unwrap()
-        .unwrap();
-    let client = app
-        .state
-        .platforms
-        .client(&app.state.config, &service)
-        .unwrap();
-    paydesk::journeys::sync::refresh_with(
-        &app.state.db,
-        app.state.clock.now(),
-        client.as_ref(),
-        service.id,
-        &payment_id,
-    )
-    .await
-    .unwrap();
     // A viewer sees no cancel button and may not cancel.
     viewer(&app, "parking").await;
     let (_, html) = get(&app, &format!("/payments/{payment_id}")).await;
