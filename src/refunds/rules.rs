@@ -125,6 +125,8 @@ impl State {
                 | (AwaitingApproval, Expired)
                 | (Approved, Submitting)
                 | (Approved, Expired)
+                // Handed back when the platform certainly did not receive it.
+                | (Submitting, Approved)
                 | (Submitting, Submitted)
                 | (Submitting, Failed)
                 | (Submitted, Succeeded)
@@ -417,8 +419,8 @@ mod tests {
             }
         }
         assert!(
-            !Submitting.may_move(Approved),
-            "a submission is never re-approved"
+            !Submitted.may_move(Approved),
+            "a refund the platform holds is never sent again"
         );
         assert!(
             !Submitted.may_move(Submitting),

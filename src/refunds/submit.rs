@@ -155,10 +155,11 @@ pub async fn submit(
             return record_submitted(ctx, row, &refund).await;
         }
     }
-    let payment = client
-        .get_payment(&row.payment_id)
-        .await
-        .map_err(platform_retry)?;
+    let payment = match client.get_payment(&row.payment_id).await {
+        Ok(p) => p,
+        // Nothing was sent: hand the request back so the next attempt starts afresh.
+        Err(e) => return release(ctx, row, e).await,
+    };
     let summary = payment.refund_summary.clone().unwrap_or_default();
     if summary.status != "available" || summary.amount_available < row.amount {
         return fail(
@@ -203,9 +204,28 @@ pub async fn submit(
                 None => Err(retry(e)),
             }
         }
+        // Rate limited: the platform did not take the request.
+        Err(e @ PlatformError::RateLimited { .. }) => release(ctx, row, e).await,
+        // A 5xx may have followed a refund made: keep the submission, so the next attempt
+        // (after the longest an attempt can take) matches before it sends.
         Err(e) if e.is_transient() => Err(platform_retry(e)),
         Err(e) => fail(ctx, row, &format!("The platform refused the refund: {e}")).await,
     }
+}
+
+/// Give a submission back (submitting -> approved) when the platform certainly did not
+/// receive the refund, and retry: the next attempt need not wait for this one to go stale.
+async fn release(
+    ctx: &JobContext,
+    row: &refund_store::RequestRow,
+    e: PlatformError,
+) -> Result<(), JobFailure> {
+    if let Some(started) = row.submit_started_at {
+        refund_store::release_submit(&ctx.db, row.id, started, store::to_micros(ctx.clock.now()))
+            .await
+            .map_err(retry)?;
+    }
+    Err(platform_retry(e))
 }
 
 fn platform_retry(e: PlatformError) -> JobFailure {

@@ -292,6 +292,16 @@ pub async fn retake_submit(tx: &mut Tx, id: i64, now: i64, stale_before: i64) ->
     )
 }
 
+/// Submitting -> approved, for the attempt that started at `started` only, when the platform
+/// certainly did not receive the refund.
+pub async fn release_submit(db: &Db, id: i64, started: i64, now: i64) -> StoreResult<bool> {
+    let sql = "UPDATE refund_requests SET state = 'approved', submit_started_at = NULL, available_before = NULL, \
+               updated_at = $3 WHERE id = $1 AND state = 'submitting' AND submit_started_at = $2";
+    Ok(
+        on_db!(db, pool => sqlx::query(sql).bind(id).bind(started).bind(now).execute(pool).await?.rows_affected() == 1),
+    )
+}
+
 /// Note the platform's amount_available read just before posting.
 pub async fn note_available(db: &Db, id: i64, available: i64, now: i64) -> StoreResult<()> {
     let sql = "UPDATE refund_requests SET available_before = $2, updated_at = $3 WHERE id = $1 AND state = 'submitting'";

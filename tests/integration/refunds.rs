@@ -721,3 +721,34 @@ async fn a_refund_webhook_has_the_submitted_refunds_looked_at_at_once() {
     assert_eq!(w.state_of(id).await, State::Succeeded);
     assert_eq!(w.platform_refunds(&payment.0).await, 1);
 }
+
+#[tokio::test]
+async fn a_platform_error_or_rate_limit_is_retried_and_still_refunds_once() {
+    let w = world(None).await;
+    let payment = w.paid(3000, "RETRIED").await;
+    // The platform answers the next request with a 500 and then a 429: the refund job tries
+    // again later, with the same guard, and one refund is made.
+    w.sandbox
+        .set_faults(
+            "account-1",
+            json!({"error_next": 1, "rate_limit_next": 1, "retry_after_secs": 1}),
+        )
+        .await;
+    let (id, _) = made(w.request(&w.ask(&payment, "7.00", "form-r")).await);
+    w.run_jobs().await;
+    let jobs: Vec<(String, String, i32)> = paydesk::store::jobs::list(&w.app.state.db, None, 20)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| (j.kind, j.state, j.attempts))
+        .collect();
+    assert_eq!(w.state_of(id).await, State::Succeeded, "{jobs:?}");
+    assert_eq!(w.platform_refunds(&payment.0).await, 1);
+    let attempts: i64 = paydesk::on_db!(&w.app.state.db, pool => sqlx::query_scalar(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM job_attempts a JOIN jobs j ON j.id = a.job_id WHERE j.kind = 'refund_submit'")
+        .fetch_one(pool).await.unwrap());
+    assert!(
+        attempts >= 2,
+        "the submit was tried again ({attempts} attempts)"
+    );
+}
