@@ -81,6 +81,12 @@ pub struct Config {
     /// The zone whose days the payments search and the dashboard count in ("today",
     /// "previous month", a day's totals).
     pub time_zone: crate::timezone::Zone,
+    /// Where background exports write their files (shared storage when several instances
+    /// serve one database), how many rows make an export run in the background rather than
+    /// stream at once, and how many days a finished file is kept.
+    pub export_dir: PathBuf,
+    pub export_background_rows: i64,
+    pub export_keep_days: u32,
 }
 
 /// An OpenID Connect identity provider staff may sign in with.
@@ -171,6 +177,22 @@ struct RawConfig {
     stuck_after_minutes: u64,
     #[serde(default = "default_time_zone")]
     time_zone: String,
+    #[serde(default = "default_export_dir")]
+    export_dir: PathBuf,
+    #[serde(default = "default_export_background_rows")]
+    export_background_rows: i64,
+    #[serde(default = "default_export_keep_days")]
+    export_keep_days: u32,
+}
+
+fn default_export_dir() -> PathBuf {
+    PathBuf::from("var/exports")
+}
+fn default_export_background_rows() -> i64 {
+    100_000
+}
+fn default_export_keep_days() -> u32 {
+    7
 }
 
 fn default_platform_connect_timeout_ms() -> u64 {
@@ -310,6 +332,13 @@ impl Config {
             return Err(ConfigError(format!(
                 "{} must not be empty",
                 env_name("service_name")
+            )));
+        }
+        if raw.export_background_rows < 1 || raw.export_keep_days < 1 {
+            return Err(ConfigError(format!(
+                "{} and {} must be at least 1",
+                env_name("export_background_rows"),
+                env_name("export_keep_days")
             )));
         }
         if raw.db_max_connections == 0 {
@@ -472,6 +501,9 @@ impl Config {
             sync_overlap_secs: raw.sync_overlap_secs,
             stuck_after_minutes: raw.stuck_after_minutes,
             time_zone,
+            export_dir: raw.export_dir,
+            export_background_rows: raw.export_background_rows,
+            export_keep_days: raw.export_keep_days,
         })
     }
 

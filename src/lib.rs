@@ -10,6 +10,7 @@ pub mod config;
 pub mod crypto;
 pub mod dashboard;
 pub mod demo;
+pub mod exports;
 pub mod identity;
 pub mod jobs;
 pub mod journeys;
@@ -156,6 +157,12 @@ impl Fairing for Lifecycle {
                 state.db.clone(),
                 state.clock.clone(),
                 std::time::Duration::from_secs(state.config.sync_interval_secs.clamp(1, 15)),
+                rx.clone(),
+            ));
+            tokio::spawn(exports::run_cleaner(
+                state.db.clone(),
+                state.clock.clone(),
+                state.config.clone(),
                 rx,
             ));
         }

@@ -61,6 +61,36 @@ enum Command {
     /// Show each service's sync with its payment platform: how much is imported, up to
     /// when, what is in progress, and the last error.
     SyncStatus,
+    /// Write a reconciliation CSV to standard output: the same columns and rules as the
+    /// console's export (`paydesk export --service S --from D --to D > file.csv`).
+    Export {
+        /// A service slug; repeat for several.
+        #[arg(long = "service", required = true)]
+        services: Vec<String>,
+        /// First day, inclusive (2026-10-01 or 1/10/2026).
+        #[arg(long)]
+        from: String,
+        /// Last day, inclusive.
+        #[arg(long)]
+        to: String,
+        /// Which date the days are: created (the payment's) or settled (the platform's
+        /// settlement date).
+        #[arg(long, default_value = "created")]
+        by: String,
+        /// Add refund rows (negative amounts) after each service's payments.
+        #[arg(long)]
+        refunds: bool,
+        /// Only refund rows.
+        #[arg(long, conflicts_with = "refunds")]
+        refunds_only: bool,
+        /// A payment status group to keep (in_progress, success, declined, timed_out,
+        /// cancelled, error); repeat for several; none: every status.
+        #[arg(long = "status")]
+        statuses: Vec<String>,
+        /// The time zone days start in and times are written in (default: the console's).
+        #[arg(long)]
+        time_zone: Option<String>,
+    },
     /// Measure performance and print the figures.
     Bench {
         #[command(subcommand)]
@@ -230,6 +260,22 @@ enum BenchCommand {
         #[arg(long, default_value_t = 1_000_000)]
         verify_entries: i64,
     },
+    /// Stream CSV exports of 100,000 and `--rows` payments through HTTP from a fresh
+    /// `paydesk serve` each, and print rows/s, the server's peak memory and the ratio to the
+    /// database's own bulk CSV export of the same rows, measured in the same run.
+    Export {
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: i64,
+        #[arg(long, default_value_t = 100_000)]
+        small_rows: i64,
+        #[arg(long, env = "PAYDESK_BENCH_POSTGRES_URL")]
+        postgres_url: Option<String>,
+        #[arg(long, default_value = "var/bench-export.db")]
+        sqlite_path: PathBuf,
+        /// Measure PostgreSQL only.
+        #[arg(long)]
+        skip_sqlite: bool,
+    },
     /// Time a fixed mix of payment searches and the journey page over HTTP (p50/p95/p99, and
     /// the ratio to the same search run directly), list pages per second with many clients,
     /// and print the query plans. Seeds persistent bench databases once and reuses them.
@@ -347,6 +393,32 @@ async fn run(cli: Cli) -> ExitCode {
         Command::User { command } => user_command(&state, command).await,
         Command::Service { command } => service_command(&state, command).await,
         Command::SyncStatus => sync_status(&state).await,
+        Command::Export {
+            services,
+            from,
+            to,
+            by,
+            refunds,
+            refunds_only,
+            statuses,
+            time_zone,
+        } => {
+            let include = match (refunds, refunds_only) {
+                (_, true) => vec!["refunds".to_string()],
+                (true, false) => vec!["payments".to_string(), "refunds".to_string()],
+                (false, false) => vec!["payments".to_string()],
+            };
+            let fields = paydesk::exports::Fields {
+                services,
+                by,
+                from,
+                to,
+                time_zone: time_zone.unwrap_or_else(|| state.config.time_zone.name().to_string()),
+                statuses,
+                include,
+            };
+            export_command(&state, fields).await
+        }
         Command::Bench { .. } => unreachable!("handled above"),
         Command::Sandbox { .. } | Command::Demo { .. } => unreachable!("handled above"),
     };
@@ -605,6 +677,63 @@ async fn jobs_command(state: &AppState, command: JobsCommand) -> ExitCode {
     })
 }
 
+async fn export_command(state: &AppState, fields: paydesk::exports::Fields) -> ExitCode {
+    use paydesk::exports;
+    let filter = match exports::filter::parse(&fields) {
+        Ok(f) => f,
+        Err(problems) => {
+            for p in problems {
+                eprintln!("paydesk: --{}: {}", p.field.replace('_', "-"), p.message);
+            }
+            return ExitCode::from(2);
+        }
+    };
+    let result: Result<i64, exports::ExportError> = async {
+        let all = paydesk::services::all(&state.db).await?;
+        let chosen = match exports::resolve(&filter, &all) {
+            Ok(c) => c,
+            Err(_) => {
+                return Err(exports::ExportError::Invalid(format!(
+                    "no such service; known services: {}",
+                    all.iter()
+                        .map(|s| s.slug.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )))
+            }
+        };
+        let plan = exports::Plan::prepare(&state.db, filter.clone(), chosen, None).await?;
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+        let rows = exports::write_all(&state.db, &plan, &mut out).await?;
+        let user = std::env::var("USER").unwrap_or_default();
+        audit::record(
+            &state.db,
+            state.clock.now(),
+            audit::AuditEvent::new(Actor::System, "export_downloaded", "export:command-line")
+                .details(serde_json::json!({
+                    "filter": filter,
+                    "rows": rows,
+                    "via": "command line",
+                    "os_user": user,
+                })),
+        )
+        .await?;
+        Ok(rows)
+    }
+    .await;
+    match result {
+        Ok(rows) => {
+            eprintln!("paydesk: exported {rows} rows");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("paydesk: export failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 async fn bench(command: BenchCommand) -> ExitCode {
     use paydesk::bench::platform as pb;
     match command {
@@ -666,6 +795,40 @@ async fn bench(command: BenchCommand) -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("paydesk: bench failed: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        BenchCommand::Export {
+            rows,
+            small_rows,
+            postgres_url,
+            sqlite_path,
+            skip_sqlite,
+        } => {
+            let settings = bench::export::ExportBench {
+                rows,
+                small_rows,
+                postgres_url,
+                sqlite_path,
+                skip_sqlite,
+            };
+            match bench::export::export(&settings).await {
+                Ok(figures) => {
+                    let misses: Vec<String> = figures.iter().flat_map(|f| f.misses()).collect();
+                    println!();
+                    if misses.is_empty() {
+                        println!("every target met");
+                    } else {
+                        println!("targets missed:");
+                        for m in misses {
+                            println!("  {m}");
+                        }
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("paydesk: bench failed: {e:#}");
                     ExitCode::FAILURE
                 }
             }

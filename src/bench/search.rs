@@ -197,11 +197,11 @@ pub async fn search(settings: &SearchBench) -> anyhow::Result<Vec<SearchFigures>
         figures.push(f);
     }
     if let Some(server) = settings.postgres_url.as_deref() {
-        let target = Target::Postgres(server.to_string());
+        let target = Target::Postgres(server.to_string(), POSTGRES_DATABASE);
         if settings.reseed {
             target.wipe().await?;
         } else {
-            create_postgres_database(server)
+            create_postgres_database(server, POSTGRES_DATABASE)
                 .await
                 .context("creating the PostgreSQL bench database")?;
         }
@@ -218,37 +218,35 @@ pub async fn search(settings: &SearchBench) -> anyhow::Result<Vec<SearchFigures>
 }
 
 /// Where a bench database lives.
-enum Target {
+pub(crate) enum Target {
     Sqlite(PathBuf),
-    /// The server's URL; the database is `POSTGRES_DATABASE` on it.
-    Postgres(String),
+    /// The server's URL and the database's name on it.
+    Postgres(String, &'static str),
 }
 
 impl Target {
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         match self {
             Target::Sqlite(path) => format!("sqlite://{}", path.display()),
-            Target::Postgres(server) => with_database(server, POSTGRES_DATABASE),
+            Target::Postgres(server, name) => with_database(server, name),
         }
     }
 
     /// Throw the database away and leave an empty one (or none: SQLite makes it on open).
-    async fn wipe(&self) -> anyhow::Result<()> {
+    pub(crate) async fn wipe(&self) -> anyhow::Result<()> {
         match self {
             Target::Sqlite(path) => remove_sqlite(path),
-            Target::Postgres(server) => {
+            Target::Postgres(server, name) => {
                 use sqlx::Connection;
                 let mut conn = sqlx::PgConnection::connect(server)
                     .await
                     .with_context(|| format!("connecting to {}", store::redact_url(server)))?;
-                eprintln!("[postgres] dropping database {POSTGRES_DATABASE}…");
-                sqlx::raw_sql(&format!(
-                    "DROP DATABASE IF EXISTS \"{POSTGRES_DATABASE}\" WITH (FORCE)"
-                ))
-                .execute(&mut conn)
-                .await?;
+                eprintln!("[postgres] dropping database {name}…");
+                sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await?;
                 conn.close().await?;
-                create_postgres_database(server).await
+                create_postgres_database(server, name).await
             }
         }
     }
@@ -266,19 +264,19 @@ fn remove_sqlite(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Create the bench database on `server` unless it exists.
-async fn create_postgres_database(server: &str) -> anyhow::Result<()> {
+/// Create the bench database `name` on `server` unless it exists.
+pub(crate) async fn create_postgres_database(server: &str, name: &str) -> anyhow::Result<()> {
     use sqlx::Connection;
     let mut conn = sqlx::PgConnection::connect(server)
         .await
         .with_context(|| format!("connecting to {}", store::redact_url(server)))?;
     let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
-        .bind(POSTGRES_DATABASE)
+        .bind(name)
         .fetch_optional(&mut conn)
         .await?;
     if exists.is_none() {
-        eprintln!("[postgres] creating database {POSTGRES_DATABASE}…");
-        sqlx::raw_sql(&format!("CREATE DATABASE \"{POSTGRES_DATABASE}\""))
+        eprintln!("[postgres] creating database {name}…");
+        sqlx::raw_sql(&format!("CREATE DATABASE \"{name}\""))
             .execute(&mut conn)
             .await?;
     }
@@ -299,12 +297,12 @@ const SERVICES: [(&str, &str, &str); 3] = [
 
 /// A service of the bench database.
 #[derive(Debug, Clone)]
-struct BenchService {
-    id: i64,
-    slug: String,
+pub(crate) struct BenchService {
+    pub(crate) id: i64,
+    pub(crate) slug: String,
 }
 
-async fn open(url: &str, port: u16) -> anyhow::Result<AppState> {
+pub(crate) async fn open(url: &str, port: u16) -> anyhow::Result<AppState> {
     let mut config = Config::for_tests(url);
     config.port = port;
     config.jobs_enabled = false;
@@ -367,7 +365,14 @@ async fn measure(
     search_store::refresh_statistics(db).await?;
     let held = count_journeys(db).await?;
 
-    let cookie = bench_session(state, &services).await?;
+    let cookie = bench_session(
+        state,
+        &services,
+        "search-bench@bench.example",
+        "Search benchmark",
+        Role::Viewer,
+    )
+    .await?;
     let cases = mix(state, &services, held).await?;
 
     let rocket = crate::app(state.clone()).ignite().await?;
@@ -447,7 +452,7 @@ async fn wait_listening(http: &reqwest::Client, base: &str) -> anyhow::Result<()
     bail!("the console did not answer on {base}/healthz within 10 s")
 }
 
-async fn ensure_services(state: &AppState) -> anyhow::Result<Vec<BenchService>> {
+pub(crate) async fn ensure_services(state: &AppState) -> anyhow::Result<Vec<BenchService>> {
     let mut out = Vec::new();
     for (slug, name, _) in SERVICES {
         let id = match services::by_slug(&state.db, slug).await? {
@@ -488,7 +493,7 @@ const SPAN_MICROS: i64 = 395 * 86_400_000_000;
 
 /// What seeding has to do.
 #[derive(Debug, Clone, Copy)]
-enum SeedPlan {
+pub(crate) enum SeedPlan {
     /// Enough journeys are held.
     Reuse,
     /// Insert rows `have + 1 ..= want`, the first row created at `start`: a fresh seeding
@@ -500,7 +505,7 @@ enum SeedPlan {
 
 /// Row n of a seeding for `want` rows is created at start + (n - 1) * (SPAN / want) plus
 /// jitter below one step, so a seeding of the same size can be resumed where it stopped.
-async fn plan_seeding(db: &Db, want: i64) -> anyhow::Result<SeedPlan> {
+pub(crate) async fn plan_seeding(db: &Db, want: i64) -> anyhow::Result<SeedPlan> {
     eprintln!("[{}] counting journeys…", db.backend().name());
     let have = count_journeys(db).await?;
     if have >= want {
@@ -528,7 +533,7 @@ async fn plan_seeding(db: &Db, want: i64) -> anyhow::Result<SeedPlan> {
 }
 
 /// Seed journeys as planned; rows already there are kept.
-async fn seed(
+pub(crate) async fn seed(
     db: &Db,
     services: &[BenchService],
     want: i64,
@@ -1150,19 +1155,26 @@ impl Generator {
 // ---- who searches -------------------------------------------------------------------------
 
 /// A Viewer in every bench service, and a signed-in session for them: the Cookie header.
-async fn bench_session(state: &AppState, services: &[BenchService]) -> anyhow::Result<String> {
-    const EMAIL: &str = "search-bench@bench.example";
+/// A signed-in session (as a `name=value` cookie) for a bench account holding `role` in
+/// every bench service; the account is made the first time.
+pub(crate) async fn bench_session(
+    state: &AppState,
+    services: &[BenchService],
+    email: &str,
+    name: &str,
+    role: Role,
+) -> anyhow::Result<String> {
     let db = &state.db;
-    let key = accounts::email_key(EMAIL);
+    let key = accounts::email_key(email);
     let staff = match staff_store::staff_by_email_key(db, &key).await? {
         Some(s) => s,
         None => {
             accounts::add_staff(
                 state,
                 Actor::System,
-                EMAIL,
-                "Search benchmark",
-                Role::Viewer,
+                email,
+                name,
+                role,
                 Some(&services[0].slug),
             )
             .await?
@@ -1179,22 +1191,15 @@ async fn bench_session(state: &AppState, services: &[BenchService]) -> anyhow::R
         .filter(|id| {
             !grants
                 .iter()
-                .any(|g| g.service_id == Some(*id) && g.role == Role::Viewer.name())
+                .any(|g| g.service_id == Some(*id) && g.role == role.name())
         })
         .collect();
     if !missing.is_empty() {
         let now = store::to_micros(state.clock.now());
         let mut tx = db.begin().await?;
         for id in missing {
-            staff_store::insert_grant(
-                &mut tx,
-                staff.id,
-                Some(id),
-                Role::Viewer.name(),
-                "system",
-                now,
-            )
-            .await?;
+            staff_store::insert_grant(&mut tx, staff.id, Some(id), role.name(), "system", now)
+                .await?;
         }
         tx.commit().await?;
     }
@@ -1203,7 +1208,7 @@ async fn bench_session(state: &AppState, services: &[BenchService]) -> anyhow::R
         &staff,
         "password",
         &Default::default(),
-        json!({"bench": "search"}),
+        json!({"bench": email}),
     )
     .await?;
     Ok(format!(

@@ -57,25 +57,25 @@ pub struct Built {
     pub binds: Vec<Bind>,
 }
 
-struct Builder {
+pub(crate) struct Builder {
     backend: Backend,
     binds: Vec<Bind>,
 }
 
 impl Builder {
-    fn new(backend: Backend) -> Builder {
+    pub(crate) fn new(backend: Backend) -> Builder {
         Builder {
             backend,
             binds: Vec::new(),
         }
     }
 
-    fn int(&mut self, v: i64) -> String {
+    pub(crate) fn int(&mut self, v: i64) -> String {
         self.binds.push(Bind::Int(v));
         format!("${}", self.binds.len())
     }
 
-    fn text(&mut self, v: &str) -> String {
+    pub(crate) fn text(&mut self, v: &str) -> String {
         self.binds.push(Bind::Text(v.to_string()));
         format!("${}", self.binds.len())
     }
@@ -88,12 +88,12 @@ impl Builder {
         }
     }
 
-    fn ids(&mut self, services: &[i64]) -> String {
+    pub(crate) fn ids(&mut self, services: &[i64]) -> String {
         let list: Vec<String> = services.iter().map(|s| self.int(*s)).collect();
         list.join(", ")
     }
 
-    fn finish(self, sql: String) -> Built {
+    pub(crate) fn finish(self, sql: String) -> Built {
         Built {
             sql,
             binds: self.binds,
@@ -721,6 +721,7 @@ macro_rules! bound {
         q
     }};
 }
+pub(crate) use bound;
 
 pub async fn fetch_rows(db: &Db, built: &Built) -> StoreResult<Vec<Row>> {
     Ok(

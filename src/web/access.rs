@@ -126,6 +126,41 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
         Access::Permission(Permission::RefundsApprove),
     ),
     // Webhooks from the payment platform.
+    (
+        "GET",
+        "/exports?<notice>",
+        Access::Permission(Permission::ExportsCreate),
+    ),
+    (
+        "POST",
+        "/exports",
+        Access::Permission(Permission::ExportsCreate),
+    ),
+    (
+        "GET",
+        "/exports/<id>?<started>",
+        Access::Permission(Permission::ExportsCreate),
+    ),
+    (
+        "GET",
+        "/exports/<id>/status",
+        Access::Permission(Permission::ExportsCreate),
+    ),
+    (
+        "GET",
+        "/exports/<id>/download",
+        Access::Permission(Permission::ExportsCreate),
+    ),
+    (
+        "GET",
+        "/exports/pack",
+        Access::Permission(Permission::ExportsCreate),
+    ),
+    (
+        "GET",
+        "/exports/pack.csv",
+        Access::Permission(Permission::ExportsCreate),
+    ),
     ("POST", "/hooks/govuk-pay/<service>", Access::PlatformSigned),
 ];
 

@@ -463,6 +463,14 @@ impl Demo {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
+    /// The demo's database, as another paydesk process would open it.
+    async fn db(&self) -> paydesk::store::Db {
+        let url = format!("sqlite://{}/demo.db", self._folder.path().display());
+        paydesk::store::Db::connect(&url, &paydesk::store::PoolSettings::default())
+            .await
+            .expect("open the demo database")
+    }
+
     fn account(&self, role: &str) -> (String, String) {
         self.accounts
             .iter()
@@ -717,6 +725,170 @@ async fn a_large_refund_is_asked_for_and_approved_by_someone_else() {
         page.contains("succeeded"),
         "the payment's page shows the refund succeeded"
     );
+    drop(demo);
+    browser.close().await;
+    assert!(errors.is_empty(), "{errors:#?}");
+}
+
+/// Issue 7 in the browser: the exports page empty and with an error, an export being
+/// written (its progress bar), one asked for in the background and finished, and the
+/// month-end totals, with axe on each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exports_show_progress_and_a_finished_file() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let demo = Demo::start("300", &[]).await;
+    let c = &browser.client;
+    let mut errors = Vec::new();
+    demo.sign_in(&browser, "finance", &mut errors).await;
+    c.goto(&demo.url("/exports")).await.unwrap();
+    check(
+        &browser,
+        "exports-empty",
+        "Export payments and refunds",
+        &mut errors,
+    )
+    .await;
+
+    // A problem: the start date cleared.
+    fill(&browser, "from", "31/2/2026").await;
+    submit(&browser, "/exports").await;
+    check(
+        &browser,
+        "exports-error",
+        "Export payments and refunds",
+        &mut errors,
+    )
+    .await;
+    assert!(c.title().await.unwrap().starts_with("Error: "));
+
+    // An export some way through (as a worker leaves it between pages).
+    let db = demo.db().await;
+    let (email, _) = demo.account("finance");
+    let staff = paydesk::store::staff::staff_by_email_key(
+        &db,
+        &paydesk::identity::accounts::email_key(&email),
+    )
+    .await
+    .unwrap()
+    .expect("the demo finance account");
+    let services: Vec<i64> = paydesk::services::all(&db)
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.id)
+        .collect();
+    let now = paydesk::store::to_micros(time::OffsetDateTime::now_utc());
+    let filter = r#"{"services":["x"],"by":"created","from":"2026-10-01","to":"2026-10-31","time_zone":"Europe/London","statuses":[],"payments":true,"refunds":true}"#;
+    let mut tx = db.begin().await.unwrap();
+    let running = paydesk::store::exports::insert(
+        &mut tx,
+        &paydesk::store::exports::NewExport {
+            requested_by: staff.id,
+            service_ids: &serde_json::to_string(&services[..1]).unwrap(),
+            filter,
+            gzip: false,
+            rows_expected: 5000,
+            file_name: "running.csv",
+        },
+        now,
+    )
+    .await
+    .unwrap();
+    paydesk::store::exports::start(&mut tx, running, now)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    paydesk::store::exports::set_progress(&db, running, 1200, 90_000, "{}", now)
+        .await
+        .unwrap();
+    c.goto(&demo.url(&format!("/exports/{running}")))
+        .await
+        .unwrap();
+    check(
+        &browser,
+        "export-running",
+        "Payments and refunds",
+        &mut errors,
+    )
+    .await;
+    let bar = c
+        .find(Locator::Css("progress#export-bar"))
+        .await
+        .expect("a progress bar")
+        .attr("value")
+        .await
+        .unwrap();
+    assert_eq!(bar.as_deref(), Some("24"));
+    c.goto(&demo.url("/exports")).await.unwrap();
+    check(
+        &browser,
+        "exports-running",
+        "Export payments and refunds",
+        &mut errors,
+    )
+    .await;
+
+    // A background export asked for on the page, followed until it is ready.
+    c.find(Locator::Css("label[for='background']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    fill(&browser, "from", "1/1/2020").await;
+    let today = time::OffsetDateTime::now_utc().date();
+    fill(
+        &browser,
+        "to",
+        &format!(
+            "{}/{}/{}",
+            today.day(),
+            u8::from(today.month()),
+            today.year()
+        ),
+    )
+    .await;
+    submit(&browser, "/exports").await;
+    let started = std::time::Instant::now();
+    let mut ready = false;
+    while started.elapsed() < std::time::Duration::from_secs(60) {
+        if c.find(Locator::LinkText("Download the CSV")).await.is_ok() {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert!(ready, "the export is ready within a minute");
+    check(
+        &browser,
+        "export-finished",
+        "Payments and refunds",
+        &mut errors,
+    )
+    .await;
+    c.goto(&demo.url("/exports")).await.unwrap();
+    check(
+        &browser,
+        "exports-finished",
+        "Export payments and refunds",
+        &mut errors,
+    )
+    .await;
+    c.goto(&demo.url("/exports/pack")).await.unwrap();
+    check(&browser, "exports-pack", "Month-end totals", &mut errors).await;
+    c.goto(&demo.url("/exports/pack?month=2026-13"))
+        .await
+        .unwrap();
+    check(
+        &browser,
+        "exports-pack-error",
+        "Month-end totals",
+        &mut errors,
+    )
+    .await;
+    db.close().await;
     drop(demo);
     browser.close().await;
     assert!(errors.is_empty(), "{errors:#?}");

@@ -1,0 +1,316 @@
+//! The columns of a reconciliation export and how one row is written.
+//!
+//! The first 24 columns are GOV.UK Pay's own CSV, in its order, so that finance's existing
+//! spreadsheets keep working; paydesk's columns follow, then one column per metadata key
+//! (sorted). A refund row carries its payment's fields; its Amount, Total Amount and Net are
+//! the refund as a negative number, and its State is "Refund success".
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use serde_json::Value;
+
+use super::csv::Record;
+use crate::search::query::StatusGroup;
+use crate::store::exports::ExportRow;
+use crate::timezone::Zone;
+
+/// GOV.UK Pay's CSV columns, in its order.
+pub const BASELINE: [&str; 24] = [
+    "Reference",
+    "Description",
+    "Email",
+    "Amount",
+    "Card Brand",
+    "Cardholder Name",
+    "Card Expiry Date",
+    "Card Number (last 4)",
+    "State",
+    "Finished",
+    "Error Code",
+    "Error Message",
+    "Provider ID",
+    "Payment ID",
+    "Issued By",
+    "Date Created",
+    "Time Created",
+    "Corporate Card Surcharge",
+    "Total Amount",
+    "Wallet Type",
+    "Fee",
+    "Net",
+    "Card Type",
+    "Payment Provider",
+];
+
+/// paydesk's own columns, after the baseline.
+pub const PAYDESK: [&str; 8] = [
+    "Record Type",
+    "Service",
+    "Case Reference",
+    "Refund ID",
+    "Refund Reason",
+    "Requested By",
+    "Approved By",
+    "Settled Date",
+];
+
+/// At most this many metadata columns; keys beyond them are left out (and said so).
+pub const METADATA_COLUMNS_MAX: usize = 100;
+
+/// What writing rows needs besides the rows.
+pub struct Layout {
+    pub zone: Zone,
+    /// Service names by id.
+    pub services: HashMap<i64, String>,
+    pub metadata_keys: Vec<String>,
+}
+
+impl Layout {
+    pub fn header(&self, out: &mut Vec<u8>) {
+        let mut r = Record::start(out);
+        for name in BASELINE.iter().chain(PAYDESK.iter()) {
+            r.plain(name);
+        }
+        for key in &self.metadata_keys {
+            r.text(key);
+        }
+        r.end();
+    }
+
+    /// Write one row. Payment rows and refund rows share the columns.
+    pub fn row(&self, out: &mut Vec<u8>, service_id: i64, row: &ExportRow) {
+        let refund = row.refund_amount.map(|a| -a);
+        let total = row.total_amount.unwrap_or(row.amount);
+        let mut r = Record::start(out);
+        r.text(&row.reference)
+            .text(&row.description)
+            .opt_text(row.email.as_deref());
+        match refund {
+            Some(minus) => r.money(minus),
+            None => r.money(row.amount),
+        };
+        r.opt_text(row.card_brand.as_deref())
+            .opt_text(row.cardholder_name.as_deref())
+            .opt_text(row.expiry_date.as_deref())
+            .opt_text(row.last_digits.as_deref());
+        if refund.is_some() {
+            r.plain("Refund success").plain("true").plain("").plain("");
+        } else {
+            r.plain(state_label(&row.status, row.state_code.as_deref()))
+                .plain(if row.finished { "true" } else { "false" })
+                .opt_text(row.state_code.as_deref())
+                .opt_text(row.state_message.as_deref());
+        }
+        r.opt_text(row.provider_id.as_deref())
+            .text(&row.payment_id)
+            .opt_text(row.requested_by.as_deref());
+        let (date, clock) = local_date_time(self.zone, row.created_at);
+        r.plain(&date).plain(&clock);
+        match refund {
+            Some(minus) => {
+                r.plain("")
+                    .money(minus)
+                    .opt_text(row.wallet_type.as_deref())
+                    .plain("")
+                    .money(minus);
+            }
+            None => {
+                r.opt_money(row.corporate_surcharge)
+                    .money(total)
+                    .opt_text(row.wallet_type.as_deref())
+                    .opt_money(row.fee)
+                    .money(total - row.fee.unwrap_or(0));
+            }
+        }
+        r.opt_text(row.card_type.as_deref())
+            .opt_text(row.payment_provider.as_deref());
+        // paydesk's columns.
+        r.plain(if refund.is_some() {
+            "Refund"
+        } else {
+            "Payment"
+        })
+        .text(
+            self.services
+                .get(&service_id)
+                .map(String::as_str)
+                .unwrap_or(""),
+        )
+        .opt_text(row.case_reference.as_deref())
+        .opt_text(row.refund_id.as_deref())
+        .opt_text(row.refund_reason.as_deref().map(reason_label))
+        .opt_text(row.requested_by.as_deref())
+        .opt_text(row.approved_by.as_deref())
+        .opt_text(row.settled_date.as_deref());
+        if !self.metadata_keys.is_empty() {
+            let metadata = row
+                .metadata
+                .as_deref()
+                .and_then(|m| serde_json::from_str::<serde_json::Map<String, Value>>(m).ok());
+            for key in &self.metadata_keys {
+                match metadata.as_ref().and_then(|m| m.get(key)) {
+                    Some(Value::String(s)) => r.text(s),
+                    Some(Value::Null) | None => r.plain(""),
+                    Some(other) => r.text(&other.to_string()),
+                };
+            }
+        }
+        r.end();
+    }
+}
+
+/// A payment's state as finance reads it: its status group ("Success", "Declined"…).
+pub fn state_label(status: &str, code: Option<&str>) -> &'static str {
+    StatusGroup::ALL
+        .into_iter()
+        .find(|g| {
+            g.members()
+                .iter()
+                .any(|(s, c)| *s == status && (c.is_none() || *c == code))
+        })
+        .map(StatusGroup::label)
+        .unwrap_or(match status {
+            "failed" => "Failed",
+            _ => "Unknown",
+        })
+}
+
+fn reason_label(name: &str) -> &str {
+    crate::refunds::rules::Reason::parse(name)
+        .map(|r| r.label())
+        .unwrap_or(name)
+}
+
+/// A time as a local date (YYYY-MM-DD) and time (HH:MM:SS) in `zone`.
+pub fn local_date_time(zone: Zone, us: i64) -> (String, String) {
+    let t = crate::store::from_micros(us);
+    let local = t.to_offset(zone.offset_at(t));
+    let mut date = Vec::with_capacity(10);
+    let _ = write!(
+        date,
+        "{:04}-{:02}-{:02}",
+        local.year(),
+        u8::from(local.month()),
+        local.day()
+    );
+    let mut clock = Vec::with_capacity(8);
+    let _ = write!(
+        clock,
+        "{:02}:{:02}:{:02}",
+        local.hour(),
+        local.minute(),
+        local.second()
+    );
+    (
+        String::from_utf8(date).unwrap_or_default(),
+        String::from_utf8(clock).unwrap_or_default(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row() -> ExportRow {
+        ExportRow {
+            id: 1,
+            settled_date: Some("2026-11-02".into()),
+            created_at: 1_793_491_200_000_000, // 2026-11-01T00:00:00Z
+            payment_id: "pay1".into(),
+            reference: "=REF".into(),
+            description: "Permit, \"annual\"".into(),
+            email: Some("a@example.com".into()),
+            amount: 1250,
+            card_brand: Some("visa".into()),
+            cardholder_name: Some("A Payer".into()),
+            expiry_date: Some("12/29".into()),
+            last_digits: Some("4242".into()),
+            status: "success".into(),
+            state_code: None,
+            state_message: None,
+            finished: true,
+            provider_id: Some("pr1".into()),
+            corporate_surcharge: Some(50),
+            total_amount: Some(1300),
+            wallet_type: None,
+            fee: Some(20),
+            card_type: Some("debit".into()),
+            payment_provider: Some("sandbox".into()),
+            case_reference: Some("C-1".into()),
+            metadata: Some(r#"{"ledger":"-7","n":3}"#.into()),
+            refund_id: None,
+            refund_amount: None,
+            refund_reason: None,
+            requested_by: None,
+            approved_by: None,
+        }
+    }
+
+    fn layout() -> Layout {
+        Layout {
+            zone: Zone::named("Europe/London").unwrap(),
+            services: HashMap::from([(7, "Parking permits".to_string())]),
+            metadata_keys: vec!["ledger".into(), "n".into(), "absent".into()],
+        }
+    }
+
+    #[test]
+    fn header_lists_baseline_then_paydesk_then_metadata() {
+        let mut out = Vec::new();
+        layout().header(&mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("Reference,Description,Email,Amount,Card Brand,"));
+        assert!(text.ends_with(
+            "Payment Provider,Record Type,Service,Case Reference,Refund ID,Refund Reason,Requested By,Approved By,Settled Date,ledger,n,absent\r\n"
+        ));
+    }
+
+    #[test]
+    fn payment_and_refund_rows() {
+        let l = layout();
+        let mut out = Vec::new();
+        l.row(&mut out, 7, &row());
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            "\"'=REF\",\"Permit, \"\"annual\"\"\",a@example.com,12.50,visa,A Payer,12/29,4242,Success,true,,,pr1,pay1,,2026-11-01,00:00:00,0.50,13.00,,0.20,12.80,debit,sandbox,Payment,Parking permits,C-1,,,,,2026-11-02,\"'-7\",3,\r\n"
+        );
+        let mut refund = row();
+        refund.refund_id = Some("rf1".into());
+        refund.refund_amount = Some(500);
+        refund.refund_reason = Some("duplicate".into());
+        refund.requested_by = Some("case@example.gov".into());
+        let mut out = Vec::new();
+        l.row(&mut out, 7, &refund);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains(",-5.00,visa,"), "{text}");
+        assert!(text.contains(",Refund success,true,,,pr1,pay1,case@example.gov,"));
+        assert!(text.contains(",,-5.00,,,-5.00,debit,sandbox,Refund,Parking permits,C-1,rf1,"));
+    }
+
+    #[test]
+    fn created_times_follow_the_zone_across_summer_time() {
+        let london = Zone::named("Europe/London").unwrap();
+        // 2026-06-30T23:30:00Z is 1 July, 00:30 in London (BST).
+        let us = 1_782_862_200_000_000;
+        assert_eq!(
+            local_date_time(london, us),
+            ("2026-07-01".into(), "00:30:00".into())
+        );
+        assert_eq!(
+            local_date_time(Zone::utc(), us),
+            ("2026-06-30".into(), "23:30:00".into())
+        );
+    }
+
+    #[test]
+    fn states() {
+        assert_eq!(state_label("success", None), "Success");
+        assert_eq!(state_label("failed", Some("P0010")), "Declined");
+        assert_eq!(state_label("failed", Some("P0020")), "Timed out");
+        assert_eq!(state_label("failed", Some("P0030")), "Cancelled");
+        assert_eq!(state_label("failed", Some("P0050")), "Failed");
+        assert_eq!(state_label("created", None), "In progress");
+    }
+}

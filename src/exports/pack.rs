@@ -1,0 +1,172 @@
+//! The month-end pack: per service, totals by settlement date (payments settled, gross,
+//! refunds, fees, net) over a month or a range of settlement dates.
+//!
+//! The totals come from the same WHERE clause as a settled-date export of the same range,
+//! so they equal the sums of that export's rows: gross is the sum of the payment rows'
+//! Total Amount, refunds the sum of the refund rows' (negated), fees the sum of Fee, and net
+//! the sum of Net.
+
+use std::collections::BTreeMap;
+
+use time::{Date, Month};
+
+use super::csv::Record;
+use super::ExportError;
+use crate::services::ServiceAccount;
+use crate::store::exports::{self as export_store, Pass};
+use crate::store::Db;
+
+/// One settlement date's totals.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Day {
+    pub settled_date: String,
+    pub payments: i64,
+    pub gross: i64,
+    pub refunds_count: i64,
+    pub refunds: i64,
+    pub fees: i64,
+}
+
+impl Day {
+    pub fn net(&self) -> i64 {
+        self.gross - self.refunds - self.fees
+    }
+
+    fn add(&mut self, other: &Day) {
+        self.payments += other.payments;
+        self.gross += other.gross;
+        self.refunds_count += other.refunds_count;
+        self.refunds += other.refunds;
+        self.fees += other.fees;
+    }
+}
+
+/// A service's pack: its days (only days with money) and their total.
+#[derive(Debug, Clone)]
+pub struct ServicePack {
+    pub service: ServiceAccount,
+    pub days: Vec<Day>,
+    pub total: Day,
+}
+
+/// The first and last day of a month given as `YYYY-MM`.
+pub fn month_days(month: &str) -> Option<(Date, Date)> {
+    let (y, m) = month.trim().split_once('-')?;
+    if y.len() != 4 || m.is_empty() || m.len() > 2 {
+        return None;
+    }
+    let y: i32 = y.parse().ok()?;
+    let m = Month::try_from(m.parse::<u8>().ok()?).ok()?;
+    let first = Date::from_calendar_date(y, m, 1).ok()?;
+    let last = Date::from_calendar_date(y, m, m.length(y)).ok()?;
+    Some((first, last))
+}
+
+/// Totals by settlement date for each service, `from..=to` (`YYYY-MM-DD`).
+pub async fn build(
+    db: &Db,
+    services: &[ServiceAccount],
+    from: &str,
+    to: &str,
+) -> Result<Vec<ServicePack>, ExportError> {
+    let mut packs = Vec::new();
+    for s in services {
+        let paid = export_store::totals_by_settlement(db, s.id, Pass::Payments, from, to).await?;
+        let refunded =
+            export_store::totals_by_settlement(db, s.id, Pass::Refunds, from, to).await?;
+        let mut days: BTreeMap<String, Day> = BTreeMap::new();
+        for p in paid {
+            let d = days.entry(p.settled_date.clone()).or_default();
+            d.settled_date = p.settled_date;
+            d.payments = p.count;
+            d.gross = p.gross;
+            d.fees = p.fees;
+        }
+        for r in refunded {
+            let d = days.entry(r.settled_date.clone()).or_default();
+            d.settled_date = r.settled_date;
+            d.refunds_count = r.count;
+            d.refunds = r.gross;
+        }
+        let days: Vec<Day> = days.into_values().collect();
+        let mut total = Day {
+            settled_date: "Total".into(),
+            ..Day::default()
+        };
+        for d in &days {
+            total.add(d);
+        }
+        packs.push(ServicePack {
+            service: s.clone(),
+            days,
+            total,
+        });
+    }
+    Ok(packs)
+}
+
+pub const HEADER: [&str; 8] = [
+    "Service",
+    "Settlement Date",
+    "Payments",
+    "Gross",
+    "Refunds Count",
+    "Refunds",
+    "Fees",
+    "Net",
+];
+
+/// The pack as CSV: a row per service and day, then a total row per service. Money in pounds
+/// ("12.50"); refunds and fees as positive amounts taken away from gross to give net.
+pub fn to_csv(packs: &[ServicePack]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut r = Record::start(&mut out);
+    for h in HEADER {
+        r.plain(h);
+    }
+    r.end();
+    for p in packs {
+        for d in p.days.iter().chain(std::iter::once(&p.total)) {
+            Record::start(&mut out)
+                .text(&p.service.name)
+                .plain(&d.settled_date)
+                .int(d.payments)
+                .money(d.gross)
+                .int(d.refunds_count)
+                .money(d.refunds)
+                .money(d.fees)
+                .money(d.net())
+                .end();
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn months() {
+        let (a, b) = month_days("2024-02").unwrap();
+        assert_eq!((a.day(), b.day()), (1, 29));
+        let (_, b) = month_days("2026-11").unwrap();
+        assert_eq!(b.day(), 30);
+        assert!(month_days("2026-13").is_none());
+        assert!(month_days("26-1").is_none());
+        assert!(month_days("November").is_none());
+    }
+
+    #[test]
+    fn net_takes_refunds_and_fees_from_gross() {
+        let d = Day {
+            settled_date: "2026-11-02".into(),
+            payments: 3,
+            gross: 10_000,
+            refunds_count: 1,
+            refunds: 2_500,
+            fees: 120,
+        };
+        assert_eq!(d.net(), 7_380);
+    }
+}

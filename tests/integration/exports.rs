@@ -1,0 +1,1151 @@
+//! Reconciliation exports through the pages and the command line: the columns and their
+//! order, refund rows as negative movements, metadata columns, local days at month and
+//! summer-time boundaries, the month-end pack equal to the rows' sums, neutralised formula
+//! cells, a strict RFC 4180 round trip, no card number beyond first 6 / last 4, who may
+//! export and download, background exports (progress, gzip, resuming, deletion) and the
+//! audit entries.
+
+use std::io::Read;
+
+use paydesk::identity::permissions::Role;
+use paydesk::journeys::record::{JourneyRecord, RefundRecord};
+use paydesk::platform::types::{PaymentStatus, RefundStatus};
+use paydesk::store::journeys as journey_store;
+use rocket::http::{ContentType, Status};
+use serde_json::Value;
+use time::macros::datetime;
+use time::OffsetDateTime;
+
+use crate::common::{form_body, location, TestApp};
+
+// ---- a strict RFC 4180 reader ----------------------------------------------------------------
+
+/// Parse CSV strictly: records end with CRLF; a field is either unquoted (no quote, comma,
+/// CR or LF inside) or quoted with inner quotes doubled and nothing after the closing quote
+/// but a comma or CRLF; every record has as many fields as the first.
+fn strict_csv(text: &str) -> Result<Vec<Vec<String>>, String> {
+    let b = text.as_bytes();
+    let mut records = Vec::new();
+    let mut record = Vec::new();
+    let mut i = 0;
+    if b.is_empty() {
+        return Ok(records);
+    }
+    loop {
+        let mut field = Vec::new();
+        if i < b.len() && b[i] == b'"' {
+            i += 1;
+            loop {
+                match b.get(i) {
+                    None => return Err(format!("unterminated quoted field at byte {i}")),
+                    Some(b'"') if b.get(i + 1) == Some(&b'"') => {
+                        field.push(b'"');
+                        i += 2;
+                    }
+                    Some(b'"') => {
+                        i += 1;
+                        break;
+                    }
+                    Some(c) => {
+                        field.push(*c);
+                        i += 1;
+                    }
+                }
+            }
+        } else {
+            while i < b.len() && b[i] != b',' && b[i] != b'\r' {
+                if b[i] == b'"' || b[i] == b'\n' {
+                    return Err(format!("bare quote or LF in an unquoted field at byte {i}"));
+                }
+                field.push(b[i]);
+                i += 1;
+            }
+        }
+        record.push(String::from_utf8(field).map_err(|e| e.to_string())?);
+        match (b.get(i), b.get(i + 1)) {
+            (Some(b','), _) => i += 1,
+            (Some(b'\r'), Some(b'\n')) => {
+                i += 2;
+                let r = std::mem::take(&mut record);
+                if let Some(first) = records.first() {
+                    let first: &Vec<String> = first;
+                    if first.len() != r.len() {
+                        return Err(format!(
+                            "record {} has {} fields, the header {}",
+                            records.len() + 1,
+                            r.len(),
+                            first.len()
+                        ));
+                    }
+                }
+                records.push(r);
+                if i == b.len() {
+                    return Ok(records);
+                }
+            }
+            (None, _) => return Err("the last record does not end with CRLF".into()),
+            _ => return Err(format!("junk after a field at byte {i}")),
+        }
+    }
+}
+
+#[test]
+fn the_strict_reader_is_strict() {
+    assert!(strict_csv("a,b\r\n1,2\r\n").is_ok());
+    assert!(strict_csv("a,b\r\n1,2\n").is_err());
+    assert!(strict_csv("a,b\r\n1\r\n").is_err());
+    assert!(strict_csv("a,b\r\n\"x\"y,2\r\n").is_err());
+    assert!(strict_csv("a,b\r\nx\"y,2\r\n").is_err());
+    assert!(strict_csv("a,b\r\n\"x,2\r\n").is_err());
+    assert_eq!(
+        strict_csv("a\r\n\"q\"\"\r\nz\"\r\n").unwrap()[1][0],
+        "q\"\r\nz"
+    );
+}
+
+// ---- fixtures --------------------------------------------------------------------------------
+
+fn journey(reference: &str, created: OffsetDateTime) -> JourneyRecord {
+    JourneyRecord {
+        payment_id: format!("pay-{}", reference.to_lowercase()),
+        status: PaymentStatus::Success,
+        state_code: None,
+        state_message: None,
+        amount: 1000,
+        description: "Parking permit".into(),
+        reference: reference.into(),
+        email: Some("payer@example.org".into()),
+        language: Some("en".into()),
+        cardholder_name: Some("Sam Payer".into()),
+        card_brand: Some("visa".into()),
+        card_type: Some("debit".into()),
+        first_digits: Some("424242".into()),
+        last_digits: Some("4242".into()),
+        expiry_date: Some("12/30".into()),
+        wallet_type: None,
+        payment_provider: Some("sandbox".into()),
+        provider_id: Some(format!("pr-{reference}")),
+        created_at: created,
+        capture_submitted_at: None,
+        captured_date: None,
+        settled_date: None,
+        fee: None,
+        net_amount: None,
+        corporate_surcharge: None,
+        total_amount: None,
+        refund_status: None,
+        refund_available: None,
+        refund_submitted: None,
+        metadata: None,
+        case_reference: None,
+        delayed_capture: None,
+        moto: None,
+    }
+}
+
+async fn store(app: &TestApp, service_id: i64, records: &[JourneyRecord]) {
+    let now = paydesk::store::to_micros(app.state.clock.now());
+    let mut tx = app.state.db.begin().await.unwrap();
+    journey_store::upsert_journeys(&mut tx, service_id, records, now, now)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
+async fn store_refunds(app: &TestApp, service_id: i64, refunds: &[RefundRecord]) {
+    let now = paydesk::store::to_micros(app.state.clock.now());
+    let mut tx = app.state.db.begin().await.unwrap();
+    journey_store::upsert_refunds(&mut tx, service_id, refunds, now, now)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
+fn refund(id: &str, payment: &str, amount: i64, created: OffsetDateTime) -> RefundRecord {
+    RefundRecord {
+        refund_id: id.into(),
+        payment_id: payment.into(),
+        amount,
+        status: RefundStatus::Success,
+        created_at: created,
+        settled_date: None,
+    }
+}
+
+/// A refund paydesk made: a request asked for by `asker` and approved by `approver`, sent as
+/// platform refund `refund_id`.
+async fn paydesk_request(
+    app: &TestApp,
+    service_id: i64,
+    payment_id: &str,
+    refund_id: &str,
+    amount: i64,
+    asker: i64,
+    approver: i64,
+) {
+    use paydesk::store::refunds as rs;
+    let j = journey_store::journey(&app.state.db, service_id, payment_id)
+        .await
+        .unwrap()
+        .expect("journey");
+    let now = paydesk::store::to_micros(app.state.clock.now());
+    let mut tx = app.state.db.begin().await.unwrap();
+    let id = rs::insert(
+        &mut tx,
+        &rs::NewRequest {
+            service_id,
+            journey_id: j.id,
+            payment_id,
+            amount,
+            reason: "duplicate",
+            comment: None,
+            case_reference: None,
+            state: "awaiting_approval",
+            form_key: refund_id,
+            requested_by: asker,
+            approval_required: true,
+            expires_at: now + 86_400_000_000,
+        },
+        now,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(
+        rs::approve(&mut tx, id, approver, amount, None, now, now + 1_000_000)
+            .await
+            .unwrap()
+    );
+    assert!(rs::start_submit(&mut tx, id, now).await.unwrap());
+    assert!(rs::mark_submitted(&mut tx, id, refund_id, now)
+        .await
+        .unwrap());
+    tx.commit().await.unwrap();
+}
+
+/// Sign out, then in as `person`.
+async fn switch_to(app: &TestApp, person: &crate::common::Person) {
+    if app.session_cookie().is_some() {
+        let token = app.token();
+        let r = app.post_form("/logout", &[("csrf_token", &token)]).await;
+        assert_eq!(r.status(), Status::SeeOther, "signed out");
+    }
+    app.sign_in(person).await;
+}
+
+struct Csv {
+    status: Status,
+    content_type: String,
+    disposition: String,
+    cache: String,
+    body: String,
+}
+
+async fn post_export(app: &TestApp, fields: &[(&str, &str)]) -> Csv {
+    let token = app.token();
+    let mut all: Vec<(&str, &str)> = vec![("csrf_token", &token)];
+    all.extend_from_slice(fields);
+    let r = app
+        .client
+        .post("/exports")
+        .header(ContentType::Form)
+        .body(form_body(&all))
+        .dispatch()
+        .await;
+    let header = |n: &str| r.headers().get_one(n).unwrap_or("").to_string();
+    Csv {
+        status: r.status(),
+        content_type: header("Content-Type"),
+        disposition: header("Content-Disposition"),
+        cache: header("Cache-Control"),
+        body: r.into_string().await.unwrap_or_default(),
+    }
+}
+
+fn column(records: &[Vec<String>], name: &str) -> usize {
+    records[0]
+        .iter()
+        .position(|h| h == name)
+        .unwrap_or_else(|| panic!("no column {name}: {:?}", records[0]))
+}
+
+/// Pounds text to pence, exactly.
+fn pence(s: &str) -> i64 {
+    let neg = s.starts_with('-');
+    let t = s.trim_start_matches('-');
+    let (a, b) = t.split_once('.').expect("two decimals");
+    assert_eq!(b.len(), 2, "{s}");
+    let v = a.parse::<i64>().unwrap() * 100 + b.parse::<i64>().unwrap();
+    if neg {
+        -v
+    } else {
+        v
+    }
+}
+
+async fn audit_details(app: &TestApp, action: &str) -> Vec<Value> {
+    let rows: Vec<String> = paydesk::on_db!(&app.state.db, pool => sqlx::query_scalar::<_, String>(
+        "SELECT details FROM audit_log WHERE action = $1 ORDER BY seq")
+        .bind(action)
+        .fetch_all(pool)
+        .await
+        .unwrap());
+    rows.iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect()
+}
+
+const BASELINE: &str = "Reference,Description,Email,Amount,Card Brand,Cardholder Name,Card Expiry Date,Card Number (last 4),State,Finished,Error Code,Error Message,Provider ID,Payment ID,Issued By,Date Created,Time Created,Corporate Card Surcharge,Total Amount,Wallet Type,Fee,Net,Card Type,Payment Provider,Record Type,Service,Case Reference,Refund ID,Refund Reason,Requested By,Approved By,Settled Date";
+
+fn october(day: u8, hour: u8) -> OffsetDateTime {
+    datetime!(2026-10-01 00:00 UTC)
+        + time::Duration::days(day as i64 - 1)
+        + time::Duration::hours(hour as i64)
+}
+
+// ---- tests -------------------------------------------------------------------------------------
+
+#[rocket::async_test]
+async fn columns_refund_rows_metadata_and_audit() {
+    let app = TestApp::new().await;
+    let parking = app.service("parking").await;
+    let finance = app
+        .person("finance@example.gov", Role::Finance, Some("parking"))
+        .await;
+    let asker = app
+        .person("case@example.gov", Role::Caseworker, Some("parking"))
+        .await;
+    let mut a = journey("A-1", october(3, 10));
+    a.metadata = Some(serde_json::json!({"ledger": "L-9", "cost_centre": 42}).to_string());
+    a.case_reference = Some("CASE-7".into());
+    a.fee = Some(25);
+    a.corporate_surcharge = Some(150);
+    a.total_amount = Some(1150);
+    let mut b = journey("B-2", october(4, 10));
+    b.status = PaymentStatus::Failed;
+    b.state_code = Some("P0010".into());
+    b.state_message = Some("Payment method rejected".into());
+    b.metadata = Some(serde_json::json!({"ledger": "L-10"}).to_string());
+    store(&app, parking, &[a, b]).await;
+    store_refunds(
+        &app,
+        parking,
+        &[refund("rf-1", "pay-a-1", 400, october(5, 9))],
+    )
+    .await;
+    paydesk_request(&app, parking, "pay-a-1", "rf-1", 400, asker.id, finance.id).await;
+
+    app.sign_in(&finance).await;
+    let csv = post_export(
+        &app,
+        &[
+            ("services", "parking"),
+            ("by", "created"),
+            ("from", "1/10/2026"),
+            ("to", "31/10/2026"),
+            ("time_zone", "Europe/London"),
+            ("include", "payments"),
+            ("include", "refunds"),
+        ],
+    )
+    .await;
+    assert_eq!(csv.status, Status::Ok, "{}", csv.body);
+    assert!(csv.content_type.starts_with("text/csv"));
+    assert_eq!(
+        csv.disposition,
+        "attachment; filename=\"paydesk-payments-and-refunds-2026-10-01-to-2026-10-31.csv\""
+    );
+    assert_eq!(csv.cache, "no-store");
+    let records = strict_csv(&csv.body).expect("strict RFC 4180");
+    assert_eq!(
+        records[0].join(","),
+        format!("{BASELINE},cost_centre,ledger")
+    );
+    assert_eq!(records.len(), 4, "header, two payments, one refund");
+    let col = |n: &str| column(&records, n);
+    let a = &records[1];
+    assert_eq!(a[col("Reference")], "A-1");
+    assert_eq!(a[col("Amount")], "10.00");
+    assert_eq!(a[col("Corporate Card Surcharge")], "1.50");
+    assert_eq!(a[col("Total Amount")], "11.50");
+    assert_eq!(a[col("Fee")], "0.25");
+    assert_eq!(a[col("Net")], "11.25");
+    assert_eq!(a[col("State")], "Success");
+    assert_eq!(a[col("Record Type")], "Payment");
+    assert_eq!(a[col("Service")], "Service parking");
+    assert_eq!(a[col("Case Reference")], "CASE-7");
+    assert_eq!(a[col("ledger")], "L-9");
+    assert_eq!(a[col("cost_centre")], "42");
+    assert_eq!(a[col("Date Created")], "2026-10-03");
+    assert_eq!(a[col("Time Created")], "11:00:00", "BST in October");
+    let b = &records[2];
+    assert_eq!(b[col("State")], "Declined");
+    assert_eq!(b[col("Error Code")], "P0010");
+    assert_eq!(b[col("cost_centre")], "");
+    let r = &records[3];
+    assert_eq!(r[col("Record Type")], "Refund");
+    assert_eq!(
+        r[col("Reference")],
+        "A-1",
+        "a refund row carries its payment's fields"
+    );
+    assert_eq!(r[col("Amount")], "-4.00");
+    assert_eq!(r[col("Total Amount")], "-4.00");
+    assert_eq!(r[col("Net")], "-4.00");
+    assert_eq!(r[col("State")], "Refund success");
+    assert_eq!(r[col("Refund ID")], "rf-1");
+    assert_eq!(r[col("Refund Reason")], "Duplicate payment");
+    assert_eq!(r[col("Requested By")], "case@example.gov");
+    assert_eq!(r[col("Issued By")], "case@example.gov");
+    assert_eq!(r[col("Approved By")], "finance@example.gov");
+    assert_eq!(r[col("ledger")], "L-9");
+
+    // The row count equals the database's count, and the download is audited with its
+    // filter and row count.
+    let audit = audit_details(&app, "export_downloaded").await;
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0]["rows"], 3);
+    assert_eq!(audit[0]["filter"]["services"][0], "parking");
+    assert_eq!(audit[0]["filter"]["from"], "2026-10-01");
+    assert!(audit[0]["problem"].is_null());
+}
+
+#[rocket::async_test]
+async fn local_days_at_month_and_summer_time_boundaries() {
+    let app = TestApp::new().await;
+    let parking = app.service("parking").await;
+    let finance = app
+        .person("finance@example.gov", Role::Finance, Some("parking"))
+        .await;
+    store(
+        &app,
+        parking,
+        &[
+            // 30 September, 23:59 in London (BST).
+            journey("SEP-LAST", datetime!(2026-09-30 22:59 UTC)),
+            // 1 October, 00:00 in London.
+            journey("OCT-FIRST", datetime!(2026-09-30 23:00 UTC)),
+            // 31 October, 23:59:59 in London (GMT again since the 25th).
+            journey("OCT-LAST", datetime!(2026-10-31 23:59:59 UTC)),
+            journey("NOV-FIRST", datetime!(2026-11-01 00:00 UTC)),
+        ],
+    )
+    .await;
+    app.sign_in(&finance).await;
+    let refs = |body: &str| -> Vec<(String, String, String)> {
+        let records = strict_csv(body).unwrap();
+        let (r, d, t) = (
+            column(&records, "Reference"),
+            column(&records, "Date Created"),
+            column(&records, "Time Created"),
+        );
+        records[1..]
+            .iter()
+            .map(|x| (x[r].clone(), x[d].clone(), x[t].clone()))
+            .collect()
+    };
+    let london = post_export(
+        &app,
+        &[
+            ("services", "parking"),
+            ("from", "2026-10-01"),
+            ("to", "2026-10-31"),
+            ("time_zone", "Europe/London"),
+            ("include", "payments"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        refs(&london.body),
+        [
+            ("OCT-FIRST".into(), "2026-10-01".into(), "00:00:00".into()),
+            ("OCT-LAST".into(), "2026-10-31".into(), "23:59:59".into()),
+        ]
+    );
+    let utc = post_export(
+        &app,
+        &[
+            ("services", "parking"),
+            ("from", "2026-10-01"),
+            ("to", "2026-10-31"),
+            ("time_zone", "UTC"),
+            ("include", "payments"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        refs(&utc.body),
+        [("OCT-LAST".into(), "2026-10-31".into(), "23:59:59".into())]
+    );
+    let sydney = post_export(
+        &app,
+        &[
+            ("services", "parking"),
+            ("from", "2026-11-01"),
+            ("to", "2026-11-01"),
+            ("time_zone", "Australia/Sydney"),
+            ("include", "payments"),
+        ],
+    )
+    .await;
+    // 31 October 23:59:59 UTC is 1 November 10:59:59 in Sydney (AEDT, +11).
+    assert_eq!(
+        refs(&sydney.body),
+        [
+            ("OCT-LAST".into(), "2026-11-01".into(), "10:59:59".into()),
+            ("NOV-FIRST".into(), "2026-11-01".into(), "11:00:00".into()),
+        ]
+    );
+}
+
+#[rocket::async_test]
+async fn the_pack_equals_the_sums_of_a_settled_export() {
+    let app = TestApp::new().await;
+    let parking = app.service("parking").await;
+    let other = app.service("other").await;
+    let finance = app
+        .person("finance@example.gov", Role::Finance, Some("parking"))
+        .await;
+    let mut rows = Vec::new();
+    for i in 0..40u8 {
+        let mut j = journey(&format!("S-{i}"), october(1 + i % 28, 9));
+        j.amount = 1000 + i as i64 * 37;
+        j.fee = (i % 3 != 0).then_some(12 + i as i64);
+        j.corporate_surcharge = (i % 5 == 0).then_some(99);
+        j.total_amount = j.corporate_surcharge.map(|s| j.amount + s);
+        // Settled in October, except two in September and two in November.
+        let day = match i {
+            0 | 1 => "2026-09-30".to_string(),
+            2 | 3 => "2026-11-01".to_string(),
+            _ => format!("2026-10-{:02}", 1 + (i % 30)),
+        };
+        j.settled_date = Some(day);
+        rows.push(j);
+    }
+    let mut unsettled = journey("U-1", october(2, 9));
+    unsettled.status = PaymentStatus::Failed;
+    rows.push(unsettled);
+    store(&app, parking, &rows).await;
+    store(
+        &app,
+        other,
+        &[{
+            let mut j = journey("OTHER-1", october(2, 9));
+            j.settled_date = Some("2026-10-02".into());
+            j
+        }],
+    )
+    .await;
+    let mut refunds = Vec::new();
+    for (i, (payment, day)) in [
+        ("pay-s-5", "2026-10-09"),
+        ("pay-s-6", "2026-10-09"),
+        ("pay-s-7", "2026-11-02"),
+        ("pay-s-8", "2026-10-31"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut r = refund(&format!("rf-{i}"), payment, 300 + i as i64, october(9, 9));
+        r.settled_date = Some(day.to_string());
+        refunds.push(r);
+    }
+    let mut pending = refund("rf-pending", "pay-s-9", 500, october(9, 9));
+    pending.status = RefundStatus::Submitted;
+    pending.settled_date = Some("2026-10-10".into());
+    refunds.push(pending);
+    store_refunds(&app, parking, &refunds).await;
+
+    app.sign_in(&finance).await;
+    let r = app
+        .client
+        .get("/exports/pack.csv?service=parking&month=2026-10")
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::Ok);
+    let pack = strict_csv(&r.into_string().await.unwrap()).unwrap();
+    assert_eq!(
+        pack[0].join(","),
+        "Service,Settlement Date,Payments,Gross,Refunds Count,Refunds,Fees,Net"
+    );
+    let total = pack.last().unwrap();
+    assert_eq!(total[1], "Total");
+
+    let csv = post_export(
+        &app,
+        &[
+            ("services", "parking"),
+            ("by", "settled"),
+            ("from", "2026-10-01"),
+            ("to", "2026-10-31"),
+            ("include", "payments"),
+            ("include", "refunds"),
+        ],
+    )
+    .await;
+    let records = strict_csv(&csv.body).unwrap();
+    let col = |n: &str| column(&records, n);
+    let (kind, total_amount, fee, net) = (
+        col("Record Type"),
+        col("Total Amount"),
+        col("Fee"),
+        col("Net"),
+    );
+    let payments: Vec<&Vec<String>> = records[1..]
+        .iter()
+        .filter(|r| r[kind] == "Payment")
+        .collect();
+    let refund_rows: Vec<&Vec<String>> = records[1..]
+        .iter()
+        .filter(|r| r[kind] == "Refund")
+        .collect();
+    assert_eq!(payments.len(), 36);
+    assert_eq!(
+        refund_rows.len(),
+        3,
+        "the pending refund and November's are not in"
+    );
+    let sum = |rows: &[&Vec<String>], c: usize| -> i64 {
+        rows.iter()
+            .map(|r| if r[c].is_empty() { 0 } else { pence(&r[c]) })
+            .sum()
+    };
+    assert_eq!(total[2], payments.len().to_string());
+    assert_eq!(pence(&total[3]), sum(&payments, total_amount), "gross");
+    assert_eq!(total[4], refund_rows.len().to_string());
+    assert_eq!(
+        pence(&total[5]),
+        -sum(&refund_rows, total_amount),
+        "refunds"
+    );
+    assert_eq!(pence(&total[6]), sum(&payments, fee), "fees");
+    let all: Vec<&Vec<String>> = records[1..].iter().collect();
+    assert_eq!(pence(&total[7]), sum(&all, net), "net");
+    // Every day's row adds up to the total too.
+    let days = &pack[1..pack.len() - 1];
+    let day_net: i64 = days.iter().map(|d| pence(&d[7])).sum();
+    assert_eq!(day_net, pence(&total[7]));
+    assert!(days.iter().all(|d| d[1].starts_with("2026-10-")));
+
+    // The page shows the same totals.
+    let html = app
+        .client
+        .get("/exports/pack?service=parking&month=2026-10")
+        .dispatch()
+        .await
+        .into_string()
+        .await
+        .unwrap();
+    assert!(html.contains("Month-end totals by settlement date"));
+    let net_text = paydesk::refunds::rules::pounds(pence(&total[7]));
+    assert!(html.contains(&net_text), "{net_text} on the page");
+    // A bad month is explained, not a 500.
+    let r = app
+        .client
+        .get("/exports/pack?month=2026-13")
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::UnprocessableEntity);
+    let html = r.into_string().await.unwrap();
+    assert!(html.contains("<title>Error: "));
+    assert!(html.contains("Enter the month as a year and month"));
+}
+
+#[rocket::async_test]
+async fn formula_cells_are_neutralised_and_quoting_round_trips() {
+    let app = TestApp::new().await;
+    let parking = app.service("parking").await;
+    let finance = app
+        .person("finance@example.gov", Role::Finance, Some("parking"))
+        .await;
+    let payloads = [
+        "=1+1",
+        "+1",
+        "-1",
+        "@SUM(A1)",
+        "\t=1",
+        "\r=1",
+        "\n=1",
+        "\u{FF1D}1+1",
+        "\u{FF0B}1",
+        "\u{FF0D}1",
+        "\u{FF20}x",
+        "=HYPERLINK(\"https://evil.example\",\"x\")",
+        "a\",=1+1",
+        "a;=1",
+        "commas, and \"quotes\"\r\nand lines",
+        "plain",
+    ];
+    let mut rows = Vec::new();
+    for (i, p) in payloads.iter().enumerate() {
+        let mut j = journey(p, october(2, i as u8));
+        j.payment_id = format!("pay-{i}");
+        j.description = p.to_string();
+        j.email = Some(p.to_string());
+        j.cardholder_name = Some(p.to_string());
+        j.metadata = Some(serde_json::json!({"note": p}).to_string());
+        rows.push(j);
+    }
+    store(&app, parking, &rows).await;
+    app.sign_in(&finance).await;
+    let csv = post_export(
+        &app,
+        &[
+            ("services", "parking"),
+            ("from", "2026-10-01"),
+            ("to", "2026-10-31"),
+            ("include", "payments"),
+        ],
+    )
+    .await;
+    let records = strict_csv(&csv.body).expect("strict RFC 4180");
+    assert_eq!(records.len(), payloads.len() + 1);
+    let formula = |s: &str| {
+        s.chars().next().is_some_and(|c| {
+            matches!(
+                c,
+                '=' | '+'
+                    | '-'
+                    | '@'
+                    | '\t'
+                    | '\r'
+                    | '\n'
+                    | '\u{FF1D}'
+                    | '\u{FF0B}'
+                    | '\u{FF0D}'
+                    | '\u{FF20}'
+            )
+        })
+    };
+    for (row, p) in records[1..].iter().zip(payloads.iter()) {
+        for name in [
+            "Reference",
+            "Description",
+            "Email",
+            "Cardholder Name",
+            "note",
+        ] {
+            let cell = &row[column(&records, name)];
+            if formula(p) {
+                assert_eq!(cell, &format!("'{p}"), "{name} of {p:?}");
+            } else {
+                assert_eq!(cell, p, "{name} of {p:?} comes back as it was");
+            }
+        }
+        // Money stays a number: never neutralised.
+        assert_eq!(row[column(&records, "Amount")], "10.00");
+    }
+}
+
+#[rocket::async_test]
+async fn no_card_number_beyond_first_six_and_last_four() {
+    let app = TestApp::new().await;
+    let parking = app.service("parking").await;
+    let finance = app
+        .person("finance@example.gov", Role::Finance, Some("parking"))
+        .await;
+    store(&app, parking, &[journey("CARD-1", october(2, 1))]).await;
+    app.sign_in(&finance).await;
+    let csv = post_export(
+        &app,
+        &[
+            ("services", "parking"),
+            ("from", "2026-10-01"),
+            ("to", "2026-10-31"),
+            ("include", "payments"),
+            ("include", "refunds"),
+        ],
+    )
+    .await;
+    assert!(csv.body.contains(",4242,"), "last four are there");
+    let digits: Vec<&str> = csv
+        .body
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|run| run.len() >= 13)
+        .collect();
+    assert!(
+        digits.is_empty(),
+        "long digit runs in the export: {digits:?}"
+    );
+}
+
+#[rocket::async_test]
+async fn who_may_export_and_bad_input() {
+    let app = TestApp::new().await;
+    let parking = app.service("parking").await;
+    app.service("libraries").await;
+    store(&app, parking, &[journey("P-1", october(2, 1))]).await;
+    let caseworker = app
+        .person("case@example.gov", Role::Caseworker, Some("parking"))
+        .await;
+    app.sign_in(&caseworker).await;
+    assert_eq!(
+        app.client.get("/exports").dispatch().await.status(),
+        Status::Forbidden
+    );
+    let csv = post_export(
+        &app,
+        &[
+            ("services", "parking"),
+            ("from", "2026-10-01"),
+            ("to", "2026-10-31"),
+            ("include", "payments"),
+        ],
+    )
+    .await;
+    assert_eq!(csv.status, Status::Forbidden, "a caseworker gets 403");
+    assert_eq!(
+        app.client.get("/exports/pack").dispatch().await.status(),
+        Status::Forbidden
+    );
+    assert!(!audit_details(&app, "authz_fail").await.is_empty());
+
+    // Finance of libraries cannot export parking: told to choose from the list.
+    let librarian = app
+        .person("lib@example.gov", Role::Finance, Some("libraries"))
+        .await;
+    switch_to(&app, &librarian).await;
+    let csv = post_export(
+        &app,
+        &[
+            ("services", "parking"),
+            ("from", "2026-10-01"),
+            ("to", "2026-10-31"),
+            ("include", "payments"),
+        ],
+    )
+    .await;
+    assert_eq!(csv.status, Status::UnprocessableEntity);
+    assert!(csv.body.contains("Select services from the list"));
+    assert!(!csv.body.contains("P-1"));
+    let html = app
+        .client
+        .get("/exports")
+        .dispatch()
+        .await
+        .into_string()
+        .await
+        .unwrap();
+    assert!(!html.contains("Service parking"), "no other service named");
+
+    // Bad input: an error summary, the form kept as typed, never a 500.
+    let csv = post_export(
+        &app,
+        &[
+            ("services", "libraries"),
+            ("from", "31/02/2026"),
+            ("to", "1/1/2026"),
+            ("time_zone", "Mars/Olympus"),
+            ("statuses", "nearly"),
+        ],
+    )
+    .await;
+    assert_eq!(csv.status, Status::UnprocessableEntity);
+    for message in [
+        "<title>Error: ",
+        "The start date must be a real date",
+        "Enter a time zone from the list",
+        "Select statuses from the list",
+        "Select payments, refunds or both",
+        "value=\"31&#x2F;02&#x2F;2026\"",
+    ] {
+        assert!(csv.body.contains(message), "{message}");
+    }
+    let long = "9".repeat(5_000);
+    let csv = post_export(
+        &app,
+        &[
+            ("services", &long),
+            ("from", &long),
+            ("include", "payments"),
+        ],
+    )
+    .await;
+    assert_eq!(csv.status, Status::UnprocessableEntity);
+}
+
+#[rocket::async_test]
+async fn background_exports_progress_download_resume_and_deletion() {
+    let folder = tempfile::tempdir().unwrap();
+    let dir = folder.path().to_path_buf();
+    let app = TestApp::with_config(|c| {
+        c.export_background_rows = 5;
+        c.export_dir = dir.clone();
+        c.export_keep_days = 7;
+    })
+    .await;
+    let parking = app.service("parking").await;
+    let rows: Vec<JourneyRecord> = (0..12u8)
+        .map(|i| journey(&format!("BG-{i:02}"), october(2, i)))
+        .collect();
+    store(&app, parking, &rows).await;
+    let finance = app
+        .person("finance@example.gov", Role::Finance, Some("parking"))
+        .await;
+    let colleague = app
+        .person("colleague@example.gov", Role::Finance, Some("parking"))
+        .await;
+    let admin = app
+        .person("admin@example.gov", Role::ServiceAdmin, Some("parking"))
+        .await;
+    app.sign_in(&finance).await;
+    let fields = [
+        ("services", "parking"),
+        ("from", "2026-10-01"),
+        ("to", "2026-10-31"),
+        ("include", "payments"),
+    ];
+    // What the stream gives for the same filter, with the threshold out of the way.
+    let expected = {
+        let filter = paydesk::exports::filter::parse(&paydesk::exports::Fields {
+            services: vec!["parking".into()],
+            by: "created".into(),
+            from: "2026-10-01".into(),
+            to: "2026-10-31".into(),
+            time_zone: "Europe/London".into(),
+            statuses: vec![],
+            include: vec!["payments".into()],
+        })
+        .unwrap();
+        let services = paydesk::services::all(&app.state.db).await.unwrap();
+        let plan = paydesk::exports::Plan::prepare(&app.state.db, filter, services, None)
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        paydesk::exports::write_all(&app.state.db, &plan, &mut out)
+            .await
+            .unwrap();
+        String::from_utf8(out).unwrap()
+    };
+
+    let r = post_export(&app, &fields).await;
+    assert_eq!(r.status, Status::SeeOther, "more rows than the threshold");
+    let token = app.token();
+    let mut body: Vec<(&str, &str)> = vec![("csrf_token", &token)];
+    body.extend_from_slice(&fields);
+    let resp = app
+        .client
+        .post("/exports")
+        .header(ContentType::Form)
+        .body(form_body(&body))
+        .dispatch()
+        .await;
+    let second = location(&resp);
+    assert!(second.starts_with("/exports/2?started=big"), "{second}");
+
+    // Before the job runs: a progress bar, a page that refreshes itself, no download.
+    let html = app
+        .client
+        .get("/exports/1")
+        .dispatch()
+        .await
+        .into_string()
+        .await
+        .unwrap();
+    assert!(html.contains("<progress"), "{html}");
+    assert!(html.contains("http-equiv=\"refresh\""));
+    assert!(html.contains("Waiting to start"));
+    assert_eq!(
+        app.client
+            .get("/exports/1/download")
+            .dispatch()
+            .await
+            .status(),
+        Status::NotFound
+    );
+    let status: Value = serde_json::from_str(
+        &app.client
+            .get("/exports/1/status")
+            .dispatch()
+            .await
+            .into_string()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(status["state"], "queued");
+
+    // A dead attempt left bytes behind: the writer cuts the file back before writing.
+    let record = paydesk::store::exports::get(&app.state.db, 1)
+        .await
+        .unwrap()
+        .unwrap();
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join(&record.file_name),
+        b"half a row from a lost worker",
+    )
+    .unwrap();
+
+    let runner = app.state.job_runner();
+    let pass = runner.run_due().await.unwrap();
+    assert_eq!(pass.succeeded, 2, "{pass:?}");
+    let html = app
+        .client
+        .get("/exports/1")
+        .dispatch()
+        .await
+        .into_string()
+        .await
+        .unwrap();
+    assert!(html.contains("Ready"));
+    assert!(!html.contains("http-equiv=\"refresh\""));
+    let r = app.client.get("/exports/1/download").dispatch().await;
+    assert_eq!(r.status(), Status::Ok);
+    assert_eq!(r.headers().get_one("Cache-Control"), Some("no-store"));
+    assert!(r
+        .headers()
+        .get_one("Content-Disposition")
+        .unwrap()
+        .starts_with("attachment;"));
+    let body = r.into_string().await.unwrap();
+    assert_eq!(body, expected, "the file is the stream's rows");
+    assert_eq!(strict_csv(&body).unwrap().len(), 13);
+    let downloads = audit_details(&app, "export_downloaded").await;
+    assert_eq!(downloads.last().unwrap()["rows"], 12);
+
+    // gzip: one gzip stream of members, the same rows.
+    let mut with_gzip: Vec<(&str, &str)> = vec![("csrf_token", &token), ("gzip", "yes")];
+    with_gzip.extend_from_slice(&fields);
+    let resp = app
+        .client
+        .post("/exports")
+        .header(ContentType::Form)
+        .body(form_body(&with_gzip))
+        .dispatch()
+        .await;
+    assert_eq!(location(&resp), "/exports/3?started=big");
+    runner.run_due().await.unwrap();
+    let r = app.client.get("/exports/3/download").dispatch().await;
+    assert_eq!(
+        r.content_type(),
+        Some(ContentType::new("application", "gzip"))
+    );
+    let bytes = r.into_bytes().await.unwrap();
+    let mut text = String::new();
+    flate2::read::MultiGzDecoder::new(&bytes[..])
+        .read_to_string(&mut text)
+        .unwrap();
+    assert_eq!(text, expected);
+
+    // Another finance person sees nothing of it; the service admin may download it.
+    switch_to(&app, &colleague).await;
+    assert_eq!(
+        app.client.get("/exports/1").dispatch().await.status(),
+        Status::NotFound
+    );
+    assert_eq!(
+        app.client
+            .get("/exports/1/download")
+            .dispatch()
+            .await
+            .status(),
+        Status::NotFound
+    );
+    let html = app
+        .client
+        .get("/exports")
+        .dispatch()
+        .await
+        .into_string()
+        .await
+        .unwrap();
+    assert!(html.contains("No exports have been prepared"));
+    switch_to(&app, &admin).await;
+    assert_eq!(
+        app.client
+            .get("/exports/1/download")
+            .dispatch()
+            .await
+            .status(),
+        Status::Ok
+    );
+
+    // After the keeping time the file goes, and so does the download.
+    app.clock.advance(time::Duration::days(8));
+    let removed =
+        paydesk::exports::remove_expired(&app.state.db, &app.state.config, app.state.clock.now())
+            .await
+            .unwrap();
+    assert_eq!(removed, 3);
+    assert!(!dir.join(&record.file_name).exists());
+    // (Eight days idle ended the session too.)
+    switch_to(&app, &admin).await;
+    assert_eq!(
+        app.client
+            .get("/exports/1/download")
+            .dispatch()
+            .await
+            .status(),
+        Status::NotFound
+    );
+    assert_eq!(audit_details(&app, "export_deleted").await.len(), 3);
+    assert_eq!(audit_details(&app, "export_requested").await.len(), 3);
+}
+
+#[rocket::async_test]
+async fn the_command_line_writes_the_same_csv() {
+    let app = TestApp::new().await;
+    let parking = app.service("parking").await;
+    let finance = app
+        .person("finance@example.gov", Role::Finance, Some("parking"))
+        .await;
+    let mut a = journey("CLI-1", october(2, 1));
+    a.metadata = Some(serde_json::json!({"ledger": "=L"}).to_string());
+    store(&app, parking, &[a, journey("CLI-2", october(3, 1))]).await;
+    store_refunds(
+        &app,
+        parking,
+        &[refund("rf-c", "pay-cli-1", 100, october(4, 1))],
+    )
+    .await;
+    app.sign_in(&finance).await;
+    let web = post_export(
+        &app,
+        &[
+            ("services", "parking"),
+            ("from", "2026-10-01"),
+            ("to", "2026-10-31"),
+            ("include", "payments"),
+            ("include", "refunds"),
+        ],
+    )
+    .await;
+    let out = crate::common::paydesk_command(app.db.url())
+        .args([
+            "export",
+            "--service",
+            "parking",
+            "--from",
+            "2026-10-01",
+            "--to",
+            "2026-10-31",
+            "--refunds",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), web.body);
+    let bad = crate::common::paydesk_command(app.db.url())
+        .args([
+            "export",
+            "--service",
+            "nope",
+            "--from",
+            "2026-10-01",
+            "--to",
+            "2026-10-31",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("no such service"));
+    let audit = audit_details(&app, "export_downloaded").await;
+    assert!(audit
+        .iter()
+        .any(|a| a["via"] == "command line" && a["rows"] == 3));
+}
