@@ -1,6 +1,6 @@
 /*
  * exports.js: keeps a background export's progress up to date without reloading the page.
- * Optional: without JavaScript the page refreshes itself (meta refresh) while the export runs.
+ * Optional: without JavaScript the page has a "Check progress" link that reloads it.
  * Once the export is finished (or failed) the page is reloaded to show its download.
  */
 (function () {
@@ -9,10 +9,10 @@
   if (!box || box.getAttribute('data-active') !== 'true' || !window.fetch) {
     return;
   }
-  // The script takes over from the meta refresh.
-  var refresh = document.querySelector('meta[http-equiv="refresh"]');
-  if (refresh) {
-    refresh.parentNode.removeChild(refresh);
+  // The script keeps the figures current, so the manual link is not needed.
+  var check = document.getElementById('export-check');
+  if (check) {
+    check.parentNode.removeChild(check);
   }
   var bar = document.getElementById('export-bar');
   var rows = document.getElementById('export-rows');
@@ -32,7 +32,7 @@
         if (bar) { bar.value = s.percent; bar.textContent = s.percent + '%'; }
         if (rows) {
           rows.textContent = number(s.rows_written) + ' of ' + number(s.rows_expected) +
-            ' rows written (' + s.percent + '%). This page updates itself.';
+            ' rows written (' + s.percent + '%).';
         }
         window.setTimeout(poll, 1500);
       })

@@ -286,12 +286,17 @@ fn default_form(state: &AppState, allowed: &[ServiceAccount]) -> ExportForm {
     ExportForm {
         services: allowed.iter().map(|s| s.slug.clone()).collect(),
         by: "created".into(),
-        from: exports::filter::iso(first),
-        to: exports::filter::iso(last),
+        from: uk_date(first),
+        to: uk_date(last),
         time_zone: zone.name().into(),
         include: vec!["payments".into(), "refunds".into()],
         ..<ExportForm as Default>::default()
     }
+}
+
+/// A date as the form's hint shows them: 1/10/2026.
+fn uk_date(d: time::Date) -> String {
+    format!("{}/{}/{}", d.day(), u8::from(d.month()), d.year())
 }
 
 fn notice_text(notice: Option<&str>) -> Option<String> {
