@@ -90,8 +90,6 @@ pub struct Plan {
     statuses: Vec<(&'static str, Option<&'static str>)>,
     /// (service id, pass), in the order they are written.
     slices: Vec<(i64, Pass)>,
-    /// More metadata keys than columns allow: the rest are left out.
-    pub metadata_truncated: bool,
 }
 
 /// Where writing has got to: the slice, the last row written in it, and the metadata keys
@@ -114,15 +112,20 @@ impl Plan {
         keys: Option<Vec<String>>,
     ) -> Result<Plan, ExportError> {
         let ids: Vec<i64> = services.iter().map(|s| s.id).collect();
-        let (metadata_keys, metadata_truncated) = match keys {
-            Some(k) => (k, false),
-            None if ids.is_empty() => (Vec::new(), false),
+        let metadata_keys = match keys {
+            Some(k) => k,
+            None if ids.is_empty() => Vec::new(),
             None => {
                 let max = columns::METADATA_COLUMNS_MAX as i64;
-                let mut k = export_store::metadata_keys(db, &ids, max + 1).await?;
-                let truncated = k.len() > columns::METADATA_COLUMNS_MAX;
-                k.truncate(columns::METADATA_COLUMNS_MAX);
-                (k, truncated)
+                let k = export_store::metadata_keys(db, &ids, max + 1).await?;
+                if k.len() > columns::METADATA_COLUMNS_MAX {
+                    tracing::warn!(
+                        keys = k.len(),
+                        "more metadata keys than export columns: the first {} (sorted) are exported",
+                        columns::METADATA_COLUMNS_MAX
+                    );
+                }
+                k.into_iter().take(columns::METADATA_COLUMNS_MAX).collect()
             }
         };
         let mut slices = Vec::new();
@@ -146,7 +149,6 @@ impl Plan {
             services,
             layout,
             slices,
-            metadata_truncated,
         })
     }
 
