@@ -193,11 +193,31 @@ impl Plan {
         progress: &mut Progress,
         out: &mut Vec<u8>,
     ) -> Result<Option<usize>, ExportError> {
+        self.start(progress, out);
+        match self.next_rows(db, progress).await? {
+            Some(page) => {
+                self.write(&page, out);
+                Ok(Some(page.rows.len()))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The header, once, at the start of an export.
+    fn start(&self, progress: &mut Progress, out: &mut Vec<u8>) {
         if !progress.header_written {
             self.layout.header(out);
             progress.header_written = true;
             progress.metadata_keys = Some(self.layout.metadata_keys.clone());
         }
+    }
+
+    /// Read the next page of rows from the database, or None once every slice is done.
+    async fn next_rows(
+        &self,
+        db: &Db,
+        progress: &mut Progress,
+    ) -> Result<Option<Page>, ExportError> {
         loop {
             let Some(slice) = self.slice(progress.slice) else {
                 return Ok(None);
@@ -212,15 +232,26 @@ impl Plan {
                 progress.slice += 1;
                 progress.after = None;
             }
-            if rows.is_empty() {
-                continue;
+            if !rows.is_empty() {
+                return Ok(Some(Page {
+                    service_id: slice.service_id,
+                    rows,
+                }));
             }
-            for row in &rows {
-                self.layout.row(out, slice.service_id, row);
-            }
-            return Ok(Some(rows.len()));
         }
     }
+
+    fn write(&self, page: &Page, out: &mut Vec<u8>) {
+        for row in &page.rows {
+            self.layout.row(out, page.service_id, row);
+        }
+    }
+}
+
+/// Rows read from one slice.
+struct Page {
+    service_id: i64,
+    rows: Vec<ExportRow>,
 }
 
 /// The filter as audit entries record it, with the services by slug.
@@ -246,34 +277,58 @@ pub type Chunks = mpsc::Receiver<Result<Vec<u8>, String>>;
 /// entry records the filter and how many rows went out.
 pub fn stream(db: Db, clock: SharedClock, plan: Plan, who: Downloader) -> Chunks {
     let (tx, rx) = mpsc::channel::<Result<Vec<u8>, String>>(2);
-    tokio::spawn(async move {
+    let plan = Arc::new(plan);
+    // Reading the next page overlaps with writing this one: one task reads pages from the
+    // database, the other turns them into CSV.
+    let (pages_tx, mut pages) = mpsc::channel::<Result<Page, ExportError>>(1);
+    let reader_plan = plan.clone();
+    let reader_db = db.clone();
+    let reader = tokio::spawn(async move {
         let mut progress = Progress::default();
-        let mut rows: i64 = 0;
-        let outcome: Result<(), String> = loop {
-            let mut out = Vec::with_capacity(1 << 20);
-            match plan.next_page(&db, &mut progress, &mut out).await {
-                Ok(Some(n)) => {
-                    rows += n as i64;
-                    if tx.send(Ok(out)).await.is_err() {
-                        break Err("the client stopped reading".into());
+        loop {
+            match reader_plan.next_rows(&reader_db, &mut progress).await {
+                Ok(Some(page)) => {
+                    if pages_tx.send(Ok(page)).await.is_err() {
+                        return;
                     }
                 }
-                Ok(None) => {
-                    // The header alone, when there are no rows.
-                    if !out.is_empty() && tx.send(Ok(out)).await.is_err() {
-                        break Err("the client stopped reading".into());
-                    }
-                    break Ok(());
-                }
+                Ok(None) => return,
                 Err(e) => {
-                    tracing::error!(error = %e, "a streamed export failed");
-                    let _ = tx
-                        .send(Err("the export could not be completed".into()))
-                        .await;
-                    break Err(e.to_string());
+                    let _ = pages_tx.send(Err(e)).await;
+                    return;
+                }
+            }
+        }
+    });
+    tokio::spawn(async move {
+        let mut rows: i64 = 0;
+        let mut header = Vec::new();
+        plan.start(&mut Progress::default(), &mut header);
+        let outcome: Result<(), String> = if tx.send(Ok(header)).await.is_err() {
+            Err("the client stopped reading".into())
+        } else {
+            loop {
+                match pages.recv().await {
+                    Some(Ok(page)) => {
+                        let mut out = Vec::with_capacity(page.rows.len() * 400);
+                        plan.write(&page, &mut out);
+                        rows += page.rows.len() as i64;
+                        if tx.send(Ok(out)).await.is_err() {
+                            break Err("the client stopped reading".into());
+                        }
+                    }
+                    None => break Ok(()),
+                    Some(Err(e)) => {
+                        tracing::error!(error = %e, "a streamed export failed");
+                        let _ = tx
+                            .send(Err("the export could not be completed".into()))
+                            .await;
+                        break Err(e.to_string());
+                    }
                 }
             }
         };
+        reader.abort();
         let mut event = AuditEvent::new(who.actor, "export_downloaded", "export:stream")
             .from_ip(who.ip)
             .details(json!({
