@@ -16,6 +16,7 @@ pub mod refunds;
 pub mod request;
 pub mod session;
 pub mod sso;
+pub mod staff;
 pub mod stepup;
 
 use rocket::fs::FileServer;
@@ -39,6 +40,7 @@ pub fn mount(rocket: Rocket<Build>, state: &AppState) -> Rocket<Build> {
         .mount("/", hooks::routes())
         .mount("/", payments::routes())
         .mount("/", refunds::routes())
+        .mount("/", staff::routes())
         .mount(
             "/static",
             FileServer::from(state.config.static_dir.clone()).rank(20),
