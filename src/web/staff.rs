@@ -20,7 +20,7 @@ use super::payments::local_time;
 use super::ratelimit::SignInLimiter;
 use super::session::{CsrfForm, SignedIn};
 use super::stepup::{self, StepUp};
-use crate::identity::access_review;
+use crate::identity::access_review as review;
 use crate::identity::permissions::Role;
 use crate::identity::staff_admin::{self, Admin, InviteForm, Invited, Person, Refusal, Scope};
 use crate::store;
@@ -241,7 +241,7 @@ async fn invite_page(
     origin: RequestOrigin,
 ) -> Result<Answer, Status> {
     let admin = admin_of(&staff, &origin);
-    let c = invite_context(state, &staff, &admin, &InviteFields::default(), &[]).await?;
+    let c = invite_context(state, &staff, &admin, &<InviteFields as Default>::default(), &[]).await?;
     Ok(Answer::Page(render("staff/invite", c)))
 }
 
@@ -860,7 +860,7 @@ async fn access_review(
     if let Some(page) = step_up(state, limiter, client_ip, &staff, &origin, gate).await? {
         return Ok(Download::Page(page));
     }
-    let (csv, _rows) = access_review::export(state, &admin)
+    let (csv, _rows) = review::export(state, &admin)
         .await
         .map_err(internal)?;
     let date = state
