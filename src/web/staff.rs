@@ -20,6 +20,7 @@ use super::payments::local_time;
 use super::ratelimit::SignInLimiter;
 use super::session::{CsrfForm, SignedIn};
 use super::stepup::{self, StepUp};
+use crate::audit::{self, AuditEvent};
 use crate::identity::access_review as review;
 use crate::identity::permissions::Role;
 use crate::identity::staff_admin::{self, Admin, InviteForm, Invited, Person, Refusal, Scope};
@@ -241,7 +242,14 @@ async fn invite_page(
     origin: RequestOrigin,
 ) -> Result<Answer, Status> {
     let admin = admin_of(&staff, &origin);
-    let c = invite_context(state, &staff, &admin, &<InviteFields as Default>::default(), &[]).await?;
+    let c = invite_context(
+        state,
+        &staff,
+        &admin,
+        &<InviteFields as Default>::default(),
+        &[],
+    )
+    .await?;
     Ok(Answer::Page(render("staff/invite", c)))
 }
 
@@ -458,6 +466,18 @@ async fn refused(
     person: &Person,
     refusal: Refusal,
 ) -> Result<Answer, Status> {
+    if refusal.is_forbidden() {
+        // Someone trying what their role does not allow is worth a line in the log.
+        let _ = audit::record(
+            &state.db,
+            state.clock.now(),
+            AuditEvent::new(admin.actor(), "authz_fail", format!("staff:{}", person.id))
+                .failed()
+                .from_ip(admin.ip.clone())
+                .details(json!({"reason": refusal.to_string()})),
+        )
+        .await;
+    }
     let errors = vec![problem(refusal.field(), refusal.to_string())];
     let c = person_context(state, staff, admin, person, None, errors).await?;
     let page = render("staff/person", c);
@@ -860,9 +880,7 @@ async fn access_review(
     if let Some(page) = step_up(state, limiter, client_ip, &staff, &origin, gate).await? {
         return Ok(Download::Page(page));
     }
-    let (csv, _rows) = review::export(state, &admin)
-        .await
-        .map_err(internal)?;
+    let (csv, _rows) = review::export(state, &admin).await.map_err(internal)?;
     let date = state
         .clock
         .now()

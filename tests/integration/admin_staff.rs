@@ -242,6 +242,11 @@ async fn nobody_changes_their_own_access_or_grants_a_role_they_do_not_hold() {
         vec![(Some("Service parking".into()), "service_admin".into())]
     );
     assert_eq!(status_of(app, w.admin.id).await, "active");
+    let refused = actions(app, "authz_fail").await;
+    assert_eq!(refused.len(), 5, "each refusal is audited");
+    assert!(refused
+        .iter()
+        .all(|r| r.outcome == "failure" && r.target == format!("staff:{}", w.admin.id)));
 
     // A service admin cannot make anyone a platform admin, nor give roles in a service they
     // do not manage.
@@ -1108,4 +1113,52 @@ async fn the_access_review_is_a_neutralised_csv_of_the_admins_services() {
     assert!(body.contains("books@example.gov.uk,Service libraries,viewer"));
     assert!(body.contains("both@example.gov.uk,Service libraries,finance"));
     assert!(body.contains("root@example.gov.uk,Every service,platform_admin"));
+}
+
+#[tokio::test]
+async fn the_command_line_disables_unused_accounts_at_once() {
+    let db = TestDb::new().await;
+    let run = |args: &[&str]| {
+        let out = paydesk_command(db.url()).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    run(&["service", "add", "--slug", "parking", "--name", "Parking"]);
+    run(&[
+        "user",
+        "add",
+        "--email",
+        "old@example.gov.uk",
+        "--name",
+        "Old",
+        "--role",
+        "viewer",
+        "--service",
+        "parking",
+    ]);
+    let out = run(&["user", "disable-inactive"]);
+    assert!(out.contains("Disabled 0 account(s)"), "{out}");
+    // Ninety-one days ago, as far as the database knows.
+    let store = db.connect().await;
+    let mut tx = store.begin().await.unwrap();
+    let old = staff_store::staff_by_email_key(&store, "old@example.gov.uk")
+        .await
+        .unwrap()
+        .unwrap();
+    let long_ago = paydesk::store::to_micros(time::OffsetDateTime::now_utc() - Duration::days(91));
+    staff_store::record_sign_in(&mut tx, old.id, long_ago)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let out = run(&["user", "disable-inactive"]);
+    assert!(out.contains("Disabled 1 account(s)"), "{out}");
+    let after = staff_store::staff_by_id(&store, old.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.status, "disabled");
 }
