@@ -115,6 +115,7 @@ impl Registry {
         let mut r = Registry::default();
         r.register(Arc::new(SelfTest));
         r.register(Arc::new(crate::mail::MailSender));
+        r.register(Arc::new(crate::identity::inactivity::InactivitySweep));
         crate::journeys::register_jobs(&mut r);
         for handler in crate::refunds::submit::handlers() {
             r.register(handler);

@@ -178,6 +178,8 @@ enum UserCommand {
         #[arg(long)]
         email: String,
     },
+    /// Disable every account unused for 90 days, now (the server does this once a day).
+    DisableInactive,
 }
 
 #[derive(Subcommand)]
@@ -920,6 +922,20 @@ async fn user_command(state: &AppState, command: UserCommand) -> ExitCode {
                 Ok(Err(problem)) => {
                     eprintln!("paydesk: {problem}");
                     ExitCode::from(2)
+                }
+                Err(e) => {
+                    eprintln!("paydesk: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        UserCommand::DisableInactive => {
+            match paydesk::identity::inactivity::disable_inactive(&state.db, state.clock.now())
+                .await
+            {
+                Ok(ids) => {
+                    println!("Disabled {} account(s) unused for 90 days.", ids.len());
+                    ExitCode::SUCCESS
                 }
                 Err(e) => {
                     eprintln!("paydesk: {e}");

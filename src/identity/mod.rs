@@ -3,12 +3,15 @@
 //! `accounts` and `signin` hold the rules for accounts, passwords, sign-in and sessions;
 //! `oidc` is single sign-on.
 
+pub mod access_review;
 pub mod accounts;
+pub mod inactivity;
 pub mod oidc;
 pub mod password;
 pub mod permissions;
 pub mod sessions;
 pub mod signin;
+pub mod staff_admin;
 pub mod totp;
 
 use crate::audit::AuditError;

@@ -619,6 +619,10 @@ pub async fn run_scheduler(
         if let Err(e) = crate::refunds::expire_due(&db, clock.now()).await {
             tracing::error!(error = %e, "could not expire refund requests");
         }
+        // Once a day across instances: disable staff accounts unused for 90 days.
+        if let Err(e) = crate::identity::inactivity::schedule(&db, clock.now()).await {
+            tracing::error!(error = %e, "could not schedule the staff inactivity check");
+        }
         if std::time::Instant::now() >= statistics_due {
             statistics_due = std::time::Instant::now() + Duration::from_secs(3600);
             if let Err(e) = crate::store::search::refresh_statistics(&db).await {

@@ -12,6 +12,7 @@ pub mod scratch;
 pub mod search;
 pub mod services;
 pub mod staff;
+pub mod staff_admin;
 
 use std::str::FromStr;
 use std::sync::Arc;

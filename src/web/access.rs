@@ -125,6 +125,72 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
         "/refunds/<id>/reject",
         Access::Permission(Permission::RefundsApprove),
     ),
+    // Staff administration: people of the services the person manages.
+    (
+        "GET",
+        "/admin/staff?<notice>",
+        Access::Permission(Permission::StaffManage),
+    ),
+    (
+        "GET",
+        "/admin/staff/invite",
+        Access::Permission(Permission::StaffManage),
+    ),
+    (
+        "POST",
+        "/admin/staff/invite",
+        Access::Permission(Permission::StaffManage),
+    ),
+    (
+        "GET",
+        "/admin/staff/<id>?<notice>",
+        Access::Permission(Permission::StaffManage),
+    ),
+    (
+        "POST",
+        "/admin/staff/<id>/role",
+        Access::Permission(Permission::StaffManage),
+    ),
+    (
+        "POST",
+        "/admin/staff/<id>/remove",
+        Access::Permission(Permission::StaffManage),
+    ),
+    (
+        "POST",
+        "/admin/staff/<id>/disable",
+        Access::Permission(Permission::StaffManage),
+    ),
+    (
+        "POST",
+        "/admin/staff/<id>/enable",
+        Access::Permission(Permission::StaffManage),
+    ),
+    (
+        "POST",
+        "/admin/staff/<id>/sign-out",
+        Access::Permission(Permission::StaffManage),
+    ),
+    (
+        "POST",
+        "/admin/staff/<id>/reset-authenticator",
+        Access::Permission(Permission::StaffManage),
+    ),
+    (
+        "POST",
+        "/admin/staff/<id>/resend",
+        Access::Permission(Permission::StaffManage),
+    ),
+    (
+        "POST",
+        "/admin/staff/<id>/revoke",
+        Access::Permission(Permission::StaffManage),
+    ),
+    (
+        "POST",
+        "/admin/staff/access-review",
+        Access::Permission(Permission::StaffManage),
+    ),
     // Webhooks from the payment platform.
     (
         "GET",

@@ -17,6 +17,7 @@ pub mod refunds;
 pub mod request;
 pub mod session;
 pub mod sso;
+pub mod staff;
 pub mod stepup;
 
 use rocket::fs::FileServer;
@@ -41,6 +42,7 @@ pub fn mount(rocket: Rocket<Build>, state: &AppState) -> Rocket<Build> {
         .mount("/", payments::routes())
         .mount("/", refunds::routes())
         .mount("/", exports::routes())
+        .mount("/", staff::routes())
         .mount(
             "/static",
             FileServer::from(state.config.static_dir.clone()).rank(20),

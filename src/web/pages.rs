@@ -95,6 +95,12 @@ pub fn signed_in(state: &AppState, session: &CurrentSession, current: &str) -> M
     {
         items.push(("/exports", "Exports"));
     }
+    if session
+        .grants
+        .can_somewhere(crate::identity::permissions::Permission::StaffManage)
+    {
+        items.push(("/admin/staff", "Staff"));
+    }
     items.push(("/account", "Your account"));
     let nav: Vec<Value> = items
         .iter()

@@ -263,6 +263,38 @@ async fn every_page_passes_axe() {
     submit(&browser, "/login/code").await;
     check(&browser, "home-again", "Dashboard", &mut errors).await;
 
+    // Staff administration (Grace is parking's service admin): the list, the invitation form
+    // and its errors, a person's page, and the list with them in it.
+    c.goto(&go("/admin/staff")).await.unwrap();
+    check(&browser, "staff-list", "Staff", &mut errors).await;
+    c.goto(&go("/admin/staff/invite")).await.unwrap();
+    check(&browser, "staff-invite", "Invite someone", &mut errors).await;
+    fill(&browser, "email", "not an email").await;
+    submit(&browser, "/admin/staff/invite").await;
+    check(
+        &browser,
+        "staff-invite-error",
+        "Invite someone",
+        &mut errors,
+    )
+    .await;
+    assert!(
+        c.title().await.unwrap().starts_with("Error: "),
+        "the title says Error:"
+    );
+    fill(&browser, "email", "nell@example.gov.uk").await;
+    fill(&browser, "name", "Nell Person").await;
+    c.find(Locator::Id("role-parking"))
+        .await
+        .expect("a role for parking")
+        .select_by_value("caseworker")
+        .await
+        .expect("choose caseworker");
+    submit(&browser, "/admin/staff/invite").await;
+    check(&browser, "staff-person", "Nell Person", &mut errors).await;
+    c.goto(&go("/admin/staff")).await.unwrap();
+    check(&browser, "staff-list-people", "Staff", &mut errors).await;
+
     browser.close().await;
     drop(server);
     assert_no_violations("the pages above", &[]);

@@ -6,6 +6,7 @@
 mod common;
 
 mod access;
+mod admin_staff;
 mod audit;
 mod contract;
 mod dashboard;
