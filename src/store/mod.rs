@@ -3,12 +3,14 @@
 //! Capability modules call the functions in the files below and never write SQL themselves.
 
 pub mod audit;
+pub mod audit_search;
 pub mod dashboard;
 pub mod jobs;
 pub mod journeys;
 pub mod refunds;
 pub mod scratch;
 pub mod search;
+pub mod service_admin;
 pub mod services;
 pub mod staff;
 

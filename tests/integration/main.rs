@@ -6,7 +6,9 @@
 mod common;
 
 mod access;
+mod admin_services;
 mod audit;
+mod audit_view;
 mod contract;
 mod dashboard;
 mod demo;
