@@ -4,6 +4,7 @@
 //! application around that state. See DESIGN.md for how the modules layer.
 
 pub mod audit;
+pub mod audit_view;
 pub mod bench;
 pub mod clock;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod dashboard;
 pub mod demo;
 pub mod exports;
 pub mod identity;
+pub mod integrations;
 pub mod jobs;
 pub mod journeys;
 pub mod logging;

@@ -18,6 +18,8 @@ use crate::store::services::{self as service_store, NewServiceRow, ServiceAccoun
 use crate::store::{self, Db, StoreError};
 use crate::AppState;
 
+pub mod admin;
+
 /// What is needed to create a service.
 #[derive(Debug, Clone, Default)]
 pub struct NewService {

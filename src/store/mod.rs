@@ -3,6 +3,7 @@
 //! Capability modules call the functions in the files below and never write SQL themselves.
 
 pub mod audit;
+pub mod audit_search;
 pub mod dashboard;
 pub mod exports;
 pub mod jobs;
@@ -10,6 +11,7 @@ pub mod journeys;
 pub mod refunds;
 pub mod scratch;
 pub mod search;
+pub mod service_admin;
 pub mod services;
 pub mod staff;
 pub mod staff_admin;

@@ -191,6 +191,50 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
         "/admin/staff/access-review",
         Access::Permission(Permission::StaffManage),
     ),
+    // Managing services: their settings and platform connection. Creating one needs the
+    // platform admin role (checked by the handler: anyone else finds no such page).
+    (
+        "GET",
+        "/admin/services?<notice>",
+        Access::Permission(Permission::ServicesManage),
+    ),
+    (
+        "GET",
+        "/admin/services/new",
+        Access::Permission(Permission::ServicesManage),
+    ),
+    (
+        "POST",
+        "/admin/services/new",
+        Access::Permission(Permission::ServicesManage),
+    ),
+    (
+        "GET",
+        "/admin/services/<id>?<notice>&<test>",
+        Access::Permission(Permission::ServicesManage),
+    ),
+    (
+        "GET",
+        "/admin/services/<id>/edit",
+        Access::Permission(Permission::ServicesManage),
+    ),
+    (
+        "POST",
+        "/admin/services/<id>/edit",
+        Access::Permission(Permission::ServicesManage),
+    ),
+    (
+        "POST",
+        "/admin/services/<id>/test",
+        Access::Permission(Permission::ServicesManage),
+    ),
+    // The audit log.
+    ("GET", "/audit", Access::Permission(Permission::AuditRead)),
+    (
+        "GET",
+        "/audit/export.csv",
+        Access::Permission(Permission::AuditRead),
+    ),
     // Webhooks from the payment platform.
     (
         "GET",

@@ -3,6 +3,8 @@
 
 pub mod access;
 pub mod account;
+pub mod admin_services;
+pub mod audit_view;
 pub mod auth;
 pub mod csrf;
 pub mod dashboard;
@@ -43,6 +45,11 @@ pub fn mount(rocket: Rocket<Build>, state: &AppState) -> Rocket<Build> {
         .mount("/", refunds::routes())
         .mount("/", exports::routes())
         .mount("/", staff::routes())
+        .mount("/", admin_services::routes())
+        .manage(std::sync::Arc::new(
+            crate::audit_view::ChainVerifier::default(),
+        ))
+        .mount("/", audit_view::routes())
         .mount(
             "/static",
             FileServer::from(state.config.static_dir.clone()).rank(20),

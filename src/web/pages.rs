@@ -101,6 +101,18 @@ pub fn signed_in(state: &AppState, session: &CurrentSession, current: &str) -> M
     {
         items.push(("/admin/staff", "Staff"));
     }
+    if session
+        .grants
+        .can_somewhere(crate::identity::permissions::Permission::ServicesManage)
+    {
+        items.push(("/admin/services", "Services"));
+    }
+    if session
+        .grants
+        .can_somewhere(crate::identity::permissions::Permission::AuditRead)
+    {
+        items.push(("/audit", "Audit"));
+    }
     items.push(("/account", "Your account"));
     let nav: Vec<Value> = items
         .iter()

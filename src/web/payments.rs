@@ -59,6 +59,47 @@ fn options<T: Copy>(all: &[T], name: fn(T) -> &'static str, label: fn(T) -> &'st
     )
 }
 
+/// Links into case management for the journeys (id, service id, payment id, reference) whose
+/// service has a deep-link template and which have a case reference: journey id → (case
+/// reference, link).
+async fn case_links(
+    state: &AppState,
+    rows: &[(i64, i64, &str, &str)],
+) -> Result<std::collections::HashMap<i64, (String, String)>, Status> {
+    let mut services: Vec<i64> = rows.iter().map(|r| r.1).collect();
+    services.sort_unstable();
+    services.dedup();
+    let templates: std::collections::HashMap<i64, String> =
+        crate::store::service_admin::deep_link_templates(&state.db, &services)
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .collect();
+    if templates.is_empty() {
+        return Ok(Default::default());
+    }
+    let ids: Vec<i64> = rows
+        .iter()
+        .filter(|r| templates.contains_key(&r.1))
+        .map(|r| r.0)
+        .collect();
+    let refs: std::collections::HashMap<i64, String> =
+        crate::store::service_admin::case_references(&state.db, &ids)
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .collect();
+    Ok(rows
+        .iter()
+        .filter_map(|&(journey, service, payment_id, reference)| {
+            let template = templates.get(&service)?;
+            let case_ref = refs.get(&journey)?;
+            crate::integrations::deep_link::render(template, case_ref, payment_id, reference)
+                .map(|link| (journey, (case_ref.clone(), link)))
+        })
+        .collect())
+}
+
 #[rocket::get("/payments")]
 async fn list(
     state: &State<AppState>,
@@ -111,6 +152,22 @@ async fn list(
         let results = crate::search::run_with(&state.db, Some(&state.counts), &ids, search)
             .await
             .map_err(internal)?;
+        let links = case_links(
+            state,
+            &results
+                .rows
+                .iter()
+                .map(|r| {
+                    (
+                        r.id,
+                        r.service_id,
+                        r.payment_id.as_str(),
+                        r.reference.as_str(),
+                    )
+                })
+                .collect::<Vec<_>>(),
+        )
+        .await?;
         let rows: Vec<Value> = results
             .rows
             .iter()
@@ -127,6 +184,8 @@ async fn list(
                     "card": card_summary(r.card_brand.as_deref(), r.last_digits.as_deref()),
                     "created": local_time(zone, r.created_at),
                     "attention": r.needs_attention,
+                    "case_reference": links.get(&r.id).map(|l| &l.0),
+                    "case_link": links.get(&r.id).map(|l| &l.1),
                 })
             })
             .collect();
@@ -339,6 +398,13 @@ async fn journey(
     )
     .map_err(internal)?;
 
+    let case_link = case_links(
+        state,
+        &[(j.id, svc.id, j.payment_id.as_str(), j.reference.as_str())],
+    )
+    .await?
+    .remove(&j.id)
+    .map(|(_, link)| link);
     let mut c = pages::signed_in(state, &staff, "/payments");
     let group = StatusGroup::of(&j.status, j.state_code.as_deref());
     let refunded: i64 = refunds
@@ -483,6 +549,7 @@ async fn journey(
             "total": j.total_amount.map(money),
             "metadata": metadata,
             "case_reference": j.case_reference,
+            "case_link": case_link,
             "attention": j.attention_reason.as_ref().filter(|_| j.needs_attention),
             "observed": local_time(zone, j.observed_at),
             "refunded": money(refunded),

@@ -925,3 +925,63 @@ async fn exports_show_progress_and_a_finished_file() {
     browser.close().await;
     assert!(errors.is_empty(), "{errors:#?}");
 }
+
+/// Service settings and the audit log, as the demo's platform admin: the list, a service's
+/// page before and after "Test connection", the change form (filled and with errors), the
+/// new-service form (empty), and the audit log with entries, with none and with an error;
+/// axe on each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_pages_pass_axe() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let demo = Demo::start("20", &[]).await;
+    let go = |p: &str| demo.url(p);
+    let c = &browser.client;
+    let mut errors = Vec::new();
+    demo.sign_in(&browser, "platform-admin", &mut errors).await;
+    c.goto(&go("/admin/services")).await.unwrap();
+    check(&browser, "services", "Services", &mut errors).await;
+    c.find(Locator::Css("table.govuk-table tbody a"))
+        .await
+        .expect("a service to open")
+        .click()
+        .await
+        .unwrap();
+    check(&browser, "service", "", &mut errors).await;
+    let path = c.current_url().await.unwrap().path().to_string();
+    assert!(path.starts_with("/admin/services/"), "{path}");
+    submit(&browser, &format!("{path}/test")).await;
+    check(&browser, "service-tested", "", &mut errors).await;
+    let body = c.source().await.unwrap_or_default();
+    assert!(
+        body.contains("Connection test") || body.contains("connection test failed"),
+        "the test's answer is shown"
+    );
+    c.goto(&go(&format!("{path}/edit"))).await.unwrap();
+    check(&browser, "service-edit", "Change", &mut errors).await;
+    fill(
+        &browser,
+        "deep_link_template",
+        "http://crm.example.gov/{case}",
+    )
+    .await;
+    fill(&browser, "refund_approval_threshold", "ten pounds").await;
+    submit(&browser, &format!("{path}/edit")).await;
+    check(&browser, "service-edit-error", "Change", &mut errors).await;
+    assert!(
+        c.title().await.unwrap().starts_with("Error: "),
+        "the title says Error:"
+    );
+    c.goto(&go("/admin/services/new")).await.unwrap();
+    check(&browser, "service-new", "Add a service", &mut errors).await;
+    c.goto(&go("/audit")).await.unwrap();
+    check(&browser, "audit", "Audit log", &mut errors).await;
+    c.goto(&go("/audit?action=no-such-action")).await.unwrap();
+    check(&browser, "audit-empty", "Audit log", &mut errors).await;
+    c.goto(&go("/audit?from=31%2F2%2F2026")).await.unwrap();
+    check(&browser, "audit-error", "Audit log", &mut errors).await;
+    drop(demo);
+    browser.close().await;
+    assert!(errors.is_empty(), "{errors:#?}");
+}

@@ -29,7 +29,7 @@ async fn log_with(n: usize) -> (TestDb, Db) {
 
 /// Run raw SQL with the append-only triggers switched off, as an intruder with database
 /// access would.
-async fn tamper(db: &Db, sql: &str) {
+pub(crate) async fn tamper(db: &Db, sql: &str) {
     match db {
         Db::Sqlite(pool, _) => {
             sqlx::raw_sql("DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete;")

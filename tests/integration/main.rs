@@ -6,8 +6,10 @@
 mod common;
 
 mod access;
+mod admin_services;
 mod admin_staff;
 mod audit;
+mod audit_view;
 mod contract;
 mod dashboard;
 mod demo;
