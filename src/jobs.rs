@@ -119,6 +119,9 @@ impl Registry {
         for handler in crate::refunds::submit::handlers() {
             r.register(handler);
         }
+        for handler in crate::integrations::events::handlers() {
+            r.register(handler);
+        }
         r
     }
 

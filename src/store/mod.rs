@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod dashboard;
+pub mod events;
 pub mod jobs;
 pub mod journeys;
 pub mod refunds;

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod csrf;
 pub mod dashboard;
 pub mod errors;
+pub mod events;
 pub mod health;
 pub mod hooks;
 pub mod pages;
@@ -39,6 +40,7 @@ pub fn mount(rocket: Rocket<Build>, state: &AppState) -> Rocket<Build> {
         .mount("/", hooks::routes())
         .mount("/", payments::routes())
         .mount("/", refunds::routes())
+        .mount("/", events::routes())
         .mount(
             "/static",
             FileServer::from(state.config.static_dir.clone()).rank(20),

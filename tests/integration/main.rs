@@ -10,6 +10,7 @@ mod audit;
 mod contract;
 mod dashboard;
 mod demo;
+mod events;
 mod identity;
 mod jobs;
 mod mail;
