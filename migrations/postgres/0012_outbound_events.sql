@@ -15,7 +15,7 @@ CREATE TABLE event_endpoints (
     disabled_reason       TEXT,
     secret                TEXT,
     previous_secret       TEXT,
-    previous_secret_until INTEGER,
+    previous_secret_until BIGINT,
     created_by            BIGINT  REFERENCES staff (id),
     created_at            BIGINT  NOT NULL,
     updated_at            BIGINT  NOT NULL
@@ -45,7 +45,7 @@ CREATE TABLE event_deliveries (
     attempts        INTEGER NOT NULL DEFAULT 0,
     -- The job that delivers it now (a replay makes a new one).
     job_id          BIGINT,
-    last_attempt_at INTEGER,
+    last_attempt_at BIGINT,
     created_at      BIGINT  NOT NULL,
     updated_at      BIGINT  NOT NULL,
     UNIQUE (event_id, endpoint_id)
