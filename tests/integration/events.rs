@@ -893,10 +893,40 @@ async fn a_rotated_secret_signs_beside_the_new_one_during_the_overlap() {
         .person("admin@example.gov.uk", Role::ServiceAdmin, Some("parking"))
         .await;
     app.sign_in(&admin).await;
+    // A new secret is a new key: the code is asked again when the last is over 5 minutes old.
+    app.clock.advance(time::Duration::minutes(6));
+    let rotate = format!("/integrations/events/{endpoint_id}/rotate");
+    let r = app
+        .post_form(&rotate, &[("csrf_token", &app.token())])
+        .await;
+    assert_eq!(r.status(), Status::Ok);
+    let html = r.into_string().await.unwrap();
+    assert!(html.contains("name=\"stepping_up\""), "{html}");
+    assert!(
+        input_value(&html, "secret").is_none(),
+        "no secret before the code"
+    );
+    let wrong = app
+        .post_form(
+            &rotate,
+            &[
+                ("csrf_token", &app.token()),
+                ("code", "000000"),
+                ("stepping_up", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status(), Status::UnprocessableEntity);
+    app.next_code_window();
+    let code = app.code_now(&admin.secret);
     let r = app
         .post_form(
-            &format!("/integrations/events/{endpoint_id}/rotate"),
-            &[("csrf_token", &app.token())],
+            &rotate,
+            &[
+                ("csrf_token", &app.token()),
+                ("code", &code),
+                ("stepping_up", "1"),
+            ],
         )
         .await;
     assert_eq!(r.status(), Status::Ok);
