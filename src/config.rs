@@ -87,6 +87,11 @@ pub struct Config {
     pub export_dir: PathBuf,
     pub export_background_rows: i64,
     pub export_keep_days: u32,
+    /// Outbound events: whether endpoints may be loopback addresses (and plain http to them).
+    /// Only for tests; refused in the release profile.
+    pub events_allow_loopback: bool,
+    /// How long a rotated endpoint secret keeps signing beside its successor.
+    pub events_rotation_overlap_secs: u64,
 }
 
 /// An OpenID Connect identity provider staff may sign in with.
@@ -183,6 +188,10 @@ struct RawConfig {
     export_background_rows: i64,
     #[serde(default = "default_export_keep_days")]
     export_keep_days: u32,
+    #[serde(default)]
+    events_allow_loopback: bool,
+    #[serde(default = "default_events_rotation_overlap_secs")]
+    events_rotation_overlap_secs: u64,
 }
 
 fn default_export_dir() -> PathBuf {
@@ -193,6 +202,10 @@ fn default_export_background_rows() -> i64 {
 }
 fn default_export_keep_days() -> u32 {
     7
+}
+
+fn default_events_rotation_overlap_secs() -> u64 {
+    24 * 3600
 }
 
 fn default_platform_connect_timeout_ms() -> u64 {
@@ -462,6 +475,18 @@ impl Config {
                 env_name("sync_interval_secs")
             )));
         }
+        if mode == Mode::Release && raw.events_allow_loopback {
+            return Err(ConfigError(format!(
+                "{} is for tests only and is refused in the release profile",
+                env_name("events_allow_loopback")
+            )));
+        }
+        if raw.events_rotation_overlap_secs > 30 * 24 * 3600 {
+            return Err(ConfigError(format!(
+                "{} must be at most 30 days (2592000 seconds)",
+                env_name("events_rotation_overlap_secs")
+            )));
+        }
         let secure_cookies = mode == Mode::Release || !raw.address.is_loopback();
 
         let source_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -504,6 +529,8 @@ impl Config {
             export_dir: raw.export_dir,
             export_background_rows: raw.export_background_rows,
             export_keep_days: raw.export_keep_days,
+            events_allow_loopback: raw.events_allow_loopback,
+            events_rotation_overlap_secs: raw.events_rotation_overlap_secs,
         })
     }
 
@@ -564,6 +591,11 @@ impl Config {
     /// The key that seals service credentials and webhook secrets at rest.
     pub fn platform_key(&self) -> [u8; 32] {
         self.derive_key("platform-credentials/v1")
+    }
+
+    /// The key that seals outbound event endpoints' signing secrets at rest.
+    pub fn events_key(&self) -> [u8; 32] {
+        self.derive_key("event-endpoint-secrets/v1")
     }
 
     /// The key behind CSRF tokens.

@@ -123,6 +123,9 @@ impl Registry {
         for handler in crate::exports::handlers() {
             r.register(handler);
         }
+        for handler in crate::integrations::events::handlers() {
+            r.register(handler);
+        }
         r
     }
 

@@ -1,3 +1,7 @@
-//! Integrations with other systems: links into case-management and CRM consoles.
+//! Integrations with a service's own systems (CRM, case management): links into their
+//! consoles, and signed events sent to them.
 
 pub mod deep_link;
+pub mod events;
+pub mod signature;
+pub mod ssrf;

@@ -94,9 +94,8 @@ pub async fn refresh_with(
         .collect();
     let now = observed_at;
     let mut tx = db.begin().await?;
-    let ids =
-        journey_store::upsert_journeys(&mut tx, service_id, &[record], observed_at, now).await?;
-    let Some((journey_id, _)) = ids.into_iter().next() else {
+    let upserted = upsert_announcing(&mut tx, service_id, &[record], observed_at, now).await?;
+    let Some(journey_id) = upserted.first().map(|u| u.id) else {
         return Err(SyncError::Store(StoreError::Invalid(
             "the journey upsert returned nothing".into(),
         )));
@@ -122,6 +121,31 @@ pub async fn refresh_with(
             .map(|j| j.status)
             .unwrap_or_else(|| payment.state.status.as_str().into()),
     })
+}
+
+/// Upsert journeys read from the platform and, in the same transaction, emit the outbound
+/// events for those that reached a final state here (`integrations::events`).
+async fn upsert_announcing(
+    tx: &mut store::Tx,
+    service_id: i64,
+    records: &[JourneyRecord],
+    observed_at: i64,
+    now: i64,
+) -> Result<Vec<journey_store::Upserted>, StoreError> {
+    let upserted =
+        journey_store::upsert_journeys(tx, service_id, records, observed_at, now).await?;
+    let changes: Vec<crate::integrations::events::PaymentChange> = upserted
+        .iter()
+        .map(|u| crate::integrations::events::PaymentChange::of(u, now))
+        .collect();
+    crate::integrations::events::payments_changed(
+        tx,
+        service_id,
+        &changes,
+        store::from_micros(now),
+    )
+    .await?;
+    Ok(upserted)
 }
 
 /// The two searches a backfill walks.
@@ -305,7 +329,7 @@ async fn write_page(
         Page::Payments(p) => {
             let records: Vec<JourneyRecord> =
                 p.results.iter().map(JourneyRecord::from_payment).collect();
-            journey_store::upsert_journeys(&mut tx, service_id, &records, observed_at, now).await?;
+            upsert_announcing(&mut tx, service_id, &records, observed_at, now).await?;
             (
                 records.len(),
                 p.results

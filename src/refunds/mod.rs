@@ -11,6 +11,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::audit::{self, Actor, AuditEvent};
+use crate::integrations::events::{self, EventType};
 use crate::store::{self, journeys as journey_store, refunds as refund_store, Db, StoreError};
 use rules::{AmountProblem, ApprovalRefusal, Reason, State};
 
@@ -275,6 +276,9 @@ pub async fn request(
     if state == State::Approved {
         submit::enqueue(&mut tx, id, now).await?;
     }
+    if let Some(row) = refund_store::by_id_in(&mut tx, id).await? {
+        events::refund_changed(&mut tx, EventType::RefundRequested, &row, now).await?;
+    }
     tx.commit().await?;
     Ok(Asked::Made { id, state })
 }
@@ -360,6 +364,7 @@ pub async fn approve(
     )
     .await?;
     submit::enqueue(&mut tx, request_id, now).await?;
+    events::refund_changed(&mut tx, EventType::RefundApproved, &row, now).await?;
     tx.commit().await?;
     Ok(Ok(()))
 }

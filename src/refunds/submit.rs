@@ -13,6 +13,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::rules::{self, State};
 use crate::audit::{self, Actor, AuditEvent};
+use crate::integrations::events::{self, EventType};
 use crate::jobs::{self, JobContext, JobFailure, JobHandler, JobKind, JobRun};
 use crate::platform::client::{PaymentPlatform, PlatformError};
 use crate::platform::types::{Refund, RefundRequest, RefundStatus};
@@ -355,6 +356,9 @@ async fn fail(
     )
     .await
     .map_err(retry)?;
+    events::refund_changed(&mut tx, EventType::RefundFailed, row, now)
+        .await
+        .map_err(retry)?;
     tx.commit().await.map_err(retry)?;
     Ok(())
 }
@@ -447,6 +451,9 @@ async fn succeeded(ctx: &JobContext, row: &refund_store::RequestRow) -> Result<(
             .await
             .map_err(retry)?;
     }
+    events::refund_changed(&mut tx, EventType::RefundSucceeded, row, now)
+        .await
+        .map_err(retry)?;
     // The journey's own figures (refunded, still refundable) come from the platform.
     crate::journeys::sync::enqueue_refresh(&mut tx, row.service_id, &row.payment_id, None, now)
         .await

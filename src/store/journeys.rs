@@ -89,7 +89,7 @@ fn upsert_journeys_sql_tail() -> String {
     sets.push("updated_at = excluded.updated_at".into());
     // `state_changed_at` equal to this write's time tells the caller the state moved on here.
     format!(
-        " ON CONFLICT (service_id, payment_id) DO UPDATE SET {} RETURNING id, payment_id, status, state_changed_at",
+        " ON CONFLICT (service_id, payment_id) DO UPDATE SET {} RETURNING id, payment_id, status, state_changed_at, first_seen_at, amount, case_reference, created_at",
         sets.join(", ")
     )
 }
@@ -157,15 +157,40 @@ impl Source {
     }
 }
 
+/// A journey as an upsert left it.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Upserted {
+    pub id: i64,
+    pub payment_id: String,
+    pub status: String,
+    pub state_changed_at: Option<i64>,
+    pub first_seen_at: i64,
+    pub amount: i64,
+    pub case_reference: Option<String>,
+    pub created_at: i64,
+}
+
+impl Upserted {
+    /// Whether this write moved the journey's state forward.
+    pub fn moved(&self, now: i64) -> bool {
+        self.state_changed_at == Some(now)
+    }
+
+    /// Whether this write is the first time the journey was seen.
+    pub fn first_seen(&self, now: i64) -> bool {
+        self.first_seen_at == now && self.state_changed_at.is_none()
+    }
+}
+
 /// Upsert `records` (read from the platform at `observed_at`) and note each one's current
-/// state in its timeline. Returns (journey id, payment id) for every record.
+/// state in its timeline. Returns every record's journey as the write left it.
 pub async fn upsert_journeys(
     tx: &mut Tx,
     service_id: i64,
     records: &[JourneyRecord],
     observed_at: i64,
     now: i64,
-) -> StoreResult<Vec<(i64, String)>> {
+) -> StoreResult<Vec<Upserted>> {
     if records.is_empty() {
         return Ok(Vec::new());
     }
@@ -174,7 +199,7 @@ pub async fn upsert_journeys(
         "INSERT INTO journeys ({}, first_seen_at, updated_at) ",
         JOURNEY_COLUMNS.join(", ")
     );
-    let rows: Vec<(i64, String, String, Option<i64>)> = on_tx!(tx, conn => {
+    let rows: Vec<Upserted> = on_tx!(tx, conn => {
         let mut qb = QueryBuilder::new(head.as_str());
         qb.push_values(records, |mut b, r| {
             b.push_bind(service_id)
@@ -218,7 +243,7 @@ pub async fn upsert_journeys(
                 .push_bind(now);
         });
         qb.push(tail.as_str());
-        qb.build_query_as::<(i64, String, String, Option<i64>)>().fetch_all(&mut *conn).await?
+        qb.build_query_as::<Upserted>().fetch_all(&mut *conn).await?
     });
     // A state change seen here (not in the platform's own history) becomes an "observed"
     // timeline entry. A journey seen for the first time gets none: its row already says when
@@ -228,10 +253,10 @@ pub async fn upsert_journeys(
         records.iter().map(|r| (r.payment_id.as_str(), r)).collect();
     let events: Vec<StateEvent> = rows
         .iter()
-        .filter_map(|(id, payment_id, status, changed_at)| {
-            let r = by_id.get(payment_id.as_str())?;
-            (status == r.status.as_str() && *changed_at == Some(now)).then(|| StateEvent {
-                journey_id: *id,
+        .filter_map(|u| {
+            let r = by_id.get(u.payment_id.as_str())?;
+            (u.status == r.status.as_str() && u.moved(now)).then(|| StateEvent {
+                journey_id: u.id,
                 status: r.status.as_str().to_string(),
                 code: r.state_code.clone(),
                 message: r.state_message.clone(),
@@ -241,7 +266,7 @@ pub async fn upsert_journeys(
         })
         .collect();
     insert_state_events(tx, &events, now).await?;
-    Ok(rows.into_iter().map(|(id, p, _, _)| (id, p)).collect())
+    Ok(rows)
 }
 
 /// A state a journey was in, for its timeline.

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod audit_search;
 pub mod dashboard;
+pub mod events;
 pub mod exports;
 pub mod jobs;
 pub mod journeys;

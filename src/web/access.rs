@@ -235,6 +235,62 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
         "/audit/export.csv",
         Access::Permission(Permission::AuditRead),
     ),
+    // Outbound events: each service's endpoints, their secrets and delivery logs.
+    (
+        "GET",
+        "/integrations/events",
+        Access::Permission(Permission::IntegrationsManage),
+    ),
+    (
+        "GET",
+        "/integrations/events/new?<service>",
+        Access::Permission(Permission::IntegrationsManage),
+    ),
+    (
+        "POST",
+        "/integrations/events/new",
+        Access::Permission(Permission::IntegrationsManage),
+    ),
+    (
+        "GET",
+        "/integrations/events/<id>?<notice>&<before>",
+        Access::Permission(Permission::IntegrationsManage),
+    ),
+    (
+        "GET",
+        "/integrations/events/<id>/edit",
+        Access::Permission(Permission::IntegrationsManage),
+    ),
+    (
+        "POST",
+        "/integrations/events/<id>/edit",
+        Access::Permission(Permission::IntegrationsManage),
+    ),
+    (
+        "POST",
+        "/integrations/events/<id>/enable",
+        Access::Permission(Permission::IntegrationsManage),
+    ),
+    (
+        "POST",
+        "/integrations/events/<id>/disable",
+        Access::Permission(Permission::IntegrationsManage),
+    ),
+    (
+        "POST",
+        "/integrations/events/<id>/rotate",
+        Access::Permission(Permission::IntegrationsManage),
+    ),
+    (
+        "POST",
+        "/integrations/events/<id>/deliveries/<delivery>/replay",
+        Access::Permission(Permission::IntegrationsManage),
+    ),
+    (
+        "POST",
+        "/integrations/events/<id>/replay-failed",
+        Access::Permission(Permission::IntegrationsManage),
+    ),
     // Webhooks from the payment platform.
     (
         "GET",

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod csrf;
 pub mod dashboard;
 pub mod errors;
+pub mod events;
 pub mod exports;
 pub mod health;
 pub mod hooks;
@@ -50,6 +51,7 @@ pub fn mount(rocket: Rocket<Build>, state: &AppState) -> Rocket<Build> {
             crate::audit_view::ChainVerifier::default(),
         ))
         .mount("/", audit_view::routes())
+        .mount("/", events::routes())
         .mount(
             "/static",
             FileServer::from(state.config.static_dir.clone()).rank(20),

@@ -113,6 +113,12 @@ pub fn signed_in(state: &AppState, session: &CurrentSession, current: &str) -> M
     {
         items.push(("/audit", "Audit"));
     }
+    if session
+        .grants
+        .can_somewhere(crate::identity::permissions::Permission::IntegrationsManage)
+    {
+        items.push(("/integrations/events", "Events"));
+    }
     items.push(("/account", "Your account"));
     let nav: Vec<Value> = items
         .iter()

@@ -76,7 +76,8 @@ async fn every_page_passes_axe() {
         return;
     };
     let db = TestDb::new().await;
-    let server = Server::start(db.url(), &[]);
+    // Event endpoints on loopback are allowed, so the endpoint form can be filled in here.
+    let server = Server::start(db.url(), &[("PAYDESK_EVENTS_ALLOW_LOOPBACK", "true")]);
     // Staff are created on the command line; the set-up link is the last line printed.
     let out = paydesk_command(db.url())
         .args([
@@ -245,6 +246,47 @@ async fn every_page_passes_axe() {
         .await
         .unwrap();
     check(&browser, "payments-problem", "Payments", &mut errors).await;
+    // Outbound events: the list, the endpoint form (empty, with problems, filled), the
+    // secret shown once, and the endpoint with its (empty) delivery log.
+    c.goto(&go("/integrations/events")).await.unwrap();
+    check(&browser, "events", "Events", &mut errors).await;
+    c.goto(&go("/integrations/events/new?service=parking"))
+        .await
+        .unwrap();
+    check(&browser, "events-new", "Add an event endpoint", &mut errors).await;
+    fill(&browser, "url", "https://10.0.0.1/hook").await;
+    submit(&browser, "/integrations/events/new").await;
+    check(
+        &browser,
+        "events-new-error",
+        "Add an event endpoint",
+        &mut errors,
+    )
+    .await;
+    fill(&browser, "url", "http://127.0.0.1:9/hook").await;
+    c.find(Locator::Id("event_types"))
+        .await
+        .expect("the first event type")
+        .click()
+        .await
+        .expect("tick it");
+    submit(&browser, "/integrations/events/new").await;
+    check(
+        &browser,
+        "events-secret",
+        "Copy the signing secret",
+        &mut errors,
+    )
+    .await;
+    c.find(Locator::LinkText(
+        "I have copied the secret: go to the endpoint",
+    ))
+    .await
+    .expect("a link to the endpoint")
+    .click()
+    .await
+    .expect("follow it");
+    check(&browser, "events-endpoint", "Event endpoint", &mut errors).await;
     c.goto(&go("/no/such/page")).await.unwrap();
     check(&browser, "not-found", "Page not found", &mut errors).await;
 

@@ -13,6 +13,7 @@ mod audit_view;
 mod contract;
 mod dashboard;
 mod demo;
+mod events;
 mod exports;
 mod identity;
 mod jobs;
