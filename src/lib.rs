@@ -11,6 +11,7 @@ pub mod crypto;
 pub mod dashboard;
 pub mod demo;
 pub mod identity;
+pub mod integrations;
 pub mod jobs;
 pub mod journeys;
 pub mod logging;

@@ -3,6 +3,8 @@
 
 pub mod access;
 pub mod account;
+pub mod api;
+pub mod api_tokens;
 pub mod auth;
 pub mod csrf;
 pub mod dashboard;
@@ -31,6 +33,9 @@ pub fn mount(rocket: Rocket<Build>, state: &AppState) -> Rocket<Build> {
             state.config.sign_in_rate_per_minute,
         ))
         .manage(sso::Providers::new())
+        .manage(api::ApiLimiter::per_minute(
+            state.config.api_rate_per_minute,
+        ))
         .mount("/", rocket::routes![health::healthz, health::metrics])
         .mount("/", dashboard::routes())
         .mount("/", auth::routes())
@@ -39,11 +44,14 @@ pub fn mount(rocket: Rocket<Build>, state: &AppState) -> Rocket<Build> {
         .mount("/", hooks::routes())
         .mount("/", payments::routes())
         .mount("/", refunds::routes())
+        .mount("/", api_tokens::routes())
+        .mount(api::BASE, api::routes())
         .mount(
             "/static",
             FileServer::from(state.config.static_dir.clone()).rank(20),
         )
         .register("/", errors::catchers())
+        .register(api::BASE, api::catchers())
 }
 
 /// The values every page's layout uses.
