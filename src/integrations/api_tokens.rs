@@ -323,6 +323,8 @@ pub enum Refused {
     Unknown,
     Revoked,
     Expired,
+    /// The member of staff it acts for has been disabled: what they made stops with them.
+    MakerDisabled,
 }
 
 impl Refused {
@@ -332,6 +334,7 @@ impl Refused {
             Refused::Unknown => "unknown",
             Refused::Revoked => "revoked",
             Refused::Expired => "expired",
+            Refused::MakerDisabled => "maker disabled",
         }
     }
 }
@@ -387,6 +390,10 @@ pub async fn authenticate(
         Standing::Revoked => return Ok(Err(Refused::Revoked)),
         Standing::Expired => return Ok(Err(Refused::Expired)),
         Standing::Active => {}
+    }
+    let maker = crate::store::staff::staff_by_id(db, token.created_by).await?;
+    if maker.is_none_or(|m| m.status == "disabled") {
+        return Ok(Err(Refused::MakerDisabled));
     }
     let at = store::to_micros(now);
     if token

@@ -406,6 +406,9 @@ fn api_default(status: Status, req: &Request<'_>) -> Problem {
             let said = match refused {
                 Refused::Revoked => "The token has been revoked",
                 Refused::Expired => "The token has expired",
+                Refused::MakerDisabled => {
+                    "The token's maker can no longer use paydesk, so neither can the token"
+                }
                 _ => "The token is not valid",
             };
             Problem::status(Status::Unauthorized, format!("{said}. Ask your service's administrator for a new one"))

@@ -328,6 +328,21 @@ async fn a_token_is_shown_once_stored_hashed_and_refused_once_revoked_or_expired
     assert_problem(&a, 401);
     assert!(a.json["detail"].as_str().unwrap().contains("expired"));
 
+    // A token stops working when the person it acts for is disabled.
+    let theirs = token_named(app, w.parking, w.admin.id, &["payments:read"], "Maker's").await;
+    assert_eq!(get(app, "/api/v1/payments", &theirs).await.status, 200);
+    paydesk::identity::accounts::disable_staff(
+        &app.state,
+        paydesk::audit::Actor::System,
+        w.admin.id,
+        None,
+    )
+    .await
+    .unwrap();
+    let a = get(app, "/api/v1/payments", &theirs).await;
+    assert_problem(&a, 401);
+    assert!(a.json["detail"].as_str().unwrap().contains("maker"));
+
     // No token, or a made-up one.
     let a = call(app, Method::Get, "/api/v1/payments", None, None, None).await;
     assert_problem(&a, 401);
