@@ -6,6 +6,7 @@
 //! (`crate::integrations::idempotency`). The OpenAPI document (`src/web/openapi.json`) and the
 //! page about the API (`/api/docs`) describe exactly this.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::num::NonZeroU32;
 use std::sync::Mutex;
 
@@ -233,16 +234,21 @@ type ApiResult = Result<ApiJson, Problem>;
 
 // ---- who is calling -------------------------------------------------------------------------
 
-/// One bucket per token.
+/// One bucket per token, and one per client address for requests with a token that is not
+/// accepted (so that nobody fills the audit log with refused tokens).
 pub struct ApiLimiter {
     limiter: RateLimiter<i64, DefaultKeyedStateStore<i64>, DefaultClock>,
+    refused: RateLimiter<IpAddr, DefaultKeyedStateStore<IpAddr>, DefaultClock>,
 }
 
 impl ApiLimiter {
-    pub fn per_minute(n: u32) -> ApiLimiter {
+    /// `n` requests a minute per token, `refused` refused tokens a minute per address.
+    pub fn per_minute(n: u32, refused: u32) -> ApiLimiter {
         let n = NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
+        let refused = NonZeroU32::new(refused).unwrap_or(NonZeroU32::MIN);
         ApiLimiter {
             limiter: RateLimiter::keyed(Quota::per_minute(n)),
+            refused: RateLimiter::keyed(Quota::per_minute(refused)),
         }
     }
 
@@ -250,6 +256,14 @@ impl ApiLimiter {
     pub fn check(&self, token_id: i64) -> Result<(), u64> {
         self.limiter.check_key(&token_id).map_err(|not_until| {
             let wait = not_until.wait_time_from(self.limiter.clock().now());
+            (wait.as_millis() as u64).div_ceil(1000).max(1)
+        })
+    }
+
+    /// Ok, or the seconds an address that keeps sending refused tokens must wait.
+    pub fn check_refused(&self, ip: IpAddr) -> Result<(), u64> {
+        self.refused.check_key(&ip).map_err(|not_until| {
+            let wait = not_until.wait_time_from(self.refused.clock().now());
             (wait.as_millis() as u64).div_ceil(1000).max(1)
         })
     }
@@ -320,6 +334,17 @@ impl<'r> FromRequest<'r> for ApiCaller {
         let caller = match api_tokens::authenticate(&state.db, now, &presented).await {
             Ok(Ok(c)) => c,
             Ok(Err(refused)) => {
+                // Requests without a peer address (only Rocket's local test client) share one
+                // bucket.
+                let ip = req.client_ip().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+                if let Some(Err(wait)) = req
+                    .rocket()
+                    .state::<ApiLimiter>()
+                    .map(|l| l.check_refused(ip))
+                {
+                    turn_away(req, Turned::Limited(wait));
+                    return Outcome::Error((Status::TooManyRequests, ()));
+                }
                 turn_away(req, Turned::BadToken(refused));
                 let shown: String = if refused == Refused::Malformed {
                     String::new()

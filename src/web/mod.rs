@@ -35,6 +35,7 @@ pub fn mount(rocket: Rocket<Build>, state: &AppState) -> Rocket<Build> {
         .manage(sso::Providers::new())
         .manage(api::ApiLimiter::per_minute(
             state.config.api_rate_per_minute,
+            state.config.sign_in_rate_per_minute,
         ))
         .mount("/", rocket::routes![health::healthz, health::metrics])
         .mount("/", dashboard::routes())

@@ -940,6 +940,22 @@ async fn each_token_has_a_rate_limit() {
     assert!((1..=60).contains(&wait), "{wait}");
     // Per token: another token is not held back.
     assert_eq!(get(&app, "/api/v1/payments", &other).await.status, 200);
+    // Refused tokens are limited per address too (as sign-in attempts are), so nobody fills
+    // the audit log with them.
+    let fake = format!("pdk_{}", "B".repeat(43));
+    let mut statuses = Vec::new();
+    for _ in 0..35 {
+        statuses.push(get(&app, "/api/v1/payments", &fake).await.status);
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 30);
+    assert_eq!(statuses[34], 429);
+    let audited = paydesk::store::audit::latest(&app.state.db, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.action == "authn_token_fail")
+        .count();
+    assert_eq!(audited, 30);
 }
 
 #[tokio::test]
