@@ -580,9 +580,11 @@ fn decode_cursor(cursor: &str) -> Option<Cursor> {
     })
 }
 
-/// The list's query read into a search: (search, limit, the filters to carry to the next
-/// page).
-fn list_query(raw: &str) -> Result<(Search, usize, Vec<(String, String)>), Vec<Value>> {
+/// A list's query read: the search, the page size, and the filters to carry to the next page.
+type ListQuery = (Search, usize, Vec<(String, String)>);
+
+/// The list's query read into a search, or a problem per parameter.
+fn list_query(raw: &str) -> Result<ListQuery, Vec<Value>> {
     const NAMES: [&str; 7] = [
         "reference",
         "email",

@@ -50,7 +50,7 @@ async fn call(
         request = request.header(Header::new("Idempotency-Key", k.to_string()));
     }
     if let Some(b) = body {
-        request = request.header(ContentType::JSON).body(b.to_string());
+        request = request.header(ContentType::JSON).body(b);
     }
     let r = request.dispatch().await;
     let h = |name: &str| r.headers().get_one(name).map(str::to_string);
@@ -439,11 +439,11 @@ async fn scopes_and_services_are_kept_apart() {
     };
     assert_eq!(
         ids(&get(app, "/api/v1/payments", &read_only).await),
-        [ours.0.clone()]
+        std::slice::from_ref(&ours.0)
     );
     assert_eq!(
         ids(&get(app, "/api/v1/payments", &zoo).await),
-        [theirs.0.clone()]
+        std::slice::from_ref(&theirs.0)
     );
 
     // A refund of another service is 404 too.
