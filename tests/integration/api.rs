@@ -1063,3 +1063,77 @@ async fn the_openapi_document_parses_and_lists_every_route() {
     }
     let _ = json!({});
 }
+
+/// `paydesk token create` (what CI's API fuzzing uses): the token is the last line printed,
+/// works, and is only made for someone who may make it.
+#[tokio::test]
+async fn the_command_line_makes_a_token_for_someone_who_may_make_it() {
+    let db = TestDb::new().await;
+    let run = |args: &[&str]| {
+        let out = paydesk_command(db.url()).args(args).output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    assert_eq!(
+        run(&["service", "add", "--slug", "parking", "--name", "Parking"]).0,
+        0
+    );
+    for (email, role) in [
+        ("admin@example.gov.uk", "service_admin"),
+        ("cw@example.gov.uk", "caseworker"),
+    ] {
+        let r = run(&[
+            "user",
+            "add",
+            "--email",
+            email,
+            "--name",
+            "Someone",
+            "--role",
+            role,
+            "--service",
+            "parking",
+        ]);
+        assert_eq!(r.0, 0, "{r:?}");
+    }
+    let make = |who: &str, service: &str, scopes: &str| {
+        run(&[
+            "token",
+            "create",
+            "--service",
+            service,
+            "--name",
+            &format!("CRM {who} {scopes}"),
+            "--scopes",
+            scopes,
+            "--for",
+            who,
+        ])
+    };
+    let (code, out, err) = make(
+        "admin@example.gov.uk",
+        "parking",
+        "payments:read,cases:link",
+    );
+    assert_eq!(code, 0, "{err}");
+    let secret = out.lines().last().unwrap_or_default().trim().to_string();
+    assert!(secret.starts_with("pdk_") && secret.len() == 47, "{out}");
+    let store = db.connect().await;
+    let caller = api_tokens::authenticate(&store, time::OffsetDateTime::now_utc(), &secret)
+        .await
+        .unwrap()
+        .expect("the printed token works");
+    assert_eq!(caller.token.scopes, "payments:read cases:link");
+    // A caseworker does not manage integrations; an unknown service or scope is refused.
+    assert_eq!(make("cw@example.gov.uk", "parking", "payments:read").0, 2);
+    assert_eq!(make("admin@example.gov.uk", "zoo", "payments:read").0, 2);
+    assert_eq!(make("admin@example.gov.uk", "parking", "everything").0, 2);
+    assert_eq!(
+        make("nobody@example.gov.uk", "parking", "payments:read").0,
+        2
+    );
+    store.close().await;
+}
