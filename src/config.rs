@@ -60,6 +60,8 @@ pub struct Config {
     pub secure_cookies: bool,
     /// Sign-in attempts (password, code, reset requests) allowed per client address per minute.
     pub sign_in_rate_per_minute: u32,
+    /// Requests each API token may make per minute (then 429 with Retry-After).
+    pub api_rate_per_minute: u32,
     /// Single sign-on providers, in the order their buttons appear.
     pub sso_providers: Vec<SsoProvider>,
     pub sso_totp: SsoTotp,
@@ -162,6 +164,8 @@ struct RawConfig {
     mail_from: String,
     #[serde(default = "default_sign_in_rate")]
     sign_in_rate_per_minute: u32,
+    #[serde(default = "default_api_rate")]
+    api_rate_per_minute: u32,
     #[serde(default)]
     sso_providers: Vec<SsoProvider>,
     #[serde(default = "default_sso_totp")]
@@ -238,6 +242,9 @@ fn default_mail_from() -> String {
 }
 fn default_sign_in_rate() -> u32 {
     30
+}
+fn default_api_rate() -> u32 {
+    120
 }
 fn default_sso_totp() -> SsoTotp {
     SsoTotp::UnlessProviderMfa
@@ -445,6 +452,12 @@ impl Config {
                 env_name("sign_in_rate_per_minute")
             )));
         }
+        if raw.api_rate_per_minute == 0 {
+            return Err(ConfigError(format!(
+                "{} must be at least 1",
+                env_name("api_rate_per_minute")
+            )));
+        }
         for p in &raw.sso_providers {
             let id_ok = !p.id.is_empty()
                 && p.id
@@ -516,6 +529,7 @@ impl Config {
             mail_from: raw.mail_from,
             secure_cookies,
             sign_in_rate_per_minute: raw.sign_in_rate_per_minute,
+            api_rate_per_minute: raw.api_rate_per_minute,
             sso_providers: raw.sso_providers,
             sso_totp: raw.sso_totp,
             platform_connect_timeout_ms: raw.platform_connect_timeout_ms,

@@ -2,8 +2,10 @@
 //! a recurring backfill and on-demand refreshes, with a timeline of what happened to each.
 
 pub mod cancel;
+pub mod case;
 pub mod record;
 pub mod sync;
+pub mod timeline;
 pub mod webhooks;
 
 /// Register this capability's job kinds.

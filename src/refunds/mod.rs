@@ -40,6 +40,30 @@ impl Staff {
     }
 }
 
+/// Who asks for a refund: a member of staff on the console, or an API token acting for the
+/// member of staff who made it (that person is recorded as the requester, so they can never
+/// approve what their token asked for; the audit log names the token).
+#[derive(Debug, Clone)]
+pub struct Requester {
+    /// The member of staff recorded as having asked.
+    pub staff_id: i64,
+    /// How the timeline names who asked.
+    pub name: String,
+    pub actor: Actor,
+    pub ip: Option<String>,
+}
+
+impl From<&Staff> for Requester {
+    fn from(s: &Staff) -> Requester {
+        Requester {
+            staff_id: s.id,
+            name: s.name.clone(),
+            actor: s.actor(),
+            ip: s.ip.clone(),
+        }
+    }
+}
+
 /// A refund asked for on a journey's page.
 #[derive(Debug, Clone, Default)]
 pub struct Ask {
@@ -177,6 +201,16 @@ pub async fn request(
     who: &Staff,
     ask: &Ask,
 ) -> Result<Asked, RefundError> {
+    request_as(db, now, &Requester::from(who), ask).await
+}
+
+/// `request`, for any requester (the API asks as its token).
+pub async fn request_as(
+    db: &Db,
+    now: OffsetDateTime,
+    who: &Requester,
+    ask: &Ask,
+) -> Result<Asked, RefundError> {
     let settings = refund_store::settings(db, ask.service_id).await?;
     let mut tx = db.begin().await?;
     // The same form again: the request it made, whatever happened since.
@@ -227,7 +261,7 @@ pub async fn request(
             case_reference: checked.case_reference.as_deref(),
             state: state.name(),
             form_key: &ask.form_key,
-            requested_by: who.id,
+            requested_by: who.staff_id,
             approval_required,
             expires_at,
         },
@@ -237,7 +271,7 @@ pub async fn request(
     else {
         // Another submit of this form got there first, in between.
         tx.rollback().await?;
-        return Box::pin(request(db, now, who, ask)).await;
+        return Box::pin(request_as(db, now, who, ask)).await;
     };
     let detail = json!({
         "request": id, "amount": checked.amount, "reason": checked.reason.name(),
@@ -265,7 +299,7 @@ pub async fn request(
         &mut tx,
         now,
         AuditEvent::new(
-            who.actor(),
+            who.actor.clone(),
             "refund_requested",
             format!("payment:{}", ask.payment_id),
         )

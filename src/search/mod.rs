@@ -98,13 +98,36 @@ pub async fn run_with(
             c.remember(&plan.count);
         }
     }
-    Ok(paginate(rows, count, search, plan.shape))
+    Ok(paginate(rows, count, search, plan.shape, PAGE_SIZE))
+}
+
+/// One page of `page_size` rows of `search` in `services`, without a count (for the API,
+/// which pages forwards only): the rows and the cursor of the next page, if any.
+pub async fn page(
+    db: &Db,
+    services: &[i64],
+    search: &Search,
+    page_size: usize,
+) -> StoreResult<(Vec<Row>, Option<String>)> {
+    if services.is_empty() || page_size == 0 {
+        return Ok((Vec::new(), None));
+    }
+    let plan = sql::plan(db, services, search, page_size as i64 + 1, COUNT_CAP).await?;
+    let rows = sql::fetch_rows(db, &plan.list).await?;
+    let r = paginate(rows, 0, search, plan.shape, page_size);
+    Ok((r.rows, r.next))
 }
 
 /// Turn the rows read (one more than a page, in reading order) into a page with links.
-fn paginate(mut rows: Vec<Row>, count: i64, search: &Search, shape: Shape) -> Results {
-    let more = rows.len() > PAGE_SIZE;
-    rows.truncate(PAGE_SIZE);
+fn paginate(
+    mut rows: Vec<Row>,
+    count: i64,
+    search: &Search,
+    shape: Shape,
+    page_size: usize,
+) -> Results {
+    let more = rows.len() > page_size;
+    rows.truncate(page_size);
     let backwards = matches!(search.cursor, Some(Cursor { after: false, .. }));
     if backwards {
         rows.reverse();

@@ -644,3 +644,51 @@ pub async fn note_sync_error(
     });
     tx.commit().await
 }
+
+/// A journey's case reference, read with the journey locked (PostgreSQL; SQLite's write
+/// transaction already holds every row). None when there is no such journey.
+pub async fn case_reference_for_update(
+    tx: &mut Tx,
+    journey_id: i64,
+) -> StoreResult<Option<Option<String>>> {
+    let sql = match tx.backend() {
+        super::Backend::Sqlite => "SELECT case_reference FROM journeys WHERE id = $1",
+        super::Backend::Postgres => "SELECT case_reference FROM journeys WHERE id = $1 FOR UPDATE",
+    };
+    Ok(
+        on_tx!(tx, conn => sqlx::query_scalar::<_, Option<String>>(sql).bind(journey_id).fetch_optional(conn).await?),
+    )
+}
+
+/// Link a journey to a case. Later platform reads keep it (see the upsert above).
+pub async fn set_case_reference(
+    tx: &mut Tx,
+    journey_id: i64,
+    case_reference: &str,
+    now: i64,
+) -> StoreResult<()> {
+    let sql = "UPDATE journeys SET case_reference = $2, updated_at = $3 WHERE id = $1";
+    on_tx!(tx, conn => {
+        sqlx::query(sql).bind(journey_id).bind(case_reference).bind(now).execute(conn).await?;
+    });
+    Ok(())
+}
+
+/// Journeys by their paydesk ids, in any order (a page of search results, read whole).
+pub async fn journeys_by_ids(db: &Db, ids: &[i64]) -> StoreResult<Vec<JourneyRow>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT {JOURNEY_ROW} FROM journeys WHERE id IN ({})",
+        list.join(", ")
+    );
+    Ok(on_db!(db, pool => {
+        let mut q = sqlx::query_as::<_, JourneyRow>(&sql);
+        for id in ids {
+            q = q.bind(*id);
+        }
+        q.fetch_all(pool).await?
+    }))
+}

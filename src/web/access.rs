@@ -26,6 +26,9 @@ pub enum Access {
     /// Signed-in staff holding the permission in at least one service; the handler checks
     /// the permission against the service of the object it touches.
     Permission(Permission),
+    /// CRM and case systems holding a live API token (`Authorization: Bearer`); the handler
+    /// checks the token's scope and service. Anything else gets a 401 problem document.
+    ApiToken,
 }
 
 /// (method, route URI as Rocket shows it, access).
@@ -328,6 +331,39 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
         Access::Permission(Permission::ExportsCreate),
     ),
     ("POST", "/hooks/govuk-pay/<service>", Access::PlatformSigned),
+    // API tokens for CRM and case systems, and the API they use.
+    (
+        "GET",
+        "/admin/tokens?<notice>",
+        Access::Permission(Permission::IntegrationsManage),
+    ),
+    (
+        "GET",
+        "/admin/tokens/new",
+        Access::Permission(Permission::IntegrationsManage),
+    ),
+    (
+        "POST",
+        "/admin/tokens",
+        Access::Permission(Permission::IntegrationsManage),
+    ),
+    (
+        "GET",
+        "/admin/tokens/<id>",
+        Access::Permission(Permission::IntegrationsManage),
+    ),
+    (
+        "POST",
+        "/admin/tokens/<id>/revoke",
+        Access::Permission(Permission::IntegrationsManage),
+    ),
+    ("GET", "/api/docs", Access::Public),
+    ("GET", "/api/v1/openapi.json", Access::Public),
+    ("GET", "/api/v1/payments", Access::ApiToken),
+    ("GET", "/api/v1/payments/<id>", Access::ApiToken),
+    ("PUT", "/api/v1/payments/<id>/case", Access::ApiToken),
+    ("POST", "/api/v1/payments/<id>/refunds", Access::ApiToken),
+    ("GET", "/api/v1/refunds/<id>", Access::ApiToken),
 ];
 
 /// The declaration for a route, if it has one.

@@ -4,6 +4,8 @@
 pub mod access;
 pub mod account;
 pub mod admin_services;
+pub mod api;
+pub mod api_tokens;
 pub mod audit_view;
 pub mod auth;
 pub mod csrf;
@@ -36,6 +38,10 @@ pub fn mount(rocket: Rocket<Build>, state: &AppState) -> Rocket<Build> {
             state.config.sign_in_rate_per_minute,
         ))
         .manage(sso::Providers::new())
+        .manage(api::ApiLimiter::per_minute(
+            state.config.api_rate_per_minute,
+            state.config.sign_in_rate_per_minute,
+        ))
         .mount("/", rocket::routes![health::healthz, health::metrics])
         .mount("/", dashboard::routes())
         .mount("/", auth::routes())
@@ -52,11 +58,14 @@ pub fn mount(rocket: Rocket<Build>, state: &AppState) -> Rocket<Build> {
         ))
         .mount("/", audit_view::routes())
         .mount("/", events::routes())
+        .mount("/", api_tokens::routes())
+        .mount(api::BASE, api::routes())
         .mount(
             "/static",
             FileServer::from(state.config.static_dir.clone()).rank(20),
         )
         .register("/", errors::catchers())
+        .register(api::BASE, api::catchers())
 }
 
 /// The values every page's layout uses.

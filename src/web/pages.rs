@@ -119,6 +119,12 @@ pub fn signed_in(state: &AppState, session: &CurrentSession, current: &str) -> M
     {
         items.push(("/integrations/events", "Events"));
     }
+    if session
+        .grants
+        .can_somewhere(crate::identity::permissions::Permission::IntegrationsManage)
+    {
+        items.push(("/admin/tokens", "API tokens"));
+    }
     items.push(("/account", "Your account"));
     let nav: Vec<Value> = items
         .iter()

@@ -437,85 +437,17 @@ async fn journey(
     // The timeline, newest first. The "show all events" toggle adds the webhooks received and
     // repeated observations; the default shows what changed.
     let show_all = events == Some("all");
-    let mut entries: Vec<Value> = Vec::new();
-    for e in &timeline {
-        if !show_all && e.kind == "webhook" {
-            continue;
-        }
-        let detail: Map<String, Value> = e
-            .detail
-            .as_deref()
-            .and_then(|d| serde_json::from_str(d).ok())
-            .unwrap_or_default();
-        let (title, text) = match e.kind.as_str() {
-            "state" => {
-                let g = e
-                    .status
-                    .as_deref()
-                    .map(|s| StatusGroup::of(s, e.code.as_deref()).label())
-                    .unwrap_or("Status");
-                let raw = e.status.clone().unwrap_or_default();
-                let text = match (&e.code, &e.message) {
-                    (Some(code), Some(msg)) => format!("{raw} — {code}: {msg}"),
-                    _ => raw,
-                };
-                (g.to_string(), text)
-            }
-            "refund" => {
-                let amount = e.amount.map(money).unwrap_or_default();
-                let by = detail
-                    .get("requested_by")
-                    .and_then(Value::as_str)
-                    .map(|who| format!(", requested by {who}"))
-                    .unwrap_or_default();
-                let approved = detail
-                    .get("approved_by")
-                    .and_then(Value::as_str)
-                    .map(|who| format!(", approved by {who}"))
-                    .unwrap_or_default();
-                (
-                    format!("Refund {}", e.status.clone().unwrap_or_default()),
-                    format!("{amount}{by}{approved}"),
-                )
-            }
-            "webhook" => (
-                "Webhook received".to_string(),
-                e.status.clone().unwrap_or_default(),
-            ),
-            "staff" => (
-                "Staff action".to_string(),
-                e.message.clone().unwrap_or_default(),
-            ),
-            _ => (
-                "Needs attention".to_string(),
-                e.message.clone().unwrap_or_default(),
-            ),
-        };
-        entries.push(json!({
-            "when": local_time(zone, e.occurred_at),
-            "title": title,
-            "text": text,
-            "source": match e.source.as_str() {
-                "platform" => "Reported by the platform",
-                "observed" => "Seen by paydesk (time approximate)",
-                _ => "Recorded by paydesk",
-            },
-        }));
-    }
-    // A journey first met in a search has no events from before paydesk saw it: say when it
-    // was created and first seen, so the timeline always starts somewhere.
-    entries.push(json!({
-        "when": local_time(zone, j.first_seen_at),
-        "title": "First seen by paydesk",
-        "text": format!("Status {}", j.status),
-        "source": "Recorded by paydesk",
-    }));
-    entries.push(json!({
-        "when": local_time(zone, j.created_at),
-        "title": "Payment created",
-        "text": money(j.amount),
-        "source": "Reported by the platform",
-    }));
+    let entries: Vec<Value> = crate::journeys::timeline::entries(&j, &timeline, show_all)
+        .iter()
+        .map(|e| {
+            json!({
+                "when": local_time(zone, e.at),
+                "title": e.title,
+                "text": e.text,
+                "source": e.source_label(),
+            })
+        })
+        .collect();
 
     c.insert(
         "journey".into(),

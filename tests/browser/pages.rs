@@ -337,6 +337,54 @@ async fn every_page_passes_axe() {
     c.goto(&go("/admin/staff")).await.unwrap();
     check(&browser, "staff-list-people", "Staff", &mut errors).await;
 
+    // API tokens (a service admin holds integrations:manage): empty, the form with its
+    // problems, the token shown once, the list and a token's page; and the page about the API.
+    c.goto(&go("/admin/tokens")).await.unwrap();
+    check(&browser, "api-tokens-none", "API tokens", &mut errors).await;
+    c.goto(&go("/admin/tokens/new")).await.unwrap();
+    check(&browser, "api-token-new", "Make an API token", &mut errors).await;
+    submit(&browser, "/admin/tokens").await;
+    check(
+        &browser,
+        "api-token-new-error",
+        "Make an API token",
+        &mut errors,
+    )
+    .await;
+    assert!(
+        c.title().await.unwrap().starts_with("Error: "),
+        "the title says Error:"
+    );
+    fill(&browser, "name", "Case system").await;
+    c.find(Locator::Id("scopes"))
+        .await
+        .expect("the first scope")
+        .click()
+        .await
+        .expect("tick it");
+    submit(&browser, "/admin/tokens").await;
+    check(&browser, "api-token-made", "API token made", &mut errors).await;
+    let shown = c
+        .find(Locator::Id("token-secret"))
+        .await
+        .expect("the token")
+        .attr("value")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert!(shown.starts_with("pdk_"), "the token is shown once");
+    c.goto(&go("/admin/tokens")).await.unwrap();
+    check(&browser, "api-tokens", "API tokens", &mut errors).await;
+    c.find(Locator::Css("#tokens tbody a"))
+        .await
+        .expect("a token to open")
+        .click()
+        .await
+        .unwrap();
+    check(&browser, "api-token", "API token Case system", &mut errors).await;
+    c.goto(&go("/api/docs")).await.unwrap();
+    check(&browser, "api-docs", "The paydesk API", &mut errors).await;
+
     browser.close().await;
     drop(server);
     assert_no_violations("the pages above", &[]);

@@ -121,6 +121,10 @@ async fn every_route_answers_every_role_as_declared() {
                     .post(path.clone())
                     .header(ContentType::Form)
                     .body(form_body(&[("csrf_token", &token)])),
+                Method::Put => client
+                    .put(path.clone())
+                    .header(ContentType::Form)
+                    .body(form_body(&[("csrf_token", &token)])),
                 other => panic!("unexpected method {other}"),
             };
             let response = request.cookie(cookie).dispatch().await;
@@ -141,6 +145,8 @@ async fn every_route_answers_every_role_as_declared() {
                 (Access::MetricsReader, _) => status == Status::Forbidden,
                 // A form post is not a signed platform message, whoever sends it.
                 (Access::PlatformSigned, _) => status == Status::Unauthorized,
+                // A session is not an API token, whoever holds it.
+                (Access::ApiToken, _) => status == Status::Unauthorized,
                 (_, Who::SignedOut) => to_login,
                 (Access::SignedIn, _) => !to_login && status != Status::Forbidden,
                 (Access::Permission(_), Who::NoRole) => status == Status::Forbidden,

@@ -206,18 +206,26 @@ async fn malformed_requests_get_a_friendly_4xx() {
 #[tokio::test]
 async fn api_errors_are_problem_documents() {
     let app = TestApp::new().await;
-    let res = app.client.get("/api/v1/payments/unknown").dispatch().await;
-    assert_eq!(res.status(), Status::NotFound);
-    assert_eq!(
-        res.content_type(),
-        Some(ContentType::new("application", "problem+json"))
-    );
-    let body: serde_json::Value = serde_json::from_str(&body_of(res).await).unwrap();
-    assert_eq!(body["status"], 404);
-    assert_eq!(body["title"], "Page not found");
-    assert!(body["correlation_id"]
-        .as_str()
-        .is_some_and(|s| s.len() == 16));
+    // An address the API does not have, and one it has but without a token (the API's own
+    // tests, tests/integration/api.rs, cover the rest).
+    for (path, status) in [
+        ("/api/v1/nowhere", Status::NotFound),
+        ("/api/v1/payments/unknown", Status::Unauthorized),
+    ] {
+        let res = app.client.get(path).dispatch().await;
+        assert_eq!(res.status(), status, "{path}");
+        assert_eq!(
+            res.content_type(),
+            Some(ContentType::new("application", "problem+json"))
+        );
+        let body: serde_json::Value = serde_json::from_str(&body_of(res).await).unwrap();
+        assert_eq!(body["status"], status.code);
+        assert_eq!(body["type"], "about:blank");
+        assert_eq!(body["title"], status.reason().unwrap_or_default());
+        assert!(body["correlation_id"]
+            .as_str()
+            .is_some_and(|s| s.len() == 16));
+    }
 }
 
 #[tokio::test]

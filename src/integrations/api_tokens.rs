@@ -1,0 +1,484 @@
+//! API tokens: how a CRM or case-management system proves itself to paydesk's API. A token is
+//! `pdk_` and 32 random bytes (base64url), shown once when it is made; paydesk keeps only its
+//! SHA-256 (a fast hash is enough for a secret with 256 bits of entropy: there is nothing to
+//! guess). Each token belongs to one service, carries scopes, may expire, and can be revoked.
+//! Making and revoking one are audited.
+
+use base64::Engine;
+use rand::RngCore;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use time::{Duration, OffsetDateTime};
+
+use crate::audit::{self, Actor, AuditError, AuditEvent};
+use crate::identity::permissions::{Grants, Permission};
+use crate::store::api_tokens::{self as token_store, NewToken as NewTokenRow, TokenRow};
+use crate::store::{self, Db, StoreError};
+
+pub use token_store::TokenRow as Token;
+
+/// What every token starts with, so that a leaked one is easy to recognise (and to scan for).
+pub const PREFIX: &str = "pdk_";
+/// Random bytes in a token.
+const RANDOM_BYTES: usize = 32;
+/// Characters of a token shown in lists: `pdk_` and 6 more.
+const SHOWN: usize = 10;
+/// The longest token name.
+pub const NAME_MAX: usize = 100;
+/// How often "last used" is written at most: every use would be a write per API call.
+const TOUCH_EVERY: Duration = Duration::seconds(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+}
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Scope {
+    PaymentsRead,
+    RefundsRequest,
+    CasesLink,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 3] = [Scope::PaymentsRead, Scope::RefundsRequest, Scope::CasesLink];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scope::PaymentsRead => "payments:read",
+            Scope::RefundsRequest => "refunds:request",
+            Scope::CasesLink => "cases:link",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Scope::PaymentsRead => "Read payments and refunds (payments:read)",
+            Scope::RefundsRequest => "Ask for refunds (refunds:request)",
+            Scope::CasesLink => "Link payments to cases (cases:link)",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Scope> {
+        Scope::ALL.into_iter().find(|x| x.name() == s)
+    }
+
+    /// The permission a person must hold in the service to give a token this scope: nobody
+    /// makes a token that can do more than they can.
+    pub fn needs(self) -> Permission {
+        match self {
+            Scope::PaymentsRead | Scope::CasesLink => Permission::PaymentsRead,
+            Scope::RefundsRequest => Permission::RefundsRequest,
+        }
+    }
+}
+
+/// The scopes stored on a token ("payments:read cases:link"); unknown names are dropped.
+pub fn scopes_of(stored: &str) -> Vec<Scope> {
+    let mut out: Vec<Scope> = stored.split_whitespace().filter_map(Scope::parse).collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// A token asked for.
+#[derive(Debug, Clone, Default)]
+pub struct NewToken {
+    pub service_id: i64,
+    pub name: String,
+    /// Scope names as submitted.
+    pub scopes: Vec<String>,
+    /// Days until it expires; None: it does not expire.
+    pub expires_in_days: Option<i64>,
+}
+
+/// A field's problem: (field, message).
+pub type Problem = (&'static str, String);
+
+/// The longest life a token may be given.
+pub const MAX_DAYS: i64 = 366 * 2;
+
+/// Check a new token's fields (pure).
+pub fn check(new: &NewToken) -> Result<(String, Vec<Scope>), Vec<Problem>> {
+    let mut problems = Vec::new();
+    let name = new.name.trim();
+    if name.is_empty() {
+        problems.push(("name", "Enter a name for the token".to_string()));
+    } else if name.chars().count() > NAME_MAX {
+        problems.push((
+            "name",
+            format!("The name must be {NAME_MAX} characters or fewer"),
+        ));
+    } else if name.chars().any(char::is_control) {
+        problems.push((
+            "name",
+            "The name must only contain letters, numbers, spaces and punctuation".to_string(),
+        ));
+    }
+    let mut scopes = Vec::new();
+    for s in &new.scopes {
+        match Scope::parse(s) {
+            Some(scope) if !scopes.contains(&scope) => scopes.push(scope),
+            Some(_) => {}
+            None => {
+                problems.push((
+                    "scopes",
+                    "Choose what the token may do from the list".into(),
+                ));
+                break;
+            }
+        }
+    }
+    if new.scopes.is_empty() {
+        problems.push((
+            "scopes",
+            "Choose at least one thing the token may do".into(),
+        ));
+    }
+    scopes.sort();
+    if let Some(days) = new.expires_in_days {
+        if !(1..=MAX_DAYS).contains(&days) {
+            problems.push((
+                "expires",
+                format!("A token can last from 1 to {MAX_DAYS} days"),
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok((name.to_string(), scopes))
+    } else {
+        Err(problems)
+    }
+}
+
+/// Whether someone holding `grants` may make a token with `scopes` in `service_id`, or
+/// revoke one there (then with no scopes).
+pub fn may_manage(grants: &Grants, service_id: i64, scopes: &[Scope]) -> bool {
+    grants.can(Permission::IntegrationsManage, service_id)
+        && scopes.iter().all(|s| grants.can(s.needs(), service_id))
+}
+
+/// A token just made: the secret itself (shown this once) and its row.
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub secret: String,
+    pub token: TokenRow,
+}
+
+fn new_secret() -> String {
+    let mut bytes = [0u8; RANDOM_BYTES];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    format!(
+        "{PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+/// The stored form of a token: lower-case hex SHA-256.
+pub fn hash(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// Make a token for `created_by` (a member of staff, who must already have been checked
+/// with `may_manage`), as `actor`.
+pub async fn create(
+    db: &Db,
+    now: OffsetDateTime,
+    actor: Actor,
+    created_by: i64,
+    ip: Option<String>,
+    new: &NewToken,
+) -> Result<Result<Created, Vec<Problem>>, TokenError> {
+    let (name, scopes) = match check(new) {
+        Ok(c) => c,
+        Err(p) => return Ok(Err(p)),
+    };
+    let secret = new_secret();
+    let hashed = hash(&secret);
+    let prefix: String = secret.chars().take(SHOWN).collect();
+    let scope_text = scopes
+        .iter()
+        .map(|s| s.name())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let expires_at = new
+        .expires_in_days
+        .map(|d| store::to_micros(now + Duration::days(d)));
+    let mut tx = db.begin().await?;
+    if token_store::live_name_taken(&mut tx, new.service_id, &name).await? {
+        tx.rollback().await?;
+        return Ok(Err(vec![(
+            "name",
+            "A token with this name already exists in this service. Choose another name".into(),
+        )]));
+    }
+    let id = token_store::insert(
+        &mut tx,
+        &NewTokenRow {
+            service_id: new.service_id,
+            name: &name,
+            token_hash: &hashed,
+            token_prefix: &prefix,
+            scopes: &scope_text,
+            created_by,
+            expires_at,
+        },
+        store::to_micros(now),
+    )
+    .await?;
+    // Never the secret or its hash: the prefix is enough to tell tokens apart.
+    audit::append(
+        &mut tx,
+        now,
+        AuditEvent::new(actor, "api_token_created", format!("api_token:{id}"))
+            .from_ip(ip)
+            .details(json!({
+                "service_id": new.service_id,
+                "name": name,
+                "scopes": scope_text,
+                "expires_at": expires_at,
+                "prefix": prefix,
+            })),
+    )
+    .await?;
+    tx.commit().await?;
+    let token = token_store::by_id(db, id)
+        .await?
+        .ok_or_else(|| StoreError::Invalid("a token just made cannot be read".into()))?;
+    Ok(Ok(Created { secret, token }))
+}
+
+/// Revoke a token as `actor` (staff `by`, already checked with `may_manage`); false when it
+/// was already revoked.
+pub async fn revoke(
+    db: &Db,
+    now: OffsetDateTime,
+    actor: Actor,
+    by: i64,
+    ip: Option<String>,
+    token: &TokenRow,
+) -> Result<bool, TokenError> {
+    let mut tx = db.begin().await?;
+    if !token_store::revoke(&mut tx, token.id, by, store::to_micros(now)).await? {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    audit::append(
+        &mut tx,
+        now,
+        AuditEvent::new(
+            actor,
+            "api_token_revoked",
+            format!("api_token:{}", token.id),
+        )
+        .from_ip(ip)
+        .details(json!({
+            "service_id": token.service_id,
+            "name": token.name,
+            "prefix": token.token_prefix,
+        })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Where a token stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    Active,
+    Expired,
+    Revoked,
+}
+
+impl Standing {
+    pub fn of(token: &TokenRow, now: OffsetDateTime) -> Standing {
+        if token.revoked_at.is_some() {
+            Standing::Revoked
+        } else if token.expires_at.is_some_and(|e| e <= store::to_micros(now)) {
+            Standing::Expired
+        } else {
+            Standing::Active
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Standing::Active => "Active",
+            Standing::Expired => "Expired",
+            Standing::Revoked => "Revoked",
+        }
+    }
+}
+
+/// Why a presented token was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// Not a paydesk token at all.
+    Malformed,
+    Unknown,
+    Revoked,
+    Expired,
+    /// The member of staff it acts for has been disabled: what they made stops with them.
+    MakerDisabled,
+}
+
+impl Refused {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Refused::Malformed => "malformed",
+            Refused::Unknown => "unknown",
+            Refused::Revoked => "revoked",
+            Refused::Expired => "expired",
+            Refused::MakerDisabled => "maker disabled",
+        }
+    }
+}
+
+/// A caller that proved itself with a live token.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub token: TokenRow,
+    pub scopes: Vec<Scope>,
+}
+
+impl Caller {
+    pub fn actor(&self) -> Actor {
+        actor_of(&self.token)
+    }
+
+    pub fn may(&self, scope: Scope) -> bool {
+        self.scopes.contains(&scope)
+    }
+}
+
+/// How the audit log names a token.
+pub fn actor_of(token: &TokenRow) -> Actor {
+    Actor::ApiToken {
+        id: token.id.to_string(),
+        label: format!("{} ({}…)", token.name, token.token_prefix),
+    }
+}
+
+/// Whether `s` has a token's shape: the prefix and 43 base64url characters.
+fn well_formed(s: &str) -> bool {
+    s.strip_prefix(PREFIX).is_some_and(|rest| {
+        rest.len() == 43
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
+}
+
+/// Check a presented token, and note that it was used.
+pub async fn authenticate(
+    db: &Db,
+    now: OffsetDateTime,
+    presented: &str,
+) -> Result<Result<Caller, Refused>, TokenError> {
+    if !well_formed(presented) {
+        return Ok(Err(Refused::Malformed));
+    }
+    let Some(token) = token_store::by_hash(db, &hash(presented)).await? else {
+        return Ok(Err(Refused::Unknown));
+    };
+    match Standing::of(&token, now) {
+        Standing::Revoked => return Ok(Err(Refused::Revoked)),
+        Standing::Expired => return Ok(Err(Refused::Expired)),
+        Standing::Active => {}
+    }
+    let maker = crate::store::staff::staff_by_id(db, token.created_by).await?;
+    if maker.is_none_or(|m| m.status == "disabled") {
+        return Ok(Err(Refused::MakerDisabled));
+    }
+    let at = store::to_micros(now);
+    if token
+        .last_used_at
+        .is_none_or(|last| last <= store::to_micros(now - TOUCH_EVERY))
+    {
+        token_store::touch(db, token.id, at).await?;
+    }
+    let scopes = scopes_of(&token.scopes);
+    Ok(Ok(Caller { token, scopes }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::permissions::{Grant, Role};
+
+    #[test]
+    fn secrets_have_their_shape_and_are_different_each_time() {
+        let a = new_secret();
+        let b = new_secret();
+        assert!(well_formed(&a), "{a}");
+        assert_ne!(a, b);
+        assert_eq!(hash(&a).len(), 64);
+        assert!(!well_formed("pdk_short"));
+        assert!(!well_formed(&format!("xyz_{}", &a[4..])));
+        assert!(!well_formed(&format!("{a}=")));
+    }
+
+    #[test]
+    fn new_tokens_are_checked() {
+        let ok = NewToken {
+            service_id: 1,
+            name: " CRM ".into(),
+            scopes: vec!["cases:link".into(), "payments:read".into()],
+            expires_in_days: Some(90),
+        };
+        let (name, scopes) = check(&ok).unwrap();
+        assert_eq!(name, "CRM");
+        assert_eq!(scopes, vec![Scope::PaymentsRead, Scope::CasesLink]);
+        let fields = |n: NewToken| -> Vec<&'static str> {
+            check(&n).unwrap_err().into_iter().map(|p| p.0).collect()
+        };
+        assert_eq!(
+            fields(NewToken {
+                name: "".into(),
+                ..ok.clone()
+            }),
+            ["name"]
+        );
+        assert_eq!(
+            fields(NewToken {
+                scopes: vec![],
+                ..ok.clone()
+            }),
+            ["scopes"]
+        );
+        assert_eq!(
+            fields(NewToken {
+                scopes: vec!["admin".into()],
+                ..ok.clone()
+            }),
+            ["scopes"]
+        );
+        assert_eq!(
+            fields(NewToken {
+                expires_in_days: Some(0),
+                ..ok.clone()
+            }),
+            ["expires"]
+        );
+    }
+
+    #[test]
+    fn nobody_gives_a_token_more_than_they_hold() {
+        let admin = Grants(vec![Grant {
+            role: Role::ServiceAdmin,
+            service_id: Some(1),
+        }]);
+        assert!(may_manage(&admin, 1, &Scope::ALL));
+        assert!(!may_manage(&admin, 2, &[Scope::PaymentsRead]));
+        let caseworker = Grants(vec![Grant {
+            role: Role::Caseworker,
+            service_id: Some(1),
+        }]);
+        assert!(!may_manage(&caseworker, 1, &[Scope::PaymentsRead]));
+    }
+}
