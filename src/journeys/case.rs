@@ -58,8 +58,9 @@ pub enum Linked {
     NoSuchJourney,
 }
 
-/// Link `journey_id` (of payment `payment_id`) to `case_reference` (already checked), as
-/// `actor` (named `by` in the timeline).
+/// Link `journey_id` (of payment `payment_id` in `service_id`) to `case_reference` (already
+/// checked), as `actor` (named `by` in the timeline). The service's `case.linked` event is
+/// written in the same transaction.
 #[allow(clippy::too_many_arguments)]
 pub async fn link(
     db: &Db,
@@ -67,6 +68,7 @@ pub async fn link(
     actor: Actor,
     by: &str,
     ip: Option<String>,
+    service_id: i64,
     journey_id: i64,
     payment_id: &str,
     case_reference: &str,
@@ -90,6 +92,7 @@ pub async fn link(
         None => format!("{by} linked the payment to case {case_reference}"),
     };
     journey_store::record_staff_event(&mut tx, journey_id, &message, &detail, at).await?;
+    crate::integrations::events::case_linked(&mut tx, service_id, journey_id, now).await?;
     audit::append(
         &mut tx,
         now,

@@ -902,6 +902,7 @@ async fn link_case(
         caller.actor(),
         &by,
         caller.ip.clone(),
+        j.service_id,
         j.id,
         &j.payment_id,
         &reference,

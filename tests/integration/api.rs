@@ -546,6 +546,24 @@ async fn a_case_link_is_validated_audited_kept_and_searchable() {
     let app = &w.app;
     let (payment, journey) = w.paid("parking", 1500, "CASE-PAY").await;
     let t = token_for(app, w.parking, w.admin.id, &ALL).await;
+    // The case system listens for case.linked.
+    {
+        let mut tx = app.state.db.begin().await.unwrap();
+        paydesk::store::events::insert_endpoint(
+            &mut tx,
+            &paydesk::store::events::NewEndpointRow {
+                service_id: w.parking,
+                url: "https://crm.example.gov/hooks",
+                description: "Case system",
+                event_types: "case.linked",
+                created_by: None,
+            },
+            0,
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
     let path = format!("/api/v1/payments/{payment}/case");
     for (body, field) in [
         (r#"{"case_reference": ""}"#, "case_reference"),
@@ -603,6 +621,16 @@ async fn a_case_link_is_validated_audited_kept_and_searchable() {
     assert_eq!(linked.len(), 1);
     assert_eq!(linked[0].1, "api_token");
     assert_eq!(linked[0].2, format!("payment:{payment}"));
+    // The case system hears of it: a case.linked event, written with the link.
+    let events: Vec<(String, String)> = paydesk::on_db!(&app.state.db, pool => sqlx::query_as::<_, (String, String)>(
+        "SELECT event_type, payload FROM outbound_events ORDER BY id")
+        .fetch_all(pool)
+        .await
+        .unwrap());
+    let case_events: Vec<&(String, String)> =
+        events.iter().filter(|(t, _)| t == "case.linked").collect();
+    assert_eq!(case_events.len(), 1, "{events:?}");
+    assert!(case_events[0].1.contains("CASE-2026/0001"));
     // The same link again changes nothing and records nothing.
     call(
         app,
