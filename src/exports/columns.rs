@@ -44,10 +44,11 @@ pub const BASELINE: [&str; 24] = [
 ];
 
 /// paydesk's own columns, after the baseline.
-pub const PAYDESK: [&str; 8] = [
+pub const PAYDESK: [&str; 9] = [
     "Record Type",
     "Service",
     "Case Reference",
+    "Case Link",
     "Refund ID",
     "Refund Reason",
     "Requested By",
@@ -63,6 +64,8 @@ pub struct Layout {
     pub zone: Zone,
     /// Service names by id.
     pub services: HashMap<i64, String>,
+    /// Each service's deep-link template into its case system, where it has one.
+    pub deep_links: HashMap<i64, String>,
     pub metadata_keys: Vec<String>,
 }
 
@@ -138,6 +141,7 @@ impl Layout {
                 .unwrap_or(""),
         )
         .opt_text(row.case_reference.as_deref())
+        .opt_text(self.case_link(service_id, row).as_deref())
         .opt_text(row.refund_id.as_deref())
         .opt_text(row.refund_reason.as_deref().map(reason_label))
         .opt_text(row.requested_by.as_deref())
@@ -157,6 +161,15 @@ impl Layout {
             }
         }
         r.end();
+    }
+}
+
+impl Layout {
+    /// The link into the service's case system for the row's case reference, if both exist.
+    fn case_link(&self, service_id: i64, row: &ExportRow) -> Option<String> {
+        let template = self.deep_links.get(&service_id)?;
+        let case_ref = row.case_reference.as_deref()?;
+        crate::integrations::deep_link::render(template, case_ref, &row.payment_id, &row.reference)
     }
 }
 
@@ -251,6 +264,10 @@ mod tests {
         Layout {
             zone: Zone::named("Europe/London").unwrap(),
             services: HashMap::from([(7, "Parking permits".to_string())]),
+            deep_links: HashMap::from([(
+                7,
+                "https://crm.example.gov/cases/{case_ref}".to_string(),
+            )]),
             metadata_keys: vec!["ledger".into(), "n".into(), "absent".into()],
         }
     }
@@ -262,7 +279,7 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("Reference,Description,Email,Amount,Card Brand,"));
         assert!(text.ends_with(
-            "Payment Provider,Record Type,Service,Case Reference,Refund ID,Refund Reason,Requested By,Approved By,Settled Date,ledger,n,absent\r\n"
+            "Payment Provider,Record Type,Service,Case Reference,Case Link,Refund ID,Refund Reason,Requested By,Approved By,Settled Date,ledger,n,absent\r\n"
         ));
     }
 
@@ -274,7 +291,7 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert_eq!(
             text,
-            "\"'=REF\",\"Permit, \"\"annual\"\"\",a@example.com,12.50,visa,A Payer,12/29,4242,Success,true,,,pr1,pay1,,2026-11-01,00:00:00,0.50,13.00,,0.20,12.80,debit,sandbox,Payment,Parking permits,C-1,,,,,2026-11-02,\"'-7\",3,\r\n"
+            "\"'=REF\",\"Permit, \"\"annual\"\"\",a@example.com,12.50,visa,A Payer,12/29,4242,Success,true,,,pr1,pay1,,2026-11-01,00:00:00,0.50,13.00,,0.20,12.80,debit,sandbox,Payment,Parking permits,C-1,https://crm.example.gov/cases/C-1,,,,,2026-11-02,\"'-7\",3,\r\n"
         );
         let mut refund = row();
         refund.refund_id = Some("rf1".into());
@@ -286,7 +303,7 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains(",-5.00,visa,"), "{text}");
         assert!(text.contains(",Refund success,true,,,pr1,pay1,case@example.gov,"));
-        assert!(text.contains(",,-5.00,,,-5.00,debit,sandbox,Refund,Parking permits,C-1,rf1,"));
+        assert!(text.contains(",,-5.00,,,-5.00,debit,sandbox,Refund,Parking permits,C-1,https://crm.example.gov/cases/C-1,rf1,"));
     }
 
     #[test]

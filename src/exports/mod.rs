@@ -137,9 +137,14 @@ impl Plan {
                 slices.push((s.id, Pass::Refunds));
             }
         }
+        let deep_links = crate::store::service_admin::deep_link_templates(db, &ids)
+            .await?
+            .into_iter()
+            .collect();
         let layout = columns::Layout {
             zone: filter.zone(),
             services: services.iter().map(|s| (s.id, s.name.clone())).collect(),
+            deep_links,
             metadata_keys,
         };
         Ok(Plan {

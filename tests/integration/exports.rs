@@ -295,7 +295,7 @@ async fn audit_details(app: &TestApp, action: &str) -> Vec<Value> {
         .collect()
 }
 
-const BASELINE: &str = "Reference,Description,Email,Amount,Card Brand,Cardholder Name,Card Expiry Date,Card Number (last 4),State,Finished,Error Code,Error Message,Provider ID,Payment ID,Issued By,Date Created,Time Created,Corporate Card Surcharge,Total Amount,Wallet Type,Fee,Net,Card Type,Payment Provider,Record Type,Service,Case Reference,Refund ID,Refund Reason,Requested By,Approved By,Settled Date";
+const BASELINE: &str = "Reference,Description,Email,Amount,Card Brand,Cardholder Name,Card Expiry Date,Card Number (last 4),State,Finished,Error Code,Error Message,Provider ID,Payment ID,Issued By,Date Created,Time Created,Corporate Card Surcharge,Total Amount,Wallet Type,Fee,Net,Card Type,Payment Provider,Record Type,Service,Case Reference,Case Link,Refund ID,Refund Reason,Requested By,Approved By,Settled Date";
 
 fn october(day: u8, hour: u8) -> OffsetDateTime {
     datetime!(2026-10-01 00:00 UTC)
@@ -334,6 +334,15 @@ async fn columns_refund_rows_metadata_and_audit() {
     )
     .await;
     paydesk_request(&app, parking, "pay-a-1", "rf-1", 400, asker.id, finance.id).await;
+    // The service links case references into its case system.
+    paydesk::on_db!(&app.state.db, pool => sqlx::query(
+        "UPDATE services SET deep_link_template = $1 WHERE id = $2")
+        .bind("https://crm.example.gov/cases/{case_ref}?from={payment_id}")
+        .bind(parking)
+        .execute(pool)
+        .await
+        .map(|_| ())
+        .unwrap());
 
     app.sign_in(&finance).await;
     let csv = post_export(
@@ -374,6 +383,10 @@ async fn columns_refund_rows_metadata_and_audit() {
     assert_eq!(a[col("Record Type")], "Payment");
     assert_eq!(a[col("Service")], "Service parking");
     assert_eq!(a[col("Case Reference")], "CASE-7");
+    assert_eq!(
+        a[col("Case Link")],
+        "https://crm.example.gov/cases/CASE-7?from=pay-a-1"
+    );
     assert_eq!(a[col("ledger")], "L-9");
     assert_eq!(a[col("cost_centre")], "42");
     assert_eq!(a[col("Date Created")], "2026-10-03");
@@ -382,6 +395,7 @@ async fn columns_refund_rows_metadata_and_audit() {
     assert_eq!(b[col("State")], "Declined");
     assert_eq!(b[col("Error Code")], "P0010");
     assert_eq!(b[col("cost_centre")], "");
+    assert_eq!(b[col("Case Link")], "", "no case, no link");
     let r = &records[3];
     assert_eq!(r[col("Record Type")], "Refund");
     assert_eq!(
