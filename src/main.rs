@@ -736,7 +736,7 @@ async fn export_command(state: &AppState, fields: paydesk::exports::Fields) -> E
         let plan = exports::Plan::prepare(&state.db, filter.clone(), chosen, None).await?;
         let stdout = std::io::stdout();
         let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-        let rows = exports::write_all(&state.db, &plan, &mut out).await?;
+        let rows = exports::write_all(&plan, &mut out).await?;
         let user = std::env::var("USER").unwrap_or_default();
         audit::record(
             &state.db,

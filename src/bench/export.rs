@@ -162,6 +162,14 @@ async fn one(target: &Target, settings: &ExportBench) -> anyhow::Result<ExportFi
         .split_once('=')
         .map(|(_, v)| v.to_string())
         .ok_or_else(|| anyhow!("no session"))?;
+    // The server runs as in production (the release profile), where the session cookie has
+    // its `__Host-` name.
+    let mut production = state.config.as_ref().clone();
+    production.secure_cookies = true;
+    let cookie = format!(
+        "{}={session_id}",
+        crate::web::session::session_cookie_name(&production)
+    );
     let token = crate::web::csrf::token_for(&state.config.csrf_key(), &session_id);
     let mut sizes = Vec::new();
     let mut wanted = vec![settings.small_rows.min(settings.rows), settings.rows];
@@ -181,7 +189,7 @@ async fn one(target: &Target, settings: &ExportBench) -> anyhow::Result<ExportFi
         let all = crate::services::all(&state.db).await?;
         let chosen = exports::resolve(&filter, &all).map_err(|_| anyhow!("bench services"))?;
         let plan = Plan::prepare(&state.db, filter.clone(), chosen, None).await?;
-        let rows = plan.count(&state.db, None).await?;
+        let rows = plan.count(None).await?;
         eprintln!(
             "[{}] exporting {rows} rows ({} to {})…",
             backend.name(),
@@ -290,7 +298,9 @@ async fn through_http(
         .env("PAYDESK_JOBS_ENABLED", "false")
         .env("PAYDESK_EXPORT_BACKGROUND_ROWS", "1000000000000")
         .env("PAYDESK_DB_MAX_CONNECTIONS", "10")
-        .env("RUST_LOG", "warn")
+        .env("PAYDESK_PROFILE", "release")
+        .env("PAYDESK_LOG_FORMAT", "text")
+        .env("RUST_LOG", "error")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()

@@ -26,7 +26,7 @@ use crate::identity::permissions::{Grants, Permission};
 use crate::jobs::{self, JobContext, JobFailure, JobHandler, JobKind, JobRun};
 use crate::services::{self, ServiceAccount};
 use crate::store::exports::{
-    self as export_store, ExportRecord, ExportRow, Key, NewExport, Pass, Range, Slice,
+    self as export_store, ExportRecord, ExportRow, Key, NewExport, Pass, Range, Reader, Slice,
 };
 use crate::store::{self, Db, StoreError};
 pub use filter::{Fields, Filter, Problem};
@@ -90,6 +90,9 @@ pub struct Plan {
     statuses: Vec<(&'static str, Option<&'static str>)>,
     /// (service id, pass), in the order they are written.
     slices: Vec<(i64, Pass)>,
+    /// The export's own connection: its counts, metadata keys and pages are read there, so
+    /// that reading millions of rows fills one small cache (see `Reader`), not the pool's.
+    reader: tokio::sync::Mutex<Option<Reader>>,
 }
 
 /// Where writing has got to: the slice, the last row written in it, and the metadata keys
@@ -112,12 +115,13 @@ impl Plan {
         keys: Option<Vec<String>>,
     ) -> Result<Plan, ExportError> {
         let ids: Vec<i64> = services.iter().map(|s| s.id).collect();
+        let mut reader = Reader::open(db).await?;
         let metadata_keys = match keys {
             Some(k) => k,
             None if ids.is_empty() => Vec::new(),
             None => {
                 let max = columns::METADATA_COLUMNS_MAX as i64;
-                let k = export_store::metadata_keys(db, &ids, max + 1).await?;
+                let k = export_store::metadata_keys(&mut reader, &ids, max + 1).await?;
                 if k.len() > columns::METADATA_COLUMNS_MAX {
                     tracing::warn!(
                         keys = k.len(),
@@ -154,7 +158,15 @@ impl Plan {
             services,
             layout,
             slices,
+            reader: tokio::sync::Mutex::new(Some(reader)),
         })
+    }
+
+    /// Close the export's connection (it also closes when the plan is dropped).
+    pub async fn close(&self) {
+        if let Some(r) = self.reader.lock().await.take() {
+            r.close().await;
+        }
     }
 
     fn slice(&self, i: usize) -> Option<Slice<'_>> {
@@ -177,7 +189,11 @@ impl Plan {
     }
 
     /// How many rows the export holds, counting at most `cap` in all.
-    pub async fn count(&self, db: &Db, cap: Option<i64>) -> Result<i64, ExportError> {
+    pub async fn count(&self, cap: Option<i64>) -> Result<i64, ExportError> {
+        let mut guard = self.reader.lock().await;
+        let reader = guard
+            .as_mut()
+            .ok_or_else(|| ExportError::Invalid("the export is closed".into()))?;
         let mut total = 0;
         for i in 0..self.slices.len() {
             let Some(s) = self.slice(i) else { break };
@@ -185,7 +201,7 @@ impl Plan {
             if left == Some(0) {
                 break;
             }
-            total += export_store::count(db, &s, left).await?;
+            total += export_store::count(reader, &s, left).await?;
         }
         Ok(total)
     }
@@ -194,12 +210,11 @@ impl Plan {
     /// written, or None once every slice is done.
     pub async fn next_page(
         &self,
-        db: &Db,
         progress: &mut Progress,
         out: &mut Vec<u8>,
     ) -> Result<Option<usize>, ExportError> {
         self.start(progress, out);
-        match self.next_rows(db, progress).await? {
+        match self.next_rows(progress).await? {
             Some(page) => {
                 self.write(&page, out);
                 Ok(Some(page.rows.len()))
@@ -218,18 +233,22 @@ impl Plan {
     }
 
     /// Read the next page of rows from the database, or None once every slice is done.
-    async fn next_rows(
-        &self,
-        db: &Db,
-        progress: &mut Progress,
-    ) -> Result<Option<Page>, ExportError> {
+    async fn next_rows(&self, progress: &mut Progress) -> Result<Option<Page>, ExportError> {
+        let mut guard = self.reader.lock().await;
+        let reader = guard
+            .as_mut()
+            .ok_or_else(|| ExportError::Invalid("the export is closed".into()))?;
         loop {
             let Some(slice) = self.slice(progress.slice) else {
                 return Ok(None);
             };
-            let built =
-                export_store::page_query(db.backend(), &slice, progress.after.as_ref(), PAGE_ROWS);
-            let rows: Vec<ExportRow> = export_store::page(db, &built).await?;
+            let built = export_store::packed_page_query(
+                reader.backend(),
+                &slice,
+                progress.after.as_ref(),
+                PAGE_ROWS,
+            );
+            let rows: Vec<ExportRow> = export_store::page(reader, &built, &self.range).await?;
             if let Some(last) = rows.last() {
                 progress.after = Some(last.key(&self.range));
             }
@@ -287,23 +306,23 @@ pub fn stream(db: Db, clock: SharedClock, plan: Plan, who: Downloader) -> Chunks
     // database, the other turns them into CSV.
     let (pages_tx, mut pages) = mpsc::channel::<Result<Page, ExportError>>(1);
     let reader_plan = plan.clone();
-    let reader_db = db.clone();
     let reader = tokio::spawn(async move {
         let mut progress = Progress::default();
         loop {
-            match reader_plan.next_rows(&reader_db, &mut progress).await {
+            match reader_plan.next_rows(&mut progress).await {
                 Ok(Some(page)) => {
                     if pages_tx.send(Ok(page)).await.is_err() {
-                        return;
+                        break;
                     }
                 }
-                Ok(None) => return,
+                Ok(None) => break,
                 Err(e) => {
                     let _ = pages_tx.send(Err(e)).await;
-                    return;
+                    break;
                 }
             }
         }
+        reader_plan.close().await;
     });
     tokio::spawn(async move {
         let mut rows: i64 = 0;
@@ -333,7 +352,8 @@ pub fn stream(db: Db, clock: SharedClock, plan: Plan, who: Downloader) -> Chunks
                 }
             }
         };
-        reader.abort();
+        // (A reader still running has seen its receiver go and stops at its next page.)
+        drop(reader);
         let mut event = AuditEvent::new(who.actor, "export_downloaded", "export:stream")
             .from_ip(who.ip)
             .details(json!({
@@ -353,19 +373,26 @@ pub fn stream(db: Db, clock: SharedClock, plan: Plan, who: Downloader) -> Chunks
 }
 
 /// Write the whole export to `out` (the command line's export): rows written.
-pub async fn write_all(db: &Db, plan: &Plan, out: &mut impl Write) -> Result<i64, ExportError> {
+pub async fn write_all(plan: &Plan, out: &mut impl Write) -> Result<i64, ExportError> {
     let mut progress = Progress::default();
     let mut rows = 0i64;
     let mut buf = Vec::with_capacity(1 << 20);
-    loop {
+    let result = loop {
         buf.clear();
-        let page = plan.next_page(db, &mut progress, &mut buf).await?;
-        out.write_all(&buf)?;
+        let page = match plan.next_page(&mut progress, &mut buf).await {
+            Ok(p) => p,
+            Err(e) => break Err(e),
+        };
+        if let Err(e) = out.write_all(&buf) {
+            break Err(e.into());
+        }
         match page {
             Some(n) => rows += n as i64,
-            None => break,
+            None => break Ok(()),
         }
-    }
+    };
+    plan.close().await;
+    result?;
     out.flush()?;
     Ok(rows)
 }
@@ -599,54 +626,32 @@ async fn write_slice(
         rows = 0;
         bytes = 0;
         // The first slice counts the rows exactly, for the progress bar.
-        let expected = plan.count(&ctx.db, None).await?;
+        let expected = plan.count(None).await?;
         export_store::set_expected(&ctx.db, id, expected).await?;
     }
     // Whatever a lost attempt wrote after the last recorded page goes.
     file.set_len(bytes as u64)?;
     file.seek(SeekFrom::End(0))?;
-    let mut page = Vec::with_capacity(1 << 20);
-    loop {
-        page.clear();
-        let written = plan.next_page(&ctx.db, &mut progress, &mut page).await?;
-        if !page.is_empty() {
-            if record.gzip {
-                // Each page is its own gzip member; a file of members is one gzip stream.
-                let mut gz = flate2::write::GzEncoder::new(
-                    Vec::with_capacity(page.len() / 4),
-                    flate2::Compression::fast(),
-                );
-                gz.write_all(&page)?;
-                file.write_all(&gz.finish()?)?;
-            } else {
-                file.write_all(&page)?;
-            }
-            file.sync_data()?;
-            bytes = file.stream_position()? as i64;
-        }
-        rows += written.unwrap_or(0) as i64;
-        let progress_text = serde_json::to_string(&progress)
-            .map_err(|e| ExportError::Invalid(format!("progress: {e}")))?;
-        export_store::set_progress(
-            &ctx.db,
-            id,
-            rows,
-            bytes,
-            &progress_text,
-            store::to_micros(ctx.clock.now()),
-        )
-        .await?;
-        if written.is_none() {
-            break;
-        }
-        if started.elapsed() >= budget {
-            // Go on in a new job, after this one has recorded its success.
-            let now = ctx.clock.now();
-            let mut tx = ctx.db.begin().await?;
-            jobs::enqueue(&mut tx, WRITE_JOB, &json!({"export_id": id}), now, now).await?;
-            tx.commit().await?;
-            return Ok(());
-        }
+    let finished = write_pages(
+        ctx,
+        id,
+        &plan,
+        &mut progress,
+        &mut file,
+        record.gzip,
+        (&mut rows, &mut bytes),
+        started,
+        budget,
+    )
+    .await;
+    plan.close().await;
+    if !finished? {
+        // Go on in a new job, after this one has recorded its success.
+        let now = ctx.clock.now();
+        let mut tx = ctx.db.begin().await?;
+        jobs::enqueue(&mut tx, WRITE_JOB, &json!({"export_id": id}), now, now).await?;
+        tx.commit().await?;
+        return Ok(());
     }
     let now = ctx.clock.now();
     let expires = now + time::Duration::days(i64::from(ctx.config.export_keep_days));
@@ -672,6 +677,60 @@ async fn write_slice(
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// Append pages to the file, recording after each one how far the writing has got, until
+/// the export is done (true) or the slice's time is up (false).
+#[allow(clippy::too_many_arguments)]
+async fn write_pages(
+    ctx: &JobContext,
+    id: i64,
+    plan: &Plan,
+    progress: &mut Progress,
+    file: &mut std::fs::File,
+    gzip: bool,
+    (rows, bytes): (&mut i64, &mut i64),
+    started: std::time::Instant,
+    budget: std::time::Duration,
+) -> Result<bool, ExportError> {
+    let mut page = Vec::with_capacity(1 << 20);
+    loop {
+        page.clear();
+        let written = plan.next_page(progress, &mut page).await?;
+        if !page.is_empty() {
+            if gzip {
+                // Each page is its own gzip member; a file of members is one gzip stream.
+                let mut gz = flate2::write::GzEncoder::new(
+                    Vec::with_capacity(page.len() / 4),
+                    flate2::Compression::fast(),
+                );
+                gz.write_all(&page)?;
+                file.write_all(&gz.finish()?)?;
+            } else {
+                file.write_all(&page)?;
+            }
+            file.sync_data()?;
+            *bytes = file.stream_position()? as i64;
+        }
+        *rows += written.unwrap_or(0) as i64;
+        let progress_text = serde_json::to_string(&*progress)
+            .map_err(|e| ExportError::Invalid(format!("progress: {e}")))?;
+        export_store::set_progress(
+            &ctx.db,
+            id,
+            *rows,
+            *bytes,
+            &progress_text,
+            store::to_micros(ctx.clock.now()),
+        )
+        .await?;
+        if written.is_none() {
+            return Ok(true);
+        }
+        if started.elapsed() >= budget {
+            return Ok(false);
+        }
+    }
 }
 
 /// Delete the files of exports past their keeping time (each deletion audited). Run by the

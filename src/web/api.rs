@@ -1181,7 +1181,9 @@ mod tests {
     fn cursors_are_opaque_and_checked() {
         let c = encode_cursor("1700000000000000_42");
         assert!(!c.contains('_') || c.len() > 5);
-        let d = decode_cursor(&c).unwrap();
+        let Some(d) = decode_cursor(&c) else {
+            panic!("the cursor reads back")
+        };
         assert_eq!((d.key, d.id, d.after), (1_700_000_000_000_000, 42, true));
         for bad in ["", "!!", "bm90IGEgY3Vyc29y", &encode_cursor("1_x")] {
             assert!(decode_cursor(bad).is_none(), "{bad}");
@@ -1190,8 +1192,11 @@ mod tests {
 
     #[test]
     fn list_queries_are_checked() {
-        let (s, limit, carry) =
-            list_query("reference=ABC&limit=5&created_from=2026-11-20T00:00:00Z").unwrap();
+        let Ok((s, limit, carry)) =
+            list_query("reference=ABC&limit=5&created_from=2026-11-20T00:00:00Z")
+        else {
+            panic!("a good query is accepted")
+        };
         assert_eq!(s.reference, Some(("abc".into(), false)));
         assert_eq!(limit, 5);
         assert!(matches!(s.range, Some(Range::Created(Some(_), None))));
@@ -1211,9 +1216,9 @@ mod tests {
 
     #[test]
     fn refund_bodies_are_checked() {
-        let ok = |v: Value| refund_body(v.as_object().unwrap());
+        let ok = |v: Value| refund_body(v.as_object().unwrap_or(&Map::new()));
         assert!(ok(json!({"amount": 500, "reason": "duplicate"})).is_ok());
-        assert!(ok(json!({"reason": "duplicate"})).unwrap().amount.is_none());
+        assert!(ok(json!({"reason": "duplicate"})).is_ok_and(|b| b.amount.is_none()));
         for bad in [
             json!({"amount": 0, "reason": "duplicate"}),
             json!({"amount": 1.5, "reason": "duplicate"}),
@@ -1229,7 +1234,7 @@ mod tests {
 
     #[test]
     fn the_document_is_json() {
-        let v: Value = serde_json::from_str(OPENAPI).unwrap();
+        let v: Value = serde_json::from_str(OPENAPI).unwrap_or(Value::Null);
         assert_eq!(v["openapi"].as_str().map(|s| &s[..2]), Some("3."));
     }
 }

@@ -443,10 +443,7 @@ async fn create(
         .map_err(internal)?;
     let threshold = state.config.export_background_rows;
     let gzip = fields.gzip == "yes";
-    let counted = plan
-        .count(&state.db, Some(threshold + 1))
-        .await
-        .map_err(internal)?;
+    let counted = plan.count(Some(threshold + 1)).await.map_err(internal)?;
     let who = downloader(&staff, &origin);
     if fields.background == "yes" || gzip || counted > threshold {
         let id = exports::start_background(

@@ -926,9 +926,7 @@ async fn background_exports_progress_download_resume_and_deletion() {
             .await
             .unwrap();
         let mut out = Vec::new();
-        paydesk::exports::write_all(&app.state.db, &plan, &mut out)
-            .await
-            .unwrap();
+        paydesk::exports::write_all(&plan, &mut out).await.unwrap();
         String::from_utf8(out).unwrap()
     };
 
