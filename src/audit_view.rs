@@ -305,27 +305,8 @@ pub async fn export(
     Ok(Ok(out))
 }
 
-/// A cell a spreadsheet would run as a formula gets a leading apostrophe: cells starting with
-/// `=`, `+`, `-`, `@`, tab, CR or LF, or their full-width forms.
-pub fn neutralise(cell: &str) -> String {
-    const RISKY: [char; 11] = [
-        '=', '+', '-', '@', '\t', '\r', '\n', '\u{FF1D}', '\u{FF0B}', '\u{FF0D}', '\u{FF20}',
-    ];
-    match cell.chars().next() {
-        Some(c) if RISKY.contains(&c) => format!("'{cell}"),
-        _ => cell.to_string(),
-    }
-}
-
-/// One RFC 4180 field: quoted when it holds a comma, a quote, CR or LF.
-pub fn field(cell: &str) -> String {
-    let cell = neutralise(cell);
-    if cell.contains([',', '"', '\r', '\n']) {
-        format!("\"{}\"", cell.replace('"', "\"\""))
-    } else {
-        cell
-    }
-}
+/// Cells are written by `crate::csv`: neutralised, then quoted as RFC 4180 needs.
+pub use crate::csv::{field, neutralise};
 
 fn write_row(out: &mut String, cells: &[&str]) {
     let line: Vec<String> = cells.iter().map(|c| field(c)).collect();

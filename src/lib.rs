@@ -9,6 +9,7 @@ pub mod bench;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod csv;
 pub mod dashboard;
 pub mod demo;
 pub mod exports;

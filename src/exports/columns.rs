@@ -10,7 +10,7 @@ use std::io::Write;
 
 use serde_json::Value;
 
-use super::csv::Record;
+use crate::csv::Record;
 use crate::search::query::StatusGroup;
 use crate::store::exports::ExportRow;
 use crate::timezone::Zone;
@@ -291,7 +291,7 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert_eq!(
             text,
-            "\"'=REF\",\"Permit, \"\"annual\"\"\",a@example.com,12.50,visa,A Payer,12/29,4242,Success,true,,,pr1,pay1,,2026-11-01,00:00:00,0.50,13.00,,0.20,12.80,debit,sandbox,Payment,Parking permits,C-1,https://crm.example.gov/cases/C-1,,,,,2026-11-02,\"'-7\",3,\r\n"
+            "'=REF,\"Permit, \"\"annual\"\"\",a@example.com,12.50,visa,A Payer,12/29,4242,Success,true,,,pr1,pay1,,2026-11-01,00:00:00,0.50,13.00,,0.20,12.80,debit,sandbox,Payment,Parking permits,C-1,https://crm.example.gov/cases/C-1,,,,,2026-11-02,'-7,3,\r\n"
         );
         let mut refund = row();
         refund.refund_id = Some("rf1".into());

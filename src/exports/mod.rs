@@ -2,11 +2,10 @@
 //! (keyset) so memory stays flat however many rows; background exports for big ranges,
 //! written by a job to a file that is kept for a few days; and the month-end pack (`pack`).
 //!
-//! The rules of the CSV itself (columns, quoting, neutralising, amounts) are in `columns`
-//! and `csv`; what an export is of is in `filter`.
+//! The rules of the CSV itself are in `columns` (columns, amounts) and `crate::csv` (quoting,
+//! neutralising); what an export is of is in `filter`.
 
 pub mod columns;
-pub mod csv;
 pub mod filter;
 pub mod pack;
 

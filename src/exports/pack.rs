@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 
 use time::{Date, Month};
 
-use super::csv::Record;
 use super::ExportError;
+use crate::csv::Record;
 use crate::services::ServiceAccount;
 use crate::store::exports::{self as export_store, Pass};
 use crate::store::Db;

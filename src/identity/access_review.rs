@@ -22,36 +22,17 @@ pub const COLUMNS: [&str; 7] = [
     "account_created_utc",
 ];
 
-/// A cell a spreadsheet would not run: one that starts with `=`, `+`, `-`, `@`, tab, CR or LF
-/// (or the full-width `＝ ＋ － ＠`) gets a leading apostrophe.
-pub fn neutralise(cell: &str) -> String {
-    match cell.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r' | '\n' | '＝' | '＋' | '－' | '＠') => {
-            format!("'{cell}")
-        }
-        _ => cell.to_string(),
-    }
-}
+pub use crate::csv::neutralise;
 
-/// One CSV record (RFC 4180): cells with a comma, quote, CR or LF are quoted, quotes doubled,
-/// and the record ends with CRLF.
+/// One CSV record (`crate::csv`: RFC 4180, every cell neutralised, CRLF at the end).
 pub fn record(cells: &[String]) -> String {
-    let mut line = String::new();
-    for (i, cell) in cells.iter().enumerate() {
-        if i > 0 {
-            line.push(',');
-        }
-        let cell = neutralise(cell);
-        if cell.contains([',', '"', '\r', '\n']) {
-            line.push('"');
-            line.push_str(&cell.replace('"', "\"\""));
-            line.push('"');
-        } else {
-            line.push_str(&cell);
-        }
+    let mut out = Vec::new();
+    let mut r = crate::csv::Record::start(&mut out);
+    for cell in cells {
+        r.text(cell);
     }
-    line.push_str("\r\n");
-    line
+    r.end();
+    String::from_utf8(out).unwrap_or_default()
 }
 
 fn when(us: Option<i64>) -> String {

@@ -1,11 +1,14 @@
-//! CSV as finance's spreadsheets read it: RFC 4180 records (CRLF line ends, a field quoted
-//! when it holds a comma, a quote, CR or LF, quotes doubled), and text cells that a
-//! spreadsheet could take for a formula neutralised with a leading apostrophe.
+//! CSV as spreadsheets read it, for every CSV paydesk writes (exports, the access review, the
+//! audit log): RFC 4180 records (CRLF line ends, a field quoted when it holds a comma, a quote,
+//! CR or LF, quotes doubled), and text cells that a spreadsheet could take for a formula
+//! neutralised with a leading apostrophe.
 //!
 //! Only text that came from outside paydesk (a reference, a name, metadata…) is neutralised.
 //! Money and counts are written by paydesk itself as plain numbers ("12.50", "-12.50"), so
 //! they stay numeric in a spreadsheet, and a refund's minus sign is never mistaken for a
 //! formula.
+
+use std::borrow::Cow;
 
 /// Characters that make a spreadsheet read a cell as a formula (or hide its start): `=`,
 /// `+`, `-`, `@`, tab, CR, LF, and the full-width forms of the first four.
@@ -20,21 +23,23 @@ pub fn looks_like_formula(text: &str) -> bool {
         .is_some_and(|c| FORMULA_STARTS.contains(&c))
 }
 
-/// Append one text field (neutralised, then quoted as needed) to `out`.
-pub fn push_text(out: &mut Vec<u8>, text: &str) {
-    let neutral = looks_like_formula(text);
-    let needs_quotes = neutral
-        || text
-            .bytes()
-            .any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n'));
-    if !needs_quotes {
-        out.extend_from_slice(text.as_bytes());
-        return;
+/// A text cell a spreadsheet will not run: one that looks like a formula gets a leading
+/// apostrophe.
+pub fn neutralise(text: &str) -> Cow<'_, str> {
+    if looks_like_formula(text) {
+        Cow::Owned(format!("'{text}"))
+    } else {
+        Cow::Borrowed(text)
     }
+}
+
+fn needs_quotes(text: &str) -> bool {
+    text.bytes()
+        .any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n'))
+}
+
+fn push_quoted(out: &mut Vec<u8>, text: &str) {
     out.push(b'"');
-    if neutral {
-        out.push(b'\'');
-    }
     for b in text.bytes() {
         if b == b'"' {
             out.push(b'"');
@@ -44,14 +49,28 @@ pub fn push_text(out: &mut Vec<u8>, text: &str) {
     out.push(b'"');
 }
 
+/// Append one text field (neutralised, then quoted as needed) to `out`.
+pub fn push_text(out: &mut Vec<u8>, text: &str) {
+    let neutral = neutralise(text);
+    if needs_quotes(&neutral) {
+        push_quoted(out, &neutral);
+    } else {
+        out.extend_from_slice(neutral.as_bytes());
+    }
+}
+
+/// One text field as a string (neutralised, then quoted as needed).
+pub fn field(text: &str) -> String {
+    let mut out = Vec::with_capacity(text.len() + 3);
+    push_text(&mut out, text);
+    String::from_utf8(out).unwrap_or_default()
+}
+
 /// Append a field paydesk wrote itself (a number, a date, a fixed word): never neutralised,
 /// and quoted only if it somehow holds a separator.
 pub fn push_plain(out: &mut Vec<u8>, text: &str) {
-    if text
-        .bytes()
-        .any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n'))
-    {
-        push_text(out, text);
+    if needs_quotes(text) {
+        push_quoted(out, text);
     } else {
         out.extend_from_slice(text.as_bytes());
     }
@@ -174,7 +193,8 @@ mod tests {
             "=HYPERLINK(\"http://evil\",\"x\")",
         ] {
             let cell = one(payload);
-            assert!(cell.starts_with("\"'"), "{payload:?} became {cell:?}");
+            let inner = cell.strip_prefix('"').unwrap_or(&cell);
+            assert!(inner.starts_with('\''), "{payload:?} became {cell:?}");
         }
         // Only the start matters: the issue's own examples keep their text, quoted safely.
         assert_eq!(one("a\",=1+1"), "\"a\"\",=1+1\"");
@@ -207,7 +227,7 @@ mod tests {
             .end();
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "\"'=cmd\",-5.00,2026-11-20,3,\r\n"
+            "'=cmd,-5.00,2026-11-20,3,\r\n"
         );
     }
 }
