@@ -143,6 +143,13 @@ async fn seeded(target: &Target, rows: i64) -> anyhow::Result<(AppState, Vec<Ben
     }
     let services = sb::ensure_services(&state).await?;
     sb::seed(&state.db, &services, rows, plan).await?;
+    // Planner statistics as a running console keeps them (hourly on SQLite, autovacuum on
+    // PostgreSQL): without them PostgreSQL sorts a whole service for each page.
+    eprintln!(
+        "[{}] refreshing planner statistics…",
+        state.db.backend().name()
+    );
+    crate::store::search::refresh_statistics(&state.db).await?;
     Ok((state, services))
 }
 
