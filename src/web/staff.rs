@@ -671,6 +671,92 @@ async fn remove(
     }
 }
 
+/// An action on a whole account (every service's access at once), which asks for the code
+/// again when the last one is old.
+#[derive(Clone, Copy)]
+enum AccountAction {
+    Disable,
+    Enable,
+    ResetAuthenticator,
+}
+
+impl AccountAction {
+    /// (what the step-up page calls it, the path's last part, the button, the notice)
+    fn words(self) -> (&'static str, &'static str, &'static str, &'static str) {
+        match self {
+            AccountAction::Disable => (
+                "disabling an account",
+                "disable",
+                "Disable account",
+                "disabled",
+            ),
+            AccountAction::Enable => (
+                "re-enabling an account",
+                "enable",
+                "Re-enable account",
+                "enabled",
+            ),
+            AccountAction::ResetAuthenticator => (
+                "authenticator reset",
+                "reset-authenticator",
+                "Reset authenticator",
+                "mfa-reset",
+            ),
+        }
+    }
+
+    fn purpose(self, person: &Person) -> String {
+        match self {
+            AccountAction::Disable => format!("disable {}'s account", person.name),
+            AccountAction::Enable => format!("re-enable {}'s account", person.name),
+            AccountAction::ResetAuthenticator => {
+                format!("reset {}'s authenticator app", person.name)
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn account_action(
+    state: &AppState,
+    limiter: &SignInLimiter,
+    client_ip: Option<IpAddr>,
+    staff: &SignedIn,
+    origin: &RequestOrigin,
+    id: &str,
+    f: PersonFields,
+    action: AccountAction,
+) -> Result<Answer, Status> {
+    let admin = admin_of(staff, origin);
+    let person = find(state, &admin, id).await?;
+    if let Err(r) = staff_admin::whole_account(&admin, &person) {
+        return refused(state, staff, &admin, &person, r).await;
+    }
+    let (what, verb, button, notice) = action.words();
+    let gate = gate_for(&f, &person, what, verb, action.purpose(&person), button);
+    if let Some(page) = step_up(state, limiter, client_ip, staff, origin, gate).await? {
+        return Ok(page);
+    }
+    let outcome = match action {
+        AccountAction::Disable => staff_admin::disable(state, &admin, &person)
+            .await
+            .map(|r| r.map(|_| ())),
+        AccountAction::Enable => staff_admin::enable(state, &admin, &person)
+            .await
+            .map(|r| r.map(|_| ())),
+        AccountAction::ResetAuthenticator => {
+            staff_admin::reset_authenticator(state, &admin, &person)
+                .await
+                .map(|r| r.map(|_| ()))
+        }
+    }
+    .map_err(internal)?;
+    match outcome {
+        Ok(()) => Ok(to_person(&person, notice)),
+        Err(r) => refused(state, staff, &admin, &person, r).await,
+    }
+}
+
 #[rocket::post("/admin/staff/<id>/disable", data = "<form>")]
 #[allow(clippy::too_many_arguments)]
 async fn disable(
@@ -682,30 +768,17 @@ async fn disable(
     id: &str,
     form: CsrfForm<PersonFields>,
 ) -> Result<Answer, Status> {
-    let f = form.0;
-    let admin = admin_of(&staff, &origin);
-    let person = find(state, &admin, id).await?;
-    if let Err(r) = staff_admin::whole_account(&admin, &person) {
-        return refused(state, &staff, &admin, &person, r).await;
-    }
-    let gate = gate_for(
-        &f,
-        &person,
-        "disabling an account",
-        "disable",
-        format!("disable {}'s account", person.name),
-        "Disable account",
-    );
-    if let Some(page) = step_up(state, limiter, client_ip, &staff, &origin, gate).await? {
-        return Ok(page);
-    }
-    match staff_admin::disable(state, &admin, &person)
-        .await
-        .map_err(internal)?
-    {
-        Ok(_) => Ok(to_person(&person, "disabled")),
-        Err(r) => refused(state, &staff, &admin, &person, r).await,
-    }
+    account_action(
+        state,
+        limiter,
+        client_ip,
+        &staff,
+        &origin,
+        id,
+        form.0,
+        AccountAction::Disable,
+    )
+    .await
 }
 
 #[rocket::post("/admin/staff/<id>/enable", data = "<form>")]
@@ -719,30 +792,17 @@ async fn enable(
     id: &str,
     form: CsrfForm<PersonFields>,
 ) -> Result<Answer, Status> {
-    let f = form.0;
-    let admin = admin_of(&staff, &origin);
-    let person = find(state, &admin, id).await?;
-    if let Err(r) = staff_admin::whole_account(&admin, &person) {
-        return refused(state, &staff, &admin, &person, r).await;
-    }
-    let gate = gate_for(
-        &f,
-        &person,
-        "re-enabling an account",
-        "enable",
-        format!("re-enable {}'s account", person.name),
-        "Re-enable account",
-    );
-    if let Some(page) = step_up(state, limiter, client_ip, &staff, &origin, gate).await? {
-        return Ok(page);
-    }
-    match staff_admin::enable(state, &admin, &person)
-        .await
-        .map_err(internal)?
-    {
-        Ok(_) => Ok(to_person(&person, "enabled")),
-        Err(r) => refused(state, &staff, &admin, &person, r).await,
-    }
+    account_action(
+        state,
+        limiter,
+        client_ip,
+        &staff,
+        &origin,
+        id,
+        form.0,
+        AccountAction::Enable,
+    )
+    .await
 }
 
 #[rocket::post("/admin/staff/<id>/sign-out", data = "<_form>")]
@@ -775,30 +835,17 @@ async fn reset_authenticator(
     id: &str,
     form: CsrfForm<PersonFields>,
 ) -> Result<Answer, Status> {
-    let f = form.0;
-    let admin = admin_of(&staff, &origin);
-    let person = find(state, &admin, id).await?;
-    if let Err(r) = staff_admin::whole_account(&admin, &person) {
-        return refused(state, &staff, &admin, &person, r).await;
-    }
-    let gate = gate_for(
-        &f,
-        &person,
-        "authenticator reset",
-        "reset-authenticator",
-        format!("reset {}'s authenticator app", person.name),
-        "Reset authenticator",
-    );
-    if let Some(page) = step_up(state, limiter, client_ip, &staff, &origin, gate).await? {
-        return Ok(page);
-    }
-    match staff_admin::reset_authenticator(state, &admin, &person)
-        .await
-        .map_err(internal)?
-    {
-        Ok(_) => Ok(to_person(&person, "mfa-reset")),
-        Err(r) => refused(state, &staff, &admin, &person, r).await,
-    }
+    account_action(
+        state,
+        limiter,
+        client_ip,
+        &staff,
+        &origin,
+        id,
+        form.0,
+        AccountAction::ResetAuthenticator,
+    )
+    .await
 }
 
 #[rocket::post("/admin/staff/<id>/resend", data = "<_form>")]
