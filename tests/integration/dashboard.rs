@@ -20,41 +20,16 @@ fn journey(
     created_at: OffsetDateTime,
     reason: Option<(&str, &str)>,
 ) -> JourneyRecord {
-    JourneyRecord {
-        payment_id: payment_id.into(),
-        status,
-        state_code: reason.map(|(c, _)| c.to_string()),
-        state_message: reason.map(|(_, m)| m.to_string()),
-        amount,
-        description: "A parking permit".into(),
-        reference: format!("REF-{payment_id}"),
-        email: Some("payer@example.com".into()),
-        language: Some("en".into()),
-        cardholder_name: Some("A Payer".into()),
-        card_brand: Some("visa".into()),
-        card_type: Some("debit".into()),
-        first_digits: Some("424242".into()),
-        last_digits: Some("4242".into()),
-        expiry_date: Some("12/30".into()),
-        wallet_type: None,
-        payment_provider: Some("sandbox".into()),
-        provider_id: None,
-        created_at,
-        capture_submitted_at: None,
-        captured_date: None,
-        settled_date: None,
-        fee: None,
-        net_amount: None,
-        corporate_surcharge: None,
-        total_amount: Some(amount),
-        refund_status: None,
-        refund_available: None,
-        refund_submitted: None,
-        metadata: None,
-        case_reference: None,
-        delayed_capture: None,
-        moto: None,
-    }
+    let mut j = crate::common::journey_record(payment_id, &format!("REF-{payment_id}"), created_at);
+    j.status = status;
+    j.state_code = reason.map(|(c, _)| c.to_string());
+    j.state_message = reason.map(|(_, m)| m.to_string());
+    j.amount = amount;
+    j.description = "A parking permit".into();
+    j.email = Some("payer@example.com".into());
+    j.cardholder_name = Some("A Payer".into());
+    j.total_amount = Some(amount);
+    j
 }
 
 fn refund(

@@ -106,50 +106,19 @@ fn the_strict_reader_is_strict() {
 // ---- fixtures --------------------------------------------------------------------------------
 
 fn journey(reference: &str, created: OffsetDateTime) -> JourneyRecord {
-    JourneyRecord {
-        payment_id: format!("pay-{}", reference.to_lowercase()),
-        status: PaymentStatus::Success,
-        state_code: None,
-        state_message: None,
-        amount: 1000,
-        description: "Parking permit".into(),
-        reference: reference.into(),
-        email: Some("payer@example.org".into()),
-        language: Some("en".into()),
-        cardholder_name: Some("Sam Payer".into()),
-        card_brand: Some("visa".into()),
-        card_type: Some("debit".into()),
-        first_digits: Some("424242".into()),
-        last_digits: Some("4242".into()),
-        expiry_date: Some("12/30".into()),
-        wallet_type: None,
-        payment_provider: Some("sandbox".into()),
-        provider_id: Some(format!("pr-{reference}")),
-        created_at: created,
-        capture_submitted_at: None,
-        captured_date: None,
-        settled_date: None,
-        fee: None,
-        net_amount: None,
-        corporate_surcharge: None,
-        total_amount: None,
-        refund_status: None,
-        refund_available: None,
-        refund_submitted: None,
-        metadata: None,
-        case_reference: None,
-        delayed_capture: None,
-        moto: None,
-    }
+    let mut j = crate::common::journey_record(
+        &format!("pay-{}", reference.to_lowercase()),
+        reference,
+        created,
+    );
+    j.email = Some("payer@example.org".into());
+    j.cardholder_name = Some("Sam Payer".into());
+    j.provider_id = Some(format!("pr-{reference}"));
+    j
 }
 
 async fn store(app: &TestApp, service_id: i64, records: &[JourneyRecord]) {
-    let now = paydesk::store::to_micros(app.state.clock.now());
-    let mut tx = app.state.db.begin().await.unwrap();
-    journey_store::upsert_journeys(&mut tx, service_id, records, now, now)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    crate::common::store_journeys(app, service_id, records).await
 }
 
 async fn store_refunds(app: &TestApp, service_id: i64, refunds: &[RefundRecord]) {

@@ -6,7 +6,6 @@ use paydesk::identity::permissions::Role;
 use paydesk::journeys::record::JourneyRecord;
 use paydesk::platform::types::PaymentStatus;
 use paydesk::search::query::{self, Form};
-use paydesk::store::journeys as journey_store;
 use rocket::http::Status;
 use time::macros::datetime;
 use time::OffsetDateTime;
@@ -15,50 +14,12 @@ use crate::common::{location, TestApp};
 
 /// A journey with plain defaults; tests change what they need.
 fn journey(reference: &str, created: OffsetDateTime) -> JourneyRecord {
-    JourneyRecord {
-        payment_id: format!("pay{}", reference.to_lowercase().replace('-', "")),
-        status: PaymentStatus::Success,
-        state_code: None,
-        state_message: None,
-        amount: 1000,
-        description: "Parking permit".into(),
-        reference: reference.into(),
-        email: Some("someone@example.org".into()),
-        language: Some("en".into()),
-        cardholder_name: Some("Sam Person".into()),
-        card_brand: Some("visa".into()),
-        card_type: Some("debit".into()),
-        first_digits: Some("424242".into()),
-        last_digits: Some("4242".into()),
-        expiry_date: Some("12/30".into()),
-        wallet_type: None,
-        payment_provider: Some("sandbox".into()),
-        provider_id: None,
-        created_at: created,
-        capture_submitted_at: None,
-        captured_date: None,
-        settled_date: None,
-        fee: None,
-        net_amount: None,
-        corporate_surcharge: None,
-        total_amount: None,
-        refund_status: None,
-        refund_available: None,
-        refund_submitted: None,
-        metadata: None,
-        case_reference: None,
-        delayed_capture: None,
-        moto: None,
-    }
+    let payment_id = format!("pay{}", reference.to_lowercase().replace('-', ""));
+    crate::common::journey_record(&payment_id, reference, created)
 }
 
 async fn store(app: &TestApp, service_id: i64, records: &[JourneyRecord]) {
-    let now = paydesk::store::to_micros(app.state.clock.now());
-    let mut tx = app.state.db.begin().await.unwrap();
-    journey_store::upsert_journeys(&mut tx, service_id, records, now, now)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    crate::common::store_journeys(app, service_id, records).await
 }
 
 /// The references a results page lists, in order.
