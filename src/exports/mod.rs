@@ -351,7 +351,9 @@ pub fn stream(db: Db, clock: SharedClock, plan: Plan, who: Downloader) -> Chunks
                 }
             }
         };
-        // (A reader still running has seen its receiver go and stops at its next page.)
+        // A reader still running finds the pages channel closed and stops at its next page,
+        // closing its connection.
+        drop(pages);
         drop(reader);
         let mut event = AuditEvent::new(who.actor, "export_downloaded", "export:stream")
             .from_ip(who.ip)
