@@ -1133,3 +1133,55 @@ async fn the_command_line_writes_the_same_csv() {
         .iter()
         .any(|a| a["via"] == "command line" && a["rows"] == 3));
 }
+
+#[rocket::async_test]
+async fn a_download_the_client_abandons_is_still_audited() {
+    use rocket::tokio::io::AsyncReadExt;
+    let app = TestApp::new().await;
+    let parking = app.service("parking").await;
+    let finance = app
+        .person("finance@example.gov", Role::Finance, Some("parking"))
+        .await;
+    // Three pages' worth of rows, so the stream is still going when the client walks away.
+    let rows: Vec<JourneyRecord> = (0..12_000u32)
+        .map(|i| {
+            journey(
+                &format!("BIG-{i:05}"),
+                october(2, 0) + time::Duration::seconds(i as i64),
+            )
+        })
+        .collect();
+    for chunk in rows.chunks(500) {
+        store(&app, parking, chunk).await;
+    }
+    app.sign_in(&finance).await;
+    let token = app.token();
+    let mut response = app
+        .client
+        .post("/exports")
+        .header(ContentType::Form)
+        .body(form_body(&[
+            ("csrf_token", &token),
+            ("services", "parking"),
+            ("from", "2026-10-01"),
+            ("to", "2026-10-31"),
+            ("include", "payments"),
+        ]))
+        .dispatch()
+        .await;
+    assert_eq!(response.status(), Status::Ok);
+    let mut start = vec![0u8; 4096];
+    let n = response.read(&mut start).await.unwrap();
+    assert!(n > 0 && start.starts_with(b"Reference,"));
+    drop(response);
+    // The stream notices, stops reading the database, and says so in the audit log.
+    let audited = crate::common::eventually(std::time::Duration::from_secs(10), || async {
+        let entries = audit_details(&app, "export_downloaded").await;
+        entries.into_iter().next()
+    })
+    .await
+    .expect("the abandoned download is audited");
+    assert_eq!(audited["problem"], "the client stopped reading");
+    let rows_sent = audited["rows"].as_i64().unwrap();
+    assert!(rows_sent < 12_000, "{rows_sent} rows went out");
+}
