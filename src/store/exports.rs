@@ -187,19 +187,40 @@ pub fn page_query(
     limit: i64,
 ) -> Built {
     let mut b = Builder::new(backend);
-    let (mut sql, [date, created, id]) = scope(&mut b, s);
+    // After a key, the range starts at the key itself, and the rows sharing its date or time
+    // are told apart by what follows. (Left as a row-value comparison beside the range's own
+    // start, SQLite seeks to the range's start and skips every row before the key: each page
+    // then costs as much as all the pages before it.)
+    let from_key = after.map(|k| match s.range {
+        Range::Created { to, .. } => Range::Created {
+            from: k.created_at,
+            to: *to,
+        },
+        Range::Settled { to, .. } => Range::Settled {
+            from: k.date.clone().unwrap_or_default(),
+            to: to.clone(),
+        },
+    });
+    let keyed = Slice {
+        range: from_key.as_ref().unwrap_or(s.range),
+        ..s.clone()
+    };
+    let (mut sql, [date, created, id]) = scope(&mut b, &keyed);
     let columns = match s.pass {
         Pass::Payments => PAYMENT_COLUMNS,
         Pass::Refunds => REFUND_COLUMNS,
     };
     let by_settled = matches!(s.range, Range::Settled { .. });
     if let Some(k) = after {
-        let (c, i) = (b.int(k.created_at), b.int(k.id));
         if by_settled {
             let d = b.text(k.date.as_deref().unwrap_or(""));
-            sql.push_str(&format!(" AND ({date}, {created}, {id}) > ({d}, {c}, {i})"));
+            let (c1, c2, i) = (b.int(k.created_at), b.int(k.created_at), b.int(k.id));
+            sql.push_str(&format!(
+                " AND ({date} > {d} OR {created} > {c1} OR ({created} = {c2} AND {id} > {i}))"
+            ));
         } else {
-            sql.push_str(&format!(" AND ({created}, {id}) > ({c}, {i})"));
+            let (c, i) = (b.int(k.created_at), b.int(k.id));
+            sql.push_str(&format!(" AND ({created} > {c} OR {id} > {i})"));
         }
     }
     let order = if by_settled {
