@@ -266,16 +266,14 @@ pub fn packed_page_query(
     limit: i64,
 ) -> Built {
     let Built { sql, binds } = page_query(backend, s, after, limit);
-    let order = match s.range {
-        Range::Created { .. } => "created_at, id",
-        Range::Settled { .. } => "settled_date, created_at, id",
-    };
+    // The aggregate takes the rows as the ordered subquery gives them; `page` sorts them
+    // again in any case, so the database need not sort twice.
     let sql = match backend {
         super::Backend::Sqlite => {
             format!("SELECT json_group_array(json_array({ROW_FIELDS})) FROM ({sql}) AS page")
         }
         super::Backend::Postgres => format!(
-            "SELECT COALESCE(json_agg(json_build_array({ROW_FIELDS}) ORDER BY {order}), '[]')::text \
+            "SELECT COALESCE(json_agg(json_build_array({ROW_FIELDS})), '[]')::text \
              FROM ({sql}) AS page"
         ),
     };
