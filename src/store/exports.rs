@@ -372,21 +372,30 @@ pub async fn count(reader: &mut Reader, s: &Slice<'_>, cap: Option<i64>) -> Stor
     )
 }
 
-/// The metadata keys these services' payments carry, in order, at most `limit`.
+/// The metadata keys these services' payments carry, in order, at most `limit`. Each service's
+/// keys are walked one index seek at a time (a loose index scan), so the cost follows the
+/// number of keys, not the millions of payments that carry them.
 pub async fn metadata_keys(
     reader: &mut Reader,
     services: &[i64],
     limit: i64,
 ) -> StoreResult<Vec<String>> {
-    let mut b = Builder::new(reader.backend());
-    let ids = b.ids(services);
-    let lim = b.int(limit);
-    let built = b.finish(format!(
-        "SELECT DISTINCT key FROM journey_metadata WHERE service_id IN ({ids}) ORDER BY key LIMIT {lim}"
-    ));
-    Ok(
-        on_reader!(reader, conn => bound!(sqlx::query_scalar::<_, String>(&built.sql), &built.binds).fetch_all(conn).await?),
-    )
+    let sql = "WITH RECURSIVE k(key, n) AS ( \
+           SELECT (SELECT MIN(key) FROM journey_metadata WHERE service_id = $1), 1 \
+           UNION ALL \
+           SELECT (SELECT MIN(m.key) FROM journey_metadata m WHERE m.service_id = $1 AND m.key > k.key), n + 1 \
+           FROM k WHERE k.key IS NOT NULL AND n < $2 \
+         ) SELECT key FROM k WHERE key IS NOT NULL";
+    let mut keys = std::collections::BTreeSet::new();
+    for service in services {
+        let found: Vec<String> = on_reader!(reader, conn => sqlx::query_scalar::<_, String>(sql)
+            .bind(*service)
+            .bind(limit)
+            .fetch_all(conn)
+            .await?);
+        keys.extend(found);
+    }
+    Ok(keys.into_iter().take(limit.max(0) as usize).collect())
 }
 
 /// One settlement date's payments, or refunds, in one service.
