@@ -192,6 +192,16 @@ async fn paydesk_request(
     tx.commit().await.unwrap();
 }
 
+/// An app with a "parking" service and a finance person who may export from it.
+async fn parking_with_finance() -> (TestApp, i64, crate::common::Person) {
+    let app = TestApp::new().await;
+    let parking = app.service("parking").await;
+    let finance = app
+        .person("finance@example.gov", Role::Finance, Some("parking"))
+        .await;
+    (app, parking, finance)
+}
+
 /// Sign out, then in as `person`.
 async fn switch_to(app: &TestApp, person: &crate::common::Person) {
     if app.session_cookie().is_some() {
@@ -276,11 +286,7 @@ fn october(day: u8, hour: u8) -> OffsetDateTime {
 
 #[rocket::async_test]
 async fn columns_refund_rows_metadata_and_audit() {
-    let app = TestApp::new().await;
-    let parking = app.service("parking").await;
-    let finance = app
-        .person("finance@example.gov", Role::Finance, Some("parking"))
-        .await;
+    let (app, parking, finance) = parking_with_finance().await;
     let asker = app
         .person("case@example.gov", Role::Caseworker, Some("parking"))
         .await;
@@ -395,11 +401,7 @@ async fn columns_refund_rows_metadata_and_audit() {
 
 #[rocket::async_test]
 async fn local_days_at_month_and_summer_time_boundaries() {
-    let app = TestApp::new().await;
-    let parking = app.service("parking").await;
-    let finance = app
-        .person("finance@example.gov", Role::Finance, Some("parking"))
-        .await;
+    let (app, parking, finance) = parking_with_finance().await;
     store(
         &app,
         parking,
@@ -636,11 +638,7 @@ async fn the_pack_equals_the_sums_of_a_settled_export() {
 
 #[rocket::async_test]
 async fn formula_cells_are_neutralised_and_quoting_round_trips() {
-    let app = TestApp::new().await;
-    let parking = app.service("parking").await;
-    let finance = app
-        .person("finance@example.gov", Role::Finance, Some("parking"))
-        .await;
+    let (app, parking, finance) = parking_with_finance().await;
     let payloads = [
         "=1+1",
         "+1",
@@ -722,11 +720,7 @@ async fn formula_cells_are_neutralised_and_quoting_round_trips() {
 
 #[rocket::async_test]
 async fn no_card_number_beyond_first_six_and_last_four() {
-    let app = TestApp::new().await;
-    let parking = app.service("parking").await;
-    let finance = app
-        .person("finance@example.gov", Role::Finance, Some("parking"))
-        .await;
+    let (app, parking, finance) = parking_with_finance().await;
     store(&app, parking, &[journey("CARD-1", october(2, 1))]).await;
     app.sign_in(&finance).await;
     let csv = post_export(
@@ -1069,11 +1063,7 @@ async fn background_exports_progress_download_resume_and_deletion() {
 
 #[rocket::async_test]
 async fn the_command_line_writes_the_same_csv() {
-    let app = TestApp::new().await;
-    let parking = app.service("parking").await;
-    let finance = app
-        .person("finance@example.gov", Role::Finance, Some("parking"))
-        .await;
+    let (app, parking, finance) = parking_with_finance().await;
     let mut a = journey("CLI-1", october(2, 1));
     a.metadata = Some(serde_json::json!({"ledger": "=L"}).to_string());
     store(&app, parking, &[a, journey("CLI-2", october(3, 1))]).await;
@@ -1137,11 +1127,7 @@ async fn the_command_line_writes_the_same_csv() {
 #[rocket::async_test]
 async fn a_download_the_client_abandons_is_still_audited() {
     use rocket::tokio::io::AsyncReadExt;
-    let app = TestApp::new().await;
-    let parking = app.service("parking").await;
-    let finance = app
-        .person("finance@example.gov", Role::Finance, Some("parking"))
-        .await;
+    let (app, parking, finance) = parking_with_finance().await;
     // Three pages' worth of rows, so the stream is still going when the client walks away.
     let rows: Vec<JourneyRecord> = (0..12_000u32)
         .map(|i| {
@@ -1188,11 +1174,7 @@ async fn a_download_the_client_abandons_is_still_audited() {
 
 #[rocket::async_test]
 async fn pages_join_up_exactly_across_ties_in_time_and_settlement_date() {
-    let app = TestApp::new().await;
-    let parking = app.service("parking").await;
-    let finance = app
-        .person("finance@example.gov", Role::Finance, Some("parking"))
-        .await;
+    let (app, parking, finance) = parking_with_finance().await;
     // 12,000 payments, seven to each second (so page boundaries fall inside a second) and a
     // third of them to each of three settlement dates (so they fall inside a date too).
     let days = ["2026-10-05", "2026-10-06", "2026-10-07"];
