@@ -79,22 +79,35 @@ pub fn push_plain(out: &mut Vec<u8>, text: &str) {
 /// Pence as pounds with two decimals and a leading minus when negative: 1250 → "12.50",
 /// -5 → "-0.05". Integer arithmetic only, so the figures add up to the penny.
 pub fn money(pence: i64) -> String {
-    let sign = if pence < 0 { "-" } else { "" };
-    let p = pence.unsigned_abs();
-    format!("{sign}{}.{:02}", p / 100, p % 100)
+    let mut out = Vec::with_capacity(8);
+    push_money(&mut out, pence);
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// Append pence as pounds (see `money`) without an intermediate string.
 pub fn push_money(out: &mut Vec<u8>, pence: i64) {
-    use std::io::Write;
+    if pence < 0 {
+        out.push(b'-');
+    }
     let p = pence.unsigned_abs();
-    let _ = write!(
-        out,
-        "{}{}.{:02}",
-        if pence < 0 { "-" } else { "" },
-        p / 100,
-        p % 100
-    );
+    push_digits(out, p / 100);
+    let cents = (p % 100) as u8;
+    out.extend_from_slice(&[b'.', b'0' + cents / 10, b'0' + cents % 10]);
+}
+
+/// Append an unsigned number's decimal digits.
+pub fn push_digits(out: &mut Vec<u8>, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[at..]);
 }
 
 /// A record of fields written with a separator between them and CRLF at the end.
@@ -145,9 +158,11 @@ impl<'a> Record<'a> {
     }
 
     pub fn int(&mut self, v: i64) -> &mut Self {
-        use std::io::Write;
         self.sep();
-        let _ = write!(self.out, "{v}");
+        if v < 0 {
+            self.out.push(b'-');
+        }
+        push_digits(self.out, v.unsigned_abs());
         self
     }
 
@@ -209,7 +224,10 @@ mod tests {
         assert_eq!(money(1250), "12.50");
         assert_eq!(money(-1250), "-12.50");
         assert_eq!(money(-5), "-0.05");
+        assert_eq!(money(100), "1.00");
+        assert_eq!(money(123_456_789_01), "123456789.01");
         assert_eq!(money(i64::MIN), "-92233720368547758.08");
+        assert_eq!(money(i64::MAX), "92233720368547758.07");
         let mut out = Vec::new();
         push_money(&mut out, -123_456);
         assert_eq!(out, b"-1234.56");

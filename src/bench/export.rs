@@ -382,10 +382,11 @@ async fn direct(
     let statements = plan.bulk_queries(state.db.backend());
     match (&state.db, target) {
         (Db::Sqlite(..), Target::Sqlite(path)) => {
-            let script: String = statements
-                .iter()
-                .map(|s| format!("{};\n", export_store::inline(s)))
-                .collect();
+            let mut script = String::new();
+            for s in &statements {
+                script.push_str(&export_store::inline(store::Backend::Sqlite, s)?);
+                script.push_str(";\n");
+            }
             let started = Instant::now();
             let mut child = Command::new("sqlite3")
                 .arg("-csv")
@@ -418,7 +419,10 @@ async fn direct(
             let started = Instant::now();
             let mut bytes = 0u64;
             for s in &statements {
-                let sql = format!("COPY ({}) TO STDOUT WITH CSV", export_store::inline(s));
+                let sql = format!(
+                    "COPY ({}) TO STDOUT WITH CSV",
+                    export_store::inline(store::Backend::Postgres, s)?
+                );
                 let mut stream = conn.copy_out_raw(&sql).await?;
                 while let Some(chunk) = stream.next().await {
                     bytes += chunk?.len() as u64;

@@ -5,10 +5,11 @@
 //! (sorted). A refund row carries its payment's fields; its Amount, Total Amount and Net are
 //! the refund as a negative number, and its State is "Refund success".
 
+use std::borrow::Cow;
 use std::collections::HashMap;
-use std::io::Write;
+use std::fmt;
 
-use serde_json::Value;
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::csv::Record;
 use crate::search::query::StatusGroup;
@@ -82,7 +83,7 @@ impl Layout {
     }
 
     /// Write one row. Payment rows and refund rows share the columns.
-    pub fn row(&self, out: &mut Vec<u8>, service_id: i64, row: &ExportRow) {
+    pub fn row(&self, out: &mut Vec<u8>, service_id: i64, row: &ExportRow<'_>) {
         let refund = row.refund_amount.map(|a| -a);
         let total = row.total_amount.unwrap_or(row.amount);
         let mut r = Record::start(out);
@@ -109,7 +110,7 @@ impl Layout {
             .text(&row.payment_id)
             .opt_text(row.requested_by.as_deref());
         let (date, clock) = local_date_time(self.zone, row.created_at);
-        r.plain(&date).plain(&clock);
+        r.plain(&date.text()).plain(&clock.text());
         match refund {
             Some(minus) => {
                 r.plain("")
@@ -151,12 +152,11 @@ impl Layout {
             let metadata = row
                 .metadata
                 .as_deref()
-                .and_then(|m| serde_json::from_str::<serde_json::Map<String, Value>>(m).ok());
+                .and_then(|m| serde_json::from_str::<Metadata<'_>>(m).ok());
             for key in &self.metadata_keys {
                 match metadata.as_ref().and_then(|m| m.get(key)) {
-                    Some(Value::String(s)) => r.text(s),
-                    Some(Value::Null) | None => r.plain(""),
-                    Some(other) => r.text(&other.to_string()),
+                    Some(text) => r.text(text),
+                    None => r.plain(""),
                 };
             }
         }
@@ -166,7 +166,7 @@ impl Layout {
 
 impl Layout {
     /// The link into the service's case system for the row's case reference, if both exist.
-    fn case_link(&self, service_id: i64, row: &ExportRow) -> Option<String> {
+    fn case_link(&self, service_id: i64, row: &ExportRow<'_>) -> Option<String> {
         let template = self.deep_links.get(&service_id)?;
         let case_ref = row.case_reference.as_deref()?;
         crate::integrations::deep_link::render(template, case_ref, &row.payment_id, &row.reference)
@@ -195,37 +195,133 @@ fn reason_label(name: &str) -> &str {
         .unwrap_or(name)
 }
 
+/// A few ASCII characters written by paydesk (a date, a time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp<const N: usize>([u8; N]);
+
+impl<const N: usize> Stamp<N> {
+    pub fn text(&self) -> Cow<'_, str> {
+        String::from_utf8_lossy(&self.0)
+    }
+}
+
+fn two(n: u8) -> [u8; 2] {
+    [b'0' + n / 10 % 10, b'0' + n % 10]
+}
+
 /// A time as a local date (YYYY-MM-DD) and time (HH:MM:SS) in `zone`.
-pub fn local_date_time(zone: Zone, us: i64) -> (String, String) {
+pub fn local_date_time(zone: Zone, us: i64) -> (Stamp<10>, Stamp<8>) {
     let t = crate::store::from_micros(us);
     let local = t.to_offset(zone.offset_at(t));
-    let mut date = Vec::with_capacity(10);
-    let _ = write!(
-        date,
-        "{:04}-{:02}-{:02}",
-        local.year(),
-        u8::from(local.month()),
-        local.day()
-    );
-    let mut clock = Vec::with_capacity(8);
-    let _ = write!(
-        clock,
-        "{:02}:{:02}:{:02}",
-        local.hour(),
-        local.minute(),
-        local.second()
-    );
+    let year = local.year().clamp(0, 9999) as u16;
+    let (y1, y2) = (two((year / 100) as u8), two((year % 100) as u8));
+    let (month, day) = (two(u8::from(local.month())), two(local.day()));
+    let (h, m, sec) = (two(local.hour()), two(local.minute()), two(local.second()));
     (
-        String::from_utf8(date).unwrap_or_default(),
-        String::from_utf8(clock).unwrap_or_default(),
+        Stamp([
+            y1[0], y1[1], y2[0], y2[1], b'-', month[0], month[1], b'-', day[0], day[1],
+        ]),
+        Stamp([h[0], h[1], b':', m[0], m[1], b':', sec[0], sec[1]]),
     )
+}
+
+/// A row's metadata, read without copying where it can: each key with its value as its
+/// cell's text (a string as it is, null as nothing, any other value as its JSON).
+struct Metadata<'a>(Vec<(Cow<'a, str>, Option<Cow<'a, str>>)>);
+
+impl Metadata<'_> {
+    /// A key's cell text; of a key given twice, the last (as a JSON reader keeps it).
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, v)| v.as_deref())
+    }
+}
+
+impl<'de> Deserialize<'de> for Metadata<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Pairs;
+        impl<'de> Visitor<'de> for Pairs {
+            type Value = Metadata<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Metadata<'de>, A::Error> {
+                let mut pairs = Vec::new();
+                while let Some(Cell(key)) = map.next_key::<Cell<'de>>()? {
+                    let Cell(value) = map.next_value::<Cell<'de>>()?;
+                    pairs.push((key.unwrap_or_default(), value));
+                }
+                Ok(Metadata(pairs))
+            }
+        }
+        d.deserialize_map(Pairs)
+    }
+}
+
+/// One metadata value as its cell's text.
+struct Cell<'a>(Option<Cow<'a, str>>);
+
+impl<'de> Deserialize<'de> for Cell<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Text;
+        fn json<E>(v: serde_json::Value) -> Result<Cell<'static>, E> {
+            Ok(Cell(Some(Cow::Owned(v.to_string()))))
+        }
+        impl<'de> Visitor<'de> for Text {
+            type Value = Cell<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Cell<'de>, E> {
+                Ok(Cell(Some(Cow::Borrowed(v))))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Cell<'de>, E> {
+                Ok(Cell(Some(Cow::Owned(v.to_string()))))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Cell<'de>, E> {
+                Ok(Cell(Some(Cow::Owned(v))))
+            }
+            fn visit_unit<E>(self) -> Result<Cell<'de>, E> {
+                Ok(Cell(None))
+            }
+            fn visit_none<E>(self) -> Result<Cell<'de>, E> {
+                Ok(Cell(None))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Cell<'de>, E> {
+                json(v.into())
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Cell<'de>, E> {
+                json(v.into())
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Cell<'de>, E> {
+                json(v.into())
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Cell<'de>, E> {
+                json(v.into())
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Cell<'de>, A::Error> {
+                json(serde_json::Value::deserialize(
+                    serde::de::value::SeqAccessDeserializer::new(seq),
+                )?)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Cell<'de>, A::Error> {
+                json(serde_json::Value::deserialize(
+                    serde::de::value::MapAccessDeserializer::new(map),
+                )?)
+            }
+        }
+        d.deserialize_any(Text)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn row() -> ExportRow {
+    fn row() -> ExportRow<'static> {
         ExportRow {
             id: 1,
             settled_date: Some("2026-11-02".into()),
@@ -311,12 +407,13 @@ mod tests {
         let london = Zone::named("Europe/London").unwrap();
         // 2026-06-30T23:30:00Z is 1 July, 00:30 in London (BST).
         let us = 1_782_862_200_000_000;
+        let text = |(d, t): (Stamp<10>, Stamp<8>)| (d.text().to_string(), t.text().to_string());
         assert_eq!(
-            local_date_time(london, us),
+            text(local_date_time(london, us)),
             ("2026-07-01".into(), "00:30:00".into())
         );
         assert_eq!(
-            local_date_time(Zone::utc(), us),
+            text(local_date_time(Zone::utc(), us)),
             ("2026-06-30".into(), "23:30:00".into())
         );
     }

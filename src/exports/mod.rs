@@ -25,7 +25,7 @@ use crate::identity::permissions::{Grants, Permission};
 use crate::jobs::{self, JobContext, JobFailure, JobHandler, JobKind, JobRun};
 use crate::services::{self, ServiceAccount};
 use crate::store::exports::{
-    self as export_store, ExportRecord, ExportRow, Key, NewExport, Pass, Range, Reader, Slice,
+    self as export_store, ExportRecord, Key, NewExport, PageRows, Pass, Range, Reader, Slice,
 };
 use crate::store::{self, Db, StoreError};
 pub use filter::{Fields, Filter, Problem};
@@ -215,7 +215,7 @@ impl Plan {
         self.start(progress, out);
         match self.next_rows(progress).await? {
             Some(page) => {
-                self.write(&page, out);
+                self.write(&page, out)?;
                 Ok(Some(page.rows.len()))
             }
             None => Ok(None),
@@ -241,15 +241,10 @@ impl Plan {
             let Some(slice) = self.slice(progress.slice) else {
                 return Ok(None);
             };
-            let built = export_store::packed_page_query(
-                reader.backend(),
-                &slice,
-                progress.after.as_ref(),
-                PAGE_ROWS,
-            );
-            let rows: Vec<ExportRow> = export_store::page(reader, &built, &self.range).await?;
-            if let Some(last) = rows.last() {
-                progress.after = Some(last.key(&self.range));
+            let rows =
+                export_store::page(reader, &slice, progress.after.as_ref(), PAGE_ROWS).await?;
+            if let Some(last) = rows.last_key(&self.range)? {
+                progress.after = Some(last);
             }
             if (rows.len() as i64) < PAGE_ROWS {
                 progress.slice += 1;
@@ -264,17 +259,17 @@ impl Plan {
         }
     }
 
-    fn write(&self, page: &Page, out: &mut Vec<u8>) {
-        for row in &page.rows {
-            self.layout.row(out, page.service_id, row);
-        }
+    fn write(&self, page: &Page, out: &mut Vec<u8>) -> Result<(), ExportError> {
+        page.rows
+            .each(|row| self.layout.row(out, page.service_id, row))?;
+        Ok(())
     }
 }
 
 /// Rows read from one slice.
 struct Page {
     service_id: i64,
-    rows: Vec<ExportRow>,
+    rows: PageRows,
 }
 
 /// The filter as audit entries record it, with the services by slug.
@@ -331,17 +326,22 @@ pub fn stream(db: Db, clock: SharedClock, plan: Plan, who: Downloader) -> Chunks
             Err("the client stopped reading".into())
         } else {
             loop {
-                match pages.recv().await {
-                    Some(Ok(page)) => {
+                let written = match pages.recv().await {
+                    None => break Ok(()),
+                    Some(page) => page.and_then(|page| {
                         let mut out = Vec::with_capacity(page.rows.len() * 400);
-                        plan.write(&page, &mut out);
-                        rows += page.rows.len() as i64;
+                        plan.write(&page, &mut out)?;
+                        Ok((page.rows.len() as i64, out))
+                    }),
+                };
+                match written {
+                    Ok((n, out)) => {
+                        rows += n;
                         if tx.send(Ok(out)).await.is_err() {
                             break Err("the client stopped reading".into());
                         }
                     }
-                    None => break Ok(()),
-                    Some(Err(e)) => {
+                    Err(e) => {
                         tracing::error!(error = %e, "a streamed export failed");
                         let _ = tx
                             .send(Err("the export could not be completed".into()))
