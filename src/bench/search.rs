@@ -1826,7 +1826,10 @@ async fn plans(state: &AppState, cases: &[Case]) -> anyhow::Result<Vec<PlanRepor
                 let ids = page_services(state, &form).await?;
                 let search = parse(state, &form)?;
                 let plan =
-                    search_store::plan(db, &ids, &search, PAGE_SIZE as i64 + 1, COUNT_CAP).await?;
+                    search_store::plan(db, &ids, &search, PAGE_SIZE as i64 + 1, COUNT_CAP, &|_| {
+                        false
+                    })
+                    .await?;
                 let mut queries = Vec::new();
                 for (probe, found) in &plan.probes {
                     queries.push((

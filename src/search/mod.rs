@@ -26,10 +26,12 @@ impl Results {
     }
 }
 
-/// Counts that reached the cap, kept for a minute. "More than 10,000" stays true while rows
-/// only arrive, and a list page's count is its costliest part (up to 10,001 index entries a
-/// service): a busy console asking the same broad search again answers from here. Counts
-/// under the cap are always counted afresh.
+/// Capped counts that reached their cap, kept for a minute: a list's count (capped at
+/// 10,000) and a probe's (capped at the lookup limit). "More than" stays true while rows only
+/// arrive, and these counts are a list page's costliest part (up to 10,001 index entries a
+/// service; a trigram probe must find every match before it counts one): a busy console
+/// asking the same broad search again answers from here. Counts under their cap are always
+/// counted afresh.
 #[derive(Default)]
 pub struct CountCache {
     entries: std::sync::Mutex<std::collections::HashMap<sql::Built, std::time::Instant>>,
@@ -81,7 +83,15 @@ pub async fn run_with(
         });
     }
     let limit = PAGE_SIZE as i64 + 1;
-    let plan = sql::plan(db, services, search, limit, COUNT_CAP).await?;
+    let known_many = |probe: &sql::Built| cache.is_some_and(|c| c.capped(probe));
+    let plan = sql::plan(db, services, search, limit, COUNT_CAP, &known_many).await?;
+    if let Some(c) = cache {
+        for (probe, found) in &plan.probes {
+            if *found > sql::LOOKUP_LIMIT && !c.capped(probe) {
+                c.remember(probe);
+            }
+        }
+    }
     let known_capped = cache.is_some_and(|c| c.capped(&plan.count));
     let (rows, count) = if let Some(n) = plan.counted {
         (sql::fetch_rows(db, &plan.list).await?, n)
@@ -112,7 +122,15 @@ pub async fn page(
     if services.is_empty() || page_size == 0 {
         return Ok((Vec::new(), None));
     }
-    let plan = sql::plan(db, services, search, page_size as i64 + 1, COUNT_CAP).await?;
+    let plan = sql::plan(
+        db,
+        services,
+        search,
+        page_size as i64 + 1,
+        COUNT_CAP,
+        &|_: &sql::Built| false,
+    )
+    .await?;
     let rows = sql::fetch_rows(db, &plan.list).await?;
     let r = paginate(rows, 0, search, plan.shape, page_size);
     Ok((r.rows, r.next))

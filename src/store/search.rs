@@ -135,9 +135,23 @@ enum Driver {
     Settled(Option<String>, Option<String>),
     /// An amount range: drives counts only (a page in time order walks instead).
     Amount(Option<i64>, Option<i64>),
+    /// One card brand's amount range: drives counts only, through the (service, brand,
+    /// amount) index, when a page walks that brand.
+    BrandAmount(String, Option<i64>, Option<i64>),
+    /// The rows a probed driver found (few enough to lead), as their ids: the page and the
+    /// count read these rows by id instead of asking the driver's index again.
+    Found(Box<Driver>, Vec<i64>),
 }
 
 impl Driver {
+    /// The filter that found the rows: itself, or what a `Found` found them by.
+    fn filter(&self) -> &Driver {
+        match self {
+            Driver::Found(d, _) => d,
+            d => d,
+        }
+    }
+
     /// Whether counting through this filter's index beats walking: not for a trigram
     /// match on SQLite, which must find every match before it can count any.
     fn counts_through_index(&self, backend: Backend) -> bool {
@@ -147,6 +161,16 @@ impl Driver {
             }
             _ => true,
         }
+    }
+
+    /// Whether a probe keeps the ids it finds, for the page and the count to read by id: for
+    /// a trigram match, which costs far more than reading a few thousand rows by id. (A
+    /// btree range is cheaper to ask again than its ids are to pass around.)
+    fn probe_keeps_ids(&self) -> bool {
+        matches!(
+            self,
+            Driver::EmailContains(_) | Driver::CardholderContains(_)
+        )
     }
 
     /// Whether the driver's filter can match many rows: it drives only when a probe finds
@@ -227,6 +251,7 @@ fn lookup_scope(b: &mut Builder, d: &Driver, services: &[i64]) -> String {
             | Driver::Metadata(..)
             | Driver::EmailContains(_)
             | Driver::CardholderContains(_)
+            | Driver::Found(..)
     );
     let ids = b.ids(services);
     if by_id {
@@ -301,18 +326,23 @@ fn driver_condition(b: &mut Builder, d: &Driver, services: &[i64]) -> String {
                 b.text(&like(c, false))
             ),
         },
-        Driver::Amount(lo, hi) => {
-            let mut parts = Vec::new();
-            if let Some(lo) = lo {
-                parts.push(format!("j.amount >= {}", b.int(*lo)));
-            }
-            if let Some(hi) = hi {
-                parts.push(format!("j.amount <= {}", b.int(*hi)));
-            }
-            if parts.is_empty() {
-                "TRUE".into()
-            } else {
-                parts.join(" AND ")
+        Driver::Amount(lo, hi) => amount_condition(b, "j.amount", *lo, *hi),
+        Driver::BrandAmount(brand, lo, hi) => {
+            let brand = b.text(brand);
+            let amount = amount_condition(b, "j.amount", *lo, *hi);
+            format!("j.card_brand = {brand} AND {amount}")
+        }
+        Driver::Found(_, ids) => {
+            let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+            match b.backend {
+                Backend::Sqlite => format!(
+                    "j.id IN (SELECT value FROM json_each({}))",
+                    b.text(&format!("[{list}]"))
+                ),
+                Backend::Postgres => format!(
+                    "j.id = ANY(CAST({} AS BIGINT[]))",
+                    b.text(&format!("{{{list}}}"))
+                ),
             }
         }
         Driver::Settled(lo, hi) => {
@@ -366,6 +396,7 @@ fn walks(s: &Search) -> Vec<Walk> {
 /// Every filter of the search as a condition, except `skip` (the driver, written separately).
 fn residuals(b: &mut Builder, s: &Search, skip: Option<&Driver>, walk: &Walk) -> Vec<String> {
     let mut c = Vec::new();
+    let skip = skip.map(Driver::filter);
     let unless = |d: Driver, b: &mut Builder, c: &mut Vec<String>| {
         if skip != Some(&d) {
             let cond = residual_condition(b, &d);
@@ -408,7 +439,21 @@ fn residuals(b: &mut Builder, s: &Search, skip: Option<&Driver>, walk: &Walk) ->
     }
     match &s.range {
         Some(Range::Settled(lo, hi)) => {
-            unless(Driver::Settled(lo.clone(), hi.clone()), b, &mut c);
+            let settled = Driver::Settled(lo.clone(), hi.clone());
+            // A payment settles on or after the day it was made: a walk in time order starts
+            // at the end of the range's last day (with a day to spare for time zones), not at
+            // today's payments, which settle later.
+            if skip != Some(&settled) {
+                if let Some(bound) = hi.as_deref().and_then(created_before_settling) {
+                    let col = if skip.is_some() || s.sort.by_amount() {
+                        b.residual("created_at")
+                    } else {
+                        "j.created_at".to_string()
+                    };
+                    c.push(format!("{col} < {}", b.int(bound)));
+                }
+            }
+            unless(settled, b, &mut c);
         }
         Some(Range::Created(lo, hi)) => {
             // A walk in time order reads it as a range of its index's second column; a
@@ -427,15 +472,16 @@ fn residuals(b: &mut Builder, s: &Search, skip: Option<&Driver>, walk: &Walk) ->
         }
         None => {}
     }
+    let brand_amount = matches!(skip, Some(Driver::BrandAmount(..)));
     if let Some(brand) = &s.brand {
-        if *walk != Walk::Brand(brand.clone()) {
+        if *walk != Walk::Brand(brand.clone()) && !brand_amount {
             c.push(format!("{} = {}", b.residual("card_brand"), b.text(brand)));
         }
     }
     if !s.groups.is_empty() {
         c.push(groups_condition(b, &s.groups, walk));
     }
-    if s.min_amount.is_some() || s.max_amount.is_some() {
+    if (s.min_amount.is_some() || s.max_amount.is_some()) && !brand_amount {
         unless(Driver::Amount(s.min_amount, s.max_amount), b, &mut c);
     }
     if s.attention_only && *walk != Walk::Attention {
@@ -444,9 +490,41 @@ fn residuals(b: &mut Builder, s: &Search, skip: Option<&Driver>, walk: &Walk) ->
     c
 }
 
+/// An amount range on `col`, either end open.
+fn amount_condition(b: &mut Builder, col: &str, lo: Option<i64>, hi: Option<i64>) -> String {
+    let mut parts = Vec::new();
+    if let Some(lo) = lo {
+        parts.push(format!("{col} >= {}", b.int(lo)));
+    }
+    if let Some(hi) = hi {
+        parts.push(format!("{col} <= {}", b.int(hi)));
+    }
+    if parts.is_empty() {
+        "TRUE".into()
+    } else {
+        parts.join(" AND ")
+    }
+}
+
+/// A bound on the created time of payments settled on or before `day` (YYYY-MM-DD): the
+/// start of the day after next, in UTC (a local day ends at most 14 hours after UTC's).
+fn created_before_settling(day: &str) -> Option<i64> {
+    let mut parts = day.splitn(3, '-').map(str::parse::<i32>);
+    let (y, m, d) = (
+        parts.next()?.ok()?,
+        parts.next()?.ok()?,
+        parts.next()?.ok()?,
+    );
+    let month = time::Month::try_from(u8::try_from(m).ok()?).ok()?;
+    let date = time::Date::from_calendar_date(y, month, u8::try_from(d).ok()?).ok()?;
+    let after = date.checked_add(time::Duration::days(2))?;
+    Some(crate::store::to_micros(after.midnight().assume_utc()))
+}
+
 /// A driver's filter written as a plain check on the row (no index wanted).
 fn residual_condition(b: &mut Builder, d: &Driver) -> String {
     match d {
+        Driver::Found(filter, _) => residual_condition(b, filter),
         Driver::Identifier(t) => {
             let lower = t.to_lowercase();
             let (r, p, c, v) = (b.text(&lower), b.text(t), b.text(&lower), b.text(t));
@@ -492,18 +570,13 @@ fn residual_condition(b: &mut Builder, d: &Driver) -> String {
         }
         Driver::Amount(lo, hi) => {
             let col = b.residual("amount");
-            let mut parts = Vec::new();
-            if let Some(lo) = lo {
-                parts.push(format!("{col} >= {}", b.int(*lo)));
-            }
-            if let Some(hi) = hi {
-                parts.push(format!("{col} <= {}", b.int(*hi)));
-            }
-            if parts.is_empty() {
-                "TRUE".into()
-            } else {
-                parts.join(" AND ")
-            }
+            amount_condition(b, &col, *lo, *hi)
+        }
+        Driver::BrandAmount(brand, lo, hi) => {
+            let (col, brand_col) = (b.residual("amount"), b.residual("card_brand"));
+            let brand = b.text(brand);
+            let amount = amount_condition(b, &col, *lo, *hi);
+            format!("{brand_col} = {brand} AND {amount}")
         }
         Driver::Settled(lo, hi) => {
             let col = b.residual("settled_date");
@@ -697,16 +770,25 @@ fn build_count(
     }
 }
 
-/// A probe: how many rows (up to the lookup limit + 1) the driver alone finds.
+/// A probe: the rows the driver alone finds, up to the lookup limit + 1: their ids (see
+/// `probe_keeps_ids`), or how many.
 fn build_probe(backend: Backend, services: &[i64], d: &Driver) -> Built {
     let mut b = Builder::new(backend);
     let scope = lookup_scope(&mut b, d, services);
     let cond = driver_condition(&mut b, d, services);
     let lim = b.int(LOOKUP_LIMIT + 1);
-    let sql = format!(
-        "SELECT COUNT(*) FROM (SELECT 1 AS one FROM journeys j WHERE {scope} AND {cond} LIMIT {lim}) AS p"
-    );
-    b.finish(sql)
+    let found = format!("SELECT j.id FROM journeys j WHERE {scope} AND {cond} LIMIT {lim}");
+    b.finish(if d.probe_keeps_ids() {
+        found
+    } else {
+        format!("SELECT COUNT(*) FROM ({found}) AS p")
+    })
+}
+
+async fn fetch_ids(db: &Db, built: &Built) -> StoreResult<Vec<i64>> {
+    Ok(
+        on_db!(db, pool => bound!(sqlx::query_scalar::<_, i64>(&built.sql), &built.binds).fetch_all(pool).await?),
+    )
 }
 
 macro_rules! bound {
@@ -748,13 +830,15 @@ pub struct Plan {
 }
 
 /// Choose how to run `s` in `services`: the first driver that is selective (or probes as
-/// few enough rows) leads a lookup; with none, the search walks.
+/// few enough rows) leads a lookup; with none, the search walks. `known_many` says of a probe
+/// whether it is known to have found more than the lookup limit lately (it is not run again).
 pub async fn plan(
     db: &Db,
     services: &[i64],
     s: &Search,
     limit: i64,
     cap: i64,
+    known_many: &(dyn Fn(&Built) -> bool + Sync),
 ) -> StoreResult<Plan> {
     let backend = db.backend();
     let mut probes = Vec::new();
@@ -765,11 +849,19 @@ pub async fn plan(
     let mut counter = None;
     // A probe that found few enough rows of a search with no other filter has counted it.
     let mut counted = None;
+    let mut shape = None;
     if !services.is_empty() {
         for d in drivers(s, backend) {
             if d.needs_probe() {
                 let probe = build_probe(backend, services, &d);
-                let found = fetch_count(db, &probe).await?;
+                let (found, ids) = if known_many(&probe) {
+                    (LOOKUP_LIMIT + 1, None)
+                } else if d.probe_keeps_ids() {
+                    let ids = fetch_ids(db, &probe).await?;
+                    (ids.len() as i64, Some(ids))
+                } else {
+                    (fetch_count(db, &probe).await?, None)
+                };
                 probes.push((probe, found));
                 if found > LOOKUP_LIMIT {
                     if counter.is_none() && d.counts_through_index(backend) {
@@ -781,21 +873,36 @@ pub async fn plan(
                 if residuals(&mut scratch, s, Some(&d), &Walk::All).is_empty() {
                     counted = Some(found);
                 }
+                shape = Some(Shape::Lookup(format!("{d:?}")));
+                // The page and the count read the rows found by id: the trigram index is
+                // asked once.
+                chosen = Some(match ids {
+                    Some(ids) => Driver::Found(Box::new(d), ids),
+                    None => d,
+                });
+                break;
             }
+            shape = Some(Shape::Lookup(format!("{d:?}")));
             chosen = Some(d);
             break;
         }
     }
     let counter = chosen.clone().or(counter).or_else(|| {
-        (s.min_amount.is_some() || s.max_amount.is_some())
-            .then_some(Driver::Amount(s.min_amount, s.max_amount))
-            // A walk of one status or brand is an index range already.
-            .filter(|_| walks(s) == vec![Walk::All])
+        if s.min_amount.is_none() && s.max_amount.is_none() {
+            return None;
+        }
+        match walks(s).as_slice() {
+            [Walk::All] => Some(Driver::Amount(s.min_amount, s.max_amount)),
+            [Walk::Brand(brand)] => Some(Driver::BrandAmount(
+                brand.clone(),
+                s.min_amount,
+                s.max_amount,
+            )),
+            // A walk of statuses is an index range already.
+            _ => None,
+        }
     });
-    let shape = match &chosen {
-        Some(d) => Shape::Lookup(format!("{d:?}")),
-        None => Shape::Branches(services.len() * walks(s).len()),
-    };
+    let shape = shape.unwrap_or_else(|| Shape::Branches(services.len() * walks(s).len()));
     Ok(Plan {
         shape,
         list: build_list(backend, services, s, chosen.as_ref(), limit),
@@ -941,6 +1048,41 @@ mod tests {
             built.sql
         );
         assert!(built.sql.contains("ASC"));
+    }
+
+    #[test]
+    fn a_brand_and_amount_count_through_their_own_index() {
+        let s = search("brand=visa&min_amount=20&max_amount=25");
+        let d = Driver::BrandAmount("visa".into(), s.min_amount, s.max_amount);
+        let count = build_count(Backend::Sqlite, &[1, 2], &s, Some(&d), 10_000);
+        assert!(
+            count.sql.contains("j.card_brand = $") && count.sql.contains("j.amount >= $"),
+            "{}",
+            count.sql
+        );
+        // Neither is checked twice.
+        assert!(!count.sql.contains("+j.card_brand"), "{}", count.sql);
+        assert!(!count.sql.contains("+j.amount"), "{}", count.sql);
+    }
+
+    #[test]
+    fn a_settled_range_bounds_the_created_time_it_walks() {
+        assert_eq!(
+            created_before_settling("2026-10-30"),
+            Some(crate::store::to_micros(
+                time::macros::datetime!(2026-11-01 00:00 UTC)
+            ))
+        );
+        assert_eq!(created_before_settling("2026-13-01"), None);
+        assert_eq!(created_before_settling("soon"), None);
+        let mut s = search("");
+        s.range = Some(Range::Settled(None, Some("2026-10-30".into())));
+        let walk = build_list(Backend::Sqlite, &[1], &s, None, 51);
+        assert!(walk.sql.contains("j.created_at < $"), "{}", walk.sql);
+        // Led by the settled index, the bound is not needed.
+        let d = Driver::Settled(None, Some("2026-10-30".into()));
+        let lookup = build_list(Backend::Sqlite, &[1], &s, Some(&d), 51);
+        assert!(!lookup.sql.contains("created_at <"), "{}", lookup.sql);
     }
 
     #[test]

@@ -196,6 +196,12 @@ async fn every_filter_means_what_it_says() {
         // Combinations.
         ("status=success&brand=visa&min_amount=100", &["FINE-006"]),
         (
+            "brand=visa&min_amount=10&max_amount=25",
+            &["FINE-007", "permit-004", "PERMIT-001"],
+        ),
+        ("email=example&status=success", &["FINE-006", "PERMIT-001"]),
+        ("cardholder=sam&status=declined", &["PERMIT-002"]),
+        (
             "reference=fine&reference_match=prefix&status=success",
             &["FINE-006"],
         ),
@@ -434,14 +440,14 @@ async fn counts_stop_at_the_cap() {
         app.state.config.time_zone,
     )
     .unwrap();
-    let plan = paydesk::store::search::plan(&app.state.db, &[a], &s, 51, 5)
+    let plan = paydesk::store::search::plan(&app.state.db, &[a], &s, 51, 5, &|_| false)
         .await
         .unwrap();
     let count = paydesk::store::search::fetch_count(&app.state.db, &plan.count)
         .await
         .unwrap();
     assert_eq!(count, 6, "counted up to the cap and one more, not all 12");
-    let plan = paydesk::store::search::plan(&app.state.db, &[a], &s, 51, 100)
+    let plan = paydesk::store::search::plan(&app.state.db, &[a], &s, 51, 100, &|_| false)
         .await
         .unwrap();
     assert_eq!(
