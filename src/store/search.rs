@@ -366,12 +366,18 @@ enum Walk {
     Status(&'static str),
     Brand(String),
     Attention,
+    /// One metadata key and value, in time order through the metadata table's own index
+    /// (its rows carry their journey's created time).
+    Metadata(String, String),
 }
 
 /// The walks for a branch search, per service.
 fn walks(s: &Search) -> Vec<Walk> {
     if s.sort.by_amount() {
         return vec![Walk::All];
+    }
+    if let Some((k, Some(v))) = &s.metadata {
+        return vec![Walk::Metadata(k.clone(), v.clone())];
     }
     if s.attention_only {
         return vec![Walk::Attention];
@@ -435,7 +441,10 @@ fn residuals(b: &mut Builder, s: &Search, skip: Option<&Driver>, walk: &Walk) ->
         unless(Driver::CaseReference(k.clone()), b, &mut c);
     }
     if let Some((k, v)) = &s.metadata {
-        unless(Driver::Metadata(k.clone(), v.clone()), b, &mut c);
+        let walked = matches!((walk, v), (Walk::Metadata(wk, wv), Some(v)) if wk == k && wv == v);
+        if !walked {
+            unless(Driver::Metadata(k.clone(), v.clone()), b, &mut c);
+        }
     }
     match &s.range {
         Some(Range::Settled(lo, hi)) => {
@@ -642,12 +651,17 @@ fn order(s: &Search, prefix: &str, sortable: bool) -> (String, Option<&'static s
     (format!("{k} {dir}, {prefix}id {dir}"), cmp)
 }
 
-fn cursor_condition(b: &mut Builder, s: &Search, cmp: Option<&str>) -> Option<String> {
+fn cursor_condition(
+    b: &mut Builder,
+    s: &Search,
+    cmp: Option<&str>,
+    prefix: &str,
+) -> Option<String> {
     let (c, cmp) = (s.cursor?, cmp?);
     let key = key_column(s.sort);
     let k = b.int(c.key);
     let id = b.int(c.id);
-    Some(format!("(j.{key}, j.id) {cmp} ({k}, {id})"))
+    Some(format!("({prefix}{key}, {prefix}id) {cmp} ({k}, {id})"))
 }
 
 /// The shape a search runs in.
@@ -658,6 +672,49 @@ pub enum Shape {
 }
 
 /// The list query for `s` within `services`, driven by `driver` (a lookup) or walked.
+/// One service's walk of a metadata key and value in the page's time order: through the
+/// metadata table's (service, key, value, created, journey) index, each row found joined to
+/// its journey for the remaining filters, stopping after a page.
+fn metadata_walk(
+    b: &mut Builder,
+    s: &Search,
+    service: i64,
+    key: &str,
+    value: &str,
+    limit: i64,
+    n: usize,
+) -> String {
+    let (svc, k, v) = (b.int(service), b.text(key), b.text(value));
+    let mut conds = Vec::new();
+    // The walk reads the time range on the metadata rows, where its index is.
+    if let Some(Range::Created(lo, hi)) = &s.range {
+        if let Some(lo) = lo {
+            conds.push(format!("m.created_at >= {}", b.int(*lo)));
+        }
+        if let Some(hi) = hi {
+            conds.push(format!("m.created_at < {}", b.int(*hi)));
+        }
+    }
+    // The remaining filters are checks on the journey found, never a way in.
+    let walked = Driver::Metadata(key.to_string(), Some(value.to_string()));
+    conds.extend(residuals(
+        b,
+        s,
+        Some(&walked),
+        &Walk::Metadata(key.to_string(), value.to_string()),
+    ));
+    let (ord, cmp) = order(s, "m.", true);
+    conds.extend(cursor_condition(b, s, cmp, "m."));
+    let lim = b.int(limit);
+    let rest: String = conds.iter().map(|c| format!(" AND {c}")).collect();
+    format!(
+        "SELECT * FROM (SELECT {COLUMNS} FROM \
+         (SELECT journey_id AS id, created_at FROM journey_metadata \
+          WHERE service_id = {svc} AND key = {k} AND value_key = {v}) AS m \
+         JOIN journeys j ON j.id = m.id WHERE TRUE{rest} ORDER BY {ord} LIMIT {lim}) AS b{n}"
+    )
+}
+
 fn build_list(
     backend: Backend,
     services: &[i64],
@@ -673,7 +730,7 @@ fn build_list(
             conds.extend(residuals(&mut b, s, Some(d), &Walk::All));
             // SQLite: sort the few rows found rather than walk the date index.
             let (ord, cmp) = order(s, "j.", backend == Backend::Postgres);
-            conds.extend(cursor_condition(&mut b, s, cmp));
+            conds.extend(cursor_condition(&mut b, s, cmp, "j."));
             let lim = b.int(limit);
             let sql = format!(
                 "SELECT {COLUMNS} FROM journeys j WHERE {} ORDER BY {ord} LIMIT {lim}",
@@ -685,16 +742,28 @@ fn build_list(
             let mut parts = Vec::new();
             for service in services {
                 for walk in walks(s) {
+                    if let Walk::Metadata(key, value) = &walk {
+                        parts.push(metadata_walk(
+                            &mut b,
+                            s,
+                            *service,
+                            key,
+                            value,
+                            limit,
+                            parts.len(),
+                        ));
+                        continue;
+                    }
                     let mut conds = vec![format!("j.service_id = {}", b.int(*service))];
                     match &walk {
-                        Walk::All => {}
+                        Walk::All | Walk::Metadata(..) => {}
                         Walk::Status(st) => conds.push(format!("j.status = '{st}'")),
                         Walk::Brand(br) => conds.push(format!("j.card_brand = {}", b.text(br))),
                         Walk::Attention => conds.push("j.needs_attention".into()),
                     }
                     conds.extend(residuals(&mut b, s, None, &walk));
                     let (ord, cmp) = order(s, "j.", true);
-                    conds.extend(cursor_condition(&mut b, s, cmp));
+                    conds.extend(cursor_condition(&mut b, s, cmp, "j."));
                     let lim = b.int(limit);
                     parts.push(format!(
                         "SELECT * FROM (SELECT {COLUMNS} FROM journeys j WHERE {} ORDER BY {ord} LIMIT {lim}) AS b{}",
@@ -754,6 +823,10 @@ fn build_count(
                         Walk::Status(st) => conds.push(format!("j.status = '{st}'")),
                         Walk::Brand(br) => conds.push(format!("j.card_brand = {}", b.text(br))),
                         Walk::Attention => conds.push("j.needs_attention".into()),
+                        Walk::Metadata(k, v) => {
+                            let d = Driver::Metadata(k.clone(), Some(v.clone()));
+                            conds.push(driver_condition(&mut b, &d, &[*service]));
+                        }
                     }
                     conds.extend(residuals(&mut b, &by_time, None, &walk));
                     let lim = b.int(cap + 1);
@@ -1048,6 +1121,33 @@ mod tests {
             built.sql
         );
         assert!(built.sql.contains("ASC"));
+    }
+
+    #[test]
+    fn a_metadata_value_walks_the_metadata_rows_in_page_order() {
+        let s = search("meta_key=ledger_code&meta_value=AB12&status=success");
+        assert_eq!(
+            walks(&s),
+            vec![Walk::Metadata("ledger_code".into(), "ab12".into())]
+        );
+        let built = build_list(Backend::Postgres, &[1, 2], &s, None, 51);
+        assert!(built.sql.contains("FROM journey_metadata"), "{}", built.sql);
+        assert!(
+            built.sql.contains("ORDER BY m.created_at DESC, m.id DESC"),
+            "{}",
+            built.sql
+        );
+        // The pair is the walk, not a check on each row; the status is a check.
+        assert!(!built.sql.contains("EXISTS"), "{}", built.sql);
+        assert!(built.sql.contains("j.status"), "{}", built.sql);
+        // A key alone, or a sort by amount, walks as before.
+        assert_eq!(walks(&search("meta_key=ledger_code")), vec![Walk::All]);
+        assert_eq!(
+            walks(&search(
+                "meta_key=ledger_code&meta_value=x&sort=amount_high"
+            )),
+            vec![Walk::All]
+        );
     }
 
     #[test]

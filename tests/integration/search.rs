@@ -731,3 +731,90 @@ async fn a_service_admin_cancels_a_payment_still_in_progress() {
         .unwrap();
     assert_eq!(audit.len(), 1);
 }
+
+/// The Next link of a results page, as the browser follows it.
+fn next_link(html: &str) -> Option<String> {
+    html.contains("rel=\"next\"").then_some(())?;
+    html.split("rel=\"next\"")
+        .next()
+        .and_then(|s| s.rsplit("href=\"").next())
+        .map(|s| s.trim().trim_end_matches('"').replace("&amp;", "&"))
+}
+
+#[tokio::test]
+async fn a_metadata_value_shared_by_thousands_pages_in_order() {
+    let app = TestApp::new().await;
+    let a = app.service("parking").await;
+    // 6,300 payments, two to each second; all but every seventh carry the same ledger code
+    // (5,400: too many to look up, so the search walks the metadata rows in time order).
+    let rows: Vec<JourneyRecord> = (0..6_300u32)
+        .map(|i| {
+            let mut r = journey(
+                &format!("LC-{i:05}"),
+                t(0) + time::Duration::seconds((i / 2) as i64),
+            );
+            let code = if i % 7 == 0 { "OTHER" } else { "BIG" };
+            r.metadata = Some(format!(r#"{{"ledger_code":"{code}"}}"#));
+            if i % 5 == 0 {
+                r.status = PaymentStatus::Failed;
+                r.state_code = Some("P0010".into());
+            }
+            r
+        })
+        .collect();
+    for chunk in rows.chunks(500) {
+        store(&app, a, chunk).await;
+    }
+    viewer(&app, "parking").await;
+    let newest_first = |keep: &dyn Fn(u32) -> bool| -> Vec<String> {
+        (0..6_300u32)
+            .rev()
+            .filter(|i| i % 7 != 0 && keep(*i))
+            .map(|i| format!("LC-{i:05}"))
+            .collect()
+    };
+    for (q, want) in [
+        (
+            "meta_key=ledger_code&meta_value=big",
+            newest_first(&|_| true),
+        ),
+        (
+            "meta_key=ledger_code&meta_value=BIG&status=declined",
+            newest_first(&|i| i % 5 == 0),
+        ),
+    ] {
+        let (status, first) = get(&app, &format!("/payments?{q}")).await;
+        assert_eq!(status, Status::Ok);
+        let counted = format!(
+            ">{} payments</h2>",
+            match want.len() {
+                5_400 => "5,400",
+                1_080 => "1,080",
+                n => panic!("unexpected {n}"),
+            }
+        );
+        assert!(first.contains(&counted), "{q}: {counted}");
+        let mut seen = found(&first);
+        let mut html = first.clone();
+        for _ in 0..2 {
+            let link = next_link(&html).expect("a next page");
+            let (_, h) = get(&app, &link).await;
+            seen.extend(found(&h));
+            html = h;
+        }
+        assert_eq!(
+            seen,
+            want[..150],
+            "{q}: three pages, newest first, none twice"
+        );
+        // Previous from the third page gives the second as it was.
+        let prev = html
+            .split("rel=\"prev\"")
+            .next()
+            .and_then(|s| s.rsplit("href=\"").next())
+            .map(|s| s.trim().trim_end_matches('"').replace("&amp;", "&"))
+            .unwrap();
+        let (_, back) = get(&app, &prev).await;
+        assert_eq!(found(&back), want[50..100], "{q}: back to page two");
+    }
+}
