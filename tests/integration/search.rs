@@ -360,33 +360,17 @@ async fn pages_neither_skip_nor_repeat_while_payments_arrive() {
         newer.push(r);
     }
     store(&app, a, &newer).await;
-    let next = first
-        .split("rel=\"next\"")
-        .next()
-        .and_then(|s| s.rsplit("href=\"").next())
-        .map(|s| {
-            s.trim_end_matches("\" ")
-                .trim_end_matches('"')
-                .replace("&amp;", "&")
-        })
-        .unwrap();
-    let next = next.trim().trim_end_matches('"').to_string();
+    let next = link(&first, "next").expect("a next page");
     let (_, second) = get(&app, &next).await;
     let page2 = found(&second);
     let mut seen = page1.clone();
     let mut html = second.clone();
     let mut pages = vec![page2.clone()];
     loop {
-        let Some(link) = html
-            .split("rel=\"next\"")
-            .next()
-            .filter(|_| html.contains("rel=\"next\""))
-            .and_then(|s| s.rsplit("href=\"").next())
-            .map(|s| s.trim().trim_end_matches('"').replace("&amp;", "&"))
-        else {
+        let Some(next) = link(&html, "next") else {
             break;
         };
-        let (_, h) = get(&app, &link).await;
+        let (_, h) = get(&app, &next).await;
         pages.push(found(&h));
         html = h;
     }
@@ -409,12 +393,7 @@ async fn pages_neither_skip_nor_repeat_while_payments_arrive() {
         "new rows only on page one"
     );
     // Previous from page two gives page one as it was.
-    let prev = second
-        .split("rel=\"prev\"")
-        .next()
-        .and_then(|s| s.rsplit("href=\"").next())
-        .map(|s| s.trim().trim_end_matches('"').replace("&amp;", "&"))
-        .unwrap();
+    let prev = link(&second, "prev").expect("a previous page");
     let (_, back) = get(&app, &prev).await;
     assert_eq!(found(&back), page1);
     // The first page now starts with the newcomers.
@@ -732,10 +711,11 @@ async fn a_service_admin_cancels_a_payment_still_in_progress() {
     assert_eq!(audit.len(), 1);
 }
 
-/// The Next link of a results page, as the browser follows it.
-fn next_link(html: &str) -> Option<String> {
-    html.contains("rel=\"next\"").then_some(())?;
-    html.split("rel=\"next\"")
+/// A results page's Next or Previous link (`rel`), as the browser follows it.
+fn link(html: &str, rel: &str) -> Option<String> {
+    let marker = format!("rel=\"{rel}\"");
+    html.contains(&marker).then_some(())?;
+    html.split(&marker)
         .next()
         .and_then(|s| s.rsplit("href=\"").next())
         .map(|s| s.trim().trim_end_matches('"').replace("&amp;", "&"))
@@ -797,8 +777,8 @@ async fn a_metadata_value_shared_by_thousands_pages_in_order() {
         let mut seen = found(&first);
         let mut html = first.clone();
         for _ in 0..2 {
-            let link = next_link(&html).expect("a next page");
-            let (_, h) = get(&app, &link).await;
+            let next = link(&html, "next").expect("a next page");
+            let (_, h) = get(&app, &next).await;
             seen.extend(found(&h));
             html = h;
         }
@@ -808,12 +788,7 @@ async fn a_metadata_value_shared_by_thousands_pages_in_order() {
             "{q}: three pages, newest first, none twice"
         );
         // Previous from the third page gives the second as it was.
-        let prev = html
-            .split("rel=\"prev\"")
-            .next()
-            .and_then(|s| s.rsplit("href=\"").next())
-            .map(|s| s.trim().trim_end_matches('"').replace("&amp;", "&"))
-            .unwrap();
+        let prev = link(&html, "prev").expect("a previous page");
         let (_, back) = get(&app, &prev).await;
         assert_eq!(found(&back), want[50..100], "{q}: back to page two");
     }
