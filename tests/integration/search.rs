@@ -722,7 +722,7 @@ fn link(html: &str, rel: &str) -> Option<String> {
 }
 
 #[tokio::test]
-async fn a_metadata_value_shared_by_thousands_pages_in_order() {
+async fn a_metadata_value_or_settled_day_shared_by_thousands_pages_in_order() {
     let app = TestApp::new().await;
     let a = app.service("parking").await;
     // 6,300 payments, two to each second; all but every seventh carry the same ledger code
@@ -735,6 +735,8 @@ async fn a_metadata_value_shared_by_thousands_pages_in_order() {
             );
             let code = if i % 7 == 0 { "OTHER" } else { "BIG" };
             r.metadata = Some(format!(r#"{{"ledger_code":"{code}"}}"#));
+            // The same 5,400 settle the next day: a settled range that walks too.
+            r.settled_date = (i % 7 != 0).then(|| "2026-11-20".to_string());
             if i % 5 == 0 {
                 r.status = PaymentStatus::Failed;
                 r.state_code = Some("P0010".into());
@@ -761,6 +763,10 @@ async fn a_metadata_value_shared_by_thousands_pages_in_order() {
         (
             "meta_key=ledger_code&meta_value=BIG&status=declined",
             newest_first(&|i| i % 5 == 0),
+        ),
+        (
+            "date_field=settled&from_date=20/11/2026&to_date=20/11/2026",
+            newest_first(&|_| true),
         ),
     ] {
         let (status, first) = get(&app, &format!("/payments?{q}")).await;
