@@ -340,6 +340,9 @@ enum BenchCommand {
         /// Print each query's SQL next to its plan.
         #[arg(long)]
         sql: bool,
+        /// Run only the throughput runs (no timed mix, no plans): for profiling.
+        #[arg(long)]
+        throughput_only: bool,
     },
 }
 
@@ -875,6 +878,7 @@ async fn bench(command: BenchCommand) -> ExitCode {
             skip_sqlite,
             reseed,
             sql,
+            throughput_only,
         } => {
             let settings = bench::search::SearchBench {
                 sqlite_journeys: journeys,
@@ -887,6 +891,7 @@ async fn bench(command: BenchCommand) -> ExitCode {
                 skip_sqlite,
                 reseed,
                 show_sql: sql,
+                throughput_only,
             };
             // Each backend's figures are printed as soon as they are known.
             match bench::search::search(&settings).await {

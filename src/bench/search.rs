@@ -54,6 +54,8 @@ pub struct SearchBench {
     pub reseed: bool,
     /// Print each plan's SQL as well.
     pub show_sql: bool,
+    /// Skip timing the mix and reading plans: the throughput runs alone (for profiling).
+    pub throughput_only: bool,
 }
 
 /// How the bench database came to hold its journeys.
@@ -387,7 +389,7 @@ async fn measure(
     let load_average = load_average();
     let measured = async {
         let mut rows = Vec::new();
-        for case in &cases {
+        for case in cases.iter().filter(|_| !settings.throughput_only) {
             eprintln!("[{backend}] timing {}…", case.name);
             rows.push(time_case(state, &http, &base, &cookie, case, settings.samples).await?);
         }
@@ -420,8 +422,12 @@ async fn measure(
                 .await?,
             );
         }
-        eprintln!("[{backend}] reading the query plans…");
-        let plans = plans(state, &cases).await?;
+        let plans = if settings.throughput_only {
+            Vec::new()
+        } else {
+            eprintln!("[{backend}] reading the query plans…");
+            plans(state, &cases).await?
+        };
         Ok::<_, anyhow::Error>((rows, throughput, plans))
     }
     .await;

@@ -94,12 +94,15 @@ pub async fn run_with(
     }
     let known_capped = cache.is_some_and(|c| c.capped(&plan.count));
     let (rows, count) = if let Some(n) = plan.counted {
-        (sql::fetch_rows(db, &plan.list).await?, n)
+        (sql::fetch_rows(db, &plan.list, search).await?, n)
     } else if known_capped {
-        (sql::fetch_rows(db, &plan.list).await?, COUNT_CAP + 1)
+        (
+            sql::fetch_rows(db, &plan.list, search).await?,
+            COUNT_CAP + 1,
+        )
     } else {
         tokio::try_join!(
-            sql::fetch_rows(db, &plan.list),
+            sql::fetch_rows(db, &plan.list, search),
             sql::fetch_count(db, &plan.count)
         )?
     };
@@ -131,7 +134,7 @@ pub async fn page(
         &|_: &sql::Built| false,
     )
     .await?;
-    let rows = sql::fetch_rows(db, &plan.list).await?;
+    let rows = sql::fetch_rows(db, &plan.list, search).await?;
     let r = paginate(rows, 0, search, plan.shape, page_size);
     Ok((r.rows, r.next))
 }

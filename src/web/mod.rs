@@ -15,6 +15,7 @@ pub mod events;
 pub mod exports;
 pub mod health;
 pub mod hooks;
+pub mod html;
 pub mod pages;
 pub mod payments;
 pub mod ratelimit;
@@ -38,6 +39,7 @@ pub fn mount(rocket: Rocket<Build>, state: &AppState) -> Rocket<Build> {
             state.config.sign_in_rate_per_minute,
         ))
         .manage(sso::Providers::new())
+        .manage(payments::FilterForms::default())
         .manage(api::ApiLimiter::per_minute(
             state.config.api_rate_per_minute,
             state.config.sign_in_rate_per_minute,

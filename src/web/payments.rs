@@ -6,10 +6,12 @@ use rocket::http::uri::Origin;
 use rocket::http::Status;
 use rocket::response::Redirect;
 use rocket::{FromForm, Route, State};
+use rocket_dyn_templates::Metadata;
 use serde_json::{json, Map, Value};
 use time::macros::format_description;
 
 use super::auth::RequestOrigin;
+use super::html::Html;
 use super::pages::{self, internal, problem, render, Answer};
 use super::session::{CsrfForm, SignedIn};
 use crate::audit::{self, AuditEvent};
@@ -100,9 +102,99 @@ async fn case_links(
         .collect())
 }
 
+/// What the search box and filters show: the form as typed, its problems and the choices.
+fn filters_context(
+    form: &Form,
+    field_errors: Map<String, Value>,
+    mine: &[ServiceAccount],
+    zone: Zone,
+) -> Map<String, Value> {
+    let mut c = Map::new();
+    c.insert("form".into(), json!(form));
+    c.insert("field_errors".into(), Value::Object(field_errors));
+    c.insert("filtered".into(), json!(form.is_filtered()));
+    c.insert(
+        "service_options".into(),
+        Value::Array(
+            mine.iter()
+                .map(|s| json!({"value": s.slug, "text": s.name}))
+                .collect(),
+        ),
+    );
+    c.insert(
+        "status_options".into(),
+        options(&StatusGroup::ALL, StatusGroup::name, StatusGroup::label),
+    );
+    let mut periods = vec![json!({"value": "", "text": "All time"})];
+    periods.extend(
+        Period::ALL
+            .iter()
+            .map(|p| json!({"value": p.key(), "text": p.label()})),
+    );
+    c.insert("period_options".into(), Value::Array(periods));
+    c.insert(
+        "sort_options".into(),
+        options(&Sort::ALL, Sort::name, Sort::label),
+    );
+    let mut brands = vec![json!({"value": "", "text": "Any card brand"})];
+    brands.extend(BRANDS.iter().map(|(v, t)| json!({"value": v, "text": t})));
+    c.insert("brand_options".into(), Value::Array(brands));
+    c.insert(
+        "date_field_options".into(),
+        json!([{"value": "created", "text": "Date created"}, {"value": "settled", "text": "Date settled"}]),
+    );
+    c.insert(
+        "reference_match_options".into(),
+        json!([{"value": "exact", "text": "Exactly this reference"}, {"value": "prefix", "text": "References starting with this"}]),
+    );
+    c.insert(
+        "attention_options".into(),
+        json!([{"value": "yes", "text": "Only payments that need attention"}]),
+    );
+    c.insert(
+        "attention_selected".into(),
+        json!(if form.attention { "yes" } else { "" }),
+    );
+    c.insert("zone".into(), json!(zone.name()));
+    c
+}
+
+/// The search box and filters as last rendered for each recent context (the form as typed,
+/// its problems, the person's services, the time zone). Rendering them is some thirty
+/// design-system macros, about half a list page's work, and most list pages show a form
+/// someone has shown before: the plain list, the same search paged through. The key is the
+/// whole context, so an entry can only ever be the HTML the template would write.
+#[derive(Default)]
+pub struct FilterForms {
+    rendered: std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<str>>>,
+}
+
+impl FilterForms {
+    const MAX_ENTRIES: usize = 256;
+
+    fn render(&self, templates: &Metadata<'_>, context: Map<String, Value>) -> Option<String> {
+        let context = Value::Object(context);
+        let key = context.to_string();
+        let known = self.rendered.lock().ok().and_then(|m| m.get(&key).cloned());
+        if let Some(html) = known {
+            return Some(html.to_string());
+        }
+        let (_, html) = templates.render("payments/filters", &context)?;
+        if let Ok(mut m) = self.rendered.lock() {
+            if m.len() >= Self::MAX_ENTRIES {
+                m.clear();
+            }
+            m.insert(key, html.as_str().into());
+        }
+        Some(html)
+    }
+}
+
 #[rocket::get("/payments")]
 async fn list(
     state: &State<AppState>,
+    forms: &State<FilterForms>,
+    templates: Metadata<'_>,
     staff: SignedIn,
     uri: &Origin<'_>,
 ) -> Result<Answer, Status> {
@@ -168,27 +260,7 @@ async fn list(
                 .collect::<Vec<_>>(),
         )
         .await?;
-        let rows: Vec<Value> = results
-            .rows
-            .iter()
-            .map(|r| {
-                let (slug, name) = names.get(&r.service_id).copied().unwrap_or(("", ""));
-                let group = StatusGroup::of(&r.status, r.state_code.as_deref());
-                json!({
-                    "href": page_href(&r.payment_id, slug, &back, &[]),
-                    "reference": r.reference,
-                    "service": name,
-                    "email": r.email,
-                    "amount": money(r.amount),
-                    "status": group.name(),
-                    "card": card_summary(r.card_brand.as_deref(), r.last_digits.as_deref()),
-                    "created": local_time(zone, r.created_at),
-                    "attention": r.needs_attention,
-                    "case_reference": links.get(&r.id).map(|l| &l.0),
-                    "case_link": links.get(&r.id).map(|l| &l.1),
-                })
-            })
-            .collect();
+        let rows_html = result_rows(&results.rows, &names, &links, &back, zone);
         let count_text = if results.count_capped() {
             format!("More than {} payments", thousands(COUNT_CAP))
         } else if results.count == 1 {
@@ -205,7 +277,8 @@ async fn list(
         c.insert(
             "results".into(),
             json!({
-                "rows": rows,
+                "rows_html": rows_html,
+                "has_rows": !results.rows.is_empty(),
                 "count_text": count_text,
                 "next_href": results.next.as_ref().map(|n| link(Some(n), None)),
                 "prev_href": results.previous.as_ref().map(|p| link(None, Some(p))),
@@ -216,52 +289,15 @@ async fn list(
     }
     c.insert("form".into(), json!(form));
     c.insert("errors".into(), Value::Array(errors.clone()));
-    c.insert("field_errors".into(), Value::Object(field_errors));
-    c.insert("filtered".into(), json!(form.is_filtered()));
     c.insert("has_services".into(), json!(!mine.is_empty()));
-    c.insert(
-        "service_options".into(),
-        Value::Array(
-            mine.iter()
-                .map(|s| json!({"value": s.slug, "text": s.name}))
-                .collect(),
-        ),
-    );
-    c.insert(
-        "status_options".into(),
-        options(&StatusGroup::ALL, StatusGroup::name, StatusGroup::label),
-    );
-    let mut periods = vec![json!({"value": "", "text": "All time"})];
-    periods.extend(
-        Period::ALL
-            .iter()
-            .map(|p| json!({"value": p.key(), "text": p.label()})),
-    );
-    c.insert("period_options".into(), Value::Array(periods));
-    c.insert(
-        "sort_options".into(),
-        options(&Sort::ALL, Sort::name, Sort::label),
-    );
-    let mut brands = vec![json!({"value": "", "text": "Any card brand"})];
-    brands.extend(BRANDS.iter().map(|(v, t)| json!({"value": v, "text": t})));
-    c.insert("brand_options".into(), Value::Array(brands));
-    c.insert(
-        "date_field_options".into(),
-        json!([{"value": "created", "text": "Date created"}, {"value": "settled", "text": "Date settled"}]),
-    );
-    c.insert(
-        "reference_match_options".into(),
-        json!([{"value": "exact", "text": "Exactly this reference"}, {"value": "prefix", "text": "References starting with this"}]),
-    );
-    c.insert(
-        "attention_options".into(),
-        json!([{"value": "yes", "text": "Only payments that need attention"}]),
-    );
-    c.insert(
-        "attention_selected".into(),
-        json!(if form.attention { "yes" } else { "" }),
-    );
     c.insert("zone".into(), json!(zone.name()));
+    let filters = filters_context(&form, field_errors, &mine, zone);
+    c.insert(
+        "filters_html".into(),
+        Value::String(forms.render(&templates, filters).ok_or_else(|| {
+            internal("the payments filter form did not render (see the template error above)")
+        })?),
+    );
     let page = render("payments/index", c);
     // A search with problems is still a page the person asked for: 200, with the form kept.
     Ok(Answer::Page(page))
@@ -292,6 +328,66 @@ pub(super) fn page_href(
 pub(super) fn back_query(raw: Option<&str>) -> String {
     raw.map(|b| Form::from_query(b).to_query())
         .unwrap_or_default()
+}
+
+/// The results table's body: a row a payment. Written here rather than in the template
+/// because it is most of a list page's work and Tera spends ~10 µs a cell on it (see
+/// `super::html`); the markup is the template's own, GOV.UK table and tag classes.
+fn result_rows(
+    rows: &[search_store::Row],
+    names: &std::collections::HashMap<i64, (&str, &str)>,
+    links: &std::collections::HashMap<i64, (String, String)>,
+    back: &str,
+    zone: Zone,
+) -> String {
+    let mut h = Html::with_capacity(rows.len() * 1100);
+    for r in rows {
+        let (slug, name) = names.get(&r.service_id).copied().unwrap_or(("", ""));
+        h.raw("\n        <tr class=\"govuk-table__row\">\n          <td class=\"govuk-table__cell\"><a class=\"govuk-link\" href=\"")
+            .text(&page_href(&r.payment_id, slug, back, &[]))
+            .raw("\">")
+            .text(&r.reference)
+            .raw("</a>");
+        if r.needs_attention {
+            h.raw(" <strong class=\"govuk-tag govuk-tag--orange\">Needs attention</strong>");
+        }
+        if let Some((case_reference, link)) = links.get(&r.id) {
+            h.raw("<br><a class=\"govuk-link\" href=\"")
+                .text(link)
+                .raw("\" rel=\"noreferrer\">Case ")
+                .text(case_reference)
+                .raw("<span class=\"govuk-visually-hidden\"> in case management</span></a>");
+        }
+        let (label, colour) = status_tag(StatusGroup::of(&r.status, r.state_code.as_deref()));
+        h.raw("</td>\n          <td class=\"govuk-table__cell\">")
+            .text(name)
+            .raw("</td>\n          <td class=\"govuk-table__cell paydesk-break\">")
+            .text(r.email.as_deref().unwrap_or(""))
+            .raw("</td>\n          <td class=\"govuk-table__cell govuk-table__cell--numeric\">")
+            .text(&money(r.amount))
+            .raw("</td>\n          <td class=\"govuk-table__cell\"><strong class=\"govuk-tag govuk-tag--")
+            .raw(colour)
+            .raw("\">")
+            .raw(label)
+            .raw("</strong></td>\n          <td class=\"govuk-table__cell\">")
+            .text(&card_summary(r.card_brand.as_deref(), r.last_digits.as_deref()))
+            .raw("</td>\n          <td class=\"govuk-table__cell\">")
+            .text(&local_time(zone, r.created_at))
+            .raw("</td>\n        </tr>");
+    }
+    h.into_string()
+}
+
+/// A status group's tag text and colour, as the `govuk::status_tag` macro shows them.
+fn status_tag(group: StatusGroup) -> (&'static str, &'static str) {
+    let colour = match group {
+        StatusGroup::InProgress => "blue",
+        StatusGroup::Success => "green",
+        StatusGroup::Declined | StatusGroup::Error => "red",
+        StatusGroup::TimedOut => "grey",
+        StatusGroup::Cancelled => "orange",
+    };
+    (group.label(), colour)
 }
 
 fn card_summary(brand: Option<&str>, last4: Option<&str>) -> String {

@@ -438,6 +438,58 @@ async fn counts_stop_at_the_cap() {
 }
 
 #[tokio::test]
+async fn each_page_shows_its_own_form_and_escapes_what_payers_typed() {
+    let app = seeded().await;
+    let fines = app.service("fines").await;
+    let mut odd = journey("FINE-<b>9</b>&amp;", t(8));
+    odd.payment_id = "payodd".into();
+    odd.email = Some("\"quoted\"<i>@example.org".into());
+    store(&app, fines, &[odd]).await;
+    let admin = app
+        .person("admin@example.gov.uk", Role::PlatformAdmin, None)
+        .await;
+    app.sign_in(&admin).await;
+    let (_, html) = get(&app, "/payments?reference=FINE-%3Cb%3E9%3C%2Fb%3E%26amp%3B").await;
+    // What payers typed is text in the results, never markup.
+    assert!(
+        html.contains(">FINE-&lt;b&gt;9&lt;/b&gt;&amp;amp;</a>"),
+        "{html}"
+    );
+    assert!(html.contains("&quot;quoted&quot;&lt;i&gt;@example.org"));
+    assert!(!html.contains("<b>9") && !html.contains("<i>@"));
+    // Every service of the admin's is a choice; the same page twice reads the same.
+    assert!(html.contains("value=\"fines\"") && html.contains("value=\"parking\""));
+    assert_eq!(
+        get(&app, "/payments?reference=FINE-%3Cb%3E9%3C%2Fb%3E%26amp%3B")
+            .await
+            .1,
+        html
+    );
+    // Each search shows its own values and problems, however often the form was shown.
+    for (q, shown, not_shown) in [
+        ("reference=FIRST", "value=\"FIRST\"", "value=\"SECOND\""),
+        ("reference=SECOND", "value=\"SECOND\"", "value=\"FIRST\""),
+        (
+            "reference=FIRST&last4=12",
+            "Last 4 digits must be 4 numbers",
+            "value=\"SECOND\"",
+        ),
+        ("reference=FIRST", "value=\"FIRST\"", "govuk-error-summary"),
+    ] {
+        let (_, html) = get(&app, &format!("/payments?{q}")).await;
+        assert!(html.contains(shown), "{q}: {shown}");
+        assert!(!html.contains(not_shown), "{q}: {not_shown}");
+    }
+    // Someone with one service sees the same page without the other service as a choice.
+    app.post_form("/logout", &[("csrf_token", &app.token())])
+        .await;
+    viewer(&app, "parking").await;
+    let (_, html) = get(&app, "/payments?reference=FINE-%3Cb%3E9%3C%2Fb%3E%26amp%3B").await;
+    assert!(!html.contains("value=\"fines\""), "{html}");
+    assert!(found(&html).is_empty());
+}
+
+#[tokio::test]
 async fn bad_input_keeps_the_form_and_says_what_is_wrong() {
     let app = seeded().await;
     viewer(&app, "parking").await;
