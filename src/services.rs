@@ -208,6 +208,11 @@ impl ServiceAccount {
         }
     }
 
+    /// The service's link into case management, when it has one.
+    pub fn deep_link_template(&self) -> Option<&str> {
+        self.row.deep_link_template.as_deref()
+    }
+
     pub fn is_connected(&self) -> bool {
         self.row.platform_url.is_some() && self.row.credentials.is_some()
     }

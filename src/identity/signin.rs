@@ -383,9 +383,9 @@ pub async fn load_session(
         ),
         _ => now >= created + PENDING_STEP_VALID,
     };
-    let staff = staff_store::staff_by_id(&state.db, session.staff_id).await?;
-    let staff = match staff {
-        Some(s) if s.status != "disabled" && !timed_out => s,
+    let staff = staff_store::staff_with_grants(&state.db, session.staff_id).await?;
+    let (staff, grant_rows) = match staff {
+        Some((s, g)) if s.status != "disabled" && !timed_out => (s, g),
         _ => {
             let mut tx = state.db.begin().await?;
             let gone = staff_store::delete_session(&mut tx, &hash).await?;
@@ -420,7 +420,6 @@ pub async fn load_session(
     } else {
         last_seen
     };
-    let grant_rows = staff_store::grants(&state.db, staff.id).await?;
     let mut grants = Vec::new();
     let mut roles = Vec::new();
     for g in grant_rows {

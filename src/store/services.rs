@@ -15,10 +15,11 @@ pub struct ServiceAccountRow {
     pub webhook_secret: Option<String>,
     pub created_at: i64,
     pub updated_at: Option<i64>,
+    /// Where a case reference links to in case management (see `integrations::deep_link`).
+    pub deep_link_template: Option<String>,
 }
 
-const COLUMNS: &str =
-    "id, slug, name, time_zone, platform_url, credentials, webhook_secret, created_at, updated_at";
+const COLUMNS: &str = "id, slug, name, time_zone, platform_url, credentials, webhook_secret, created_at, updated_at, deep_link_template";
 
 pub struct NewServiceRow<'a> {
     pub slug: &'a str,

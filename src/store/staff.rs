@@ -1,7 +1,9 @@
 //! SQL for staff identity: staff, roles, sessions, one-time links,
 //! password history and single sign-on identities.
 
-use super::{Db, StoreResult, Tx};
+use sqlx::{FromRow, Row};
+
+use super::{Backend, Db, StoreError, StoreResult, Tx};
 use crate::{on_db, on_tx};
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -201,6 +203,44 @@ pub async fn grants(db: &Db, staff_id: i64) -> StoreResult<Vec<GrantRow>> {
         "SELECT g.staff_id, g.service_id, g.role, s.name AS service_name FROM staff_grants g \
          LEFT JOIN services s ON s.id = g.service_id WHERE g.staff_id = $1 ORDER BY s.name, g.role")
         .bind(staff_id).fetch_all(pool).await?))
+}
+
+/// A person and their grants in one query (a signed-in page asks for both on every
+/// request): the grants ordered by service name (every-service grants first), then role.
+pub async fn staff_with_grants(db: &Db, id: i64) -> StoreResult<Option<(StaffRow, Vec<GrantRow>)>> {
+    let packed = match db.backend() {
+        Backend::Sqlite => {
+            "(SELECT json_group_array(json_array(g.service_id, g.role, s.name)) FROM staff_grants g \
+             LEFT JOIN services s ON s.id = g.service_id WHERE g.staff_id = staff.id)"
+        }
+        Backend::Postgres => {
+            "(SELECT COALESCE(CAST(json_agg(json_build_array(g.service_id, g.role, s.name)) AS TEXT), '[]') \
+             FROM staff_grants g LEFT JOIN services s ON s.id = g.service_id WHERE g.staff_id = staff.id)"
+        }
+    };
+    let sql = format!("SELECT {STAFF_COLUMNS}, {packed} AS grants FROM staff WHERE id = $1");
+    let row = on_db!(db, pool => {
+        match sqlx::query(&sql).bind(id).fetch_optional(pool).await? {
+            Some(r) => Some((StaffRow::from_row(&r)?, r.try_get::<String, _>("grants")?)),
+            None => None,
+        }
+    });
+    let Some((staff, packed)) = row else {
+        return Ok(None);
+    };
+    let grants: Vec<(Option<i64>, String, Option<String>)> = serde_json::from_str(&packed)
+        .map_err(|e| StoreError::Invalid(format!("grants of staff {id} read badly: {e}")))?;
+    let mut grants: Vec<GrantRow> = grants
+        .into_iter()
+        .map(|(service_id, role, service_name)| GrantRow {
+            staff_id: id,
+            service_id,
+            role,
+            service_name,
+        })
+        .collect();
+    grants.sort_by(|a, b| (&a.service_name, &a.role).cmp(&(&b.service_name, &b.role)));
+    Ok(Some((staff, grants)))
 }
 
 // ---- sessions -------------------------------------------------------------------------

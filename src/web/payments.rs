@@ -62,21 +62,17 @@ fn options<T: Copy>(all: &[T], name: fn(T) -> &'static str, label: fn(T) -> &'st
 }
 
 /// Links into case management for the journeys (id, service id, payment id, reference) whose
-/// service has a deep-link template and which have a case reference: journey id → (case
-/// reference, link).
+/// service (among `services`) has a deep-link template and which have a case reference:
+/// journey id → (case reference, link).
 async fn case_links(
     state: &AppState,
+    services: &[ServiceAccount],
     rows: &[(i64, i64, &str, &str)],
 ) -> Result<std::collections::HashMap<i64, (String, String)>, Status> {
-    let mut services: Vec<i64> = rows.iter().map(|r| r.1).collect();
-    services.sort_unstable();
-    services.dedup();
-    let templates: std::collections::HashMap<i64, String> =
-        crate::store::service_admin::deep_link_templates(&state.db, &services)
-            .await
-            .map_err(internal)?
-            .into_iter()
-            .collect();
+    let templates: std::collections::HashMap<i64, &str> = services
+        .iter()
+        .filter_map(|s| Some((s.id, s.deep_link_template()?)))
+        .collect();
     if templates.is_empty() {
         return Ok(Default::default());
     }
@@ -85,6 +81,9 @@ async fn case_links(
         .filter(|r| templates.contains_key(&r.1))
         .map(|r| r.0)
         .collect();
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
     let refs: std::collections::HashMap<i64, String> =
         crate::store::service_admin::case_references(&state.db, &ids)
             .await
@@ -110,7 +109,8 @@ fn filters_context(
     zone: Zone,
 ) -> Map<String, Value> {
     let mut c = Map::new();
-    c.insert("form".into(), json!(form));
+    // The form keeps no page position, so a search paged through shows one form.
+    c.insert("form".into(), json!(form.first_page()));
     c.insert("field_errors".into(), Value::Object(field_errors));
     c.insert("filtered".into(), json!(form.is_filtered()));
     c.insert(
@@ -246,6 +246,7 @@ async fn list(
             .map_err(internal)?;
         let links = case_links(
             state,
+            &mine,
             &results
                 .rows
                 .iter()
@@ -496,6 +497,7 @@ async fn journey(
 
     let case_link = case_links(
         state,
+        std::slice::from_ref(&svc),
         &[(j.id, svc.id, j.payment_id.as_str(), j.reference.as_str())],
     )
     .await?
