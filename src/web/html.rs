@@ -56,7 +56,7 @@ mod tests {
     fn escapes_as_teras_autoescape_does() {
         let mut tera = rocket_dyn_templates::tera::Tera::default();
         tera.autoescape_on(vec![""]);
-        tera.add_raw_template("t", "{{ v }}").unwrap();
+        assert!(tera.add_raw_template("t", "{{ v }}").is_ok());
         for v in [
             "plain",
             "<script>alert('x')</script>",
@@ -70,7 +70,7 @@ mod tests {
             ctx.insert("v", v);
             let mut ours = String::new();
             escape_into(&mut ours, v);
-            assert_eq!(ours, tera.render("t", &ctx).unwrap(), "{v:?}");
+            assert_eq!(Some(ours), tera.render("t", &ctx).ok(), "{v:?}");
         }
     }
 
