@@ -140,9 +140,9 @@ impl Plan {
                 slices.push((s.id, Pass::Refunds));
             }
         }
-        let deep_links = crate::store::service_admin::deep_link_templates(db, &ids)
-            .await?
-            .into_iter()
+        let deep_links = services
+            .iter()
+            .filter_map(|s| Some((s.id, s.deep_link_template()?.to_string())))
             .collect();
         let layout = columns::Layout {
             zone: filter.zone(),

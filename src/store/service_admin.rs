@@ -61,24 +61,6 @@ pub async fn slug_taken(db: &Db, slug: &str, except: Option<i64>) -> StoreResult
     Ok(n > 0)
 }
 
-/// The deep-link template of each of `service_ids` that has one.
-pub async fn deep_link_templates(db: &Db, service_ids: &[i64]) -> StoreResult<Vec<(i64, String)>> {
-    if service_ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let list = placeholders(1, service_ids.len());
-    let sql = format!(
-        "SELECT id, deep_link_template FROM services WHERE id IN ({list}) AND deep_link_template IS NOT NULL"
-    );
-    Ok(on_db!(db, pool => {
-        let mut q = sqlx::query_as::<_, (i64, String)>(&sql);
-        for id in service_ids {
-            q = q.bind(*id);
-        }
-        q.fetch_all(pool).await?
-    }))
-}
-
 /// The case reference of each of `journey_ids` that has one.
 pub async fn case_references(db: &Db, journey_ids: &[i64]) -> StoreResult<Vec<(i64, String)>> {
     if journey_ids.is_empty() {
