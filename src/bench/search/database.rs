@@ -1,0 +1,481 @@
+//! The bench database: where it lives, its services, its seeding (resumable, deterministic)
+//! and the signed-in bench person. All of the bench's own SQL is here.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context};
+use serde_json::json;
+use time::OffsetDateTime;
+
+use super::{figures::*, generator::*};
+use crate::audit::Actor;
+use crate::clock;
+use crate::config::Config;
+use crate::identity::permissions::Role;
+use crate::identity::{accounts, signin};
+use crate::services::{self, NewService};
+use crate::store::scratch::with_database;
+use crate::store::{self, staff as staff_store, Backend, Db};
+use crate::AppState;
+
+/// Where a bench database lives.
+pub(crate) enum Target {
+    Sqlite(PathBuf),
+    /// The server's URL and the database's name on it.
+    Postgres(String, &'static str),
+}
+
+impl Target {
+    pub(crate) fn url(&self) -> String {
+        match self {
+            Target::Sqlite(path) => format!("sqlite://{}", path.display()),
+            Target::Postgres(server, name) => with_database(server, name),
+        }
+    }
+
+    /// Throw the database away and leave an empty one (or none: SQLite makes it on open).
+    pub(crate) async fn wipe(&self) -> anyhow::Result<()> {
+        match self {
+            Target::Sqlite(path) => remove_sqlite(path),
+            Target::Postgres(server, name) => {
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(server)
+                    .await
+                    .with_context(|| format!("connecting to {}", store::redact_url(server)))?;
+                eprintln!("[postgres] dropping database {name}…");
+                sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await?;
+                conn.close().await?;
+                create_postgres_database(server, name).await
+            }
+        }
+    }
+}
+
+pub(crate) fn remove_sqlite(path: &Path) -> anyhow::Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let file = PathBuf::from(format!("{}{suffix}", path.display()));
+        match std::fs::remove_file(&file) {
+            Ok(()) => eprintln!("[sqlite] removed {}", file.display()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("removing {}", file.display())),
+        }
+    }
+    Ok(())
+}
+
+/// Create the bench database `name` on `server` unless it exists.
+pub(crate) async fn create_postgres_database(server: &str, name: &str) -> anyhow::Result<()> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(server)
+        .await
+        .with_context(|| format!("connecting to {}", store::redact_url(server)))?;
+    let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
+        .bind(name)
+        .fetch_optional(&mut conn)
+        .await?;
+    if exists.is_none() {
+        eprintln!("[postgres] creating database {name}…");
+        sqlx::raw_sql(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut conn)
+            .await?;
+    }
+    conn.close().await?;
+    Ok(())
+}
+
+/// A service of the bench database.
+#[derive(Debug, Clone)]
+pub(crate) struct BenchService {
+    pub(crate) id: i64,
+    pub(crate) slug: String,
+}
+
+pub(crate) async fn open(url: &str, port: u16) -> anyhow::Result<AppState> {
+    let mut config = Config::for_tests(url);
+    config.port = port;
+    config.jobs_enabled = false;
+    // The console's default pool, not the tests' smaller one.
+    config.db_max_connections = 10;
+    AppState::open(config, clock::system())
+        .await
+        .with_context(|| format!("opening {}", store::redact_url(url)))
+}
+
+pub(crate) async fn ensure_services(state: &AppState) -> anyhow::Result<Vec<BenchService>> {
+    let mut out = Vec::new();
+    for (slug, name, _) in SERVICES {
+        let id = match services::by_slug(&state.db, slug).await? {
+            Some(s) => s.id,
+            None => services::add(
+                state,
+                Actor::System,
+                &NewService {
+                    slug: slug.into(),
+                    name: name.into(),
+                    time_zone: "Europe/London".into(),
+                    ..Default::default()
+                },
+            )
+            .await?
+            .map_err(|p| anyhow!(p.join("; ")))?,
+        };
+        out.push(BenchService {
+            id,
+            slug: slug.to_string(),
+        });
+    }
+    Ok(out)
+}
+
+pub(crate) async fn count_journeys(db: &Db) -> anyhow::Result<i64> {
+    Ok(
+        crate::on_db!(db, pool => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM journeys")
+        .fetch_one(pool)
+        .await?),
+    )
+}
+
+// ---- seeding ------------------------------------------------------------------------------
+
+/// Journeys are spread evenly (with jitter) over this span, ending when seeding started.
+pub(crate) const SPAN_MICROS: i64 = 395 * 86_400_000_000;
+
+/// What seeding has to do.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum SeedPlan {
+    /// Enough journeys are held.
+    Reuse,
+    /// Insert rows `have + 1 ..= want`, the first row created at `start`: a fresh seeding
+    /// (have = 0) or an interrupted one of the same size.
+    Seed { have: i64, start: i64 },
+    /// The rows held were seeded for another size (their times would not line up).
+    Again { have: i64 },
+}
+
+/// Row n of a seeding for `want` rows is created at start + (n - 1) * (SPAN / want) plus
+/// jitter below one step, so a seeding of the same size can be resumed where it stopped.
+pub(crate) async fn plan_seeding(db: &Db, want: i64) -> anyhow::Result<SeedPlan> {
+    eprintln!("[{}] counting journeys…", db.backend().name());
+    let have = count_journeys(db).await?;
+    if have >= want {
+        return Ok(SeedPlan::Reuse);
+    }
+    if have == 0 {
+        let now = store::to_micros(OffsetDateTime::now_utc());
+        return Ok(SeedPlan::Seed {
+            have,
+            start: now - SPAN_MICROS,
+        });
+    }
+    let step = (SPAN_MICROS / want).max(1);
+    let (first, last): (i64, i64) = crate::on_db!(db, pool => sqlx::query_as::<_, (i64, i64)>(
+        "SELECT (SELECT created_at FROM journeys ORDER BY id LIMIT 1), \
+                (SELECT created_at FROM journeys ORDER BY id DESC LIMIT 1)")
+        .fetch_one(pool)
+        .await?);
+    let expected = first + (have - 1) * step;
+    Ok(if (last - expected).abs() <= 2 * step {
+        SeedPlan::Seed { have, start: first }
+    } else {
+        SeedPlan::Again { have }
+    })
+}
+
+/// Seed journeys as planned; rows already there are kept.
+pub(crate) async fn seed(
+    db: &Db,
+    services: &[BenchService],
+    want: i64,
+    plan: SeedPlan,
+) -> anyhow::Result<Seeding> {
+    let backend = db.backend();
+    let name = backend.name();
+    let (have, start) = match plan {
+        SeedPlan::Reuse => {
+            eprintln!("[{name}] reusing the bench database (it holds at least {want} journeys)");
+            return Ok(Seeding::Reused);
+        }
+        SeedPlan::Seed { have, start } => (have, start),
+        SeedPlan::Again { have } => bail!("{have} journeys held were seeded for another size"),
+    };
+    let rows = want - have;
+    let ids: Vec<i64> = services.iter().map(|s| s.id).collect();
+    let gen = Generator {
+        backend,
+        start,
+        step: (SPAN_MICROS / want).max(1),
+        now: start + SPAN_MICROS,
+        services: [ids[0], ids[1], ids[2]],
+    };
+    // A large load on PostgreSQL goes faster without the journeys' indexes; they are built
+    // again afterwards from their own definitions.
+    let bulk = backend == Backend::Postgres && rows >= 100_000;
+    if bulk {
+        drop_indexes_for_load(db).await?;
+    }
+    let chunk: i64 = match backend {
+        Backend::Sqlite => 50_000,
+        Backend::Postgres => 100_000,
+    };
+    eprintln!("[{name}] seeding {rows} journeys ({have} held, {want} wanted)…");
+    let started = Instant::now();
+    let mut from = have + 1;
+    while from <= want {
+        let to = (from + chunk - 1).min(want);
+        let mut tx = db.begin().await?;
+        tx.relax_durability().await?;
+        let sql = gen.insert_sql(from, to);
+        crate::on_tx!(&mut tx, conn => {
+            if backend == Backend::Sqlite {
+                // A large page cache for this connection while the indexes grow.
+                sqlx::raw_sql("PRAGMA cache_size = -1048576").execute(&mut *conn).await?;
+            }
+            sqlx::raw_sql(&sql).execute(&mut *conn).await?;
+        });
+        tx.commit().await?;
+        let done = to - have;
+        let secs = started.elapsed().as_secs_f64();
+        eprintln!(
+            "[{name}] seeded {done} / {rows} ({:.0} s, {:.0} journeys/s)",
+            secs,
+            done as f64 / secs.max(1e-9)
+        );
+        from = to + 1;
+    }
+    match db {
+        Db::Sqlite(_, writer) => {
+            eprintln!("[sqlite] checkpointing the write-ahead log…");
+            sqlx::raw_sql("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA cache_size = -65536;")
+                .execute(&writer.pool)
+                .await?;
+        }
+        Db::Postgres(..) => {
+            if bulk {
+                restore_dropped_indexes(db).await?;
+            }
+        }
+    }
+    let took = started.elapsed();
+    eprintln!(
+        "[{name}] seeded {rows} journeys in {:.1} s",
+        took.as_secs_f64()
+    );
+    Ok(Seeding::Seeded { rows, took })
+}
+
+/// A bench-owned table holding the definitions of the indexes dropped for a bulk load, so
+/// that a load interrupted half-way can still rebuild them; dropped once they are rebuilt.
+pub(crate) const DROPPED_INDEXES: &str = "paydesk_bench_dropped_indexes";
+
+/// Drop every index on journeys and journey_metadata that does not back a constraint,
+/// saving each one's definition as PostgreSQL prints it, in one transaction: the indexes
+/// rebuilt afterwards are exactly those the migrations made, whichever migration made them.
+pub(crate) async fn drop_indexes_for_load(db: &Db) -> anyhow::Result<()> {
+    let Db::Postgres(pool, _) = db else {
+        return Ok(());
+    };
+    eprintln!("[postgres] dropping the journeys' indexes for the bulk load (rebuilt afterwards)…");
+    let mut tx = pool.begin().await?;
+    sqlx::raw_sql(&format!(
+        "CREATE TABLE IF NOT EXISTS {DROPPED_INDEXES} (name TEXT PRIMARY KEY, definition TEXT NOT NULL)"
+    ))
+    .execute(&mut *tx)
+    .await?;
+    let indexes: Vec<(String, String)> = sqlx::query_as(
+        "SELECT c.relname::text, pg_get_indexdef(x.indexrelid) FROM pg_index x \
+         JOIN pg_class c ON c.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid \
+         WHERE t.relname IN ('journeys', 'journey_metadata') \
+         AND t.relnamespace = current_schema()::regnamespace \
+         AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = x.indexrelid)",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for (name, definition) in &indexes {
+        sqlx::query(&format!(
+            "INSERT INTO {DROPPED_INDEXES} (name, definition) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING"
+        ))
+        .bind(name)
+        .bind(definition)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::raw_sql(&format!("DROP INDEX \"{name}\""))
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Rebuild the indexes a bulk load dropped (also after an interrupted one); a no-op when
+/// none are pending.
+pub(crate) async fn restore_dropped_indexes(db: &Db) -> anyhow::Result<()> {
+    let Db::Postgres(pool, _) = db else {
+        return Ok(());
+    };
+    let pending: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+        .bind(DROPPED_INDEXES)
+        .fetch_one(pool)
+        .await?;
+    if !pending {
+        return Ok(());
+    }
+    let indexes: Vec<(String, String)> = sqlx::query_as(&format!(
+        "SELECT name, definition FROM {DROPPED_INDEXES} ORDER BY name"
+    ))
+    .fetch_all(pool)
+    .await?;
+    let mut conn = pool.acquire().await?;
+    sqlx::raw_sql("SET maintenance_work_mem = '1GB'")
+        .execute(&mut *conn)
+        .await?;
+    for (name, definition) in indexes {
+        let present: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+            .bind(&name)
+            .fetch_one(&mut *conn)
+            .await?;
+        if !present {
+            eprintln!("[postgres] building index {name}…");
+            let t = Instant::now();
+            sqlx::raw_sql(&definition).execute(&mut *conn).await?;
+            eprintln!(
+                "[postgres] built {name} in {:.1} s",
+                t.elapsed().as_secs_f64()
+            );
+        }
+        sqlx::query(&format!("DELETE FROM {DROPPED_INDEXES} WHERE name = $1"))
+            .bind(&name)
+            .execute(&mut *conn)
+            .await?;
+    }
+    sqlx::raw_sql(&format!(
+        "RESET maintenance_work_mem; DROP TABLE {DROPPED_INDEXES}"
+    ))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+// ---- who searches -------------------------------------------------------------------------
+
+/// A Viewer in every bench service, and a signed-in session for them: the Cookie header.
+/// A signed-in session (as a `name=value` cookie) for a bench account holding `role` in
+/// every bench service; the account is made the first time.
+pub(crate) async fn bench_session(
+    state: &AppState,
+    services: &[BenchService],
+    email: &str,
+    name: &str,
+    role: Role,
+) -> anyhow::Result<String> {
+    let db = &state.db;
+    let key = accounts::email_key(email);
+    let staff = match staff_store::staff_by_email_key(db, &key).await? {
+        Some(s) => s,
+        None => {
+            accounts::add_staff(
+                state,
+                Actor::System,
+                email,
+                name,
+                role,
+                Some(&services[0].slug),
+            )
+            .await?
+            .map_err(|e| anyhow!("creating the bench account: {e}"))?;
+            staff_store::staff_by_email_key(db, &key)
+                .await?
+                .ok_or_else(|| anyhow!("the bench account was not created"))?
+        }
+    };
+    let grants = staff_store::grants(db, staff.id).await?;
+    let missing: Vec<i64> = services
+        .iter()
+        .map(|s| s.id)
+        .filter(|id| {
+            !grants
+                .iter()
+                .any(|g| g.service_id == Some(*id) && g.role == role.name())
+        })
+        .collect();
+    if !missing.is_empty() {
+        let now = store::to_micros(state.clock.now());
+        let mut tx = db.begin().await?;
+        for id in missing {
+            staff_store::insert_grant(&mut tx, staff.id, Some(id), role.name(), "system", now)
+                .await?;
+        }
+        tx.commit().await?;
+    }
+    let session = signin::start_active(
+        state,
+        &staff,
+        "password",
+        &Default::default(),
+        json!({"bench": email}),
+    )
+    .await?;
+    Ok(format!(
+        "{}={session}",
+        crate::web::session::session_cookie_name(&state.config)
+    ))
+}
+
+/// A real journey to take search values from.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct Sample {
+    pub(crate) payment_id: String,
+    pub(crate) reference: String,
+    pub(crate) email: Option<String>,
+    pub(crate) last_digits: Option<String>,
+    pub(crate) first_digits: Option<String>,
+    pub(crate) case_reference: Option<String>,
+    pub(crate) cardholder_name: Option<String>,
+}
+
+/// The first successful journey with a case reference from row `from_id` on, in `service_id`.
+pub(crate) async fn sample_journey(
+    db: &Db,
+    service_id: i64,
+    from_id: i64,
+) -> anyhow::Result<Option<Sample>> {
+    Ok(crate::on_db!(db, pool => sqlx::query_as::<_, Sample>(
+        "SELECT payment_id, reference, email, last_digits, first_digits, case_reference, cardholder_name \
+         FROM journeys WHERE service_id = $1 AND id >= $2 AND status = 'success' \
+         AND case_reference IS NOT NULL ORDER BY id LIMIT 1")
+        .bind(service_id)
+        .bind(from_id)
+        .fetch_optional(pool)
+        .await?))
+}
+
+/// The (created_at, id) keyset position of the newest journey made at or before `micros`.
+pub(crate) async fn newest_key_at_or_before(
+    db: &Db,
+    service_id: i64,
+    micros: i64,
+) -> anyhow::Result<Option<(i64, i64)>> {
+    Ok(crate::on_db!(db, pool => sqlx::query_as::<_, (i64, i64)>(
+        "SELECT created_at, id FROM journeys WHERE service_id = $1 AND created_at <= $2 \
+         ORDER BY created_at DESC, id DESC LIMIT 1")
+        .bind(service_id)
+        .bind(micros)
+        .fetch_optional(pool)
+        .await?))
+}
+
+/// As autovacuum would have by the time anyone searched: the visibility map makes index-only
+/// scans possible and hint bits are set. Quick when already done. PostgreSQL only.
+pub(crate) async fn vacuum_analyze(db: &Db) -> anyhow::Result<()> {
+    if let Db::Postgres(pool, _) = db {
+        eprintln!("[postgres] VACUUM ANALYZE…");
+        for table in ["journeys", "journey_metadata"] {
+            sqlx::raw_sql(&format!("VACUUM (ANALYZE) {table}"))
+                .execute(pool)
+                .await?;
+        }
+    }
+    Ok(())
+}

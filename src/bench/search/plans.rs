@@ -1,0 +1,72 @@
+//! The query plans the mix relied on.
+
+use super::{figures::*, mix::*};
+use crate::search::query::{Form, COUNT_CAP, PAGE_SIZE};
+use crate::store::search::{self as search_store, Bind, Built};
+use crate::AppState;
+
+// ---- plans --------------------------------------------------------------------------------
+
+pub(crate) async fn plans(state: &AppState, cases: &[Case]) -> anyhow::Result<Vec<PlanReport>> {
+    let db = &state.db;
+    let mut out = Vec::new();
+    for case in cases {
+        match &case.kind {
+            CaseKind::List { query } => {
+                let form = Form::from_query(query);
+                let ids = page_services(state, &form).await?;
+                let search = parse(state, &form)?;
+                let plan =
+                    search_store::plan(db, &ids, &search, PAGE_SIZE as i64 + 1, COUNT_CAP, &|_| {
+                        false
+                    })
+                    .await?;
+                let mut queries = Vec::new();
+                for (probe, found) in &plan.probes {
+                    queries.push((
+                        format!("probe (found {found})"),
+                        probe.sql.clone(),
+                        search_store::explain(db, probe).await?,
+                    ));
+                }
+                queries.push((
+                    "list".into(),
+                    plan.list.sql.clone(),
+                    search_store::explain(db, &plan.list).await?,
+                ));
+                queries.push((
+                    "count".into(),
+                    plan.count.sql.clone(),
+                    search_store::explain(db, &plan.count).await?,
+                ));
+                out.push(PlanReport {
+                    name: case.name.clone(),
+                    shape: format!("{:?}", plan.shape),
+                    queries,
+                });
+            }
+            CaseKind::Journey {
+                payment_id,
+                service_id,
+                ..
+            } => {
+                // The same statement as `store::search::by_payment_id`; then the journey by
+                // its primary key.
+                let built = Built {
+                    sql: "SELECT id, service_id FROM journeys WHERE payment_id = $1 AND service_id IN ($2) ORDER BY service_id".into(),
+                    binds: vec![Bind::Text(payment_id.clone()), Bind::Int(*service_id)],
+                };
+                out.push(PlanReport {
+                    name: case.name.clone(),
+                    shape: "by payment id".into(),
+                    queries: vec![(
+                        "journey by payment id".into(),
+                        built.sql.clone(),
+                        search_store::explain(db, &built).await?,
+                    )],
+                });
+            }
+        }
+    }
+    Ok(out)
+}
