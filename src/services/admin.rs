@@ -556,7 +556,7 @@ pub async fn save(
         "credentials_changed": !matches!(checked.credentials, Change::Keep),
         "webhook_signing_changed": !matches!(checked.webhook_secret, Change::Keep),
         "webhook_signing_set": sealed_secret.is_some(),
-        "secrets_cleared_by_address_change": cleared_by_move,
+        "credentials_cleared_by_address_change": cleared_by_move,
         "refund_approval_threshold": checked.extra.refund_approval_threshold,
         "refund_case_reference_required": checked.extra.refund_case_reference_required,
         "refund_email_enabled": checked.extra.refund_email_enabled,
