@@ -573,7 +573,7 @@ impl Config {
                 "jobs_enabled": false,
                 "db_max_connections": 5,
                 // Tests talk to sandboxes and listeners on this machine, and save a made-up host.
-                "platform_hosts": "publicapi.payments.service.gov.uk publicapi.example.gov 127.0.0.1 localhost [::1]",
+                "platform_hosts": "publicapi.payments.service.gov.uk publicapi.example.gov auth.example.gov 127.0.0.1 localhost [::1]",
             }),
         ));
         Config::from_figment(&figment, false).expect("the test configuration is valid")

@@ -241,6 +241,9 @@ fn check(
                     ),
                 ));
             }
+            // OAuth2 credentials saved for another platform or token address.
+            let token_moved = matches!(saved, Some(Credentials::ClientCredentials { token_url: t, .. })
+                if moved || *t != token_url);
             let mut remove = false;
             let secret = if form.client_secret.is_empty() {
                 match current_credentials {
@@ -249,7 +252,7 @@ fn check(
                         token_url: saved_token_url,
                         ..
                     }) if *saved_token_url == token_url => Some(client_secret.clone()),
-                    _ if saved.is_some() && !problems.iter().any(|(f, _)| *f == "token_url") => {
+                    _ if token_moved && !problems.iter().any(|(f, _)| *f == "token_url") => {
                         // Saved for another address: removed, not sent to the new one.
                         remove = true;
                         None

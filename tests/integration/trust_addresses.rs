@@ -218,9 +218,9 @@ async fn a_new_platform_address_without_the_key_removes_it_and_test_connection_s
         .await
         .unwrap();
     assert!(
-        updated
-            .iter()
-            .any(|e| e.details.contains("\"credentials_cleared_by_address_change\":true")),
+        updated.iter().any(|e| e
+            .details
+            .contains("\"credentials_cleared_by_address_change\":true")),
         "{updated:?}"
     );
 
