@@ -155,7 +155,7 @@ pub fn paydesk_command(database_url: &str) -> Command {
         // the release profile).
         .env(
             "PAYDESK_PLATFORM_HOSTS",
-            "publicapi.payments.service.gov.uk,127.0.0.1,localhost",
+            "publicapi.payments.service.gov.uk,publicapi.example,127.0.0.1,localhost",
         )
         .current_dir(env!("CARGO_MANIFEST_DIR"));
     cmd
