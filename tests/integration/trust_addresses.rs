@@ -706,3 +706,50 @@ async fn metrics_need_their_token_in_release_and_a_proxy_never_makes_a_loopback_
         );
     }
 }
+
+#[tokio::test]
+async fn the_demo_moves_its_services_with_credentials_sealed_for_the_sandbox_s_new_address() {
+    let app = TestApp::new().await;
+    let spec: paydesk::platform::sandbox::AccountSpec = serde_json::from_value(json!({
+        "id": "acc-1",
+        "name": "Parking",
+        "api_key": "sandbox-key-1",
+    }))
+    .unwrap();
+    let specs = [("parking", "Parking permits", spec)];
+    let first = Recorder::start();
+    paydesk::demo::ensure_services(&app.state, &first.url, &specs)
+        .await
+        .unwrap();
+    // The next start finds its sandbox on another port.
+    let second = Recorder::start();
+    paydesk::demo::ensure_services(&app.state, &second.url, &specs)
+        .await
+        .unwrap();
+    let service = services::by_slug(&app.state.db, "parking")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(service.platform_url.as_deref(), Some(second.url.as_str()));
+    assert_eq!(
+        service.credentials(&app.state.config).unwrap(),
+        Some(Credentials::ApiKey {
+            api_key: "sandbox-key-1".into()
+        })
+    );
+    assert!(app
+        .state
+        .platforms
+        .client(&app.state.config, &service)
+        .is_ok());
+    let moves = audit_store::by_action(&app.state.db, "service_updated")
+        .await
+        .unwrap();
+    assert_eq!(moves.len(), 1);
+    assert!(
+        moves[0].details.contains(&first.url),
+        "{}",
+        moves[0].details
+    );
+    assert!(!moves[0].details.contains("sandbox-key-1"));
+}
