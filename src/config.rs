@@ -94,6 +94,8 @@ pub struct Config {
     pub events_allow_loopback: bool,
     /// How long a rotated endpoint secret keeps signing beside its successor.
     pub events_rotation_overlap_secs: u64,
+    /// The hosts a service's platform and token addresses may name (PAYDESK_PLATFORM_HOSTS).
+    pub platform_hosts: crate::platform::hosts::PlatformHosts,
 }
 
 /// An OpenID Connect identity provider staff may sign in with.
@@ -196,6 +198,8 @@ struct RawConfig {
     events_allow_loopback: bool,
     #[serde(default = "default_events_rotation_overlap_secs")]
     events_rotation_overlap_secs: u64,
+    #[serde(default)]
+    platform_hosts: Option<crate::platform::hosts::HostsSetting>,
 }
 
 fn default_export_dir() -> PathBuf {
@@ -501,6 +505,15 @@ impl Config {
             )));
         }
         let secure_cookies = mode == Mode::Release || !raw.address.is_loopback();
+        let mut platform_hosts = crate::platform::hosts::PlatformHosts::from_setting(
+            raw.platform_hosts.as_ref(),
+            mode == Mode::Release,
+        )
+        .map_err(|e| ConfigError(format!("{}: {e}", env_name("platform_hosts"))))?;
+        if mode == Mode::Demo {
+            // The demo's sandbox platform listens on this machine.
+            platform_hosts = platform_hosts.with_loopback();
+        }
 
         let source_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         Ok(Config {
@@ -545,6 +558,7 @@ impl Config {
             export_keep_days: raw.export_keep_days,
             events_allow_loopback: raw.events_allow_loopback,
             events_rotation_overlap_secs: raw.events_rotation_overlap_secs,
+            platform_hosts,
         })
     }
 
@@ -558,6 +572,8 @@ impl Config {
                 "secret_key": hex::encode(sha256(b"paydesk test key")),
                 "jobs_enabled": false,
                 "db_max_connections": 5,
+                // Tests talk to sandboxes and listeners on this machine, and save a made-up host.
+                "platform_hosts": "publicapi.payments.service.gov.uk publicapi.example.gov auth.example.gov 127.0.0.1 localhost [::1]",
             }),
         ));
         Config::from_figment(&figment, false).expect("the test configuration is valid")

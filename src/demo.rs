@@ -124,15 +124,11 @@ pub async fn ensure_services(
     for (slug, name, spec) in specs {
         if let Some(existing) = services::by_slug(&state.db, slug).await? {
             if existing.platform_url.as_deref() != Some(sandbox_url) {
-                let mut tx = state.db.begin().await?;
-                store::services::set_platform_url(
-                    &mut tx,
-                    existing.id,
-                    sandbox_url,
-                    store::to_micros(state.clock.now()),
-                )
-                .await?;
-                tx.commit().await?;
+                // Saved credentials stay with their address: the sandbox's moves with them.
+                let credentials = Credentials::ApiKey {
+                    api_key: spec.api_key.clone(),
+                };
+                services::binding::repoint(state, &existing, sandbox_url, &credentials).await?;
             }
             continue;
         }

@@ -75,7 +75,13 @@ impl AppState {
         };
         let db = Db::connect(&config.database_url, &settings).await?;
         db.migrate().await?;
-        AppState::with_db(config, db, clock)
+        let state = AppState::with_db(config, db, clock)?;
+        // Credentials saved before they were bound to their address are bound to the one
+        // their service has now; until then they are not used.
+        if let Err(e) = services::binding::bind_saved_credentials(&state).await {
+            tracing::error!(error = %e, "could not bind saved platform credentials to their addresses");
+        }
+        Ok(state)
     }
 
     pub fn with_db(config: Config, db: Db, clock: SharedClock) -> Result<AppState, OpenError> {

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::audit::{self, Actor, AuditEvent};
@@ -14,11 +15,14 @@ use crate::crypto;
 use crate::platform::client::{
     Account, ClientSettings, Credentials, GovUkPay, PaymentPlatform, PlatformError,
 };
+use crate::platform::hosts::AddressRefusal;
 use crate::store::services::{self as service_store, NewServiceRow, ServiceAccountRow};
 use crate::store::{self, Db, StoreError};
 use crate::AppState;
 
 pub mod admin;
+pub mod binding;
+pub mod connection;
 
 /// What is needed to create a service.
 #[derive(Debug, Clone, Default)]
@@ -56,6 +60,56 @@ pub enum ServiceError {
     NotConnected(String),
     #[error(transparent)]
     Platform(#[from] PlatformError),
+    /// The saved credentials were sealed for another platform address than the service's.
+    #[error(
+        "the saved credentials of service {0} belong to another platform address: enter them again"
+    )]
+    Moved(String),
+    /// The platform or token address names a host the configuration does not allow.
+    #[error("service {slug}: {refusal}")]
+    HostNotAllowed {
+        slug: String,
+        refusal: AddressRefusal,
+    },
+}
+
+/// Credentials as they are sealed: with the platform address they were saved for, inside the
+/// authenticated encryption, so that they are only ever sent there (and, for OAuth2, the
+/// client secret only to the token address sealed with it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct BoundCredentials {
+    platform_url: String,
+    credentials: Credentials,
+}
+
+/// Seal `credentials` for service `id`, bound to `platform_url`.
+fn seal_credentials(
+    config: &Config,
+    id: i64,
+    platform_url: &str,
+    credentials: &Credentials,
+) -> String {
+    let bound = BoundCredentials {
+        platform_url: platform_url.to_string(),
+        credentials: credentials.clone(),
+    };
+    crypto::seal(
+        &config.platform_key(),
+        &credentials_context(id),
+        json!(bound).to_string().as_bytes(),
+    )
+}
+
+/// What a sealed credentials value holds: bound to an address, or (sealed before addresses
+/// were bound) not.
+enum Opened {
+    Bound(BoundCredentials),
+    Unbound(Credentials),
+}
+
+/// Check a platform or token address against the configured hosts.
+pub fn allowed_address(config: &Config, raw: &str) -> Result<(), AddressRefusal> {
+    config.platform_hosts.check(raw).map(|_| ())
 }
 
 /// Problems with a new service's settings, in words for the person who typed them.
@@ -131,7 +185,17 @@ pub async fn add(
     actor: Actor,
     new: &NewService,
 ) -> Result<Result<i64, Vec<String>>, ServiceError> {
-    let problems = check(new);
+    let mut problems = check(new);
+    if let Some(u) = &new.platform_url {
+        if let Err(refusal) = allowed_address(&state.config, u) {
+            problems.push(format!("The platform URL: {refusal}"));
+        }
+    }
+    if let Some(Credentials::ClientCredentials { token_url, .. }) = &new.credentials {
+        if let Err(refusal) = allowed_address(&state.config, token_url) {
+            problems.push(format!("The token URL: {refusal}"));
+        }
+    }
     if !problems.is_empty() {
         return Ok(Err(problems));
     }
@@ -159,15 +223,13 @@ pub async fn add(
         store::to_micros(now),
     )
     .await?;
-    // Sealed after the insert so that each secret is bound to its row's id.
+    // Sealed after the insert so that each secret is bound to its row's id, and the
+    // credentials to the platform address.
     let key = state.config.platform_key();
-    let sealed_credentials = new.credentials.as_ref().map(|c| {
-        crypto::seal(
-            &key,
-            &credentials_context(id),
-            json!(c).to_string().as_bytes(),
-        )
-    });
+    let sealed_credentials = match (&new.credentials, &new.platform_url) {
+        (Some(c), Some(u)) => Some(seal_credentials(&state.config, id, u, c)),
+        _ => None,
+    };
     let sealed_secret = new
         .webhook_secret
         .as_ref()
@@ -217,8 +279,7 @@ impl ServiceAccount {
         self.row.platform_url.is_some() && self.row.credentials.is_some()
     }
 
-    /// The platform credentials, opened.
-    pub fn credentials(&self, config: &Config) -> Result<Option<Credentials>, ServiceError> {
+    fn open_credentials(&self, config: &Config) -> Result<Option<Opened>, ServiceError> {
         let Some(sealed) = &self.row.credentials else {
             return Ok(None);
         };
@@ -228,9 +289,33 @@ impl ServiceAccount {
             sealed,
         )
         .map_err(|_| ServiceError::Sealed(self.slug.clone()))?;
+        if let Ok(bound) = serde_json::from_slice::<BoundCredentials>(&bytes) {
+            return Ok(Some(Opened::Bound(bound)));
+        }
         serde_json::from_slice(&bytes)
-            .map(Some)
+            .map(|c| Some(Opened::Unbound(c)))
             .map_err(|_| ServiceError::Sealed(self.slug.clone()))
+    }
+
+    /// The platform credentials, opened, with the address they were sealed for. Credentials
+    /// sealed for another address than the service's now are `ServiceError::Moved`: they are
+    /// never handed out for the new one. (Credentials sealed before addresses were bound are
+    /// bound to the service's address when paydesk starts, see `bind_saved_credentials`.)
+    fn bound_credentials(&self, config: &Config) -> Result<Option<BoundCredentials>, ServiceError> {
+        match self.open_credentials(config)? {
+            None => Ok(None),
+            Some(Opened::Bound(b))
+                if Some(b.platform_url.as_str()) == self.platform_url.as_deref() =>
+            {
+                Ok(Some(b))
+            }
+            Some(_) => Err(ServiceError::Moved(self.slug.clone())),
+        }
+    }
+
+    /// The platform credentials, opened, when they belong to the service's platform address.
+    pub fn credentials(&self, config: &Config) -> Result<Option<Credentials>, ServiceError> {
+        Ok(self.bound_credentials(config)?.map(|b| b.credentials))
     }
 
     /// The webhook signing secret, opened.
@@ -301,15 +386,26 @@ impl Platforms {
                 }
             }
         }
-        let (Some(base_url), Some(credentials)) =
-            (service.platform_url.clone(), service.credentials(config)?)
-        else {
+        if service.platform_url.is_none() {
+            return Err(ServiceError::NotConnected(service.slug.clone()));
+        }
+        // Only credentials sealed for this very address are used, and only on hosts the
+        // configuration allows, however the service's row came to say what it says.
+        let Some(bound) = service.bound_credentials(config)? else {
             return Err(ServiceError::NotConnected(service.slug.clone()));
         };
+        let not_allowed = |refusal| ServiceError::HostNotAllowed {
+            slug: service.slug.clone(),
+            refusal,
+        };
+        allowed_address(config, &bound.platform_url).map_err(not_allowed)?;
+        if let Credentials::ClientCredentials { token_url, .. } = &bound.credentials {
+            allowed_address(config, token_url).map_err(not_allowed)?;
+        }
         let client: Arc<dyn PaymentPlatform> = Arc::new(GovUkPay::new(
             &Account {
-                base_url,
-                credentials,
+                base_url: bound.platform_url,
+                credentials: bound.credentials,
             },
             ClientSettings::from_config(config),
         )?);

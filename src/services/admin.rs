@@ -4,17 +4,19 @@
 
 use serde_json::json;
 
-use super::{credentials_context, valid_time_zone, webhook_context, ServiceAccount, ServiceError};
-use crate::audit::{self, Actor, AuditEvent, Outcome};
+use super::{valid_time_zone, webhook_context, ServiceAccount, ServiceError};
+use crate::audit::{self, Actor, AuditEvent};
 use crate::crypto;
 use crate::integrations::deep_link;
-use crate::platform::client::{Credentials, PlatformError};
-use crate::platform::types::PaymentSearch;
+use crate::platform::client::Credentials;
+use crate::platform::hosts::{AddressRefusal, PlatformHosts};
 use crate::refunds::rules;
 use crate::store;
 use crate::store::service_admin::{self as admin_store, ExtraSettingsRow, ServiceUpdate};
 use crate::store::services::{self as service_store, NewServiceRow};
 use crate::AppState;
+
+pub use super::connection::{test_connection, ConnectionCheck};
 
 /// A service's settings as typed into the form. Secrets left blank keep the saved ones.
 #[derive(Debug, Clone, Default)]
@@ -67,6 +69,8 @@ struct Checked {
     platform_url: Option<String>,
     credentials: Change<Credentials>,
     webhook_secret: Change<String>,
+    /// Saved secrets removed because their address changed (not because they were replaced).
+    cleared_by_move: bool,
     extra: ExtraSettingsRow,
 }
 
@@ -81,19 +85,6 @@ pub fn valid_slug(slug: &str) -> bool {
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !slug.starts_with('-')
-}
-
-/// A platform or token address: https, or http to this machine only (a sandbox, a test).
-fn platform_address(raw: &str) -> bool {
-    match url::Url::parse(raw) {
-        Ok(u) if u.scheme() == "https" => u.host_str().is_some(),
-        Ok(u) if u.scheme() == "http" => {
-            matches!(u.host(), Some(url::Host::Domain("localhost")))
-                || matches!(u.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
-                || matches!(u.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
-        }
-        _ => false,
-    }
 }
 
 /// `((name))` placeholders in a payer email that paydesk does not fill.
@@ -130,7 +121,19 @@ fn parse_threshold(raw: &str) -> Result<Option<i64>, String> {
     })
 }
 
-fn check(form: &SettingsForm, current: Option<&Current>) -> Result<Checked, Vec<Problem>> {
+/// A refused platform or token address in words: `shape` when it is not an https address.
+fn address_problem(refusal: AddressRefusal, shape: &str) -> String {
+    match refusal {
+        AddressRefusal::NotAUrl | AddressRefusal::NotHttps => shape.to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn check(
+    form: &SettingsForm,
+    current: Option<&Current>,
+    hosts: &PlatformHosts,
+) -> Result<Checked, Vec<Problem>> {
     let mut problems: Vec<Problem> = Vec::new();
     let name = form.name.trim().to_string();
     if name.is_empty() || name.chars().count() > 200 {
@@ -156,14 +159,28 @@ fn check(form: &SettingsForm, current: Option<&Current>) -> Result<Checked, Vec<
     }
     let platform_url = Some(form.platform_url.trim().to_string()).filter(|s| !s.is_empty());
     if let Some(u) = &platform_url {
-        if u.len() > 500 || !platform_address(u) {
+        if u.len() > 500 {
             problems.push((
                 "platform_url",
-                "Enter the platform's address starting with https://".into(),
+                "Enter the platform's address, at most 500 characters".into(),
+            ));
+        } else if let Err(refusal) = hosts.check(u) {
+            problems.push((
+                "platform_url",
+                address_problem(
+                    refusal,
+                    "Enter the platform's address starting with https://",
+                ),
             ));
         }
     }
-    let current_credentials = current.and_then(|c| c.credentials.as_ref());
+    // Saved credentials stay with the address they were saved for: a new platform address
+    // (or, for OAuth2, a new token address) keeps none of them, nor the webhook secret.
+    let saved = current.and_then(|c| c.credentials.as_ref());
+    let moved =
+        current.is_some_and(|c| c.service.platform_url.as_deref() != platform_url.as_deref());
+    let current_credentials = saved.filter(|_| !moved);
+    let mut cleared_by_move = false;
     let credentials = match form.auth.as_str() {
         "none" | "" => {
             if platform_url.is_some() {
@@ -172,7 +189,7 @@ fn check(form: &SettingsForm, current: Option<&Current>) -> Result<Checked, Vec<
                     "Choose how paydesk signs in to the platform: an API key or OAuth2".into(),
                 ));
             }
-            if current_credentials.is_some() {
+            if saved.is_some() {
                 Change::Remove
             } else {
                 Change::Keep
@@ -183,6 +200,10 @@ fn check(form: &SettingsForm, current: Option<&Current>) -> Result<Checked, Vec<
             if key.is_empty() {
                 match current_credentials {
                     Some(Credentials::ApiKey { .. }) => Change::Keep,
+                    _ if moved && saved.is_some() => {
+                        cleared_by_move = true;
+                        Change::Remove
+                    }
                     _ => {
                         problems.push(("api_key", "Enter the API key".into()));
                         Change::Keep
@@ -206,16 +227,35 @@ fn check(form: &SettingsForm, current: Option<&Current>) -> Result<Checked, Vec<
             if client_id.is_empty() || client_id.len() > 500 {
                 problems.push(("client_id", "Enter the OAuth2 client id".into()));
             }
-            if !platform_address(&token_url) || token_url.len() > 500 {
+            if token_url.len() > 500 {
                 problems.push((
                     "token_url",
-                    "Enter the OAuth2 token address starting with https://".into(),
+                    "Enter the OAuth2 token address, at most 500 characters".into(),
+                ));
+            } else if let Err(refusal) = hosts.check(&token_url) {
+                problems.push((
+                    "token_url",
+                    address_problem(
+                        refusal,
+                        "Enter the OAuth2 token address starting with https://",
+                    ),
                 ));
             }
+            // OAuth2 credentials saved for another platform or token address.
+            let token_moved = matches!(saved, Some(Credentials::ClientCredentials { token_url: t, .. })
+                if moved || *t != token_url);
+            let mut remove = false;
             let secret = if form.client_secret.is_empty() {
                 match current_credentials {
-                    Some(Credentials::ClientCredentials { client_secret, .. }) => {
-                        Some(client_secret.clone())
+                    Some(Credentials::ClientCredentials {
+                        client_secret,
+                        token_url: saved_token_url,
+                        ..
+                    }) if *saved_token_url == token_url => Some(client_secret.clone()),
+                    _ if token_moved && !problems.iter().any(|(f, _)| *f == "token_url") => {
+                        // Saved for another address: removed, not sent to the new one.
+                        remove = true;
+                        None
                     }
                     _ => {
                         problems.push(("client_secret", "Enter the OAuth2 client secret".into()));
@@ -246,6 +286,10 @@ fn check(form: &SettingsForm, current: Option<&Current>) -> Result<Checked, Vec<
                         Change::Set(new)
                     }
                 }
+                None if remove => {
+                    cleared_by_move = true;
+                    Change::Remove
+                }
                 None => Change::Keep,
             }
         }
@@ -260,7 +304,11 @@ fn check(form: &SettingsForm, current: Option<&Current>) -> Result<Checked, Vec<
             "Enter the platform's address, or choose no platform account".into(),
         ));
     }
+    let had_webhook_secret = current.is_some_and(|c| c.has_webhook_secret);
     let webhook_secret = if form.remove_webhook_secret {
+        Change::Remove
+    } else if form.webhook_secret.is_empty() && moved && had_webhook_secret {
+        cleared_by_move = true;
         Change::Remove
     } else if form.webhook_secret.is_empty() {
         Change::Keep
@@ -321,6 +369,7 @@ fn check(form: &SettingsForm, current: Option<&Current>) -> Result<Checked, Vec<
         platform_url,
         credentials,
         webhook_secret,
+        cleared_by_move,
         extra: ExtraSettingsRow {
             refund_approval_threshold: threshold,
             refund_case_reference_required: form.refund_case_reference_required,
@@ -388,7 +437,11 @@ pub async fn current(state: &AppState, id: i64) -> Result<Option<Current>, Servi
     let Some(service) = super::by_id(&state.db, id).await? else {
         return Ok(None);
     };
-    let credentials = service.credentials(&state.config)?;
+    // Credentials sealed for another address are as good as none: they must be entered again.
+    let credentials = match service.credentials(&state.config) {
+        Err(ServiceError::Moved(_)) => None,
+        other => other?,
+    };
     let has_webhook_secret = service.row.webhook_secret.is_some();
     Ok(Some(Current {
         service,
@@ -413,6 +466,13 @@ fn credentials_kind(c: Option<&Credentials>) -> &'static str {
     }
 }
 
+/// A service saved: its id, and whether secrets saved for an old address were removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Saved {
+    pub id: i64,
+    pub secrets_cleared: bool,
+}
+
 /// Create (`target` None) or change a service. `Ok(Err(problems))` when the settings are
 /// not acceptable; nothing is saved then.
 pub async fn save(
@@ -421,8 +481,8 @@ pub async fn save(
     ip: Option<String>,
     current: Option<&Current>,
     form: &SettingsForm,
-) -> Result<Result<i64, Vec<Problem>>, ServiceError> {
-    let checked = match check(form, current) {
+) -> Result<Result<Saved, Vec<Problem>>, ServiceError> {
+    let checked = match check(form, current, &state.config.platform_hosts) {
         Ok(c) => c,
         Err(p) => return Ok(Err(p)),
     };
@@ -463,15 +523,13 @@ pub async fn save(
         Change::Set(c) => Some(c.clone()),
         Change::Remove => None,
     };
-    let sealed_credentials = match &checked.credentials {
-        Change::Keep => old_credentials,
-        Change::Set(c) => Some(crypto::seal(
-            &key,
-            &credentials_context(id),
-            json!(c).to_string().as_bytes(),
-        )),
-        Change::Remove => None,
+    let sealed_credentials = match (&checked.credentials, &checked.platform_url) {
+        (Change::Keep, _) => old_credentials,
+        // Sealed with the address they are for: they are never sent anywhere else.
+        (Change::Set(c), Some(url)) => Some(super::seal_credentials(&state.config, id, url, c)),
+        (Change::Set(_), None) | (Change::Remove, _) => None,
     };
+    let cleared_by_move = checked.cleared_by_move;
     let sealed_secret = match &checked.webhook_secret {
         Change::Keep => old_secret,
         Change::Set(s) => Some(crypto::seal(&key, &webhook_context(id), s.as_bytes())),
@@ -501,6 +559,7 @@ pub async fn save(
         "credentials_changed": !matches!(checked.credentials, Change::Keep),
         "webhook_signing_changed": !matches!(checked.webhook_secret, Change::Keep),
         "webhook_signing_set": sealed_secret.is_some(),
+        "credentials_cleared_by_address_change": cleared_by_move,
         "refund_approval_threshold": checked.extra.refund_approval_threshold,
         "refund_case_reference_required": checked.extra.refund_case_reference_required,
         "refund_email_enabled": checked.extra.refund_email_enabled,
@@ -519,129 +578,10 @@ pub async fn save(
     )
     .await?;
     tx.commit().await?;
-    Ok(Ok(id))
-}
-
-/// What testing the connection found, in words for the admin.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConnectionCheck {
-    Connected,
-    Refused,
-    Unreachable,
-    TimedOut,
-    Busy,
-    PlatformFault,
-    NotThePlatform,
-    NotConnected,
-    Unreadable,
-}
-
-impl ConnectionCheck {
-    pub const ALL: [ConnectionCheck; 9] = [
-        ConnectionCheck::Connected,
-        ConnectionCheck::Refused,
-        ConnectionCheck::Unreachable,
-        ConnectionCheck::TimedOut,
-        ConnectionCheck::Busy,
-        ConnectionCheck::PlatformFault,
-        ConnectionCheck::NotThePlatform,
-        ConnectionCheck::NotConnected,
-        ConnectionCheck::Unreadable,
-    ];
-
-    pub fn code(self) -> &'static str {
-        match self {
-            ConnectionCheck::Connected => "connected",
-            ConnectionCheck::Refused => "refused",
-            ConnectionCheck::Unreachable => "unreachable",
-            ConnectionCheck::TimedOut => "timed-out",
-            ConnectionCheck::Busy => "busy",
-            ConnectionCheck::PlatformFault => "platform-fault",
-            ConnectionCheck::NotThePlatform => "not-the-platform",
-            ConnectionCheck::NotConnected => "not-connected",
-            ConnectionCheck::Unreadable => "unreadable",
-        }
-    }
-
-    pub fn parse(code: &str) -> Option<ConnectionCheck> {
-        ConnectionCheck::ALL.into_iter().find(|c| c.code() == code)
-    }
-
-    pub fn ok(self) -> bool {
-        self == ConnectionCheck::Connected
-    }
-
-    /// The answer in plain words. `url` is the platform's address; `oauth2` says which kind
-    /// of credentials were refused.
-    pub fn message(self, url: &str, oauth2: bool) -> String {
-        match self {
-            ConnectionCheck::Connected => "Connected: the platform answered and accepted paydesk's credentials".into(),
-            ConnectionCheck::Refused if oauth2 => "The platform refused the OAuth2 client id or secret: check them and save again".into(),
-            ConnectionCheck::Refused => "The platform refused the API key: check it is the service's live or test key and save it again".into(),
-            ConnectionCheck::Unreachable => format!("Could not reach {url}: check the address, and that paydesk's network can reach it"),
-            ConnectionCheck::TimedOut => format!("{url} did not answer in time: try again, or check the address"),
-            ConnectionCheck::Busy => "The platform is limiting how often paydesk may call it: try again in a minute".into(),
-            ConnectionCheck::PlatformFault => "The platform answered with an error of its own: try again later".into(),
-            ConnectionCheck::NotThePlatform => format!("Something answered at {url}, but not as the payment platform does: check the address"),
-            ConnectionCheck::NotConnected => "There is no platform account to test: enter the platform's address and credentials first".into(),
-            ConnectionCheck::Unreadable => "The saved credentials could not be opened (was paydesk's secret key changed?): enter them again".into(),
-        }
-    }
-
-    fn of(error: &PlatformError) -> ConnectionCheck {
-        match error {
-            PlatformError::Api { status, .. } if matches!(*status, 401 | 403) => {
-                ConnectionCheck::Refused
-            }
-            PlatformError::InvalidCredentials(_) => ConnectionCheck::Refused,
-            PlatformError::Api { status, .. } if *status >= 500 => ConnectionCheck::PlatformFault,
-            PlatformError::Api { .. } | PlatformError::BadResponse(_) => {
-                ConnectionCheck::NotThePlatform
-            }
-            PlatformError::RateLimited { .. } => ConnectionCheck::Busy,
-            PlatformError::Timeout(_) => ConnectionCheck::TimedOut,
-            PlatformError::Connect(_) | PlatformError::Settings(_) => ConnectionCheck::Unreachable,
-        }
-    }
-}
-
-/// Ask the platform for one payment with the service's saved settings, and record what
-/// happened.
-pub async fn test_connection(
-    state: &AppState,
-    actor: Actor,
-    ip: Option<String>,
-    service: &ServiceAccount,
-) -> Result<ConnectionCheck, ServiceError> {
-    let answer = match state.platforms.client(&state.config, service) {
-        Err(ServiceError::NotConnected(_)) => (ConnectionCheck::NotConnected, None),
-        Err(ServiceError::Sealed(_)) => (ConnectionCheck::Unreadable, None),
-        Err(ServiceError::Platform(e)) => (ConnectionCheck::of(&e), Some(e.to_string())),
-        Err(e) => return Err(e),
-        Ok(client) => {
-            let query = PaymentSearch {
-                display_size: Some(1),
-                ..Default::default()
-            };
-            match client.search_payments(&query).await {
-                Ok(_) => (ConnectionCheck::Connected, None),
-                Err(e) => (ConnectionCheck::of(&e), Some(e.to_string())),
-            }
-        }
-    };
-    let (check, error) = answer;
-    let mut event = AuditEvent::new(
-        actor,
-        "service_connection_tested",
-        format!("service:{}", service.id),
-    )
-    .from_ip(ip)
-    .details(json!({"result": check.code(), "platform_url": service.platform_url, "error": error}));
-    if !check.ok() {
-        event.outcome = Outcome::Failure;
-    }
-    audit::record(&state.db, state.clock.now(), event).await?;
-    Ok(check)
+    Ok(Ok(Saved {
+        id,
+        secrets_cleared: cleared_by_move,
+    }))
 }
 
 #[cfg(test)]
@@ -664,7 +604,7 @@ mod tests {
     }
 
     fn fields(form: &SettingsForm) -> Vec<&'static str> {
-        match check(form, None) {
+        match check(form, None, &PlatformHosts::default()) {
             Ok(_) => vec![],
             Err(p) => p.into_iter().map(|(f, _)| f).collect(),
         }
@@ -673,7 +613,7 @@ mod tests {
     #[test]
     fn a_complete_form_passes_and_each_bad_field_is_named() {
         assert_eq!(fields(&valid()), Vec::<&str>::new());
-        let c = check(&valid(), None).unwrap();
+        let c = check(&valid(), None, &PlatformHosts::default()).unwrap();
         assert_eq!(c.extra.refund_approval_threshold, Some(10_000));
         let cases: Vec<(SettingsForm, &str)> = vec![
             (
@@ -792,12 +732,68 @@ mod tests {
     }
 
     #[test]
-    fn loopback_http_is_allowed_for_sandboxes_only() {
-        assert!(platform_address("http://127.0.0.1:9000"));
-        assert!(platform_address("http://localhost:9000"));
-        assert!(platform_address("https://pay.example.gov"));
-        assert!(!platform_address("http://pay.example.gov"));
-        assert!(!platform_address("ftp://127.0.0.1"));
+    fn platform_and_token_addresses_must_be_on_the_allowed_list() {
+        let cases: &[(&str, &str, &str, Option<&str>)] = &[
+            (
+                "api_key",
+                "https://publicapi.payments.service.gov.uk",
+                "",
+                None,
+            ),
+            ("api_key", "https://10.0.0.1", "", Some("platform_url")),
+            (
+                "api_key",
+                "https://169.254.169.254",
+                "",
+                Some("platform_url"),
+            ),
+            (
+                "api_key",
+                "https://pay.example.gov",
+                "",
+                Some("platform_url"),
+            ),
+            ("api_key", "http://127.0.0.1:9000", "", Some("platform_url")),
+            (
+                "api_key",
+                "https://a@publicapi.payments.service.gov.uk",
+                "",
+                Some("platform_url"),
+            ),
+            (
+                "oauth2",
+                "https://publicapi.payments.service.gov.uk",
+                "https://publicapi.payments.service.gov.uk/oauth/token",
+                None,
+            ),
+            (
+                "oauth2",
+                "https://publicapi.payments.service.gov.uk",
+                "https://10.0.0.1/token",
+                Some("token_url"),
+            ),
+        ];
+        for (auth, url, token_url, field) in cases {
+            let form = SettingsForm {
+                auth: auth.to_string(),
+                platform_url: url.to_string(),
+                client_id: "client".into(),
+                client_secret: "secret".into(),
+                token_url: token_url.to_string(),
+                ..valid()
+            };
+            let got = fields(&form);
+            match field {
+                None => assert!(got.is_empty(), "{url} {token_url}: {got:?}"),
+                Some(f) => assert!(got.contains(f), "{url} {token_url}: {got:?}"),
+            }
+        }
+        let sandbox = PlatformHosts::default().with_loopback();
+        let form = SettingsForm {
+            platform_url: "http://127.0.0.1:9000".into(),
+            ..valid()
+        };
+        assert!(check(&form, None, &sandbox).is_ok());
     }
 
     #[test]

@@ -143,6 +143,28 @@ pub async fn set_secrets(
     Ok(())
 }
 
+/// Replace sealed credentials, only if they are still `old` (false when they changed since).
+pub async fn replace_credentials(tx: &mut Tx, id: i64, old: &str, new: &str) -> StoreResult<bool> {
+    let n = on_tx!(tx, conn => sqlx::query("UPDATE services SET credentials = $2 WHERE id = $1 AND credentials = $3")
+        .bind(id).bind(new).bind(old).execute(conn).await?.rows_affected());
+    Ok(n == 1)
+}
+
+/// Point a service at another platform address with credentials sealed for it.
+pub async fn set_platform_account(
+    tx: &mut Tx,
+    id: i64,
+    url: &str,
+    credentials: &str,
+    now: i64,
+) -> StoreResult<()> {
+    on_tx!(tx, conn => {
+        sqlx::query("UPDATE services SET platform_url = $2, credentials = $3, updated_at = $4 WHERE id = $1")
+            .bind(id).bind(url).bind(credentials).bind(now).execute(conn).await?;
+    });
+    Ok(())
+}
+
 pub async fn set_platform_url(tx: &mut Tx, id: i64, url: &str, now: i64) -> StoreResult<()> {
     on_tx!(tx, conn => {
         sqlx::query("UPDATE services SET platform_url = $2, updated_at = $3 WHERE id = $1")

@@ -317,11 +317,12 @@ async fn save(
         .await
         .map_err(internal)?
     {
-        Ok(id) => {
-            let notice = if current.is_some() {
-                "saved"
-            } else {
-                "created"
+        Ok(saved) => {
+            let id = saved.id;
+            let notice = match current {
+                None => "created",
+                Some(_) if saved.secrets_cleared => "cleared",
+                Some(_) => "saved",
             };
             Ok(Answer::Redirect(Redirect::to(format!(
                 "{}?notice={notice}",
@@ -398,7 +399,7 @@ async fn show(
     );
     c.insert(
         "notice".into(),
-        json!(notice.filter(|n| matches!(*n, "created" | "saved"))),
+        json!(notice.filter(|n| matches!(*n, "created" | "saved" | "cleared"))),
     );
     c.insert("test".into(), json!(test));
     Ok(Answer::Page(render("admin/services/show", c)))

@@ -25,7 +25,7 @@ use serde_json::{json, Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::request::{meta, origin_ip};
+use super::request::{client_addr, meta, origin_ip};
 use crate::audit::{self, Actor, AuditEvent};
 use crate::integrations::api_tokens::{self, Caller, Refused, Scope};
 use crate::integrations::idempotency::{self, Begun};
@@ -334,9 +334,9 @@ impl<'r> FromRequest<'r> for ApiCaller {
         let caller = match api_tokens::authenticate(&state.db, now, &presented).await {
             Ok(Ok(c)) => c,
             Ok(Err(refused)) => {
-                // Requests without a peer address (only Rocket's local test client) share one
-                // bucket.
-                let ip = req.client_ip().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+                // Sign-in's client-address rule. Requests without a peer address (only Rocket's
+                // local test client) share one bucket.
+                let ip = client_addr(req).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
                 if let Some(Err(wait)) = req
                     .rocket()
                     .state::<ApiLimiter>()

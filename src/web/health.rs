@@ -9,6 +9,7 @@ use rocket::{Request, State};
 use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 
+use crate::config::Mode;
 use crate::metrics::Gauge;
 use crate::store::jobs as job_store;
 use crate::AppState;
@@ -35,8 +36,9 @@ pub async fn healthz(state: &State<AppState>) -> (Status, Json<Value>) {
     }
 }
 
-/// Who may read `/metrics`: holders of the configured bearer token, or, when no token is
-/// configured, clients on the loopback interface.
+/// Who may read `/metrics`: holders of the configured bearer token. Without a token, in the
+/// release profile nobody (404: behind a reverse proxy every client is a loopback client);
+/// elsewhere clients on the loopback interface whose request no proxy forwarded.
 pub struct MetricsReader;
 
 #[rocket::async_trait]
@@ -52,7 +54,16 @@ impl<'r> FromRequest<'r> for MetricsReader {
                 .get_one("Authorization")
                 .and_then(|h| h.strip_prefix("Bearer "))
                 .is_some_and(|given| bool::from(given.as_bytes().ct_eq(token.as_bytes()))),
-            None => req.remote().is_some_and(|addr| addr.ip().is_loopback()),
+            None if state.config.mode == Mode::Release => {
+                return Outcome::Error((Status::NotFound, ()));
+            }
+            None => {
+                let headers = req.headers();
+                let forwarded =
+                    super::request::uncovered_forwarding_header(|h| headers.contains(h), None)
+                        .is_some();
+                !forwarded && req.remote().is_some_and(|addr| addr.ip().is_loopback())
+            }
         };
         if allowed {
             Outcome::Success(MetricsReader)

@@ -42,9 +42,8 @@ impl<'r> FromRequest<'r> for SignInAttempt {
             return Outcome::Success(SignInAttempt);
         };
         // Requests without a peer address (only Rocket's local test client) share one bucket.
-        let ip = req
-            .client_ip()
-            .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        let ip =
+            super::request::client_addr(req).unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
         if limiter.allow(ip) {
             Outcome::Success(SignInAttempt)
         } else {

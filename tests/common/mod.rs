@@ -151,6 +151,12 @@ pub fn paydesk_command(database_url: &str) -> Command {
             "3f1c9a7e5b2d4f6081a3c5e7092b4d6f8a1c3e5072b4d6f8091a2b3c4d5e6f70",
         )
         .env("RUST_LOG", "warn")
+        // Tests' sandboxes and listeners are on this machine (loopback is never allowed in
+        // the release profile).
+        .env(
+            "PAYDESK_PLATFORM_HOSTS",
+            "publicapi.payments.service.gov.uk,publicapi.example,127.0.0.1,localhost",
+        )
         .current_dir(env!("CARGO_MANIFEST_DIR"));
     cmd
 }

@@ -1154,6 +1154,7 @@ async fn an_event_is_delivered_after_its_process_is_killed_right_after_the_refun
             "jobs_enabled": false,
             "db_max_connections": 5,
             "events_allow_loopback": true,
+            "platform_hosts": "127.0.0.1",
         })));
     let config = paydesk::config::Config::from_figment(&figment, false).unwrap();
     let state = paydesk::AppState::open(config, paydesk::clock::system())
