@@ -104,7 +104,6 @@ fn login_context(
     c.insert("notice".into(), json!(notice.unwrap_or_default()));
     c.insert("errors".into(), Value::Array(errors));
     c.insert("providers".into(), providers(state));
-    c.insert("needs_code".into(), json!(needs_code));
     c
 }
 
