@@ -361,7 +361,11 @@ async fn platform() -> Platform {
 /// Create a payment on the sandbox with the given body fields, pay it on the card page with
 /// `holder` as the cardholder name, and return its id.
 async fn payer_types(p: &Platform, fields: Value, holder: &str) -> String {
-    let http = reqwest::Client::new();
+    // The card page sends the payer back to the service's return_url: do not follow it.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
     let mut body = json!({
         "amount": 2500,
         "return_url": "https://service.example/return",
