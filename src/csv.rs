@@ -101,6 +101,29 @@ fn push_quoted(out: &mut Vec<u8>, text: &str) {
 
 /// Append one text field (neutralised, then quoted as needed) to `out`.
 pub fn push_text(out: &mut Vec<u8>, text: &str) {
+    // The hot path of every export: one pass over the bytes decides both whether the cell
+    // needs quotes and whether it holds a line break; a cell that starts with a letter or
+    // digit and has no line break cannot start a formula and is copied as it is.
+    let bytes = text.as_bytes();
+    let (mut quote, mut line_break) = (false, false);
+    for &b in bytes {
+        match b {
+            b',' | b'"' => quote = true,
+            b'\r' | b'\n' => {
+                quote = true;
+                line_break = true;
+            }
+            _ => {}
+        }
+    }
+    if !line_break && bytes.first().is_some_and(u8::is_ascii_alphanumeric) {
+        if quote {
+            push_quoted(out, text);
+        } else {
+            out.extend_from_slice(bytes);
+        }
+        return;
+    }
     let neutral = neutralise(text);
     if needs_quotes(&neutral) {
         push_quoted(out, &neutral);
