@@ -271,7 +271,7 @@ fn default_job_poll_ms() -> u64 {
     500
 }
 fn default_job_lease_secs() -> u64 {
-    300
+    60
 }
 fn default_job_concurrency() -> usize {
     4

@@ -11,26 +11,76 @@
 use std::borrow::Cow;
 
 /// Characters that make a spreadsheet read a cell as a formula (or hide its start): `=`,
-/// `+`, `-`, `@`, tab, CR, LF, and the full-width forms of the first four.
-const FORMULA_STARTS: [char; 11] = [
-    '=', '+', '-', '@', '\t', '\r', '\n', '\u{FF1D}', '\u{FF0B}', '\u{FF0D}', '\u{FF20}',
+/// `+`, `-`, `@`, tab, CR, LF, the full-width forms of the first four, and `|` (a DDE call).
+const FORMULA_STARTS: [char; 12] = [
+    '=', '+', '-', '@', '\t', '\r', '\n', '\u{FF1D}', '\u{FF0B}', '\u{FF0D}', '\u{FF20}', '|',
 ];
 
-/// Whether a text cell needs neutralising.
-pub fn looks_like_formula(text: &str) -> bool {
-    text.chars()
-        .next()
-        .is_some_and(|c| FORMULA_STARTS.contains(&c))
+/// Characters a spreadsheet may skip or trim before it decides a cell is a formula: spaces
+/// (ordinary, no-break and the other Unicode spaces), zero-width spaces and joiners, the byte
+/// order mark, and `;` (a separator in locales that use the comma for decimals, so `;=1` is a
+/// formula in a cell of its own there).
+fn hides_start(c: char) -> bool {
+    (c.is_whitespace() && !matches!(c, '\t' | '\r' | '\n'))
+        || matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}' | ';')
 }
 
-/// A text cell a spreadsheet will not run: one that looks like a formula gets a leading
-/// apostrophe.
-pub fn neutralise(text: &str) -> Cow<'_, str> {
-    if looks_like_formula(text) {
-        Cow::Owned(format!("'{text}"))
-    } else {
-        Cow::Borrowed(text)
+/// Whether one line of text starts a formula once what a spreadsheet skips is skipped.
+fn line_starts_formula(line: &str) -> bool {
+    for c in line.chars() {
+        if FORMULA_STARTS.contains(&c) {
+            return true;
+        }
+        if !hides_start(c) {
+            return false;
+        }
     }
+    false
+}
+
+/// The common case, decided from bytes without looking further: a cell that starts with a
+/// letter or digit and holds no line break cannot start a formula anywhere.
+fn plainly_safe(text: &str) -> bool {
+    text.as_bytes()
+        .first()
+        .is_some_and(u8::is_ascii_alphanumeric)
+        && !text.bytes().any(|b| b == b'\n' || b == b'\r')
+}
+
+/// The lines after the first (text after each CR or LF; CRLF gives an empty line between).
+fn later_lines(text: &str) -> impl Iterator<Item = &str> {
+    text.split(['\r', '\n']).skip(1)
+}
+
+/// Whether a text cell needs neutralising: its start, or the start of any line after an
+/// embedded line break, reads as a formula.
+pub fn looks_like_formula(text: &str) -> bool {
+    !plainly_safe(text) && (line_starts_formula(text) || later_lines(text).any(line_starts_formula))
+}
+
+/// A text cell a spreadsheet will not run: a cell whose start looks like a formula gets a
+/// leading apostrophe, and so does each line after an embedded line break that starts one
+/// (`"note\n=1+1"` becomes `"note\n'=1+1"`), so that neither a spreadsheet nor a tool that
+/// reads the file line by line sees a formula. Ordinary cells are returned as they are,
+/// without allocating.
+pub fn neutralise(text: &str) -> Cow<'_, str> {
+    if !looks_like_formula(text) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 4);
+    if line_starts_formula(text) {
+        out.push('\'');
+    }
+    let mut rest = text;
+    while let Some(at) = rest.find(['\r', '\n']) {
+        out.push_str(&rest[..=at]);
+        rest = &rest[at + 1..];
+        if line_starts_formula(rest.split(['\r', '\n']).next().unwrap_or("")) {
+            out.push('\'');
+        }
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
 }
 
 fn needs_quotes(text: &str) -> bool {
@@ -51,6 +101,29 @@ fn push_quoted(out: &mut Vec<u8>, text: &str) {
 
 /// Append one text field (neutralised, then quoted as needed) to `out`.
 pub fn push_text(out: &mut Vec<u8>, text: &str) {
+    // The hot path of every export: one pass over the bytes decides both whether the cell
+    // needs quotes and whether it holds a line break; a cell that starts with a letter or
+    // digit and has no line break cannot start a formula and is copied as it is.
+    let bytes = text.as_bytes();
+    let (mut quote, mut line_break) = (false, false);
+    for &b in bytes {
+        match b {
+            b',' | b'"' => quote = true,
+            b'\r' | b'\n' => {
+                quote = true;
+                line_break = true;
+            }
+            _ => {}
+        }
+    }
+    if !line_break && bytes.first().is_some_and(u8::is_ascii_alphanumeric) {
+        if quote {
+            push_quoted(out, text);
+        } else {
+            out.extend_from_slice(bytes);
+        }
+        return;
+    }
     let neutral = neutralise(text);
     if needs_quotes(&neutral) {
         push_quoted(out, &neutral);
@@ -215,6 +288,74 @@ mod tests {
         assert_eq!(one("a\",=1+1"), "\"a\"\",=1+1\"");
         assert_eq!(one("a;=1"), "a;=1");
         assert_eq!(one("1-2"), "1-2");
+    }
+
+    /// Table of cells and what they become, for the starts hidden behind spaces, the DDE bar,
+    /// the semicolon and embedded line breaks.
+    #[test]
+    fn hidden_and_later_formulas_are_neutralised() {
+        let table: &[(&str, &str)] = &[
+            (" =1+1", "' =1+1"),
+            ("   -2", "'   -2"),
+            ("\u{A0}=1+1", "'\u{A0}=1+1"),
+            ("\u{200B}=1+1", "'\u{200B}=1+1"),
+            ("\u{200C}@SUM(A1)", "'\u{200C}@SUM(A1)"),
+            ("\u{200D}+1", "'\u{200D}+1"),
+            ("\u{FEFF}=1", "'\u{FEFF}=1"),
+            ("\u{2060}=1", "'\u{2060}=1"),
+            ("\u{3000}=1", "'\u{3000}=1"),
+            (" \u{A0}\u{200B} =1", "' \u{A0}\u{200B} =1"),
+            ("|calc", "'|calc"),
+            (" |calc", "' |calc"),
+            (";=1+1", "';=1+1"),
+            (";;=1", "';;=1"),
+            ("; +1", "'; +1"),
+            ("; \u{A0}@x", "'; \u{A0}@x"),
+            ("note\n=1+1", "\"note\n'=1+1\""),
+            ("note\r=1+1", "\"note\r'=1+1\""),
+            ("note\r\n=1+1", "\"note\r\n'=1+1\""),
+            ("note\n =1+1", "\"note\n' =1+1\""),
+            ("note\n\u{200B}@x", "\"note\n'\u{200B}@x\""),
+            ("a\nb\n|c", "\"a\nb\n'|c\""),
+            ("=a\n=b", "\"'=a\n'=b\""),
+            ("a\n;=1", "\"a\n';=1\""),
+            // Left alone: plain text, spaces before ordinary text, a semicolon or bar inside,
+            // and later lines that do not start a formula.
+            ("plain", "plain"),
+            (" plain", " plain"),
+            ("\u{A0}12", "\u{A0}12"),
+            (";", ";"),
+            ("; note", "; note"),
+            ("a|b", "a|b"),
+            ("two\nlines", "\"two\nlines\""),
+            ("a\r\nb", "\"a\r\nb\""),
+            ("a\n\nb", "\"a\n\nb\""),
+            ("a\n", "\"a\n\""),
+            ("café", "café"),
+            ("(1)", "(1)"),
+        ];
+        for (cell, want) in table {
+            assert_eq!(&one(cell), want, "{cell:?}");
+        }
+    }
+
+    #[test]
+    fn ordinary_cells_are_borrowed() {
+        for cell in [
+            "Ada Lovelace",
+            "ref-123",
+            "12.50",
+            "",
+            " x",
+            "(x)",
+            "a\nb",
+            "é=1",
+        ] {
+            assert!(
+                matches!(neutralise(cell), Cow::Borrowed(_)),
+                "{cell:?} was copied"
+            );
+        }
     }
 
     #[test]

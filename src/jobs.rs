@@ -1,7 +1,11 @@
 //! The durable job queue. A job is written in the same transaction as the change that causes
 //! it (transactional outbox); workers in any number of processes claim due jobs, run them,
 //! record every attempt, retry on a per-kind schedule with jitter, and mark a job dead after
-//! its last attempt. A job whose worker dies is claimed again once its lease runs out.
+//! its last attempt. A worker renews the lease of each job it runs (a heartbeat every third of
+//! the lease), so a long job is never taken from a live worker, and a job whose worker dies is
+//! claimed again once its lease runs out (a minute by default). A renewal, like the result of
+//! an attempt, is fenced by the attempt number and worker: once another worker has taken a job
+//! over, the old worker stops it and can neither renew nor record anything.
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
@@ -304,25 +308,32 @@ impl JobRunner {
                         attempt: job.attempts,
                         payload,
                     };
-                    // Stop a little before the lease ends so no other worker starts this job
-                    // while this attempt is still going.
-                    let limit = self
-                        .lease
-                        .saturating_sub(Duration::from_millis(500))
-                        .max(Duration::from_millis(500));
+                    // The worker renews the lease while the handler runs (`keep_lease`), so
+                    // a long job keeps it as long as this process lives, and stops at once
+                    // when another worker has taken the job over. The time limit only
+                    // catches a handler that hangs.
+                    let limit = self.run_limit();
                     let ctx = &self.ctx;
-                    match tokio::time::timeout(
+                    let work = tokio::time::timeout(
                         limit,
                         AssertUnwindSafe(handler.run(ctx, &run)).catch_unwind(),
-                    )
-                    .await
-                    {
-                        Ok(Ok(result)) => result,
-                        Ok(Err(_panic)) => Err(JobFailure::retry("the job panicked")),
-                        Err(_) => Err(JobFailure::retry(format!(
-                            "timed out after {} s",
-                            limit.as_secs()
-                        ))),
+                    );
+                    tokio::select! {
+                        biased;
+                        done = work => match done {
+                            Ok(Ok(result)) => result,
+                            Ok(Err(_panic)) => Err(JobFailure::retry("the job panicked")),
+                            Err(_) => Err(JobFailure::retry(format!(
+                                "timed out after {} s",
+                                limit.as_secs()
+                            ))),
+                        },
+                        () = self.keep_lease(job.id, job.attempts) => {
+                            tracing::warn!(job = job.id, kind = %job.kind, attempt = job.attempts, worker = %self.worker_id,
+                                "job lease was taken over by another worker; this attempt stopped");
+                            self.ctx.metrics.count("paydesk_job_leases_lost_total");
+                            return Ok(Finished::FencedOff);
+                        }
                     }
                 }
             }
@@ -406,6 +417,46 @@ impl JobRunner {
         };
         tx.commit().await?;
         Ok(finished)
+    }
+
+    /// How often a running attempt renews its lease: a third of the lease, at most every
+    /// 20 s, so that two renewals can fail before the lease runs out.
+    pub fn heartbeat_interval(lease: Duration) -> Duration {
+        (lease / 3).clamp(Duration::from_millis(50), Duration::from_secs(20))
+    }
+
+    /// The longest one attempt may run even while its worker renews the lease: five leases,
+    /// and at least five minutes (a handler that hangs is stopped and retried).
+    fn run_limit(&self) -> Duration {
+        (self.lease * 5).max(Duration::from_secs(300))
+    }
+
+    /// Renew this attempt's lease every `heartbeat_interval` for as long as it runs. Returns
+    /// only when the lease is no longer this worker's (another worker took the job over after
+    /// the lease ran out): the caller then stops the attempt without recording anything. A
+    /// renewal that fails for a database error is retried at the next beat.
+    async fn keep_lease(&self, job_id: i64, attempt: i32) {
+        let every = Self::heartbeat_interval(self.lease);
+        loop {
+            tokio::time::sleep(every).await;
+            let now = self.ctx.clock.now();
+            match job_store::renew(
+                &self.ctx.db,
+                job_id,
+                attempt,
+                &self.worker_id,
+                store::to_micros(now),
+                store::to_micros(now + self.lease),
+            )
+            .await
+            {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => {
+                    tracing::warn!(job = job_id, error = %e, "could not renew a job lease; will try again");
+                }
+            }
+        }
     }
 
     /// Run until `shutdown` turns true: a pass, then wait for the poll interval or a wake-up.

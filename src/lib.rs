@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod audit_view;
 pub mod bench;
+pub mod card_data;
 pub mod clock;
 pub mod config;
 pub mod crypto;

@@ -5,6 +5,7 @@
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
 
+use super::lockout;
 use super::password::{self, PasswordContext, PasswordProblem};
 use super::permissions::Role;
 use super::sessions;
@@ -172,11 +173,16 @@ pub async fn link_owner(
 /// What became of a new password.
 #[derive(Debug)]
 pub enum PasswordOutcome {
-    /// It broke a rule; nothing changed. `name` is the person's, for the page shown again.
+    /// It broke a rule; nothing changed. `name` is the person's, for the page shown again;
+    /// `needs_code` when the account is locked and the page must ask for a code as well.
     Problems {
         problems: Vec<PasswordProblem>,
         name: String,
+        needs_code: bool,
     },
+    /// The account is locked and the code from the authenticator app was wrong: the link is
+    /// used up and nothing else changed (`lockout`).
+    CodeWrong,
     /// The link was unknown, used or expired; nothing changed.
     LinkInvalid,
     Done {
@@ -220,7 +226,8 @@ async fn password_problems(
 }
 
 /// Use a set-up or reset link to set a password. The link is used up only when the password
-/// is accepted. A reset ends every session of the person.
+/// is accepted. A reset ends every session of the person. A reset of a locked account needs
+/// a code from the authenticator app as well: see `set_password_with_code`.
 pub async fn set_password_with_link(
     state: &AppState,
     token: &str,
@@ -229,20 +236,74 @@ pub async fn set_password_with_link(
     confirmation: &str,
     ip: Option<String>,
 ) -> Result<PasswordOutcome, IdentityError> {
+    set_password_with_code(state, token, purpose, new_password, confirmation, None, ip).await
+}
+
+/// `set_password_with_link`, with the code from the person's authenticator app that a reset
+/// of a locked account needs (`lockout`): with a right code the reset also unlocks the
+/// account; a wrong one uses the link up and changes nothing else; without one, nothing
+/// changes and the page asks for it.
+pub async fn set_password_with_code(
+    state: &AppState,
+    token: &str,
+    purpose: &str,
+    new_password: &str,
+    confirmation: &str,
+    code: Option<&str>,
+    ip: Option<String>,
+) -> Result<PasswordOutcome, IdentityError> {
     let now = state.clock.now();
     let Some(staff) = link_owner(&state.db, token, purpose, now).await? else {
         return Ok(PasswordOutcome::LinkInvalid);
     };
-    let problems = password_problems(state, &staff, new_password, confirmation).await?;
+    let needs_code = lockout::link_needs_code(&staff, purpose, now);
+    let mut problems = password_problems(state, &staff, new_password, confirmation).await?;
+    if needs_code {
+        if let Some(message) = lockout::code_problem(&staff, code) {
+            problems.push(PasswordProblem {
+                field: "code",
+                message: message.into(),
+            });
+        }
+    }
     if !problems.is_empty() {
         return Ok(PasswordOutcome::Problems {
             problems,
             name: staff.name,
+            needs_code,
         });
     }
     let hash = password::hash(new_password.to_string()).await?;
     let mut tx = state.db.begin().await?;
     let now_us = store::to_micros(now);
+    // Read the account again, locked for this transaction: it may have been locked since.
+    let Some(current) = staff_store::staff_for_update(&mut tx, staff.id).await? else {
+        tx.rollback().await?;
+        return Ok(PasswordOutcome::LinkInvalid);
+    };
+    let locked = lockout::link_needs_code(&current, purpose, now);
+    if locked && !needs_code {
+        tx.rollback().await?;
+        return Ok(PasswordOutcome::Problems {
+            problems: vec![PasswordProblem {
+                field: "code",
+                message: lockout::code_problem(&current, None)
+                    .unwrap_or("Enter the code from your authenticator app")
+                    .into(),
+            }],
+            name: current.name,
+            needs_code: true,
+        });
+    }
+    let code_step = if locked {
+        lockout::verify_code(state, &current, code.unwrap_or(""), now)
+    } else {
+        None
+    };
+    let code_accepted = match code_step {
+        Some(step) => staff_store::use_totp_step(&mut tx, staff.id, step, now_us).await?,
+        None => false,
+    };
     if staff_store::use_link(&mut tx, &sessions::id_hash(token), purpose, now_us)
         .await?
         .is_none()
@@ -251,7 +312,39 @@ pub async fn set_password_with_link(
         tx.rollback().await?;
         return Ok(PasswordOutcome::LinkInvalid);
     }
+    if locked && !code_accepted {
+        // One guess per emailed link: the link is used up, the account stays locked.
+        audit::append(
+            &mut tx,
+            now,
+            AuditEvent::new(
+                Actor::staff(staff.id, &staff.email),
+                "authn_unlock",
+                format!("staff:{}", staff.id),
+            )
+            .failed()
+            .from_ip(ip)
+            .details(json!({"reason": "wrong code", "link_used_up": true})),
+        )
+        .await?;
+        tx.commit().await?;
+        return Ok(PasswordOutcome::CodeWrong);
+    }
     staff_store::set_password(&mut tx, staff.id, &hash, now_us).await?;
+    if locked {
+        audit::append(
+            &mut tx,
+            now,
+            AuditEvent::new(
+                Actor::staff(staff.id, &staff.email),
+                "authn_unlock",
+                format!("staff:{}", staff.id),
+            )
+            .from_ip(ip.clone())
+            .details(json!({"by": "password reset and authenticator code"})),
+        )
+        .await?;
+    }
     let ended = staff_store::delete_sessions_of(&mut tx, staff.id, None).await?;
     let action = if purpose == "setup" {
         "authn_password_set"

@@ -6,6 +6,7 @@
 pub mod access_review;
 pub mod accounts;
 pub mod inactivity;
+pub mod lockout;
 pub mod oidc;
 pub mod password;
 pub mod permissions;

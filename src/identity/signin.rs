@@ -126,7 +126,7 @@ pub async fn password_step(
     };
     if let Some(reason) = refusal {
         if reason == "wrong password" {
-            count_failure(&mut tx, &current, now, origin, "password").await?;
+            count_failure(state, &mut tx, &current, now, origin, "password").await?;
         } else {
             audit::append(
                 &mut tx,
@@ -163,8 +163,10 @@ fn truncate(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
 }
 
-/// Count a failed password or code; the tenth in a row locks the account for 30 minutes.
+/// Count a failed password or code; the tenth in a row locks the account for 30 minutes and
+/// emails the person about it (`lockout`).
 async fn count_failure(
+    state: &AppState,
     tx: &mut store::Tx,
     staff: &StaffRow,
     now: OffsetDateTime,
@@ -201,6 +203,16 @@ async fn count_failure(
             now,
             staff_event(staff, "authn_login_lock", origin)
                 .details(json!({"failures": failures, "locked_minutes": LOCKOUT.whole_minutes()})),
+        )
+        .await?;
+        super::lockout::notify_locked(
+            state,
+            tx,
+            staff,
+            origin.ip.as_deref(),
+            step,
+            now,
+            now + LOCKOUT,
         )
         .await?;
     }
@@ -554,7 +566,7 @@ async fn finish_second_factor(
         let locked = if locked_now {
             true
         } else {
-            count_failure(&mut tx, &current, now, origin, "code").await?
+            count_failure(state, &mut tx, &current, now, origin, "code").await?
         };
         if locked && session.stage() != Stage::Active {
             staff_store::delete_session(&mut tx, session.id_hash()).await?;

@@ -43,6 +43,7 @@ pub fn check(raw: &str) -> Result<String, String> {
             "The case reference can only contain letters, numbers, spaces and - _ / . : #".into(),
         );
     }
+    crate::card_data::refuse_card_number(t).map_err(String::from)?;
     Ok(t.to_string())
 }
 
@@ -111,6 +112,11 @@ mod tests {
 
     #[test]
     fn case_references_are_checked() {
+        assert_eq!(
+            check("CASE 4012-8888-8888-1881"),
+            Err(crate::card_data::REFUSAL.to_string())
+        );
+        assert!(check("CASE 4012-8888-8888-1882").is_ok());
         assert_eq!(check("  CASE-2026/0001 ").unwrap(), "CASE-2026/0001");
         assert_eq!(check("Ticket #42: refund").unwrap(), "Ticket #42: refund");
         for bad in [

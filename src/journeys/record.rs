@@ -4,6 +4,7 @@
 use serde_json::Value;
 use time::{Duration, OffsetDateTime};
 
+use crate::card_data;
 use crate::platform::types::{wire_time, Payment, PaymentStatus, Refund};
 
 /// The columns of a journey, as read from the platform at one moment.
@@ -82,8 +83,22 @@ fn clean(value: Option<&String>, max: usize) -> Option<String> {
     Some(v.chars().take(max).collect())
 }
 
+/// Payer-typed text cut to `max` characters, with any card number in it masked to first 6 /
+/// last 4 (`card_data::mask`) first, so a full card number is never stored.
+fn payer_text(text: &str, max: usize) -> String {
+    card_data::mask(text).chars().take(max).collect()
+}
+
 impl JourneyRecord {
+    /// The row paydesk keeps for a platform payment. Text the payer typed (description,
+    /// reference, email, cardholder name, metadata values and the case reference read from
+    /// them) has card numbers masked here, before anything stores, logs or shows it.
     pub fn from_payment(p: &Payment) -> JourneyRecord {
+        let metadata = p
+            .metadata
+            .as_ref()
+            .filter(|m| !m.is_empty())
+            .map(|m| card_data::mask_json(&Value::Object(m.clone())));
         let card = p.card_details.as_ref();
         let settlement = p.settlement_summary.as_ref();
         let refunds = p.refund_summary.as_ref();
@@ -93,11 +108,14 @@ impl JourneyRecord {
             state_code: p.state.code.clone(),
             state_message: clean(p.state.message.as_ref(), 500),
             amount: p.amount,
-            description: p.description.chars().take(1000).collect(),
-            reference: p.reference.chars().take(255).collect(),
-            email: clean(p.email.as_ref(), 254),
+            description: payer_text(&p.description, 1000),
+            reference: payer_text(&p.reference, 255),
+            email: card_data::mask_opt(clean(p.email.as_ref(), 254)),
             language: p.language.clone(),
-            cardholder_name: clean(card.and_then(|c| c.cardholder_name.as_ref()), 255),
+            cardholder_name: card_data::mask_opt(clean(
+                card.and_then(|c| c.cardholder_name.as_ref()),
+                255,
+            )),
             card_brand: clean(card.and_then(|c| c.card_brand.as_ref()), 64),
             card_type: card
                 .and_then(|c| c.card_type.clone())
@@ -129,12 +147,8 @@ impl JourneyRecord {
             refund_status: refunds.map(|r| r.status.clone()),
             refund_available: refunds.map(|r| r.amount_available),
             refund_submitted: refunds.map(|r| r.amount_submitted),
-            metadata: p
-                .metadata
-                .as_ref()
-                .filter(|m| !m.is_empty())
-                .map(|m| Value::Object(m.clone()).to_string()),
-            case_reference: case_reference(p.metadata.as_ref()),
+            case_reference: case_reference(metadata.as_ref().and_then(Value::as_object)),
+            metadata: metadata.map(|m| m.to_string()),
             delayed_capture: p.delayed_capture,
             moto: p.moto,
         }
@@ -217,6 +231,33 @@ mod tests {
         assert_eq!(r.first_digits.as_deref(), Some("411111"));
         assert_eq!(r.last_digits.as_deref(), Some("1234"));
         assert_eq!(r.card_type, None);
+    }
+
+    #[test]
+    fn payer_typed_card_numbers_are_masked_before_storing() {
+        let pan = "4012-8888-8888-1881";
+        let mut p: Payment = serde_json::from_value(json!({
+            "payment_id": "p1", "amount": 1500,
+            "description": format!("Permit {pan}"), "reference": pan,
+            "email": "4012888888881881@example.com",
+            "state": {"status": "success", "finished": true},
+            "created_date": "2026-03-01T10:00:00.000Z",
+            "metadata": {"case_reference": pan, "note": format!("card {pan}"), "n": 4012888888881881u64}
+        }))
+        .unwrap();
+        p.card_details = Some(CardDetails {
+            cardholder_name: Some("A 4012 8888 8888 1881".into()),
+            ..Default::default()
+        });
+        let r = JourneyRecord::from_payment(&p);
+        assert_eq!(r.reference, "401288******1881");
+        assert_eq!(r.description, "Permit 401288******1881");
+        assert_eq!(r.email.as_deref(), Some("401288******1881@example.com"));
+        assert_eq!(r.cardholder_name.as_deref(), Some("A 401288******1881"));
+        assert_eq!(r.case_reference.as_deref(), Some("401288******1881"));
+        let meta = r.metadata.unwrap();
+        assert!(meta.contains("card 401288******1881"), "{meta}");
+        assert!(!meta.contains("8888"), "{meta}");
     }
 
     #[test]

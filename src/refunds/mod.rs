@@ -161,6 +161,9 @@ pub fn check(
         {
             problems.push((field, "Use letters, numbers and punctuation only".into()));
         }
+        if let Err(message) = crate::card_data::refuse_card_number(text) {
+            problems.push((field, message.into()));
+        }
     }
     match (amount, reason, problems.is_empty()) {
         (Some(amount), Some(reason), true) => Ok(Checked {
@@ -535,5 +538,19 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e[0].0, "case_reference");
+    }
+
+    #[test]
+    fn card_numbers_in_comments_and_case_references_are_refused() {
+        let s = RefundSettings::default();
+        for field in ["comment", "case_reference"] {
+            let mut a = ask("full", "", "duplicate");
+            match field {
+                "comment" => a.comment = "Payer read out 4012-8888-8888-1881".into(),
+                _ => a.case_reference = "4012 8888 8888 1881".into(),
+            }
+            let e = check(&a, &s, Some("available"), 10).unwrap_err();
+            assert_eq!(e, vec![(field, crate::card_data::REFUSAL.to_string())]);
+        }
     }
 }

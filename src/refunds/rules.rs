@@ -56,6 +56,24 @@ impl Reason {
     }
 }
 
+/// A decision comment's problem, if any: required when rejecting, at most 1,000 characters,
+/// no control characters, and no card number (`card_data`).
+pub fn decision_comment_problem(comment: &str, required: bool) -> Option<&'static str> {
+    if required && comment.is_empty() {
+        return Some("Say why the refund is being rejected");
+    }
+    if comment.chars().count() > 1000 {
+        return Some("The comment must be 1,000 characters or fewer");
+    }
+    if comment
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\r')
+    {
+        return Some("Use letters, numbers and punctuation only");
+    }
+    crate::card_data::refuse_card_number(comment).err()
+}
+
 /// Where a refund request is. Moves only along `may_move`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -309,6 +327,28 @@ pub fn needs_step_up(last_second_factor: Option<OffsetDateTime>, now: OffsetDate
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[test]
+    fn decision_comments_refuse_card_numbers() {
+        assert_eq!(decision_comment_problem("", false), None);
+        assert!(decision_comment_problem("", true).is_some());
+        assert_eq!(
+            decision_comment_problem("Checked with the payer", true),
+            None
+        );
+        for pan in [
+            "4012-8888-8888-1881",
+            "card 4012 8888 8888 1881",
+            "4012888888881881",
+        ] {
+            assert_eq!(
+                decision_comment_problem(pan, false),
+                Some(crate::card_data::REFUSAL),
+                "{pan:?}"
+            );
+        }
+        assert_eq!(decision_comment_problem("4012-8888-8888-1882", false), None);
+    }
 
     #[test]
     fn amounts_are_read_exactly_or_refused() {

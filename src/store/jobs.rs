@@ -99,6 +99,28 @@ pub async fn claim(
     Ok(claimed)
 }
 
+/// Extend the lease of an attempt a worker is still running (its heartbeat). Fenced like
+/// `finish`: it applies only while `worker` still holds this attempt of a running job, so a
+/// worker whose job was taken over after its lease ran out learns that it must stop. False
+/// when the lease is no longer this worker's.
+pub async fn renew(
+    db: &Db,
+    job_id: i64,
+    attempt: i32,
+    worker: &str,
+    now: i64,
+    lease_until: i64,
+) -> StoreResult<bool> {
+    let sql = "UPDATE jobs SET locked_until = $1, updated_at = $2 \
+               WHERE id = $3 AND attempts = $4 AND locked_by = $5 AND state = 'running'";
+    let mut tx = db.begin().await?;
+    let done = on_tx!(&mut tx, conn => sqlx::query(sql)
+        .bind(lease_until).bind(now).bind(job_id).bind(attempt).bind(worker)
+        .execute(conn).await?.rows_affected());
+    tx.commit().await?;
+    Ok(done == 1)
+}
+
 /// Replace a finished job's payload with a marker, so that secrets in it do not linger.
 pub async fn scrub_payload(tx: &mut Tx, job_id: i64) -> StoreResult<()> {
     on_tx!(tx, conn => {

@@ -14,7 +14,7 @@ use super::session::{
 };
 use crate::identity::accounts::{self, PasswordOutcome};
 use crate::identity::signin::{self, CodeStep, PasswordStep, Stage};
-use crate::identity::{password, totp};
+use crate::identity::{lockout, password, totp};
 use crate::store::staff::StaffRow;
 use crate::AppState;
 
@@ -62,6 +62,9 @@ pub struct NewPasswordForm {
     password: String,
     #[field(default = String::new())]
     password_confirmation: String,
+    /// The authenticator code a reset of a locked account needs (`identity::lockout`).
+    #[field(default = String::new())]
+    code: String,
 }
 
 #[derive(FromForm)]
@@ -473,6 +476,7 @@ fn new_password_context(
     action: String,
     heading: &str,
     errors: Vec<Value>,
+    needs_code: bool,
 ) -> serde_json::Map<String, Value> {
     let mut c = pages::signed_out(state, csrf);
     c.insert("name".into(), json!(name));
@@ -481,6 +485,7 @@ fn new_password_context(
     c.insert("min_length".into(), json!(password::MIN_LENGTH));
     c.insert("errors".into(), Value::Array(errors));
     c.insert("providers".into(), providers(state));
+    c.insert("needs_code".into(), json!(needs_code));
     c
 }
 
@@ -517,9 +522,18 @@ async fn link_form(
         return Ok(link_invalid(state, page.purpose));
     };
     let action = format!("{}/{token}", page.path);
+    let needs_code = lockout::link_needs_code(&staff, page.purpose, state.clock.now());
     Ok(Answer::Page(render(
         "auth/new_password",
-        new_password_context(state, csrf, &staff.name, action, page.heading, vec![]),
+        new_password_context(
+            state,
+            csrf,
+            &staff.name,
+            action,
+            page.heading,
+            vec![],
+            needs_code,
+        ),
     )))
 }
 
@@ -532,12 +546,13 @@ async fn link_submit(
     origin: &signin::Origin,
     page: &LinkPage,
 ) -> Result<Result<StaffRow, Answer>, Status> {
-    let outcome = accounts::set_password_with_link(
+    let outcome = accounts::set_password_with_code(
         state,
         token,
         page.purpose,
         &form.password,
         &form.password_confirmation,
+        Some(form.code.as_str()),
         origin.ip.clone(),
     )
     .await
@@ -545,7 +560,21 @@ async fn link_submit(
     Ok(match outcome {
         PasswordOutcome::Done { staff } => Ok(staff),
         PasswordOutcome::LinkInvalid => Err(link_invalid(state, page.purpose)),
-        PasswordOutcome::Problems { problems, name } => {
+        PasswordOutcome::CodeWrong => {
+            let mut c = pages::signed_out(state, "");
+            c.insert("heading".into(), json!("The code was not right"));
+            c.insert("message".into(), json!("Your account is still locked, and this link can no longer be used. Ask for a new reset link, and enter the code your authenticator app shows at the time."));
+            c.insert("purpose".into(), json!(page.purpose));
+            Err(Answer::Status((
+                Status::Forbidden,
+                render("auth/link_invalid", c),
+            )))
+        }
+        PasswordOutcome::Problems {
+            problems,
+            name,
+            needs_code,
+        } => {
             let errors = problems
                 .iter()
                 .map(|p| problem(p.field, p.message.clone()))
@@ -553,7 +582,7 @@ async fn link_submit(
             let action = format!("{}/{token}", page.path);
             Err(Answer::Invalid(render(
                 "auth/new_password",
-                new_password_context(state, csrf, &name, action, page.heading, errors),
+                new_password_context(state, csrf, &name, action, page.heading, errors, needs_code),
             )))
         }
     })

@@ -1058,21 +1058,9 @@ pub struct Decision {
     stepping_up: String,
 }
 
-/// A decision comment's problem, if any.
+/// A decision comment's problem, if any (the refund rules decide).
 fn comment_problem(comment: &str, required: bool) -> Option<&'static str> {
-    if required && comment.is_empty() {
-        return Some("Say why the refund is being rejected");
-    }
-    if comment.chars().count() > 1000 {
-        return Some("The comment must be 1,000 characters or fewer");
-    }
-    if comment
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\r')
-    {
-        return Some("Use letters, numbers and punctuation only");
-    }
-    None
+    rules::decision_comment_problem(comment, required)
 }
 
 /// The step-up for a decision: None when the second factor is fresh (or the code just

@@ -133,6 +133,17 @@ pub async fn verify(
                 )
                 .await
                 .map_err(internal)?;
+                crate::identity::lockout::notify_locked(
+                    state,
+                    &mut tx,
+                    &current,
+                    origin.ip.as_deref(),
+                    "step_up",
+                    now,
+                    now + LOCKOUT,
+                )
+                .await
+                .map_err(internal)?;
             }
         }
         tx.commit().await.map_err(internal)?;

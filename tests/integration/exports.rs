@@ -709,7 +709,14 @@ async fn formula_cells_are_neutralised_and_quoting_round_trips() {
             "note",
         ] {
             let cell = &row[column(&records, name)];
-            if formula(p) {
+            if p.len() > 1 && matches!(p.as_bytes()[0], b'\r' | b'\n') {
+                // The line after the break starts a formula too: it gets its own apostrophe.
+                assert_eq!(
+                    cell,
+                    &format!("'{}'{}", &p[..1], &p[1..]),
+                    "{name} of {p:?}"
+                );
+            } else if formula(p) {
                 assert_eq!(cell, &format!("'{p}"), "{name} of {p:?}");
             } else {
                 assert_eq!(cell, p, "{name} of {p:?} comes back as it was");

@@ -26,4 +26,5 @@ mod refunds;
 mod search;
 mod sso;
 mod trust_addresses;
+mod trust_misc;
 mod web;
