@@ -251,6 +251,14 @@ pub async fn set_password_with_link(
         tx.rollback().await?;
         return Ok(PasswordOutcome::LinkInvalid);
     }
+    // An invitation grants only what its inviters may still grant now.
+    if purpose == "setup"
+        && super::invitation::accept(&mut tx, now, staff.id, &staff.email).await?
+            == super::invitation::Accepted::NothingLeft
+    {
+        tx.rollback().await?;
+        return Ok(PasswordOutcome::LinkInvalid);
+    }
     staff_store::set_password(&mut tx, staff.id, &hash, now_us).await?;
     let ended = staff_store::delete_sessions_of(&mut tx, staff.id, None).await?;
     let action = if purpose == "setup" {

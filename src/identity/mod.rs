@@ -6,13 +6,16 @@
 pub mod access_review;
 pub mod accounts;
 pub mod inactivity;
+pub mod invitation;
 pub mod oidc;
 pub mod password;
 pub mod permissions;
 pub mod sessions;
 pub mod signin;
 pub mod staff_admin;
+pub mod standing;
 pub mod totp;
+pub mod whole_account;
 
 use crate::audit::AuditError;
 use crate::store::StoreError;

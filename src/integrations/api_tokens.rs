@@ -12,7 +12,10 @@ use time::{Duration, OffsetDateTime};
 
 use crate::audit::{self, Actor, AuditError, AuditEvent};
 use crate::identity::permissions::{Grants, Permission};
-use crate::store::api_tokens::{self as token_store, NewToken as NewTokenRow, TokenRow};
+use crate::identity::standing;
+use crate::store::api_tokens::{
+    self as token_store, NewToken as NewTokenRow, TokenRow, TokenWithMaker,
+};
 use crate::store::{self, Db, StoreError};
 
 pub use token_store::TokenRow as Token;
@@ -325,6 +328,8 @@ pub enum Refused {
     Expired,
     /// The member of staff it acts for has been disabled: what they made stops with them.
     MakerDisabled,
+    /// The member of staff it acts for holds no role in the token's service any more.
+    MakerRemoved,
 }
 
 impl Refused {
@@ -335,7 +340,39 @@ impl Refused {
             Refused::Revoked => "revoked",
             Refused::Expired => "expired",
             Refused::MakerDisabled => "maker disabled",
+            Refused::MakerRemoved => "maker removed from service",
         }
+    }
+}
+
+/// What a token may do now: its scopes whose permission its maker still holds in its
+/// service (`usable`), those whose permission they no longer hold (`lapsed`), and where the
+/// maker stands. A token never does more than the person it acts for could do now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reach {
+    pub usable: Vec<Scope>,
+    pub lapsed: Vec<Scope>,
+    pub maker: MakerStanding,
+}
+
+pub use crate::identity::standing::Standing as MakerStanding;
+
+/// Judge a token's reach from its scopes and its maker's standing as read with it (pure).
+pub fn reach(t: &TokenWithMaker) -> Reach {
+    let scopes = scopes_of(&t.token.scopes);
+    let needs: Vec<Permission> = scopes.iter().map(|s| s.needs()).collect();
+    let maker = standing::judge(&t.maker(), &needs);
+    let (usable, lapsed) = match &maker {
+        MakerStanding::Holds => (scopes, Vec::new()),
+        MakerStanding::Lacks(missing) => scopes
+            .into_iter()
+            .partition(|s| !missing.contains(&s.needs())),
+        MakerStanding::Disabled | MakerStanding::Removed => (Vec::new(), scopes),
+    };
+    Reach {
+        usable,
+        lapsed,
+        maker,
     }
 }
 
@@ -343,7 +380,10 @@ impl Refused {
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub token: TokenRow,
+    /// The scopes it may use now: those it carries whose permission its maker holds now.
     pub scopes: Vec<Scope>,
+    /// Scopes it carries that its maker no longer holds the permission for.
+    pub lapsed: Vec<Scope>,
 }
 
 impl Caller {
@@ -353,6 +393,11 @@ impl Caller {
 
     pub fn may(&self, scope: Scope) -> bool {
         self.scopes.contains(&scope)
+    }
+
+    /// Whether the token carries `scope` but its maker no longer holds what it needs.
+    pub fn lapsed(&self, scope: Scope) -> bool {
+        self.lapsed.contains(&scope)
     }
 }
 
@@ -374,7 +419,8 @@ fn well_formed(s: &str) -> bool {
     })
 }
 
-/// Check a presented token, and note that it was used.
+/// Check a presented token, and note that it was used. The token and its maker's standing
+/// in its service now are read in one query, on every request.
 pub async fn authenticate(
     db: &Db,
     now: OffsetDateTime,
@@ -383,18 +429,21 @@ pub async fn authenticate(
     if !well_formed(presented) {
         return Ok(Err(Refused::Malformed));
     }
-    let Some(token) = token_store::by_hash(db, &hash(presented)).await? else {
+    let Some(found) = token_store::by_hash_with_maker(db, &hash(presented)).await? else {
         return Ok(Err(Refused::Unknown));
     };
-    match Standing::of(&token, now) {
+    match Standing::of(&found.token, now) {
         Standing::Revoked => return Ok(Err(Refused::Revoked)),
         Standing::Expired => return Ok(Err(Refused::Expired)),
         Standing::Active => {}
     }
-    let maker = crate::store::staff::staff_by_id(db, token.created_by).await?;
-    if maker.is_none_or(|m| m.status == "disabled") {
-        return Ok(Err(Refused::MakerDisabled));
+    let Reach { usable, lapsed, maker } = reach(&found);
+    match maker {
+        MakerStanding::Disabled => return Ok(Err(Refused::MakerDisabled)),
+        MakerStanding::Removed => return Ok(Err(Refused::MakerRemoved)),
+        MakerStanding::Holds | MakerStanding::Lacks(_) => {}
     }
+    let token = found.token;
     let at = store::to_micros(now);
     if token
         .last_used_at
@@ -402,8 +451,88 @@ pub async fn authenticate(
     {
         token_store::touch(db, token.id, at).await?;
     }
-    let scopes = scopes_of(&token.scopes);
-    Ok(Ok(Caller { token, scopes }))
+    Ok(Ok(Caller {
+        token,
+        scopes: usable,
+        lapsed,
+    }))
+}
+
+/// Why a token could not be handed over.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HandOverRefusal {
+    #[error("Choose a person from the list")]
+    NoSuchPerson,
+    #[error("{0} does not hold {1} in this service, so the token cannot act for them")]
+    Lacks(String, String),
+    #[error("This token has been revoked, so it cannot be handed over")]
+    Revoked,
+    #[error("This token already acts for that person")]
+    Unchanged,
+}
+
+/// Hand a token to `to` (a member of staff who must be active and hold, in the token's
+/// service, every permission its scopes need), as `actor` (staff `by`, already checked with
+/// `may_manage` for the token's scopes). From then on it acts for them, with their
+/// permissions. Audited with the person it acted for before.
+pub async fn hand_over(
+    db: &Db,
+    now: OffsetDateTime,
+    actor: Actor,
+    ip: Option<String>,
+    token: &TokenRow,
+    to: i64,
+) -> Result<Result<(), HandOverRefusal>, TokenError> {
+    if to == token.created_by {
+        return Ok(Err(HandOverRefusal::Unchanged));
+    }
+    let needs: Vec<Permission> = scopes_of(&token.scopes).iter().map(|s| s.needs()).collect();
+    let mut tx = db.begin().await?;
+    let Some(person) = crate::store::staff::staff_for_update(&mut tx, to).await? else {
+        tx.rollback().await?;
+        return Ok(Err(HandOverRefusal::NoSuchPerson));
+    };
+    let judged = standing::of_in(&mut tx, to, token.service_id, &needs).await?;
+    let refusal = match (person.status.as_str(), &judged) {
+        ("active", MakerStanding::Holds) => None,
+        ("active", MakerStanding::Lacks(missing)) => Some(HandOverRefusal::Lacks(
+            person.name.clone(),
+            missing
+                .iter()
+                .map(|p| p.name())
+                .collect::<Vec<_>>()
+                .join(" and "),
+        )),
+        _ => Some(HandOverRefusal::NoSuchPerson),
+    };
+    if let Some(r) = refusal {
+        tx.rollback().await?;
+        return Ok(Err(r));
+    }
+    if !token_store::set_owner(&mut tx, token.id, to).await? {
+        tx.rollback().await?;
+        return Ok(Err(HandOverRefusal::Revoked));
+    }
+    audit::append(
+        &mut tx,
+        now,
+        AuditEvent::new(
+            actor,
+            "api_token_handed_over",
+            format!("api_token:{}", token.id),
+        )
+        .from_ip(ip)
+        .details(json!({
+            "service_id": token.service_id,
+            "name": token.name,
+            "prefix": token.token_prefix,
+            "from": token.created_by,
+            "to": to,
+        })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Ok(()))
 }
 
 #[cfg(test)]

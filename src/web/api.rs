@@ -409,18 +409,31 @@ async fn require(
         return Ok(());
     }
     let names: Vec<&str> = scopes.iter().map(|s| s.name()).collect();
+    // The token carries the scope, but the person it acts for no longer holds what it needs.
+    let lapsed: Vec<&str> = scopes
+        .iter()
+        .filter(|s| caller.caller.lapsed(**s))
+        .map(|s| s.needs().name())
+        .collect();
     let _ = audit::record(
         &state.db,
         state.clock.now(),
         AuditEvent::new(caller.actor(), "authz_fail", path.to_string())
             .failed()
             .from_ip(caller.ip.clone())
-            .details(json!({"needs": names.join(" or ")})),
+            .details(json!({"needs": names.join(" or "), "maker_lacks": lapsed.join(" or ")})),
     )
     .await;
     Err(Problem::status(
         Status::Forbidden,
-        format!("This token does not have the {} scope", names.join(" or ")),
+        if lapsed.is_empty() {
+            format!("This token does not have the {} scope", names.join(" or "))
+        } else {
+            format!(
+                "The token's maker no longer has {} in this service, so neither has the token. Ask your service's administrator to hand the token to someone who does",
+                lapsed.join(" or ")
+            )
+        },
     ))
 }
 
@@ -433,6 +446,9 @@ fn api_default(status: Status, req: &Request<'_>) -> Problem {
                 Refused::Expired => "The token has expired",
                 Refused::MakerDisabled => {
                     "The token's maker can no longer use paydesk, so neither can the token"
+                }
+                Refused::MakerRemoved => {
+                    "The token's maker no longer works in this service, so neither can the token"
                 }
                 _ => "The token is not valid",
             };
