@@ -31,7 +31,13 @@ fn giver(granted_by: &str) -> Option<i64> {
 }
 
 /// Whether the giver of `g`, holding `status` and `roles` now, could give it to `invitee`.
-fn still_givable(g: &GivenRow, invitee: i64, giver_id: i64, status: Option<&str>, roles: &[GivenRow]) -> bool {
+fn still_givable(
+    g: &GivenRow,
+    invitee: i64,
+    giver_id: i64,
+    status: Option<&str>,
+    roles: &[GivenRow],
+) -> bool {
     if status != Some("active") {
         return false;
     }

@@ -383,7 +383,11 @@ async fn match_staff(
             let accepted = super::invitation::accept(&mut tx, now, candidate.id, &candidate.email);
             if accepted.await? == super::invitation::Accepted::NothingLeft {
                 tx.rollback().await?;
-                return fail("invitation lapsed: its inviter can no longer grant it", UNKNOWN).await;
+                return fail(
+                    "invitation lapsed: its inviter can no longer grant it",
+                    UNKNOWN,
+                )
+                .await;
             }
             staff_store::insert_oidc_identity(
                 &mut tx,

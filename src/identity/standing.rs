@@ -130,12 +130,18 @@ mod tests {
             Standing::Removed
         );
         assert_eq!(
-            judge(&row(Some("disabled"), Some("service_admin")), &[PaymentsRead]),
+            judge(
+                &row(Some("disabled"), Some("service_admin")),
+                &[PaymentsRead]
+            ),
             Standing::Disabled
         );
         assert_eq!(judge(&row(None, None), &[]), Standing::Disabled);
         assert_eq!(
-            judge(&row(Some("active"), Some("platform_admin")), &Permission::ALL),
+            judge(
+                &row(Some("active"), Some("platform_admin")),
+                &Permission::ALL
+            ),
             Standing::Holds
         );
         assert_eq!(

@@ -437,7 +437,11 @@ pub async fn authenticate(
         Standing::Expired => return Ok(Err(Refused::Expired)),
         Standing::Active => {}
     }
-    let Reach { usable, lapsed, maker } = reach(&found);
+    let Reach {
+        usable,
+        lapsed,
+        maker,
+    } = reach(&found);
     match maker {
         MakerStanding::Disabled => return Ok(Err(Refused::MakerDisabled)),
         MakerStanding::Removed => return Ok(Err(Refused::MakerRemoved)),

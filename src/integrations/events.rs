@@ -520,7 +520,10 @@ impl JobHandler for DeliveryJob {
         let started_at = ctx.clock.now();
         let started = Instant::now();
         // Disabled, or paused now because its owner lost integrations:manage (see event_owner).
-        let (sent, body) = match owner::held(&ctx.db, started_at, &out).await.map_err(retry)? {
+        let (sent, body) = match owner::held(&ctx.db, started_at, &out)
+            .await
+            .map_err(retry)?
+        {
             None => send(&ctx.config, &out, started_at).await,
             Some(why) => (Sent::NotSent(format!("not sent: {why}")), None),
         };

@@ -419,7 +419,10 @@ pub async fn approve(
 
 /// The payment of a request awaiting approval whose requester no longer holds
 /// refunds:request in its service now (demoted, removed or disabled since they asked).
-async fn requester_lost_access(tx: &mut Tx, request_id: i64) -> Result<Option<String>, RefundError> {
+async fn requester_lost_access(
+    tx: &mut Tx,
+    request_id: i64,
+) -> Result<Option<String>, RefundError> {
     let Some(row) = refund_store::by_id_in(tx, request_id).await? else {
         return Ok(None);
     };

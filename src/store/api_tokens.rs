@@ -103,7 +103,9 @@ pub async fn by_id_with_maker(db: &Db, id: i64) -> StoreResult<Option<TokenWithM
 /// Hand a live token to another member of staff; false when it is revoked (or gone).
 pub async fn set_owner(tx: &mut Tx, id: i64, owner: i64) -> StoreResult<bool> {
     let sql = "UPDATE api_tokens SET created_by = $2 WHERE id = $1 AND revoked_at IS NULL";
-    Ok(on_tx!(tx, conn => sqlx::query(sql).bind(id).bind(owner).execute(conn).await?.rows_affected() == 1))
+    Ok(
+        on_tx!(tx, conn => sqlx::query(sql).bind(id).bind(owner).execute(conn).await?.rows_affected() == 1),
+    )
 }
 
 /// A new token.

@@ -128,7 +128,7 @@ pub async fn set_enabled(
 /// Make `staff_id` the endpoint's owner (the person whose permissions it delivers with).
 pub async fn set_owner(tx: &mut Tx, id: i64, staff_id: i64) -> StoreResult<()> {
     on_tx!(tx, conn => sqlx::query("UPDATE event_endpoints SET created_by = $2 WHERE id = $1")
-        .bind(id).bind(staff_id).execute(conn).await?);
+        .bind(id).bind(staff_id).execute(conn).await?.rows_affected());
     Ok(())
 }
 

