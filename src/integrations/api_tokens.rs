@@ -601,6 +601,42 @@ mod tests {
     }
 
     #[test]
+    fn a_token_reaches_only_what_its_maker_holds_now() {
+        let token = |status: Option<&str>, roles: Option<&str>| TokenWithMaker {
+            token: TokenRow {
+                id: 1,
+                service_id: 1,
+                name: "CRM".into(),
+                token_prefix: "pdk_abcdef".into(),
+                scopes: "payments:read refunds:request cases:link".into(),
+                created_by: 7,
+                created_at: 0,
+                expires_at: None,
+                last_used_at: None,
+                revoked_at: None,
+                revoked_by: None,
+            },
+            maker_status: status.map(str::to_string),
+            maker_roles: roles.map(str::to_string),
+        };
+        let all = reach(&token(Some("active"), Some("caseworker")));
+        assert_eq!(all.usable, Scope::ALL.to_vec());
+        assert!(all.lapsed.is_empty());
+        let viewer = reach(&token(Some("active"), Some("viewer")));
+        assert_eq!(viewer.usable, vec![Scope::PaymentsRead, Scope::CasesLink]);
+        assert_eq!(viewer.lapsed, vec![Scope::RefundsRequest]);
+        for (status, roles) in [
+            (Some("active"), None),
+            (Some("disabled"), Some("service_admin")),
+            (None, None),
+        ] {
+            let gone = reach(&token(status, roles));
+            assert!(gone.usable.is_empty(), "{status:?} {roles:?}");
+            assert_eq!(gone.lapsed.len(), 3);
+        }
+    }
+
+    #[test]
     fn nobody_gives_a_token_more_than_they_hold() {
         let admin = Grants(vec![Grant {
             role: Role::ServiceAdmin,
