@@ -844,3 +844,55 @@ async fn a_service_admin_cannot_act_on_the_whole_account_of_someone_in_other_ser
     assert_eq!(sessions(both.id).await, 0);
     let _ = parking;
 }
+
+/// The same rule on the single sign-on path: an invited person's first sign-in through their
+/// organisation's provider links the account only while the inviter could still invite them.
+#[tokio::test]
+async fn a_lapsed_invitation_does_not_link_through_single_sign_on() {
+    let Some(provider) = OidcProvider::start() else {
+        return;
+    };
+    let app = crate::sso::app_with(&provider, paydesk::config::SsoTotp::UnlessProviderMfa).await;
+    let parking = paydesk::store::services::by_slug(&app.state.db, "parking")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let inviter = app
+        .person(
+            "inviter@example.gov.uk",
+            Role::ServiceAdmin,
+            Some("parking"),
+        )
+        .await;
+    accounts::add_staff(
+        &app.state,
+        Actor::staff(inviter.id, &inviter.email),
+        "ada@example.gov.uk",
+        "Ada",
+        Role::Caseworker,
+        Some("parking"),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    set_role(&app, inviter.id, parking, None).await;
+    provider
+        .scenario(json!({"sub": "sub-ada", "email": "ada@example.gov.uk", "amr": ["pwd"]}))
+        .await;
+    let callback = crate::sso::through_provider(&app).await;
+    let r = app.client.get(callback).dispatch().await;
+    assert_eq!(r.status(), Status::Forbidden, "not linked");
+    assert!(app.session_cookie().is_none());
+    assert!(actions(&app, "authn_sso_linked").await.is_empty());
+
+    set_role(&app, inviter.id, parking, Some("service_admin")).await;
+    let callback = crate::sso::through_provider(&app).await;
+    let r = app.client.get(callback).dispatch().await;
+    assert_eq!(
+        location(&r),
+        "/login/enrol",
+        "linked once the inviter may invite"
+    );
+    assert_eq!(actions(&app, "authn_sso_linked").await.len(), 1);
+}
