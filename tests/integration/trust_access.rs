@@ -494,6 +494,57 @@ async fn an_approver_demoted_after_stepping_up_cannot_approve() {
     assert_eq!(state_of(&app, id).await, "awaiting_approval");
 }
 
+#[tokio::test]
+async fn an_approved_refund_is_not_sent_once_its_approver_is_demoted() {
+    let (app, parking, _caseworker, finance, id) = refund_world().await;
+    app.sign_in(&finance).await;
+    let (status, _, html) = post(
+        &app,
+        &format!("/refunds/{id}/approve"),
+        &[("amount", "1500"), ("approval_comment", "")],
+    )
+    .await;
+    assert_eq!(status, Status::SeeOther, "{html}");
+    assert_eq!(state_of(&app, id).await, "approved");
+    // Demoted before the submit job takes it: nothing goes to the platform.
+    set_role(&app, finance.id, parking, Some("viewer")).await;
+    run_jobs(&app).await;
+    let row = refund_store::by_id(&app.state.db, id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.state, "failed");
+    assert_eq!(
+        row.failure.as_deref(),
+        Some("Not sent: approver no longer has refunds:approve in Service parking")
+    );
+    assert!(row.submitted_at.is_none() && row.platform_refund_id.is_none());
+}
+
+#[tokio::test]
+async fn a_refund_is_not_sent_once_its_requester_has_left() {
+    let (app, parking, caseworker, finance, id) = refund_world().await;
+    app.sign_in(&finance).await;
+    let (status, _, _) = post(
+        &app,
+        &format!("/refunds/{id}/approve"),
+        &[("amount", "1500"), ("approval_comment", "")],
+    )
+    .await;
+    assert_eq!(status, Status::SeeOther);
+    set_role(&app, caseworker.id, parking, None).await;
+    run_jobs(&app).await;
+    let row = refund_store::by_id(&app.state.db, id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.state, "failed");
+    assert_eq!(
+        row.failure.as_deref(),
+        Some("Not sent: requester removed from Service parking")
+    );
+}
+
 // ---- 3. invitations ---------------------------------------------------------------------------
 
 #[tokio::test]
