@@ -333,6 +333,21 @@ pub enum Refused {
 }
 
 impl Refused {
+    /// What the API says about it.
+    pub fn said(self) -> &'static str {
+        match self {
+            Refused::Revoked => "The token has been revoked",
+            Refused::Expired => "The token has expired",
+            Refused::MakerDisabled => {
+                "The token's maker can no longer use paydesk, so neither can the token"
+            }
+            Refused::MakerRemoved => {
+                "The token's maker no longer works in this service, so neither can the token"
+            }
+            Refused::Malformed | Refused::Unknown => "The token is not valid",
+        }
+    }
+
     pub fn reason(self) -> &'static str {
         match self {
             Refused::Malformed => "malformed",
@@ -398,6 +413,27 @@ impl Caller {
     /// Whether the token carries `scope` but its maker no longer holds what it needs.
     pub fn lapsed(&self, scope: Scope) -> bool {
         self.lapsed.contains(&scope)
+    }
+
+    /// Why none of `scopes` may be used: (the audit entry's details, the problem's detail).
+    /// A scope the token carries but whose permission its maker no longer holds says so.
+    pub fn refusal(&self, scopes: &[Scope]) -> (serde_json::Value, String) {
+        let names: Vec<&str> = scopes.iter().map(|s| s.name()).collect();
+        let lapsed: Vec<&str> = scopes
+            .iter()
+            .filter(|s| self.lapsed(**s))
+            .map(|s| s.needs().name())
+            .collect();
+        let details = json!({"needs": names.join(" or "), "maker_lacks": lapsed.join(" or ")});
+        let detail = if lapsed.is_empty() {
+            format!("This token does not have the {} scope", names.join(" or "))
+        } else {
+            format!(
+                "The token's maker no longer has {} in this service, so neither has the token. Ask your service's administrator to hand the token to someone who does",
+                lapsed.join(" or ")
+            )
+        };
+        (details, detail)
     }
 }
 
