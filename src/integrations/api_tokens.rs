@@ -498,6 +498,27 @@ pub async fn authenticate(
     }))
 }
 
+/// Whom `token` may be handed to: active people holding, in its service now, every
+/// permission its scopes need (not the person it acts for already), by name.
+pub async fn hand_over_candidates(
+    db: &Db,
+    token: &TokenRow,
+) -> Result<Vec<crate::store::standing::CandidateRow>, StoreError> {
+    let needs: Vec<Permission> = scopes_of(&token.scopes).iter().map(|s| s.needs()).collect();
+    Ok(crate::store::standing::active_holders(db, token.service_id)
+        .await?
+        .into_iter()
+        .filter(|p| p.id != token.created_by)
+        .filter(|p| {
+            let row = crate::store::standing::HolderRow {
+                status: Some("active".into()),
+                roles: p.roles.clone(),
+            };
+            standing::judge(&row, &needs).holds()
+        })
+        .collect())
+}
+
 /// Why a token could not be handed over.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HandOverRefusal {

@@ -455,34 +455,20 @@ async fn show_page(
         "hand_over_action".into(),
         json!(format!("/admin/tokens/{}/hand-over", t.id)),
     );
-    // Whom it may be handed to: active people holding, in its service now, every
-    // permission its scopes need (not the person it acts for already).
-    let needs: Vec<Permission> = api_tokens::scopes_of(&t.scopes)
-        .iter()
-        .map(|s| s.needs())
-        .collect();
-    let candidates = crate::store::standing::active_holders(&state.db, t.service_id)
+    let candidates = api_tokens::hand_over_candidates(&state.db, t)
         .await
         .map_err(internal)?;
     let options: Vec<Value> = candidates
         .iter()
-        .filter(|p| p.id != t.created_by)
-        .filter(|p| {
-            let row = crate::store::standing::HolderRow {
-                status: Some("active".into()),
-                roles: p.roles.clone(),
-            };
-            crate::identity::standing::judge(&row, &needs).holds()
-        })
         .map(|p| {
             json!({
                 "value": p.id.to_string(),
                 "text": format!("{} ({})", p.name, p.email),
-                "selected": p.id.to_string() == chosen,
             })
         })
         .collect();
     c.insert("hand_over_options".into(), Value::Array(options));
+    c.insert("hand_over_selected".into(), json!(chosen));
     let mut errors = Vec::new();
     if let Some(text) = problem_text {
         errors.push(problem("to", text.to_string()));
