@@ -5,6 +5,7 @@
 //! The rules of the CSV itself are in `columns` (columns, amounts) and `crate::csv` (quoting,
 //! neutralising); what an export is of is in `filter`.
 
+pub mod access;
 pub mod columns;
 pub mod filter;
 pub mod pack;
@@ -469,18 +470,7 @@ pub fn record_services(record: &ExportRecord) -> Vec<i64> {
     serde_json::from_str(&record.service_ids).unwrap_or_default()
 }
 
-/// Who may see and download a background export: the person who asked for it, or someone
-/// who administers every service in it.
-pub fn may_download(record: &ExportRecord, staff_id: i64, grants: &Grants) -> bool {
-    if record.requested_by == staff_id {
-        return true;
-    }
-    let ids = record_services(record);
-    !ids.is_empty()
-        && ids
-            .iter()
-            .all(|id| grants.can(Permission::ServicesManage, *id))
-}
+pub use access::may_download;
 
 /// The background exports a person sees: their own and those they may download as an
 /// administrator, newest first.
@@ -608,6 +598,7 @@ async fn write_slice(
             None => return Err(ExportError::Invalid("a service has gone".into())),
         }
     }
+    access::requester_may_export(&ctx.db, record.requested_by, &services_in).await?;
     let mut progress: Progress = match &record.progress {
         Some(p) => serde_json::from_str(p)
             .map_err(|e| ExportError::Invalid(format!("the stored progress is unreadable: {e}")))?,

@@ -330,6 +330,14 @@ pub async fn set_password_with_code(
         tx.commit().await?;
         return Ok(PasswordOutcome::CodeWrong);
     }
+    // An invitation grants only what its inviters may still grant now.
+    if purpose == "setup"
+        && super::invitation::accept(&mut tx, now, staff.id, &staff.email).await?
+            == super::invitation::Accepted::NothingLeft
+    {
+        tx.rollback().await?;
+        return Ok(PasswordOutcome::LinkInvalid);
+    }
     staff_store::set_password(&mut tx, staff.id, &hash, now_us).await?;
     if locked {
         audit::append(

@@ -6,6 +6,7 @@
 pub mod access_review;
 pub mod accounts;
 pub mod inactivity;
+pub mod invitation;
 pub mod lockout;
 pub mod oidc;
 pub mod password;
@@ -13,7 +14,9 @@ pub mod permissions;
 pub mod sessions;
 pub mod signin;
 pub mod staff_admin;
+pub mod standing;
 pub mod totp;
+pub mod whole_account;
 
 use crate::audit::AuditError;
 use crate::store::StoreError;

@@ -379,6 +379,16 @@ async fn match_staff(
                 .await;
             }
             let mut tx = state.db.begin().await?;
+            // An invitation grants only what its inviters may still grant now.
+            let accepted = super::invitation::accept(&mut tx, now, candidate.id, &candidate.email);
+            if accepted.await? == super::invitation::Accepted::NothingLeft {
+                tx.rollback().await?;
+                return fail(
+                    "invitation lapsed: its inviter can no longer grant it",
+                    UNKNOWN,
+                )
+                .await;
+            }
             staff_store::insert_oidc_identity(
                 &mut tx,
                 &identity.issuer,

@@ -522,16 +522,7 @@ pub async fn remove_access(
         .unwrap_or_else(|| "Every service".into())))
 }
 
-/// The checks every whole-account action makes.
-pub fn whole_account(admin: &Admin, person: &Person) -> Result<(), Refusal> {
-    if person.id == admin.id {
-        Err(Refusal::OwnAccount)
-    } else if !person.wholly_managed() {
-        Err(Refusal::OtherServices)
-    } else {
-        Ok(())
-    }
-}
+pub use super::whole_account::whole_account;
 
 /// Disable an account: it cannot sign in, its sessions end at once and its unused links die.
 pub async fn disable(
@@ -608,14 +599,14 @@ pub async fn enable(
     Ok(Ok(status))
 }
 
-/// End every session of a person at once.
+/// End every session of a person at once (a whole-account action).
 pub async fn sign_out_everywhere(
     state: &AppState,
     admin: &Admin,
     person: &Person,
 ) -> Result<Result<u64, Refusal>, IdentityError> {
-    if person.id == admin.id {
-        return Ok(Err(Refusal::OwnAccount));
+    if let Err(r) = whole_account(admin, person) {
+        return Ok(Err(r));
     }
     let ended =
         accounts::end_sessions(state, admin.actor(), person.id, None, admin.ip.clone()).await?;
@@ -688,6 +679,9 @@ pub async fn resend_invitation(
     admin: &Admin,
     person: &Person,
 ) -> Result<Result<OffsetDateTime, Refusal>, IdentityError> {
+    if let Err(r) = whole_account(admin, person) {
+        return Ok(Err(r));
+    }
     if person.status != "invited" {
         return Ok(Err(Refusal::NotInvited));
     }

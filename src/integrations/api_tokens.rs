@@ -12,7 +12,10 @@ use time::{Duration, OffsetDateTime};
 
 use crate::audit::{self, Actor, AuditError, AuditEvent};
 use crate::identity::permissions::{Grants, Permission};
-use crate::store::api_tokens::{self as token_store, NewToken as NewTokenRow, TokenRow};
+use crate::identity::standing;
+use crate::store::api_tokens::{
+    self as token_store, NewToken as NewTokenRow, TokenRow, TokenWithMaker,
+};
 use crate::store::{self, Db, StoreError};
 
 pub use token_store::TokenRow as Token;
@@ -325,9 +328,26 @@ pub enum Refused {
     Expired,
     /// The member of staff it acts for has been disabled: what they made stops with them.
     MakerDisabled,
+    /// The member of staff it acts for holds no role in the token's service any more.
+    MakerRemoved,
 }
 
 impl Refused {
+    /// What the API says about it.
+    pub fn said(self) -> &'static str {
+        match self {
+            Refused::Revoked => "The token has been revoked",
+            Refused::Expired => "The token has expired",
+            Refused::MakerDisabled => {
+                "The token's maker can no longer use paydesk, so neither can the token"
+            }
+            Refused::MakerRemoved => {
+                "The token's maker no longer works in this service, so neither can the token"
+            }
+            Refused::Malformed | Refused::Unknown => "The token is not valid",
+        }
+    }
+
     pub fn reason(self) -> &'static str {
         match self {
             Refused::Malformed => "malformed",
@@ -335,7 +355,39 @@ impl Refused {
             Refused::Revoked => "revoked",
             Refused::Expired => "expired",
             Refused::MakerDisabled => "maker disabled",
+            Refused::MakerRemoved => "maker removed from service",
         }
+    }
+}
+
+/// What a token may do now: its scopes whose permission its maker still holds in its
+/// service (`usable`), those whose permission they no longer hold (`lapsed`), and where the
+/// maker stands. A token never does more than the person it acts for could do now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reach {
+    pub usable: Vec<Scope>,
+    pub lapsed: Vec<Scope>,
+    pub maker: MakerStanding,
+}
+
+pub use crate::identity::standing::Standing as MakerStanding;
+
+/// Judge a token's reach from its scopes and its maker's standing as read with it (pure).
+pub fn reach(t: &TokenWithMaker) -> Reach {
+    let scopes = scopes_of(&t.token.scopes);
+    let needs: Vec<Permission> = scopes.iter().map(|s| s.needs()).collect();
+    let maker = standing::judge(&t.maker(), &needs);
+    let (usable, lapsed) = match &maker {
+        MakerStanding::Holds => (scopes, Vec::new()),
+        MakerStanding::Lacks(missing) => scopes
+            .into_iter()
+            .partition(|s| !missing.contains(&s.needs())),
+        MakerStanding::Disabled | MakerStanding::Removed => (Vec::new(), scopes),
+    };
+    Reach {
+        usable,
+        lapsed,
+        maker,
     }
 }
 
@@ -343,7 +395,10 @@ impl Refused {
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub token: TokenRow,
+    /// The scopes it may use now: those it carries whose permission its maker holds now.
     pub scopes: Vec<Scope>,
+    /// Scopes it carries that its maker no longer holds the permission for.
+    pub lapsed: Vec<Scope>,
 }
 
 impl Caller {
@@ -353,6 +408,32 @@ impl Caller {
 
     pub fn may(&self, scope: Scope) -> bool {
         self.scopes.contains(&scope)
+    }
+
+    /// Whether the token carries `scope` but its maker no longer holds what it needs.
+    pub fn lapsed(&self, scope: Scope) -> bool {
+        self.lapsed.contains(&scope)
+    }
+
+    /// Why none of `scopes` may be used: (the audit entry's details, the problem's detail).
+    /// A scope the token carries but whose permission its maker no longer holds says so.
+    pub fn refusal(&self, scopes: &[Scope]) -> (serde_json::Value, String) {
+        let names: Vec<&str> = scopes.iter().map(|s| s.name()).collect();
+        let lapsed: Vec<&str> = scopes
+            .iter()
+            .filter(|s| self.lapsed(**s))
+            .map(|s| s.needs().name())
+            .collect();
+        let details = json!({"needs": names.join(" or "), "maker_lacks": lapsed.join(" or ")});
+        let detail = if lapsed.is_empty() {
+            format!("This token does not have the {} scope", names.join(" or "))
+        } else {
+            format!(
+                "The token's maker no longer has {} in this service, so neither has the token. Ask your service's administrator to hand the token to someone who does",
+                lapsed.join(" or ")
+            )
+        };
+        (details, detail)
     }
 }
 
@@ -374,7 +455,8 @@ fn well_formed(s: &str) -> bool {
     })
 }
 
-/// Check a presented token, and note that it was used.
+/// Check a presented token, and note that it was used. The token and its maker's standing
+/// in its service now are read in one query, on every request.
 pub async fn authenticate(
     db: &Db,
     now: OffsetDateTime,
@@ -383,18 +465,25 @@ pub async fn authenticate(
     if !well_formed(presented) {
         return Ok(Err(Refused::Malformed));
     }
-    let Some(token) = token_store::by_hash(db, &hash(presented)).await? else {
+    let Some(found) = token_store::by_hash_with_maker(db, &hash(presented)).await? else {
         return Ok(Err(Refused::Unknown));
     };
-    match Standing::of(&token, now) {
+    match Standing::of(&found.token, now) {
         Standing::Revoked => return Ok(Err(Refused::Revoked)),
         Standing::Expired => return Ok(Err(Refused::Expired)),
         Standing::Active => {}
     }
-    let maker = crate::store::staff::staff_by_id(db, token.created_by).await?;
-    if maker.is_none_or(|m| m.status == "disabled") {
-        return Ok(Err(Refused::MakerDisabled));
+    let Reach {
+        usable,
+        lapsed,
+        maker,
+    } = reach(&found);
+    match maker {
+        MakerStanding::Disabled => return Ok(Err(Refused::MakerDisabled)),
+        MakerStanding::Removed => return Ok(Err(Refused::MakerRemoved)),
+        MakerStanding::Holds | MakerStanding::Lacks(_) => {}
     }
+    let token = found.token;
     let at = store::to_micros(now);
     if token
         .last_used_at
@@ -402,8 +491,109 @@ pub async fn authenticate(
     {
         token_store::touch(db, token.id, at).await?;
     }
-    let scopes = scopes_of(&token.scopes);
-    Ok(Ok(Caller { token, scopes }))
+    Ok(Ok(Caller {
+        token,
+        scopes: usable,
+        lapsed,
+    }))
+}
+
+/// Whom `token` may be handed to: active people holding, in its service now, every
+/// permission its scopes need (not the person it acts for already), by name.
+pub async fn hand_over_candidates(
+    db: &Db,
+    token: &TokenRow,
+) -> Result<Vec<crate::store::standing::CandidateRow>, StoreError> {
+    let needs: Vec<Permission> = scopes_of(&token.scopes).iter().map(|s| s.needs()).collect();
+    Ok(crate::store::standing::active_holders(db, token.service_id)
+        .await?
+        .into_iter()
+        .filter(|p| p.id != token.created_by)
+        .filter(|p| {
+            let row = crate::store::standing::HolderRow {
+                status: Some("active".into()),
+                roles: p.roles.clone(),
+            };
+            standing::judge(&row, &needs).holds()
+        })
+        .collect())
+}
+
+/// Why a token could not be handed over.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HandOverRefusal {
+    #[error("Choose a person from the list")]
+    NoSuchPerson,
+    #[error("{0} does not hold {1} in this service, so the token cannot act for them")]
+    Lacks(String, String),
+    #[error("This token has been revoked, so it cannot be handed over")]
+    Revoked,
+    #[error("This token already acts for that person")]
+    Unchanged,
+}
+
+/// Hand a token to `to` (a member of staff who must be active and hold, in the token's
+/// service, every permission its scopes need), as `actor` (staff `by`, already checked with
+/// `may_manage` for the token's scopes). From then on it acts for them, with their
+/// permissions. Audited with the person it acted for before.
+pub async fn hand_over(
+    db: &Db,
+    now: OffsetDateTime,
+    actor: Actor,
+    ip: Option<String>,
+    token: &TokenRow,
+    to: i64,
+) -> Result<Result<(), HandOverRefusal>, TokenError> {
+    if to == token.created_by {
+        return Ok(Err(HandOverRefusal::Unchanged));
+    }
+    let needs: Vec<Permission> = scopes_of(&token.scopes).iter().map(|s| s.needs()).collect();
+    let mut tx = db.begin().await?;
+    let Some(person) = crate::store::staff::staff_for_update(&mut tx, to).await? else {
+        tx.rollback().await?;
+        return Ok(Err(HandOverRefusal::NoSuchPerson));
+    };
+    let judged = standing::of_in(&mut tx, to, token.service_id, &needs).await?;
+    let refusal = match (person.status.as_str(), &judged) {
+        ("active", MakerStanding::Holds) => None,
+        ("active", MakerStanding::Lacks(missing)) => Some(HandOverRefusal::Lacks(
+            person.name.clone(),
+            missing
+                .iter()
+                .map(|p| p.name())
+                .collect::<Vec<_>>()
+                .join(" and "),
+        )),
+        _ => Some(HandOverRefusal::NoSuchPerson),
+    };
+    if let Some(r) = refusal {
+        tx.rollback().await?;
+        return Ok(Err(r));
+    }
+    if !token_store::set_owner(&mut tx, token.id, to).await? {
+        tx.rollback().await?;
+        return Ok(Err(HandOverRefusal::Revoked));
+    }
+    audit::append(
+        &mut tx,
+        now,
+        AuditEvent::new(
+            actor,
+            "api_token_handed_over",
+            format!("api_token:{}", token.id),
+        )
+        .from_ip(ip)
+        .details(json!({
+            "service_id": token.service_id,
+            "name": token.name,
+            "prefix": token.token_prefix,
+            "from": token.created_by,
+            "to": to,
+        })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Ok(()))
 }
 
 #[cfg(test)]
@@ -465,6 +655,42 @@ mod tests {
             }),
             ["expires"]
         );
+    }
+
+    #[test]
+    fn a_token_reaches_only_what_its_maker_holds_now() {
+        let token = |status: Option<&str>, roles: Option<&str>| TokenWithMaker {
+            token: TokenRow {
+                id: 1,
+                service_id: 1,
+                name: "CRM".into(),
+                token_prefix: "pdk_abcdef".into(),
+                scopes: "payments:read refunds:request cases:link".into(),
+                created_by: 7,
+                created_at: 0,
+                expires_at: None,
+                last_used_at: None,
+                revoked_at: None,
+                revoked_by: None,
+            },
+            maker_status: status.map(str::to_string),
+            maker_roles: roles.map(str::to_string),
+        };
+        let all = reach(&token(Some("active"), Some("caseworker")));
+        assert_eq!(all.usable, Scope::ALL.to_vec());
+        assert!(all.lapsed.is_empty());
+        let viewer = reach(&token(Some("active"), Some("viewer")));
+        assert_eq!(viewer.usable, vec![Scope::PaymentsRead, Scope::CasesLink]);
+        assert_eq!(viewer.lapsed, vec![Scope::RefundsRequest]);
+        for (status, roles) in [
+            (Some("active"), None),
+            (Some("disabled"), Some("service_admin")),
+            (None, None),
+        ] {
+            let gone = reach(&token(status, roles));
+            assert!(gone.usable.is_empty(), "{status:?} {roles:?}");
+            assert_eq!(gone.lapsed.len(), 3);
+        }
     }
 
     #[test]

@@ -495,6 +495,8 @@ async fn send(config: &Config, out: &Outgoing, now: OffsetDateTime) -> (Sent, Op
     (judge(status, wait), Some(excerpt(&body)))
 }
 
+use super::event_owner as owner;
+
 fn retry<E: std::fmt::Display>(e: E) -> JobFailure {
     JobFailure::retry(e.to_string())
 }
@@ -517,13 +519,13 @@ impl JobHandler for DeliveryJob {
             .ok_or_else(|| JobFailure::permanent(format!("there is no delivery {delivery_id}")))?;
         let started_at = ctx.clock.now();
         let started = Instant::now();
-        let (sent, body) = if out.enabled {
-            send(&ctx.config, &out, started_at).await
-        } else {
-            (
-                Sent::NotSent("not sent: the endpoint is disabled".into()),
-                None,
-            )
+        // Disabled, or paused now because its owner lost integrations:manage (see event_owner).
+        let (sent, body) = match owner::held(&ctx.db, started_at, &out)
+            .await
+            .map_err(retry)?
+        {
+            None => send(&ctx.config, &out, started_at).await,
+            Some(why) => (Sent::NotSent(format!("not sent: {why}")), None),
         };
         let latency = started.elapsed().as_millis() as i64;
         let last = job.attempt >= DELIVERY.max_attempts();
@@ -857,11 +859,7 @@ pub async fn set_enabled(
         tx.rollback().await?;
         return Ok(false);
     }
-    let action = if enabled {
-        "event_endpoint_enabled"
-    } else {
-        "event_endpoint_disabled"
-    };
+    let action = owner::switched(&mut tx, endpoint_id, enabled, &actor).await?;
     audit::append(
         &mut tx,
         now,

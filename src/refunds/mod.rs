@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 use crate::audit::{self, Actor, AuditEvent};
 use crate::integrations::events::{self, EventType};
-use crate::store::{self, journeys as journey_store, refunds as refund_store, Db, StoreError};
+use crate::store::{self, journeys as journey_store, refunds as refund_store, Db, StoreError, Tx};
 use rules::{AmountProblem, ApprovalRefusal, Reason, State};
 
 pub use refund_store::{RefundSettings, RequestRow};
@@ -331,6 +331,20 @@ pub async fn approve(
 ) -> Result<Result<(), ApprovalRefusal>, RefundError> {
     let mut tx = db.begin().await?;
     let at = store::to_micros(now);
+    if let Some(lost) = requester_lost_access(&mut tx, request_id).await? {
+        tx.rollback().await?;
+        let refusal = ApprovalRefusal::RequesterLostAccess;
+        audit::record(
+            db,
+            now,
+            AuditEvent::new(who.actor(), "refund_approved", format!("payment:{lost}"))
+                .failed()
+                .from_ip(who.ip.clone())
+                .details(json!({"request": request_id, "refused": refusal.message()})),
+        )
+        .await?;
+        return Ok(Err(refusal));
+    }
     let moved = refund_store::approve(
         &mut tx,
         request_id,
@@ -404,6 +418,28 @@ pub async fn approve(
     events::refund_changed(&mut tx, EventType::RefundApproved, &row, now).await?;
     tx.commit().await?;
     Ok(Ok(()))
+}
+
+/// The payment of a request awaiting approval whose requester no longer holds
+/// refunds:request in its service now (demoted, removed or disabled since they asked).
+async fn requester_lost_access(
+    tx: &mut Tx,
+    request_id: i64,
+) -> Result<Option<String>, RefundError> {
+    let Some(row) = refund_store::by_id_in(tx, request_id).await? else {
+        return Ok(None);
+    };
+    if row.state != State::AwaitingApproval.name() {
+        return Ok(None);
+    }
+    let now = crate::identity::standing::of_in(
+        tx,
+        row.requested_by,
+        row.service_id,
+        &[crate::identity::permissions::Permission::RefundsRequest],
+    )
+    .await?;
+    Ok((!now.holds()).then_some(row.payment_id))
 }
 
 /// Reject a request, saying why.

@@ -261,6 +261,9 @@ pub enum ApprovalRefusal {
     NotAwaiting,
     Expired,
     AmountChanged,
+    /// The person who asked no longer holds refunds:request in the service (or was
+    /// disabled): a request stands only while its requester could still make it.
+    RequesterLostAccess,
 }
 
 impl ApprovalRefusal {
@@ -275,6 +278,9 @@ impl ApprovalRefusal {
             }
             ApprovalRefusal::AmountChanged => {
                 "The amount has changed since you looked at it. Check it and decide again"
+            }
+            ApprovalRefusal::RequesterLostAccess => {
+                "The person who asked for this refund can no longer ask for refunds in this service, so it cannot be approved. Reject it, and ask for it again yourself if the money is still owed"
             }
         }
     }

@@ -139,9 +139,51 @@ impl JobHandler for SubmitJob {
             .await
             .map_err(retry)?
             .ok_or_else(|| JobFailure::permanent("the service has gone"))?;
+        // Money moves only while the people it rests on hold their permissions now. (An
+        // attempt taken over may already have reached the platform: it is followed through.)
+        if !cut_short {
+            if let Some(why) = lapsed(ctx, &row, &service.name).await.map_err(retry)? {
+                return fail(ctx, &row, &why).await;
+            }
+        }
         let client = ctx.platforms.client(&ctx.config, &service).map_err(retry)?;
         submit(ctx, client.as_ref(), &row, cut_short).await
     }
+}
+
+/// Why a request about to be sent must not be: the person who asked no longer holds
+/// refunds:request in its service, or the person who approved it no longer holds
+/// refunds:approve there (demoted, removed or disabled since).
+async fn lapsed(
+    ctx: &JobContext,
+    row: &refund_store::RequestRow,
+    service_name: &str,
+) -> Result<Option<String>, StoreError> {
+    use crate::identity::permissions::Permission;
+    use crate::identity::standing;
+    let asker = standing::of(
+        &ctx.db,
+        row.requested_by,
+        row.service_id,
+        &[Permission::RefundsRequest],
+    )
+    .await?;
+    if let Some(why) = asker.reason("requester", service_name) {
+        return Ok(Some(format!("Not sent: {why}")));
+    }
+    if let (true, Some(approver)) = (row.approval_required, row.decided_by) {
+        let approver = standing::of(
+            &ctx.db,
+            approver,
+            row.service_id,
+            &[Permission::RefundsApprove],
+        )
+        .await?;
+        if let Some(why) = approver.reason("approver", service_name) {
+            return Ok(Some(format!("Not sent: {why}")));
+        }
+    }
+    Ok(None)
 }
 
 /// Send `row` (already `submitting`) to the platform, or find that it was sent.

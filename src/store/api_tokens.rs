@@ -23,6 +23,91 @@ const COLUMNS: &str =
     "id, service_id, name, token_prefix, scopes, created_by, created_at, expires_at, \
     last_used_at, revoked_at, revoked_by";
 
+/// A token with where its maker stands in its service now: their status and the roles they
+/// hold there (or everywhere), read in the same query as the token.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct TokenWithMaker {
+    #[sqlx(flatten)]
+    pub token: TokenRow,
+    pub maker_status: Option<String>,
+    pub maker_roles: Option<String>,
+}
+
+impl TokenWithMaker {
+    /// The maker's standing as the standing module reads it.
+    pub fn maker(&self) -> super::standing::HolderRow {
+        super::standing::HolderRow {
+            status: self.maker_status.clone(),
+            roles: self.maker_roles.clone(),
+        }
+    }
+}
+
+/// The columns of a token (table alias `t`) and its maker's standing.
+fn with_maker_columns(backend: super::Backend) -> String {
+    let token: Vec<String> = COLUMNS
+        .split(',')
+        .map(|c| format!("t.{}", c.trim()))
+        .collect();
+    format!(
+        "{}, (SELECT st.status FROM staff st WHERE st.id = t.created_by) AS maker_status, {} AS maker_roles",
+        token.join(", "),
+        super::standing::roles_sql(backend, "t.created_by", "t.service_id")
+    )
+}
+
+/// The token whose hash is `token_hash`, whatever its state, with its maker's standing now:
+/// one query per API request.
+pub async fn by_hash_with_maker(db: &Db, token_hash: &str) -> StoreResult<Option<TokenWithMaker>> {
+    let sql = format!(
+        "SELECT {} FROM api_tokens t WHERE t.token_hash = $1",
+        with_maker_columns(db.backend())
+    );
+    Ok(on_db!(db, pool => sqlx::query_as::<_, TokenWithMaker>(&sql)
+        .bind(token_hash).fetch_optional(pool).await?))
+}
+
+/// Tokens of `services` with their makers' standing, newest first.
+pub async fn in_services_with_makers(
+    db: &Db,
+    services: &[i64],
+) -> StoreResult<Vec<TokenWithMaker>> {
+    if services.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list: Vec<String> = (1..=services.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT {} FROM api_tokens t WHERE t.service_id IN ({}) ORDER BY t.created_at DESC, t.id DESC",
+        with_maker_columns(db.backend()),
+        list.join(", ")
+    );
+    Ok(on_db!(db, pool => {
+        let mut q = sqlx::query_as::<_, TokenWithMaker>(&sql);
+        for id in services {
+            q = q.bind(*id);
+        }
+        q.fetch_all(pool).await?
+    }))
+}
+
+/// One token with its maker's standing.
+pub async fn by_id_with_maker(db: &Db, id: i64) -> StoreResult<Option<TokenWithMaker>> {
+    let sql = format!(
+        "SELECT {} FROM api_tokens t WHERE t.id = $1",
+        with_maker_columns(db.backend())
+    );
+    Ok(on_db!(db, pool => sqlx::query_as::<_, TokenWithMaker>(&sql)
+        .bind(id).fetch_optional(pool).await?))
+}
+
+/// Hand a live token to another member of staff; false when it is revoked (or gone).
+pub async fn set_owner(tx: &mut Tx, id: i64, owner: i64) -> StoreResult<bool> {
+    let sql = "UPDATE api_tokens SET created_by = $2 WHERE id = $1 AND revoked_at IS NULL";
+    Ok(
+        on_tx!(tx, conn => sqlx::query(sql).bind(id).bind(owner).execute(conn).await?.rows_affected() == 1),
+    )
+}
+
 /// A new token.
 pub struct NewToken<'a> {
     pub service_id: i64,

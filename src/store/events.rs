@@ -125,6 +125,13 @@ pub async fn set_enabled(
     Ok(n == 1)
 }
 
+/// Make `staff_id` the endpoint's owner (the person whose permissions it delivers with).
+pub async fn set_owner(tx: &mut Tx, id: i64, staff_id: i64) -> StoreResult<()> {
+    on_tx!(tx, conn => sqlx::query("UPDATE event_endpoints SET created_by = $2 WHERE id = $1")
+        .bind(id).bind(staff_id).execute(conn).await?.rows_affected());
+    Ok(())
+}
+
 // ---- events and deliveries ------------------------------------------------------------
 
 pub async fn service_slug(tx: &mut Tx, service_id: i64) -> StoreResult<Option<String>> {
@@ -205,6 +212,8 @@ pub struct Outgoing {
     pub secret: Option<String>,
     pub previous_secret: Option<String>,
     pub previous_secret_until: Option<i64>,
+    /// Who set the endpoint up (and so whose permissions it delivers with).
+    pub created_by: Option<i64>,
     pub message_id: String,
     pub event_type: String,
     pub payload: String,
@@ -212,7 +221,7 @@ pub struct Outgoing {
 
 pub async fn outgoing(db: &Db, delivery_id: i64) -> StoreResult<Option<Outgoing>> {
     let sql = "SELECT d.id AS delivery_id, d.endpoint_id, p.service_id, p.url, p.enabled, p.secret, p.previous_secret, \
-               p.previous_secret_until, e.message_id, e.event_type, e.payload \
+               p.previous_secret_until, p.created_by, e.message_id, e.event_type, e.payload \
                FROM event_deliveries d JOIN event_endpoints p ON p.id = d.endpoint_id JOIN outbound_events e ON e.id = d.event_id \
                WHERE d.id = $1";
     Ok(

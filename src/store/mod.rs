@@ -17,6 +17,7 @@ pub mod service_admin;
 pub mod services;
 pub mod staff;
 pub mod staff_admin;
+pub mod standing;
 
 use std::str::FromStr;
 use std::sync::Arc;

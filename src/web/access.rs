@@ -357,6 +357,11 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
         "/admin/tokens/<id>/revoke",
         Access::Permission(Permission::IntegrationsManage),
     ),
+    (
+        "POST",
+        "/admin/tokens/<id>/hand-over",
+        Access::Permission(Permission::IntegrationsManage),
+    ),
     ("GET", "/api/docs", Access::Public),
     ("GET", "/api/v1/openapi.json", Access::Public),
     ("GET", "/api/v1/payments", Access::ApiToken),

@@ -408,34 +408,24 @@ async fn require(
     if scopes.iter().any(|s| caller.caller.may(*s)) {
         return Ok(());
     }
-    let names: Vec<&str> = scopes.iter().map(|s| s.name()).collect();
+    let (details, detail) = caller.caller.refusal(scopes);
     let _ = audit::record(
         &state.db,
         state.clock.now(),
         AuditEvent::new(caller.actor(), "authz_fail", path.to_string())
             .failed()
             .from_ip(caller.ip.clone())
-            .details(json!({"needs": names.join(" or ")})),
+            .details(details),
     )
     .await;
-    Err(Problem::status(
-        Status::Forbidden,
-        format!("This token does not have the {} scope", names.join(" or ")),
-    ))
+    Err(Problem::status(Status::Forbidden, detail))
 }
 
 #[rocket::catch(default)]
 fn api_default(status: Status, req: &Request<'_>) -> Problem {
     match (status.code, turned(req)) {
         (401, Turned::BadToken(refused)) => {
-            let said = match refused {
-                Refused::Revoked => "The token has been revoked",
-                Refused::Expired => "The token has expired",
-                Refused::MakerDisabled => {
-                    "The token's maker can no longer use paydesk, so neither can the token"
-                }
-                _ => "The token is not valid",
-            };
+            let said = refused.said();
             Problem::status(Status::Unauthorized, format!("{said}. Ask your service's administrator for a new one"))
                 .header(
                     "WWW-Authenticate",

@@ -22,13 +22,14 @@ use super::ratelimit::SignInLimiter;
 use super::session::{CsrfForm, SignedIn};
 use super::stepup::{self, StepUp};
 use crate::identity::permissions::Permission;
-use crate::integrations::api_tokens::{self, NewToken, Scope, Standing, Token};
+use crate::integrations::api_tokens::{self, NewToken, Scope, Standing};
 use crate::services::{self, ServiceAccount};
+use crate::store::api_tokens::TokenWithMaker;
 use crate::store::{api_tokens as token_store, staff as staff_store};
 use crate::AppState;
 
 pub fn routes() -> Vec<Route> {
-    rocket::routes![index, new_form, create, show, revoke, docs]
+    rocket::routes![index, new_form, create, show, revoke, hand_over, docs]
 }
 
 /// How long a new token lasts: (form value, label, days).
@@ -77,20 +78,40 @@ fn standing_tag(s: Standing) -> (&'static str, &'static str) {
     }
 }
 
-/// A token as the pages show it.
+/// A token as the pages show it, with whether its maker still holds what it needs now.
 async fn token_view(
     state: &AppState,
     names: &mut Names,
     services: &[ServiceAccount],
-    t: &Token,
+    found: &TokenWithMaker,
 ) -> Result<Value, Status> {
+    let t = &found.token;
     let zone = state.config.time_zone;
     let standing = Standing::of(t, state.clock.now());
-    let (tag, colour) = standing_tag(standing);
+    let (mut tag, mut colour) = standing_tag(standing);
     let scopes: Vec<&str> = api_tokens::scopes_of(&t.scopes)
         .into_iter()
         .map(Scope::name)
         .collect();
+    let service = services
+        .iter()
+        .find(|s| s.id == t.service_id)
+        .map(|s| s.name.clone())
+        .unwrap_or_default();
+    // A live token whose maker lost what it needs is inactive (or, for some scopes, limited).
+    let reach = api_tokens::reach(found);
+    let inactive_reason = if standing == Standing::Active {
+        reach.maker.reason("maker", &service)
+    } else {
+        None
+    };
+    if inactive_reason.is_some() {
+        (tag, colour) = if reach.usable.is_empty() {
+            ("Inactive", "orange")
+        } else {
+            ("Limited", "yellow")
+        };
+    }
     let created_by = names.of(state, t.created_by).await?;
     let revoked = match (t.revoked_at, t.revoked_by) {
         (Some(at), Some(by)) => Some(format!(
@@ -106,7 +127,7 @@ async fn token_view(
         "href": format!("/admin/tokens/{}", t.id),
         "name": t.name,
         "prefix": format!("{}…", t.token_prefix),
-        "service": services.iter().find(|s| s.id == t.service_id).map(|s| s.name.clone()).unwrap_or_default(),
+        "service": service,
         "scopes": scopes,
         "created": local_time(zone, t.created_at),
         "created_by": created_by,
@@ -116,6 +137,7 @@ async fn token_view(
         "standing": standing.label(),
         "tag": tag,
         "colour": colour,
+        "inactive_reason": inactive_reason,
         "revocable": standing != Standing::Revoked,
     }))
 }
@@ -128,7 +150,7 @@ async fn index(
 ) -> Result<Answer, Status> {
     let mine = manageable(state, &staff).await?;
     let ids: Vec<i64> = mine.iter().map(|s| s.id).collect();
-    let tokens = token_store::in_services(&state.db, &ids)
+    let tokens = token_store::in_services_with_makers(&state.db, &ids)
         .await
         .map_err(internal)?;
     let mut names = Names::default();
@@ -145,6 +167,8 @@ async fn index(
             Some("revoked") =>
                 "The token has been revoked. Requests with it are refused from now on.",
             Some("already-revoked") => "The token had already been revoked.",
+            Some("handed-over") =>
+                "The token has been handed over. It now acts for its new owner, with their permissions.",
             _ => "",
         }),
     );
@@ -362,9 +386,13 @@ async fn create(
         Ok(created) => {
             let mut names = Names::default();
             let mut c = pages::signed_in(state, &staff, "/admin/tokens");
+            let found = token_store::by_id_with_maker(&state.db, created.token.id)
+                .await
+                .map_err(internal)?
+                .ok_or(Status::NotFound)?;
             c.insert(
                 "token".into(),
-                token_view(state, &mut names, &mine, &created.token).await?,
+                token_view(state, &mut names, &mine, &found).await?,
             );
             c.insert("secret".into(), json!(created.secret));
             Ok(Answer::Page(render("api_tokens/created", c)))
@@ -383,14 +411,14 @@ async fn token_of(
     state: &AppState,
     staff: &SignedIn,
     id: &str,
-) -> Result<(Vec<ServiceAccount>, Token), Status> {
+) -> Result<(Vec<ServiceAccount>, TokenWithMaker), Status> {
     let id: i64 = id.parse().map_err(|_| Status::NotFound)?;
     let mine = manageable(state, staff).await?;
     let ids: BTreeSet<i64> = mine.iter().map(|s| s.id).collect();
-    let token = token_store::by_id(&state.db, id)
+    let token = token_store::by_id_with_maker(&state.db, id)
         .await
         .map_err(internal)?
-        .filter(|t| ids.contains(&t.service_id))
+        .filter(|t| ids.contains(&t.token.service_id))
         .ok_or(Status::NotFound)?;
     Ok((mine, token))
 }
@@ -398,18 +426,180 @@ async fn token_of(
 #[rocket::get("/admin/tokens/<id>")]
 async fn show(state: &State<AppState>, staff: SignedIn, id: &str) -> Result<Answer, Status> {
     let (mine, token) = token_of(state, &staff, id).await?;
+    let c = show_page(state, &staff, &mine, &token, "", None).await?;
+    Ok(Answer::Page(render("api_tokens/show", c)))
+}
+
+/// The token's page: its details, revoking it, and handing it to someone else (`chosen`
+/// and `problem` when that form comes back with a problem).
+async fn show_page(
+    state: &AppState,
+    staff: &SignedIn,
+    mine: &[ServiceAccount],
+    token: &TokenWithMaker,
+    chosen: &str,
+    problem_text: Option<&str>,
+) -> Result<Map<String, Value>, Status> {
+    let t = &token.token;
     let mut names = Names::default();
-    let mut c = pages::signed_in(state, &staff, "/admin/tokens");
+    let mut c = pages::signed_in(state, staff, "/admin/tokens");
     c.insert(
         "token".into(),
-        token_view(state, &mut names, &mine, &token).await?,
+        token_view(state, &mut names, mine, token).await?,
     );
     c.insert(
         "revoke_action".into(),
-        json!(format!("/admin/tokens/{}/revoke", token.id)),
+        json!(format!("/admin/tokens/{}/revoke", t.id)),
     );
+    c.insert(
+        "hand_over_action".into(),
+        json!(format!("/admin/tokens/{}/hand-over", t.id)),
+    );
+    let candidates = api_tokens::hand_over_candidates(&state.db, t)
+        .await
+        .map_err(internal)?;
+    let options: Vec<Value> = candidates
+        .iter()
+        .map(|p| {
+            json!({
+                "value": p.id.to_string(),
+                "text": format!("{} ({})", p.name, p.email),
+            })
+        })
+        .collect();
+    c.insert("hand_over_options".into(), Value::Array(options));
+    c.insert("hand_over_selected".into(), json!(chosen));
+    let mut errors = Vec::new();
+    if let Some(text) = problem_text {
+        errors.push(problem("to", text.to_string()));
+    }
+    c.insert("hand_over_error".into(), json!(problem_text));
+    c.insert("errors".into(), Value::Array(errors));
     c.insert("zone".into(), json!(state.config.time_zone.name()));
-    Ok(Answer::Page(render("api_tokens/show", c)))
+    Ok(c)
+}
+
+/// The hand-over form, as posted.
+#[derive(FromForm, Default, Debug, Clone)]
+struct HandOverFields {
+    #[field(default = String::new())]
+    to: String,
+    #[field(default = String::new())]
+    code: String,
+    #[field(default = String::new())]
+    stepping_up: String,
+}
+
+/// Hand a token to another person, who must hold what its scopes need in its service now.
+/// Asks for the second factor again as making a token does; audited.
+#[rocket::post("/admin/tokens/<id>/hand-over", data = "<form>")]
+#[allow(clippy::too_many_arguments)]
+async fn hand_over(
+    state: &State<AppState>,
+    limiter: &State<SignInLimiter>,
+    client_ip: Option<IpAddr>,
+    staff: SignedIn,
+    origin: RequestOrigin,
+    id: &str,
+    form: CsrfForm<HandOverFields>,
+) -> Result<Answer, Status> {
+    let f = form.0;
+    let (mine, found) = token_of(state, &staff, id).await?;
+    let token = &found.token;
+    let scopes = api_tokens::scopes_of(&token.scopes);
+    if !api_tokens::may_manage(&staff.grants, token.service_id, &scopes) {
+        let c = show_page(
+            state,
+            &staff,
+            &mine,
+            &found,
+            &f.to,
+            Some("You cannot hand over a token that can do something you cannot do yourself in this service"),
+        )
+        .await?;
+        return Ok(Answer::Status((
+            Status::Forbidden,
+            render("api_tokens/show", c),
+        )));
+    }
+    let Ok(to) = f.to.trim().parse::<i64>() else {
+        let c = show_page(
+            state,
+            &staff,
+            &mine,
+            &found,
+            "",
+            Some("Choose a person from the list"),
+        )
+        .await?;
+        return Ok(Answer::Invalid(render("api_tokens/show", c)));
+    };
+    let now = state.clock.now();
+    if !staff.second_factor_recent(now) {
+        let message = if f.code.trim().is_empty() && f.stepping_up.is_empty() {
+            Some(None)
+        } else {
+            match stepup::verify(
+                state,
+                Some(limiter),
+                client_ip,
+                &staff,
+                &f.code,
+                &origin.0,
+                "API token hand-over",
+            )
+            .await?
+            {
+                StepUp::Done => None,
+                StepUp::Refused(message) => Some(Some(message)),
+            }
+        };
+        if let Some(message) = message {
+            let c = stepup::context(
+                state,
+                &staff,
+                &format!("/admin/tokens/{}/hand-over", token.id),
+                vec![("to", to.to_string()), ("stepping_up", "1".into())],
+                "hand over an API token",
+                "Hand over the token",
+                &format!("/admin/tokens/{}", token.id),
+                message,
+            );
+            let page = render("refunds/step_up", c);
+            return Ok(if message.is_some() {
+                Answer::Invalid(page)
+            } else {
+                Answer::Page(page)
+            });
+        }
+    }
+    match api_tokens::hand_over(
+        &state.db,
+        now,
+        staff.actor(),
+        origin.0.ip.clone(),
+        token,
+        to,
+    )
+    .await
+    .map_err(internal)?
+    {
+        Ok(()) => Ok(Answer::Redirect(Redirect::to(
+            "/admin/tokens?notice=handed-over",
+        ))),
+        Err(refusal) => {
+            let c = show_page(
+                state,
+                &staff,
+                &mine,
+                &found,
+                &f.to,
+                Some(&refusal.to_string()),
+            )
+            .await?;
+            Ok(Answer::Invalid(render("api_tokens/show", c)))
+        }
+    }
 }
 
 #[rocket::post("/admin/tokens/<id>/revoke", data = "<_form>")]
@@ -420,7 +610,8 @@ async fn revoke(
     id: &str,
     _form: CsrfForm<super::account::EmptyForm>,
 ) -> Result<Answer, Status> {
-    let (_, token) = token_of(state, &staff, id).await?;
+    let (_, found) = token_of(state, &staff, id).await?;
+    let token = found.token;
     if !api_tokens::may_manage(&staff.grants, token.service_id, &[]) {
         return Err(Status::NotFound);
     }

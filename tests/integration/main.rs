@@ -25,6 +25,7 @@ mod refund_pages;
 mod refunds;
 mod search;
 mod sso;
+mod trust_access;
 mod trust_addresses;
 mod trust_misc;
 mod web;

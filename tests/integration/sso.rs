@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::common::*;
 
-async fn app_with(provider: &OidcProvider, totp: SsoTotp) -> TestApp {
+pub(crate) async fn app_with(provider: &OidcProvider, totp: SsoTotp) -> TestApp {
     let issuer = provider.issuer();
     let app = TestApp::with_config(move |c| {
         c.public_url = "http://paydesk.test".into();
@@ -28,7 +28,7 @@ async fn app_with(provider: &OidcProvider, totp: SsoTotp) -> TestApp {
 }
 
 /// Press the button, follow the provider's redirect: the callback path paydesk will get.
-async fn through_provider(app: &TestApp) -> String {
+pub(crate) async fn through_provider(app: &TestApp) -> String {
     let token = app.signed_out_token("/login").await;
     let html = app
         .client
