@@ -8,15 +8,13 @@ use serde_json::json;
 use crate::audit::{self, Actor, AuditEvent};
 use crate::crypto;
 use crate::identity::permissions::Role;
-use crate::identity::{password, signin, totp};
+use crate::identity::signin::{self, is_demo_account, DEMO_DOMAIN};
+use crate::identity::{password, totp};
 use crate::platform::client::Credentials;
 use crate::platform::sandbox::AccountSpec;
 use crate::services::{self, NewService};
 use crate::store::{self, staff as staff_store};
 use crate::AppState;
-
-/// Demo accounts' addresses end with this; nothing else is ever treated as a demo account.
-pub const DEMO_DOMAIN: &str = "@demo.paydesk.test";
 
 /// One demo account per role.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,10 +46,6 @@ pub fn accounts() -> Vec<DemoAccount> {
             }
         })
         .collect()
-}
-
-pub fn is_demo_account(email: &str) -> bool {
-    email.to_ascii_lowercase().ends_with(DEMO_DOMAIN)
 }
 
 /// The code a demo account's authenticator would show now (or, if this window's code has

@@ -16,6 +16,14 @@ use crate::store::staff::{self as staff_store, NewSession, SessionRow, StaffRow}
 use crate::store::{self, from_micros, to_micros};
 use crate::AppState;
 
+/// Demo accounts' addresses end with this; nothing else is ever treated as a demo account
+/// (and outside demo mode such an account cannot sign in).
+pub const DEMO_DOMAIN: &str = "@demo.paydesk.test";
+
+pub fn is_demo_account(email: &str) -> bool {
+    email.to_ascii_lowercase().ends_with(DEMO_DOMAIN)
+}
+
 pub const MAX_FAILED_ATTEMPTS: i64 = 10;
 pub const LOCKOUT: Duration = Duration::minutes(30);
 /// How long the code or enrolment step may take after the password.
@@ -114,7 +122,7 @@ pub async fn password_step(
         .is_some_and(|until| until > to_micros(now));
     let refusal = if current.status == "disabled" {
         Some("account disabled")
-    } else if !state.config.is_demo() && crate::demo::is_demo_account(&current.email) {
+    } else if !state.config.is_demo() && is_demo_account(&current.email) {
         // Demo accounts have published passwords: they work only in demo mode.
         Some("demo account outside demo mode")
     } else if locked {

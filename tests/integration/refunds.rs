@@ -548,10 +548,8 @@ async fn two_paydesk_processes_sharing_a_database_refund_each_request_once() {
         ("PAYDESK_JOB_POLL_MS", "100"),
         ("PAYDESK_JOB_CONCURRENCY", "1"),
     ];
-    let first = Server::start(db.url(), &env);
-    let second = Server::start(db.url(), &env);
-
-    // Set-up from this process: staff, paid payments and approved requests.
+    // Set-up from this process first: staff, paid payments and approved requests, all queued
+    // before either console starts, so that both find work waiting however their polls fall.
     let state = paydesk::AppState::open(
         paydesk::config::Config::for_tests(db.url()),
         paydesk::clock::system(),
@@ -623,6 +621,13 @@ async fn two_paydesk_processes_sharing_a_database_refund_each_request_once() {
         .unwrap();
         ids.push(made(asked).0);
     }
+    // Every platform call now takes 150 ms (a refund job makes at least two), so one console
+    // alone cannot drain the queue before the other is up.
+    sandbox
+        .set_faults("account-1", json!({"latency_ms": 150}))
+        .await;
+    let first = Server::start(db.url(), &env);
+    let second = Server::start(db.url(), &env);
     let all_done = eventually(std::time::Duration::from_secs(60), || {
         let db = state.db.clone();
         let ids = ids.clone();

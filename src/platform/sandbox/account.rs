@@ -14,7 +14,7 @@ use super::data::{
     date_of, CardRec, EventRec, Id, Language, Metadata, Millis, PayRec, Provider, RefundRec, St,
     View, EXPIRY, MAX_AMOUNT,
 };
-use super::search::{PaymentQuery, RefundQuery};
+use super::search::{in_dates, PaymentQuery, RefundQuery};
 use super::webhooks::Outgoing;
 use crate::platform::types::{wire_time, PaymentStatus, RefundStatus, WebhookMessage};
 
@@ -612,14 +612,6 @@ impl Account {
 /// ends in `error` instead of `success`.
 pub fn is_error_refund(amount: i64) -> bool {
     amount % 100 == 13
-}
-
-/// Whether an optional date lies in the inclusive range; no date never matches a range.
-pub fn in_dates(d: Option<Date>, from: Option<Date>, to: Option<Date>) -> bool {
-    match d {
-        None => from.is_none() && to.is_none(),
-        Some(d) => from.is_none_or(|f| d >= f) && to.is_none_or(|t| d <= t),
-    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,6 @@
 
 use time::Date;
 
-use super::account::in_dates;
 use super::data::{from_time, get_link, Brand, Millis, PayRec};
 use crate::platform::types::{parse_date, wire_time, PaymentStatus, SearchLinks};
 
@@ -322,6 +321,14 @@ pub fn page_links(
         last_page: Some(href(last)),
         prev_page: (page > 1).then(|| href((page - 1).min(last))),
         next_page: (page < last).then(|| href(page + 1)),
+    }
+}
+
+/// Whether an optional date lies in the inclusive range; no date never matches a range.
+pub fn in_dates(d: Option<Date>, from: Option<Date>, to: Option<Date>) -> bool {
+    match d {
+        None => from.is_none() && to.is_none(),
+        Some(d) => from.is_none_or(|f| d >= f) && to.is_none_or(|t| d <= t),
     }
 }
 
