@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::audit::{self, Actor, AuditEvent};
 use crate::crypto;
 use crate::identity::permissions::Role;
-use crate::identity::signin::{self, is_demo_account, DEMO_DOMAIN};
+use crate::identity::signin::{is_demo_account, DEMO_DOMAIN};
 use crate::identity::{password, totp};
 use crate::platform::client::Credentials;
 use crate::platform::sandbox::AccountSpec;
@@ -192,7 +192,7 @@ pub async fn ensure_accounts(
     }
     let all = accounts();
     for account in &all {
-        let key = crate::identity::accounts::email_key(&account.email);
+        let key = crate::identity::email::email_key(&account.email);
         if staff_store::staff_by_email_key(&state.db, &key)
             .await?
             .is_some()
@@ -213,7 +213,7 @@ pub async fn ensure_accounts(
         staff_store::set_password(&mut tx, id, &hash, micros).await?;
         let sealed = crypto::seal(
             &state.config.totp_key(),
-            &signin::totp_context(id),
+            &crate::identity::totp::totp_context(id),
             &totp_secret(account.role),
         );
         staff_store::set_totp(&mut tx, id, &sealed, 0, micros).await?;

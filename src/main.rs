@@ -918,7 +918,6 @@ async fn bench(command: BenchCommand) -> ExitCode {
 }
 
 async fn token_command(state: &AppState, command: TokenCommand) -> ExitCode {
-    use paydesk::identity::accounts;
     use paydesk::identity::permissions::{Grant, Grants, Role};
     use paydesk::integrations::api_tokens::{self, NewToken, Scope};
     let TokenCommand::Create {
@@ -939,18 +938,22 @@ async fn token_command(state: &AppState, command: TokenCommand) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let staff =
-        match store::staff::staff_by_email_key(&state.db, &accounts::email_key(&for_email)).await {
-            Ok(Some(s)) if s.status != "disabled" => s,
-            Ok(_) => {
-                eprintln!("paydesk: there is no enabled account for {for_email}");
-                return ExitCode::from(2);
-            }
-            Err(e) => {
-                eprintln!("paydesk: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
+    let staff = match store::staff::staff_by_email_key(
+        &state.db,
+        &paydesk::identity::email::email_key(&for_email),
+    )
+    .await
+    {
+        Ok(Some(s)) if s.status != "disabled" => s,
+        Ok(_) => {
+            eprintln!("paydesk: there is no enabled account for {for_email}");
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("paydesk: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let grants = match store::staff::grants(&state.db, staff.id).await {
         Ok(rows) => Grants(
             rows.iter()

@@ -435,7 +435,7 @@ async fn direct(
 }
 
 fn thousands(n: i64) -> String {
-    crate::web::payments::thousands(n)
+    crate::web::format::thousands(n)
 }
 
 pub fn print(f: &ExportFigures) {

@@ -16,33 +16,13 @@ use crate::store::staff::{self as staff_store, StaffRow};
 use crate::store::{self, Db};
 use crate::AppState;
 
+pub use super::email::{email_key, is_valid_email};
+
 pub const SETUP_LINK_VALID: Duration = Duration::hours(48);
 pub const RESET_LINK_VALID: Duration = Duration::minutes(90);
 /// A new password may not be any of this many most recent ones (PCI DSS 8.3.7), the current
 /// one included.
 pub const PASSWORD_HISTORY: usize = 4;
-
-/// The form of an email address used for uniqueness and look-ups.
-pub fn email_key(email: &str) -> String {
-    email.trim().to_lowercase()
-}
-
-/// A plausible email address: something@domain.tld, no spaces, not absurdly long.
-pub fn is_valid_email(email: &str) -> bool {
-    let email = email.trim();
-    let Some((local, domain)) = email.rsplit_once('@') else {
-        return false;
-    };
-    email.len() <= 254
-        && !local.is_empty()
-        && local.len() <= 64
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !email
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AddStaffError {

@@ -12,12 +12,15 @@ use serde_json::json;
 use time::macros::format_description;
 use time::OffsetDateTime;
 
-use super::{signin, totp, IdentityError};
+use super::{totp, IdentityError};
 use crate::crypto;
 use crate::mail;
 use crate::store::staff::StaffRow;
 use crate::store::{self, to_micros};
 use crate::AppState;
+
+pub const MAX_FAILED_ATTEMPTS: i64 = 10;
+pub const LOCKOUT: time::Duration = time::Duration::minutes(30);
 
 /// Whether the account is locked at `now`.
 pub fn is_locked(staff: &StaffRow, now: OffsetDateTime) -> bool {
@@ -62,7 +65,7 @@ pub fn verify_code(
     let secret = staff
         .totp_secret
         .as_deref()
-        .and_then(|sealed| crypto::open(&key, &signin::totp_context(staff.id), sealed).ok())?;
+        .and_then(|sealed| crypto::open(&key, &super::totp::totp_context(staff.id), sealed).ok())?;
     totp::verify(&secret, code, now.unix_timestamp(), staff.totp_last_step)
 }
 
@@ -96,7 +99,7 @@ pub async fn notify_locked(
             "until": when(until),
             "ip": ip.unwrap_or("an unknown address"),
             "after_code": step != "password",
-            "attempts": signin::MAX_FAILED_ATTEMPTS,
+            "attempts": MAX_FAILED_ATTEMPTS,
             "forgot_link": format!("{}/forgot-password", state.config.public_url),
         }),
     )?;

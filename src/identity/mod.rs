@@ -5,6 +5,7 @@
 
 pub mod access_review;
 pub mod accounts;
+pub mod email;
 pub mod inactivity;
 pub mod invitation;
 pub mod lockout;

@@ -19,7 +19,7 @@ use openidconnect::{
 use serde_json::json;
 use time::Duration;
 
-use super::accounts::email_key;
+use super::email::email_key;
 use super::sessions;
 use super::IdentityError;
 use crate::audit::{self, Actor, AuditEvent};

@@ -8,7 +8,9 @@
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
 
+use super::lockout::{LOCKOUT, MAX_FAILED_ATTEMPTS};
 use super::permissions::{Grant, Grants, Role};
+use super::totp::{pending_totp_context, totp_context};
 use super::{password, sessions, totp, IdentityError};
 use crate::audit::{self, Actor, AuditEvent};
 use crate::crypto;
@@ -24,8 +26,6 @@ pub fn is_demo_account(email: &str) -> bool {
     email.to_ascii_lowercase().ends_with(DEMO_DOMAIN)
 }
 
-pub const MAX_FAILED_ATTEMPTS: i64 = 10;
-pub const LOCKOUT: Duration = Duration::minutes(30);
 /// How long the code or enrolment step may take after the password.
 pub const PENDING_STEP_VALID: Duration = Duration::minutes(10);
 /// Actions that move money or data re-ask the second factor when the last one is older.
@@ -84,7 +84,7 @@ pub async fn password_step(
     return_to: Option<&str>,
     origin: &Origin,
 ) -> Result<PasswordStep, IdentityError> {
-    let key = super::accounts::email_key(email);
+    let key = super::email::email_key(email);
     let staff = if key.is_empty() || key.len() > 254 {
         None
     } else {
@@ -493,15 +493,6 @@ pub async fn code_step(
         .as_deref()
         .and_then(|s| totp::verify(s, code, now.unix_timestamp(), pending.staff.totp_last_step));
     finish_second_factor(state, pending, step, None, origin, now).await
-}
-
-/// The sealing context of a person's TOTP secret.
-pub fn totp_context(staff_id: i64) -> String {
-    format!("staff:{staff_id}:totp")
-}
-
-fn pending_totp_context(staff_id: i64) -> String {
-    format!("staff:{staff_id}:pending-totp")
 }
 
 /// The secret being enrolled in this session, made on first use and kept until confirmed.

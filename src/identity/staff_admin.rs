@@ -14,7 +14,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
 
-use super::accounts::{self, email_key, is_valid_email};
+use super::accounts;
+use super::email::{email_key, is_valid_email};
 use super::permissions::{check_grant, GrantRefusal, Grants, Permission, Role};
 use super::{sessions, IdentityError};
 use crate::audit::{self, Actor, AuditEvent};

@@ -147,6 +147,15 @@ pub fn provisioning_uri(secret: &[u8], issuer: &str, account: &str) -> String {
     )
 }
 
+/// The sealing context of a person's TOTP secret.
+pub fn totp_context(staff_id: i64) -> String {
+    format!("staff:{staff_id}:totp")
+}
+
+pub fn pending_totp_context(staff_id: i64) -> String {
+    format!("staff:{staff_id}:pending-totp")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

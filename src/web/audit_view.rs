@@ -12,8 +12,8 @@ use rocket::{Route, State};
 use serde_json::{json, Map, Value};
 
 use super::auth::RequestOrigin;
+use super::format::local_time;
 use super::pages::{self, internal, problem, render, Answer};
-use super::payments::local_time;
 use super::session::SignedIn;
 use crate::audit_view::{self, ChainVerifier, Cursor, ExportRefusal, FilterForm, Reader};
 use crate::identity::permissions::Permission;
@@ -192,7 +192,7 @@ async fn view(
             "running": running,
             "known": chain.is_some(),
             "intact": chain.as_ref().is_some_and(|s| s.intact),
-            "entries": chain.as_ref().map(|s| super::payments::thousands(s.entries)),
+            "entries": chain.as_ref().map(|s| super::format::thousands(s.entries)),
             "checked": chain.as_ref().map(|s| local_time(zone, crate::store::to_micros(s.checked_at))),
             "problem": chain.as_ref().and_then(|s| s.problem.clone()),
             "triggers_missing": chain.as_ref().is_some_and(|s| !s.triggers_present),
@@ -269,7 +269,7 @@ async fn export(
             "person",
             format!(
                 "More than {} entries match: narrow the search (a person, an action or dates) to download them",
-                super::payments::thousands(audit_view::CSV_LIMIT)
+                super::format::thousands(audit_view::CSV_LIMIT)
             ),
         )])),
     }

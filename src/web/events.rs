@@ -14,8 +14,8 @@ use rocket::{Route, State};
 use serde_json::{json, Map, Value};
 
 use super::auth::RequestOrigin;
+use super::format::local_time;
 use super::pages::{self, internal, problem, render, Answer};
-use super::payments::local_time;
 use super::ratelimit::SignInLimiter;
 use super::session::{CsrfForm, SignedIn};
 use super::stepup::{self, StepUp};

@@ -18,8 +18,8 @@ use tokio::io::{AsyncRead, ReadBuf};
 
 use super::auth::RequestOrigin;
 use super::dashboard::QueryPairs;
+use super::format::{local_time, thousands};
 use super::pages::{self, internal, problem, render, Answer};
-use super::payments::{local_time, thousands};
 use super::session::{CsrfForm, SignedIn};
 use crate::exports::{self, pack, Chunks, Downloader, Fields, Filter, Plan, Problem};
 use crate::identity::signin::CurrentSession;

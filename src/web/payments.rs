@@ -8,49 +8,25 @@ use rocket::response::Redirect;
 use rocket::{FromForm, Route, State};
 use rocket_dyn_templates::Metadata;
 use serde_json::{json, Map, Value};
-use time::macros::format_description;
 
 use super::auth::RequestOrigin;
+use super::format::{local_time, thousands};
 use super::html::Html;
+use super::journey_lookup::{back_query, find_journey, page_href, readable_services};
 use super::pages::{self, internal, problem, render, Answer};
 use super::session::{CsrfForm, SignedIn};
 use crate::audit::{self, AuditEvent};
 use crate::dashboard::money;
 use crate::identity::permissions::Permission;
-use crate::identity::signin::CurrentSession;
 use crate::journeys::sync;
 use crate::search::query::{self, Form, Period, Sort, StatusGroup, BRANDS, COUNT_CAP};
-use crate::services::{self, ServiceAccount};
+use crate::services::ServiceAccount;
 use crate::store::{self, journeys as journey_store, search as search_store};
 use crate::timezone::Zone;
 use crate::AppState;
 
 pub fn routes() -> Vec<Route> {
     rocket::routes![list, journey, refresh, cancel_page, cancel]
-}
-
-/// The services in which this person may read payments, by name.
-pub async fn readable_services(
-    state: &AppState,
-    session: &CurrentSession,
-) -> Result<Vec<ServiceAccount>, Status> {
-    let all = services::all(&state.db).await.map_err(internal)?;
-    Ok(
-        match session.grants.services_with(Permission::PaymentsRead) {
-            None => all,
-            Some(ids) => all.into_iter().filter(|s| ids.contains(&s.id)).collect(),
-        },
-    )
-}
-
-/// A time as the console shows it, in its time zone.
-pub fn local_time(zone: Zone, us: i64) -> String {
-    let t = store::from_micros(us);
-    t.to_offset(zone.offset_at(t))
-        .format(format_description!(
-            "[day] [month repr:short] [year], [hour]:[minute]:[second]"
-        ))
-        .unwrap_or_default()
 }
 
 fn options<T: Copy>(all: &[T], name: fn(T) -> &'static str, label: fn(T) -> &'static str) -> Value {
@@ -304,33 +280,6 @@ async fn list(
     Ok(Answer::Page(page))
 }
 
-/// A journey page's address: the payment, its service, where "Back" goes (a payments-list
-/// query) and any extras.
-pub(super) fn page_href(
-    payment_id: &str,
-    slug: &str,
-    back: &str,
-    extra: &[(&str, &str)],
-) -> String {
-    let id: String = url::form_urlencoded::byte_serialize(payment_id.as_bytes()).collect();
-    let mut q = url::form_urlencoded::Serializer::new(String::new());
-    q.append_pair("service", slug);
-    if !back.is_empty() {
-        q.append_pair("back", back);
-    }
-    for (k, v) in extra {
-        q.append_pair(k, v);
-    }
-    format!("/payments/{id}?{}", q.finish())
-}
-
-/// The payments-list query a "Back" link may carry, read and written again so that only
-/// the list's own parameters survive.
-pub(super) fn back_query(raw: Option<&str>) -> String {
-    raw.map(|b| Form::from_query(b).to_query())
-        .unwrap_or_default()
-}
-
 /// The results table's body: a row a payment. Written here rather than in the template
 /// because, in Tera, these fifty rows were over a third of a list page's CPU (`perf` under
 /// `paydesk bench search`); the markup is the template's own, GOV.UK table and tag classes.
@@ -405,58 +354,6 @@ fn card_summary(brand: Option<&str>, last4: Option<&str>) -> String {
         Some(l) => format!("{brand} •••• {l}").trim().to_string(),
         None => brand,
     }
-}
-
-/// 12345 as "12,345".
-pub fn thousands(n: i64) -> String {
-    let digits = n.abs().to_string();
-    let mut out = String::new();
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    if n < 0 {
-        format!("-{out}")
-    } else {
-        out
-    }
-}
-
-/// The journey a person asked for: the payment id in one of their services (the service
-/// slug picks one when the same id is in several).
-pub(super) async fn find_journey(
-    state: &AppState,
-    staff: &SignedIn,
-    id: &str,
-    service: Option<&str>,
-) -> Result<(ServiceAccount, journey_store::JourneyRow), Status> {
-    // No platform id is long or holds control characters; such a path finds nothing.
-    if id.len() > 100 || id.chars().any(char::is_control) {
-        return Err(Status::NotFound);
-    }
-    let mine = readable_services(state, staff).await?;
-    let scope: Vec<i64> = mine
-        .iter()
-        .filter(|s| service.is_none_or(|slug| s.slug == slug))
-        .map(|s| s.id)
-        .collect();
-    let found = search_store::by_payment_id(&state.db, &scope, id)
-        .await
-        .map_err(internal)?;
-    let Some((journey_id, service_id)) = found.first().copied() else {
-        return Err(Status::NotFound);
-    };
-    let service = mine
-        .into_iter()
-        .find(|s| s.id == service_id)
-        .ok_or(Status::NotFound)?;
-    let journey = journey_store::journey_by_id(&state.db, journey_id)
-        .await
-        .map_err(internal)?
-        .ok_or(Status::NotFound)?;
-    Ok((service, journey))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -15,7 +15,8 @@ use super::pages::internal;
 use super::ratelimit::SignInLimiter;
 use crate::audit::{self, AuditEvent};
 use crate::crypto;
-use crate::identity::signin::{self, CurrentSession, Origin, LOCKOUT, MAX_FAILED_ATTEMPTS};
+use crate::identity::lockout::{LOCKOUT, MAX_FAILED_ATTEMPTS};
+use crate::identity::signin::{self, CurrentSession, Origin};
 use crate::identity::totp;
 use crate::store::staff as staff_store;
 use crate::store::to_micros;
@@ -60,10 +61,9 @@ pub async fn verify(
     let now = state.clock.now();
     let at = to_micros(now);
     let key = state.config.totp_key();
-    let secret = staff
-        .totp_secret
-        .as_deref()
-        .and_then(|sealed| crypto::open(&key, &signin::totp_context(staff.id), sealed).ok());
+    let secret = staff.totp_secret.as_deref().and_then(|sealed| {
+        crypto::open(&key, &crate::identity::totp::totp_context(staff.id), sealed).ok()
+    });
     let target = format!("staff:{}", staff.id);
     let event = |action: &str| {
         AuditEvent::new(session.actor(), action, target.clone()).from_ip(origin.ip.clone())

@@ -384,7 +384,7 @@ impl TestApp {
         let key = self.state.config.totp_key();
         let sealed = paydesk::crypto::seal(
             &key,
-            &paydesk::identity::signin::totp_context(account.staff_id),
+            &paydesk::identity::totp::totp_context(account.staff_id),
             &secret,
         );
         let mut tx = self.state.db.begin().await.expect("begin");

@@ -1,0 +1,33 @@
+//! How the console writes times and counts on its pages.
+
+use time::macros::format_description;
+
+use crate::store;
+use crate::timezone::Zone;
+
+/// A time as the console shows it, in its time zone.
+pub fn local_time(zone: Zone, us: i64) -> String {
+    let t = store::from_micros(us);
+    t.to_offset(zone.offset_at(t))
+        .format(format_description!(
+            "[day] [month repr:short] [year], [hour]:[minute]:[second]"
+        ))
+        .unwrap_or_default()
+}
+
+/// 12345 as "12,345".
+pub fn thousands(n: i64) -> String {
+    let digits = n.abs().to_string();
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    if n < 0 {
+        format!("-{out}")
+    } else {
+        out
+    }
+}

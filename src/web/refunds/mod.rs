@@ -1,0 +1,27 @@
+//! Refund pages. Asking for a refund from a payment's page: the form
+//! (`/payments/<id>/refund`), "Check your answers", and the confirmation, which asks for the
+//! second factor again when the last one is more than 5 minutes old. Approving: the queue of
+//! requests awaiting a decision (`/refunds`) and a request's review page with its Approve and
+//! Reject forms. The rules and every change live in `crate::refunds`; this module only reads
+//! forms, shows pages and says what happened.
+
+mod ask;
+mod decide;
+mod journey;
+mod shared;
+
+pub use journey::{journey_notice, journey_section};
+
+use rocket::Route;
+
+pub fn routes() -> Vec<Route> {
+    rocket::routes![
+        ask::form,
+        ask::check,
+        ask::confirm,
+        decide::queue,
+        decide::review,
+        decide::approve,
+        decide::reject
+    ]
+}
