@@ -330,7 +330,7 @@ impl JobRunner {
                         },
                         () = self.keep_lease(job.id, job.attempts) => {
                             tracing::warn!(job = job.id, kind = %job.kind, attempt = job.attempts, worker = %self.worker_id,
-                                "job lease was taken over by another worker; this attempt stopped");
+                                "job lease taken over by another worker, or not renewed in time; this attempt stopped");
                             self.ctx.metrics.count("paydesk_job_leases_lost_total");
                             return Ok(Finished::FencedOff);
                         }
@@ -437,8 +437,12 @@ impl JobRunner {
     /// renewal that fails for a database error is retried at the next beat.
     async fn keep_lease(&self, job_id: i64, attempt: i32) {
         let every = Self::heartbeat_interval(self.lease);
+        // As far as this worker can be sure, its lease runs until here: the claim set it a
+        // moment ago, and each renewal sets it from when the renewal was sent.
+        let mut held_until = tokio::time::Instant::now() + self.lease;
         loop {
             tokio::time::sleep(every).await;
+            let sent = tokio::time::Instant::now();
             let now = self.ctx.clock.now();
             match job_store::renew(
                 &self.ctx.db,
@@ -450,11 +454,16 @@ impl JobRunner {
             )
             .await
             {
-                Ok(true) => {}
+                Ok(true) => held_until = sent + self.lease,
                 Ok(false) => return,
                 Err(e) => {
                     tracing::warn!(job = job_id, error = %e, "could not renew a job lease; will try again");
                 }
+            }
+            // Renewals failing (the database busy or away): stop before the lease can lapse,
+            // since another worker may claim the job the moment it does.
+            if tokio::time::Instant::now() + every >= held_until {
+                return;
             }
         }
     }

@@ -20,6 +20,8 @@ pub use super::email::{email_key, is_valid_email};
 
 pub const SETUP_LINK_VALID: Duration = Duration::hours(48);
 pub const RESET_LINK_VALID: Duration = Duration::minutes(90);
+/// Reset links one account may be sent in an hour, whoever asks and from wherever.
+pub const RESET_LINKS_PER_HOUR: i64 = 5;
 /// A new password may not be any of this many most recent ones (PCI DSS 8.3.7), the current
 /// one included.
 pub const PASSWORD_HISTORY: usize = 4;
@@ -293,7 +295,12 @@ pub async fn set_password_with_code(
         return Ok(PasswordOutcome::LinkInvalid);
     }
     if locked && !code_accepted {
-        // One guess per emailed link: the link is used up, the account stays locked.
+        // One guess per emailed link: the link is used up, the account stays locked, and the
+        // wrong code counts against the account as a wrong sign-in code would; every
+        // MAX_FAILED_ATTEMPTS of them lengthen the lock (reset links are capped per account,
+        // so guessing codes through the mailbox stays slow).
+        let (failures, until) = lockout::after_wrong_unlock_code(&current, now);
+        staff_store::record_failure(&mut tx, staff.id, failures, until, now_us).await?;
         audit::append(
             &mut tx,
             now,
@@ -304,7 +311,7 @@ pub async fn set_password_with_code(
             )
             .failed()
             .from_ip(ip)
-            .details(json!({"reason": "wrong code", "link_used_up": true})),
+            .details(json!({"reason": "wrong code", "link_used_up": true, "failures": failures})),
         )
         .await?;
         tx.commit().await?;
@@ -380,6 +387,30 @@ pub async fn request_password_reset(
         .await?;
         return Ok(());
     };
+    let issued = staff_store::links_created_since(
+        &state.db,
+        staff.id,
+        "reset",
+        store::to_micros(now - Duration::hours(1)),
+    )
+    .await?;
+    if issued >= RESET_LINKS_PER_HOUR {
+        // Said the same way as any other request: the page never tells who has an account.
+        audit::record(
+            &state.db,
+            now,
+            AuditEvent::new(
+                Actor::Anonymous,
+                "authn_password_reset_requested",
+                format!("staff:{}", staff.id),
+            )
+            .failed()
+            .from_ip(ip)
+            .details(json!({"reason": "too many reset links for this account in the last hour"})),
+        )
+        .await?;
+        return Ok(());
+    }
     let token = sessions::new_session_id();
     let link = format!("{}/reset-password/{token}", state.config.public_url);
     let message = state.mail.render(

@@ -107,6 +107,20 @@ pub async fn notify_locked(
     Ok(())
 }
 
+/// What a wrong code on a locked account's reset page leaves on the account: the failures
+/// counted so far and the lock. Each `MAX_FAILED_ATTEMPTS`-th wrong code lengthens the lock to
+/// `LOCKOUT` from now; the account never comes out of its lock this way.
+pub fn after_wrong_unlock_code(staff: &StaffRow, now: OffsetDateTime) -> (i64, Option<i64>) {
+    let failures = staff.failed_attempts + 1;
+    let current = staff.locked_until;
+    if failures % MAX_FAILED_ATTEMPTS == 0 {
+        let longer = to_micros(now + LOCKOUT);
+        (failures, Some(current.map_or(longer, |c| c.max(longer))))
+    } else {
+        (failures, current)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,5 +166,30 @@ mod tests {
             when(datetime!(2026-12-07 09:05 UTC)),
             "09:05 UTC on 7 December 2026"
         );
+    }
+
+    #[test]
+    fn wrong_unlock_codes_count_and_lengthen_the_lock_but_never_lift_it() {
+        let now = datetime!(2026-12-07 10:00 UTC);
+        let until = now + time::Duration::minutes(5);
+        let mut row = staff(Some(until), true);
+        for n in 1..MAX_FAILED_ATTEMPTS {
+            let (failures, lock) = after_wrong_unlock_code(&row, now);
+            assert_eq!(failures, n);
+            assert_eq!(lock, Some(to_micros(until)), "the lock stands as it was");
+            row.failed_attempts = failures;
+        }
+        let (failures, lock) = after_wrong_unlock_code(&row, now);
+        assert_eq!(failures, MAX_FAILED_ATTEMPTS);
+        assert_eq!(
+            lock,
+            Some(to_micros(now + LOCKOUT)),
+            "the tenth lengthens it"
+        );
+        // A lock already longer than LOCKOUT from now is never shortened.
+        let far = now + time::Duration::hours(5);
+        let mut long = staff(Some(far), true);
+        long.failed_attempts = MAX_FAILED_ATTEMPTS - 1;
+        assert_eq!(after_wrong_unlock_code(&long, now).1, Some(to_micros(far)));
     }
 }

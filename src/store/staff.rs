@@ -348,6 +348,18 @@ pub async fn delete_sessions_before(
 
 // ---- one-time links ---------------------------------------------------------------------
 
+/// How many links of `purpose` were made for this person since `since`.
+pub async fn links_created_since(
+    db: &Db,
+    staff_id: i64,
+    purpose: &str,
+    since: i64,
+) -> StoreResult<i64> {
+    Ok(on_db!(db, pool => sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM staff_links WHERE staff_id = $1 AND purpose = $2 AND created_at >= $3")
+        .bind(staff_id).bind(purpose).bind(since).fetch_one(pool).await?))
+}
+
 pub async fn insert_link(
     tx: &mut Tx,
     id_hash: &str,
