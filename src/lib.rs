@@ -55,6 +55,8 @@ pub struct AppState {
     pub platforms: Arc<services::Platforms>,
     /// Search counts that reached the cap, kept briefly (see `search::CountCache`).
     pub counts: Arc<search::CountCache>,
+    /// Refusals of unauthenticated requests not yet summarised in the audit log.
+    pub refusals: Arc<audit::refusals::Refusals>,
 }
 
 /// Why the application state could not be opened.
@@ -64,6 +66,8 @@ pub enum OpenError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Mail(#[from] mail::MailError),
+    #[error(transparent)]
+    Audit(#[from] audit::AuditError),
 }
 
 impl AppState {
@@ -75,11 +79,15 @@ impl AppState {
         };
         let db = Db::connect(&config.database_url, &settings).await?;
         db.migrate().await?;
-        AppState::with_db(config, db, clock)
+        let state = AppState::with_db(config, db, clock)?;
+        // A log written before links were keyed carries on from an entry that commits to it.
+        audit::anchor::carry_on(&state).await?;
+        Ok(state)
     }
 
     pub fn with_db(config: Config, db: Db, clock: SharedClock) -> Result<AppState, OpenError> {
         let mail = Arc::new(mail::MailTemplates::load(&config.template_dir)?);
+        db.set_audit_chain_key(config.audit_chain_key())?;
         Ok(AppState {
             mail,
             config: Arc::new(config),
@@ -89,6 +97,7 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             platforms: Arc::default(),
             counts: Arc::default(),
+            refusals: Arc::default(),
         })
     }
 
@@ -123,6 +132,7 @@ pub fn app(state: AppState) -> Rocket<Build> {
 #[derive(Default)]
 struct Lifecycle {
     stop_worker: Mutex<Option<watch::Sender<bool>>>,
+    stop_anchor: Mutex<Option<watch::Sender<bool>>>,
 }
 
 #[rocket::async_trait]
@@ -149,6 +159,13 @@ impl Fairing for Lifecycle {
         if let Err(e) = audit::record(&state.db, state.clock.now(), event).await {
             tracing::error!(error = %e, "could not record start-up in the audit log");
         }
+        // Checkpoints of the audit log outside the database, and summaries of refusals, run
+        // in every instance whether or not it runs jobs.
+        let (tx, rx) = watch::channel(false);
+        if let Ok(mut slot) = self.stop_anchor.lock() {
+            *slot = Some(tx);
+        }
+        tokio::spawn(audit::anchor::run(state.clone(), rx));
         if state.config.jobs_enabled {
             let (tx, rx) = watch::channel(false);
             if let Ok(mut slot) = self.stop_worker.lock() {
@@ -176,9 +193,19 @@ impl Fairing for Lifecycle {
         if let Some(tx) = self.stop_worker.lock().ok().and_then(|mut s| s.take()) {
             let _ = tx.send(true);
         }
+        if let Some(tx) = self.stop_anchor.lock().ok().and_then(|mut s| s.take()) {
+            let _ = tx.send(true);
+        }
         let Some(state) = rocket.state::<AppState>() else {
             return;
         };
+        if let Err(e) = state
+            .refusals
+            .flush(&state.db, state.clock.now(), true)
+            .await
+        {
+            tracing::error!(error = %e, "could not write the summary of refused requests");
+        }
         if let Err(e) = audit::record(
             &state.db,
             state.clock.now(),
@@ -187,6 +214,10 @@ impl Fairing for Lifecycle {
         .await
         {
             tracing::error!(error = %e, "could not record shutdown in the audit log");
+        }
+        // The last checkpoint covers the shutdown entry itself.
+        if let Err(e) = audit::anchor::tick(state, true).await {
+            tracing::error!(error = %e, "could not checkpoint the audit log at shutdown");
         }
         tracing::info!("paydesk stopped");
     }

@@ -60,6 +60,9 @@ impl TestDb {
         .await
         .expect("connect");
         db.migrate().await.expect("migrate");
+        // Links keyed as the test configuration (and the binary run by tests) key them.
+        db.set_audit_chain_key(Config::for_tests(self.url()).audit_chain_key())
+            .expect("chain key");
         db
     }
 }
@@ -151,6 +154,10 @@ pub fn paydesk_command(database_url: &str) -> Command {
             "3f1c9a7e5b2d4f6081a3c5e7092b4d6f8a1c3e5072b4d6f8091a2b3c4d5e6f70",
         )
         .env("RUST_LOG", "warn")
+        .env(
+            "PAYDESK_AUDIT_CHECKPOINT_DIR",
+            std::env::temp_dir().join("paydesk-test-checkpoints"),
+        )
         .current_dir(env!("CARGO_MANIFEST_DIR"));
     cmd
 }

@@ -25,4 +25,5 @@ mod refund_pages;
 mod refunds;
 mod search;
 mod sso;
+mod trust_audit;
 mod web;
