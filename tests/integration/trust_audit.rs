@@ -328,9 +328,18 @@ async fn a_deleted_tail_or_an_emptied_table_is_caught_by_the_automatic_checkpoin
         anchor::verify_with_folder(db, &folder, &app.state.config.audit_checkpoint_key(), None)
             .await
             .unwrap();
-    assert_eq!(
-        report.problem,
-        Some(Break::CheckpointMismatch { seq: second.size })
+    // On SQLite the new entries fill the numbers again and differ from the checkpoint; on
+    // PostgreSQL the head row still counts from the deleted entries, so they leave a gap.
+    assert!(
+        matches!(
+            report.problem,
+            Some(Break::CheckpointMismatch { seq }) if seq == second.size
+        ) || matches!(
+            report.problem,
+            Some(Break::Gap { expected, .. }) if expected == second.size - 1
+        ),
+        "{:?}",
+        report.problem
     );
 
     // Every entry deleted.
