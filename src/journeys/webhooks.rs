@@ -4,8 +4,8 @@
 //! own copy of the payment is never trusted: it is only a hint that something changed.
 
 use super::sync;
+use crate::audit;
 use crate::audit::refusals::Kind;
-use crate::audit::{self};
 use crate::platform::signature;
 use crate::platform::types::WebhookMessage;
 use crate::services;
