@@ -216,7 +216,8 @@ fn chain_mac(key: &[u8; 32]) -> HmacSha256 {
     HmacSha256::new_from_slice(key).expect("HMAC accepts keys of any length")
 }
 
-/// The key that links the chain, derived from the master secret (see `Config::audit_chain_key`).
+/// The keyed link of `row` given its predecessor's hash: HMAC-SHA256 under the chain key
+/// (`Config::audit_chain_key`, derived from the master secret) over every column.
 pub fn keyed_entry_hash(key: &[u8; 32], prev: &[u8; 32], row: &AuditRow) -> [u8; 32] {
     keyed_link(chain_mac(key), prev, row)
 }
