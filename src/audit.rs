@@ -1,10 +1,20 @@
 //! The tamper-evident audit log.
 //!
-//! Every entry is hash-linked to the one before it: `hash = SHA-256(previous hash ‖ canonical
-//! encoding of the entry)`, starting from 32 zero bytes. The database refuses UPDATE and DELETE
-//! on the table; `verify` finds the first entry whose hash or sequence does not hold, and a
-//! checkpoint (size + head hash, authenticated with a key from config) kept elsewhere exposes
-//! truncation or a rewrite of the whole chain.
+//! Every entry is linked to the one before it by a MAC: `hash = HMAC-SHA256(chain key,
+//! previous hash ‖ canonical encoding of every column)`, starting from 32 zero bytes. The chain
+//! key is derived from `PAYDESK_SECRET_KEY` and never enters the database, so someone who can
+//! only write the database cannot make a link that verifies. Logs written before links were
+//! keyed carry on: their entries are plain `SHA-256(previous hash ‖ entry)` links, and the first
+//! keyed entry (an `audit_chain_keyed` entry written at start-up, see `upgrade_chain`) commits to
+//! their head. A log whose newest entry is not keyed does not verify.
+//!
+//! The database refuses UPDATE and DELETE on the table; `verify` finds the first entry whose
+//! stored hash, link or sequence does not hold, and checkpoints (size + head hash, authenticated
+//! with another derived key) kept outside the database — written automatically by `anchor` —
+//! expose truncation.
+
+pub mod anchor;
+pub mod refusals;
 
 use futures::StreamExt;
 use hmac::{Hmac, Mac};
@@ -122,10 +132,15 @@ pub enum AuditError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Checkpoint(String),
+    #[error("the audit chain's key is not set on this database handle")]
+    NoChainKey,
 }
 
 const GENESIS: [u8; 32] = [0u8; 32];
+/// Plain links, before links were keyed.
 const ENCODING_TAG: &[u8] = b"paydesk.audit.v1";
+/// Keyed links.
+const KEYED_TAG: &[u8] = b"paydesk.audit.v2";
 
 /// Append an entry inside the caller's transaction, so that it commits or rolls back with
 /// the change it records. Appends are linear: concurrent transactions (in this process or
@@ -135,7 +150,8 @@ pub async fn append(
     now: OffsetDateTime,
     event: AuditEvent,
 ) -> Result<AuditRow, AuditError> {
-    let make = entry_maker(event, now);
+    let key = tx.audit_chain_key().ok_or(AuditError::NoChainKey)?;
+    let make = entry_maker(event, now, key);
     Ok(audit_store::append(tx, make).await?)
 }
 
@@ -147,7 +163,8 @@ pub async fn record(
     now: OffsetDateTime,
     event: AuditEvent,
 ) -> Result<AuditRow, AuditError> {
-    let make = entry_maker(event, now);
+    let key = db.audit_chain_key().ok_or(AuditError::NoChainKey)?;
+    let make = entry_maker(event, now, key);
     if let Some(row) = audit_store::append_alone(db, &make).await? {
         return Ok(row);
     }
@@ -158,7 +175,12 @@ pub async fn record(
 }
 
 /// Builds the stored row for `event` once its place in the chain is known.
-fn entry_maker(event: AuditEvent, now: OffsetDateTime) -> impl Fn(i64, Option<&str>) -> AuditRow {
+fn entry_maker(
+    event: AuditEvent,
+    now: OffsetDateTime,
+    key: [u8; 32],
+) -> impl Fn(i64, Option<&str>) -> AuditRow {
+    let mac = chain_mac(&key);
     let (actor_type, actor_id, actor_label) = event.actor.parts();
     let (actor_type, actor_id, actor_label) = (
         actor_type.to_string(),
@@ -184,18 +206,42 @@ fn entry_maker(event: AuditEvent, now: OffsetDateTime) -> impl Fn(i64, Option<&s
             details: details.clone(),
             hash: String::new(),
         };
-        row.hash = hex::encode(entry_hash(&prev, &row));
+        row.hash = hex::encode(keyed_link(mac.clone(), &prev, &row));
         row
     }
 }
 
-/// The chain hash of `row` given its predecessor's hash.
+/// The HMAC state for the chain key, cloned for each link (so the key is hashed once).
+fn chain_mac(key: &[u8; 32]) -> HmacSha256 {
+    HmacSha256::new_from_slice(key).expect("HMAC accepts keys of any length")
+}
+
+/// The keyed link of `row` given its predecessor's hash: HMAC-SHA256 under the chain key
+/// (`Config::audit_chain_key`, derived from the master secret) over every column.
+pub fn keyed_entry_hash(key: &[u8; 32], prev: &[u8; 32], row: &AuditRow) -> [u8; 32] {
+    keyed_link(chain_mac(key), prev, row)
+}
+
+fn keyed_link(mut mac: HmacSha256, prev: &[u8; 32], row: &AuditRow) -> [u8; 32] {
+    encode_entry(&mut mac, prev, KEYED_TAG, row);
+    mac.finalize().into_bytes().into()
+}
+
+/// The plain (unkeyed) link of `row` given its predecessor's hash, as entries were linked
+/// before links were keyed. Anyone can compute it, so it only counts before the first keyed
+/// entry.
 pub fn entry_hash(prev: &[u8; 32], row: &AuditRow) -> [u8; 32] {
     let mut h = Sha256::new();
+    encode_entry(&mut h, prev, ENCODING_TAG, row);
+    h.finalize().into()
+}
+
+/// Every column of the entry except the stored hash itself, each length-prefixed.
+fn encode_entry(h: &mut impl sha2::digest::Update, prev: &[u8; 32], tag: &[u8], row: &AuditRow) {
     h.update(prev);
-    h.update(ENCODING_TAG);
+    h.update(tag);
     let mut field = |bytes: &[u8]| {
-        h.update((bytes.len() as u64).to_be_bytes());
+        h.update(&(bytes.len() as u64).to_be_bytes());
         h.update(bytes);
     };
     field(&row.seq.to_be_bytes());
@@ -215,7 +261,13 @@ pub fn entry_hash(prev: &[u8; 32], row: &AuditRow) -> [u8; 32] {
         None => field(b"\x00"),
     }
     field(row.details.as_bytes());
-    h.finalize().into()
+}
+
+/// Whether the stored hash is exactly the lowercase hex of `hash` (an upper-case or padded
+/// copy of the right value is an edit too).
+fn stored_hash_is(stored: &str, hash: &[u8; 32]) -> bool {
+    let mut buf = [0u8; 64];
+    hex::encode_to_slice(hash, &mut buf).is_ok() && stored.as_bytes() == &buf[..]
 }
 
 fn decode_hash(hex_hash: &str) -> Option<[u8; 32]> {
@@ -371,7 +423,8 @@ pub async fn checkpoint(
 /// What is wrong with the log, if anything.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Break {
-    /// The entry's stored hash does not match its contents and its predecessor.
+    /// The entry's stored hash does not match its contents and its predecessor (under the
+    /// chain key, or as a plain link before the first keyed entry).
     HashMismatch { seq: i64 },
     /// An entry is missing: `expected` was due, `found` came next.
     Gap { expected: i64, found: i64 },
@@ -380,6 +433,9 @@ pub enum Break {
     /// The entry at the checkpoint's size does not have the checkpoint's hash: everything up to
     /// it was rewritten.
     CheckpointMismatch { seq: i64 },
+    /// No entry is linked with this paydesk's key: the log was rewritten with plain hashes (or
+    /// is checked with another secret key).
+    NotKeyed { entries: i64 },
 }
 
 impl Break {
@@ -389,6 +445,7 @@ impl Break {
             Break::HashMismatch { seq } | Break::CheckpointMismatch { seq } => *seq,
             Break::Gap { expected, .. } => *expected,
             Break::Truncated { log_size, .. } => log_size + 1,
+            Break::NotKeyed { .. } => 1,
         }
     }
 }
@@ -396,7 +453,7 @@ impl Break {
 impl std::fmt::Display for Break {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Break::HashMismatch { seq } => write!(f, "entry {seq} does not match its hash: it, or the entry before it, was changed"),
+            Break::HashMismatch { seq } => write!(f, "entry {seq} does not match its hash: it, its stored hash, or the entry before it was changed"),
             Break::Gap { expected, found } => write!(f, "entry {expected} is missing (the next entry found is {found}): entries were deleted"),
             Break::Truncated { checkpoint_size, log_size } => write!(
                 f,
@@ -404,6 +461,7 @@ impl std::fmt::Display for Break {
                 log_size + 1
             ),
             Break::CheckpointMismatch { seq } => write!(f, "entry {seq} does not have the hash recorded in the checkpoint: the log up to it was rewritten"),
+            Break::NotKeyed { entries } => write!(f, "none of the {entries} entries is linked with this paydesk's key: the log was rewritten, or paydesk runs with another secret key"),
         }
     }
 }
@@ -415,6 +473,8 @@ pub struct VerifyReport {
     pub problem: Option<Break>,
     pub triggers_present: bool,
     pub checkpoint_checked: bool,
+    /// The first keyed entry; the entries before it are plain links from before keying.
+    pub keyed_from: Option<i64>,
 }
 
 impl VerifyReport {
@@ -426,11 +486,30 @@ impl VerifyReport {
 /// Walk the whole log once, in constant memory, and report the first break.
 /// A checkpoint, when given, must already have been authenticated.
 pub async fn verify(db: &Db, checkpoint: Option<&Checkpoint>) -> Result<VerifyReport, AuditError> {
+    verify_against(
+        db,
+        checkpoint
+            .into_iter()
+            .cloned()
+            .collect::<Vec<_>>()
+            .as_slice(),
+    )
+    .await
+}
+
+/// `verify` against any number of (authenticated) checkpoints at once.
+pub async fn verify_against(
+    db: &Db,
+    checkpoints: &[Checkpoint],
+) -> Result<VerifyReport, AuditError> {
+    let key = db.audit_chain_key().ok_or(AuditError::NoChainKey)?;
+    let mac = chain_mac(&key);
     let triggers_present = audit_store::append_only_triggers_present(db).await?;
     let mut rows = audit_store::stream_all(db);
     let mut prev = GENESIS;
     let mut expected = 1i64;
     let mut problem = None;
+    let mut keyed_from = None;
     while let Some(row) = rows.next().await {
         let row = row?;
         if row.seq != expected {
@@ -440,18 +519,24 @@ pub async fn verify(db: &Db, checkpoint: Option<&Checkpoint>) -> Result<VerifyRe
             });
             break;
         }
-        let hash = entry_hash(&prev, &row);
-        if decode_hash(&row.hash) != Some(hash) {
+        let keyed = keyed_link(mac.clone(), &prev, &row);
+        // A plain link is only good before the first keyed entry.
+        let plain = || Some(entry_hash(&prev, &row)).filter(|h| stored_hash_is(&row.hash, h));
+        let hash = if stored_hash_is(&row.hash, &keyed) {
+            keyed_from.get_or_insert(row.seq);
+            keyed
+        } else if let Some(plain) = keyed_from.is_none().then(plain).flatten() {
+            plain
+        } else {
             problem = Some(Break::HashMismatch { seq: row.seq });
             break;
-        }
-        if let Some(cp) = checkpoint {
-            if cp.size == row.seq {
-                if !row.hash.eq_ignore_ascii_case(&cp.head) {
-                    problem = Some(Break::CheckpointMismatch { seq: row.seq });
-                    break;
-                }
-            }
+        };
+        if checkpoints
+            .iter()
+            .any(|cp| cp.size == row.seq && !row.hash.eq_ignore_ascii_case(&cp.head))
+        {
+            problem = Some(Break::CheckpointMismatch { seq: row.seq });
+            break;
         }
         prev = hash;
         expected += 1;
@@ -459,13 +544,17 @@ pub async fn verify(db: &Db, checkpoint: Option<&Checkpoint>) -> Result<VerifyRe
     drop(rows);
     let entries = expected - 1;
     if problem.is_none() {
-        if let Some(cp) = checkpoint {
-            if cp.size > entries {
-                problem = Some(Break::Truncated {
-                    checkpoint_size: cp.size,
-                    log_size: entries,
-                });
-            }
+        if let Some(cp) = checkpoints
+            .iter()
+            .filter(|cp| cp.size > entries)
+            .max_by_key(|cp| cp.size)
+        {
+            problem = Some(Break::Truncated {
+                checkpoint_size: cp.size,
+                log_size: entries,
+            });
+        } else if entries > 0 && keyed_from.is_none() {
+            problem = Some(Break::NotKeyed { entries });
         }
     }
     Ok(VerifyReport {
@@ -473,8 +562,35 @@ pub async fn verify(db: &Db, checkpoint: Option<&Checkpoint>) -> Result<VerifyRe
         head: hex::encode(prev),
         problem,
         triggers_present,
-        checkpoint_checked: checkpoint.is_some(),
+        checkpoint_checked: !checkpoints.is_empty(),
+        keyed_from,
     })
+}
+
+/// Carry a log written before links were keyed on: when its newest entry is a plain link,
+/// append an `audit_chain_keyed` entry, whose keyed link commits to that head. Called at
+/// start-up; does nothing on an empty or already keyed log.
+pub async fn upgrade_chain(db: &Db, now: OffsetDateTime) -> Result<Option<AuditRow>, AuditError> {
+    let key = db.audit_chain_key().ok_or(AuditError::NoChainKey)?;
+    let latest = audit_store::latest(db, 2).await?;
+    let Some(head) = latest.first() else {
+        return Ok(None);
+    };
+    let prev = latest
+        .get(1)
+        .and_then(|r| decode_hash(&r.hash))
+        .unwrap_or(GENESIS);
+    if stored_hash_is(&head.hash, &keyed_entry_hash(&key, &prev, head)) {
+        return Ok(None);
+    }
+    let row = record(
+        db,
+        now,
+        AuditEvent::new(Actor::System, "audit_chain_keyed", "audit_log")
+            .details(serde_json::json!({"unkeyed_entries": head.seq, "previous_head": head.hash})),
+    )
+    .await?;
+    Ok(Some(row))
 }
 
 #[cfg(test)]
@@ -544,6 +660,20 @@ mod tests {
             h,
             "the previous hash is part of the link"
         );
+    }
+
+    #[test]
+    fn keyed_links_need_the_key_and_differ_from_plain_ones() {
+        let base = row(1);
+        let k1 = keyed_entry_hash(&[1u8; 32], &GENESIS, &base);
+        assert_ne!(k1, keyed_entry_hash(&[2u8; 32], &GENESIS, &base));
+        assert_ne!(k1, entry_hash(&GENESIS, &base));
+        let mut other = base.clone();
+        other.actor_type = "staff".into();
+        assert_ne!(k1, keyed_entry_hash(&[1u8; 32], &GENESIS, &other));
+        assert!(stored_hash_is(&hex::encode(k1), &k1));
+        assert!(!stored_hash_is(&hex::encode(k1).to_uppercase(), &k1));
+        assert!(!stored_hash_is(&format!("{} ", hex::encode(k1)), &k1));
     }
 
     #[test]

@@ -17,9 +17,9 @@ use time::macros::format_description;
 use time::{Date, Duration, OffsetDateTime};
 
 use crate::audit::{self, Actor, AuditError, AuditEvent, Checkpoint};
+use crate::store;
 use crate::store::audit::AuditRow;
 use crate::store::audit_search::{self, AuditQuery};
-use crate::store::{self, Db};
 use crate::timezone::Zone;
 use crate::AppState;
 
@@ -325,6 +325,9 @@ pub struct ChainStatus {
     pub problem: Option<String>,
     pub first_bad_seq: Option<i64>,
     pub triggers_present: bool,
+    /// The newest checkpoint outside the database that the walk was checked against: how many
+    /// entries it covers and when it was made.
+    pub checkpoint: Option<(i64, OffsetDateTime)>,
 }
 
 /// Verifies the whole chain at most once every `MAX_AGE`, in the background. A page waits
@@ -343,11 +346,12 @@ impl ChainVerifier {
 
     /// The latest result, starting a new verification when the last one is older than
     /// `MAX_AGE`. `running` says whether one is under way.
-    pub async fn status(
-        self: &Arc<Self>,
-        db: &Db,
-        now: OffsetDateTime,
-    ) -> (Option<ChainStatus>, bool) {
+    pub async fn status(self: &Arc<Self>, state: &AppState) -> (Option<ChainStatus>, bool) {
+        let (db, now) = (&state.db, state.clock.now());
+        let (dir, key) = (
+            state.config.audit_checkpoint_folder(),
+            state.config.audit_checkpoint_key(),
+        );
         let stale = self
             .last
             .lock()
@@ -360,9 +364,9 @@ impl ChainVerifier {
             let me = self.clone();
             let db = db.clone();
             let task = tokio::spawn(async move {
-                let result = audit::verify(&db, None).await;
+                let result = audit::anchor::verify_with_folder(&db, &dir, &key, None).await;
                 match result {
-                    Ok(report) => {
+                    Ok((report, newest)) => {
                         let status = ChainStatus {
                             checked_at: now,
                             entries: report.entries,
@@ -370,6 +374,11 @@ impl ChainVerifier {
                             first_bad_seq: report.problem.as_ref().map(|p| p.first_bad_seq()),
                             problem: report.problem.map(|p| p.to_string()),
                             triggers_present: report.triggers_present,
+                            checkpoint: newest.and_then(|cp| {
+                                OffsetDateTime::parse(&cp.created_at, &Rfc3339)
+                                    .ok()
+                                    .map(|t| (cp.size, t))
+                            }),
                         };
                         if let Ok(mut l) = me.last.lock() {
                             *l = Some(status);

@@ -58,6 +58,9 @@ async fn audit_one(url: &str, settings: &AuditBench) -> anyhow::Result<AuditFigu
     )
     .await?;
     db.migrate().await?;
+    // The chain key of the test configuration: links are keyed as in production.
+    let key = crate::config::Config::for_tests(url).audit_chain_key();
+    db.set_audit_chain_key(key)?;
     let clock = clock::system();
     let backend = db.backend().name();
     eprintln!("[{backend}] {} appends with 1 writer…", settings.appends);
@@ -70,7 +73,7 @@ async fn audit_one(url: &str, settings: &AuditBench) -> anyhow::Result<AuditFigu
         "[{backend}] loading the log up to {} entries…",
         settings.verify_entries
     );
-    bulk_extend(&db, settings.verify_entries - have).await?;
+    bulk_extend(&db, &key, settings.verify_entries - have).await?;
     eprintln!("[{backend}] verifying…");
     let started = Instant::now();
     let report = audit::verify(&db, None).await?;
@@ -126,7 +129,7 @@ async fn appends_per_second(
 }
 
 /// Append `n` more chained entries in large batches.
-async fn bulk_extend(db: &Db, n: i64) -> anyhow::Result<()> {
+async fn bulk_extend(db: &Db, key: &[u8; 32], n: i64) -> anyhow::Result<()> {
     if n <= 0 {
         return Ok(());
     }
@@ -156,7 +159,7 @@ async fn bulk_extend(db: &Db, n: i64) -> anyhow::Result<()> {
                 details: format!("{{\"amount\":{},\"reason\":\"bench\"}}", seq % 10_000),
                 hash: String::new(),
             };
-            let hash = audit::entry_hash(&prev, &row);
+            let hash = audit::keyed_entry_hash(key, &prev, &row);
             row.hash = hex::encode(hash);
             prev = hash;
             rows.push(row);

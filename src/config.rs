@@ -89,6 +89,8 @@ pub struct Config {
     pub export_dir: PathBuf,
     pub export_background_rows: i64,
     pub export_keep_days: u32,
+    /// Where signed checkpoints of the audit log's head are written (outside the database).
+    pub audit_checkpoint_dir: PathBuf,
     /// Outbound events: whether endpoints may be loopback addresses (and plain http to them).
     /// Only for tests; refused in the release profile.
     pub events_allow_loopback: bool,
@@ -194,6 +196,8 @@ struct RawConfig {
     export_background_rows: i64,
     #[serde(default = "default_export_keep_days")]
     export_keep_days: u32,
+    #[serde(default = "default_audit_checkpoint_dir")]
+    audit_checkpoint_dir: PathBuf,
     #[serde(default)]
     events_allow_loopback: bool,
     #[serde(default = "default_events_rotation_overlap_secs")]
@@ -207,6 +211,9 @@ fn default_export_dir() -> PathBuf {
 }
 fn default_export_background_rows() -> i64 {
     100_000
+}
+fn default_audit_checkpoint_dir() -> PathBuf {
+    PathBuf::from("var/audit-checkpoints")
 }
 fn default_export_keep_days() -> u32 {
     7
@@ -556,6 +563,7 @@ impl Config {
             export_dir: raw.export_dir,
             export_background_rows: raw.export_background_rows,
             export_keep_days: raw.export_keep_days,
+            audit_checkpoint_dir: raw.audit_checkpoint_dir,
             events_allow_loopback: raw.events_allow_loopback,
             events_rotation_overlap_secs: raw.events_rotation_overlap_secs,
             platform_hosts,
@@ -563,13 +571,15 @@ impl Config {
     }
 
     /// A configuration for tests and tools: debug mode, the given database, nothing from the
-    /// environment.
+    /// environment. Its secret key is `TEST_SECRET_KEY`, the one tests hand to the binary, so
+    /// that both link the same audit chain.
     pub fn for_tests(database_url: &str) -> Config {
         let figment = Figment::from(rocket::Config::debug_default()).merge(Serialized::defaults(
             serde_json::json!({
                 "database_url": database_url,
                 "log_format": "text",
-                "secret_key": hex::encode(sha256(b"paydesk test key")),
+                "secret_key": TEST_SECRET_KEY,
+                "audit_checkpoint_dir": std::env::temp_dir().join("paydesk-test-checkpoints"),
                 "jobs_enabled": false,
                 "db_max_connections": 5,
                 // Tests talk to sandboxes and listeners on this machine, and save a made-up host.
@@ -590,6 +600,28 @@ impl Config {
 
     pub fn audit_checkpoint_key(&self) -> [u8; 32] {
         self.derive_key("audit-checkpoint/v1")
+    }
+
+    /// The folder this database's audit checkpoints go to: a folder per database under
+    /// `audit_checkpoint_dir`, named by a hash of the database URL (without its password),
+    /// so that paydesks on different databases never read each other's checkpoints.
+    pub fn audit_checkpoint_folder(&self) -> PathBuf {
+        let url = &self.database_url;
+        let without_password = match (url.find("://"), url.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                let userinfo = &url[scheme + 3..at];
+                let user = userinfo.split(':').next().unwrap_or("");
+                format!("{}{user}{}", &url[..scheme + 3], &url[at..])
+            }
+            _ => url.clone(),
+        };
+        self.audit_checkpoint_dir
+            .join(hex::encode(&sha256(without_password.as_bytes())[..8]))
+    }
+
+    /// The key that links the audit chain (each entry's hash is a MAC under it).
+    pub fn audit_chain_key(&self) -> [u8; 32] {
+        self.derive_key("audit-chain/v1")
     }
 
     /// The figment handed to Rocket: ours, with Rocket's own secret key derived from the master
@@ -637,6 +669,10 @@ impl Config {
         self.mode == Mode::Demo
     }
 }
+
+/// The secret key of `Config::for_tests` (public: tests and benchmarks only).
+pub const TEST_SECRET_KEY: &str =
+    "3f1c9a7e5b2d4f6081a3c5e7092b4d6f8a1c3e5072b4d6f8091a2b3c4d5e6f70";
 
 fn sha256(bytes: &[u8]) -> [u8; 32] {
     use sha2::Digest;

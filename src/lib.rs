@@ -56,6 +56,8 @@ pub struct AppState {
     pub platforms: Arc<services::Platforms>,
     /// Search counts that reached the cap, kept briefly (see `search::CountCache`).
     pub counts: Arc<search::CountCache>,
+    /// Refusals of unauthenticated requests not yet summarised in the audit log.
+    pub refusals: Arc<audit::refusals::Refusals>,
 }
 
 /// Why the application state could not be opened.
@@ -65,6 +67,8 @@ pub enum OpenError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Mail(#[from] mail::MailError),
+    #[error(transparent)]
+    Audit(#[from] audit::AuditError),
 }
 
 impl AppState {
@@ -77,6 +81,8 @@ impl AppState {
         let db = Db::connect(&config.database_url, &settings).await?;
         db.migrate().await?;
         let state = AppState::with_db(config, db, clock)?;
+        // A log written before links were keyed carries on from an entry that commits to it.
+        audit::anchor::carry_on(&state).await?;
         // Credentials saved before they were bound to their address are bound to the one
         // their service has now; until then they are not used.
         if let Err(e) = services::binding::bind_saved_credentials(&state).await {
@@ -87,6 +93,7 @@ impl AppState {
 
     pub fn with_db(config: Config, db: Db, clock: SharedClock) -> Result<AppState, OpenError> {
         let mail = Arc::new(mail::MailTemplates::load(&config.template_dir)?);
+        db.set_audit_chain_key(config.audit_chain_key())?;
         Ok(AppState {
             mail,
             config: Arc::new(config),
@@ -96,6 +103,7 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             platforms: Arc::default(),
             counts: Arc::default(),
+            refusals: Arc::default(),
         })
     }
 
@@ -130,6 +138,7 @@ pub fn app(state: AppState) -> Rocket<Build> {
 #[derive(Default)]
 struct Lifecycle {
     stop_worker: Mutex<Option<watch::Sender<bool>>>,
+    stop_anchor: Mutex<Option<watch::Sender<bool>>>,
 }
 
 #[rocket::async_trait]
@@ -156,6 +165,13 @@ impl Fairing for Lifecycle {
         if let Err(e) = audit::record(&state.db, state.clock.now(), event).await {
             tracing::error!(error = %e, "could not record start-up in the audit log");
         }
+        // Checkpoints of the audit log outside the database, and summaries of refusals, run
+        // in every instance whether or not it runs jobs.
+        let (tx, rx) = watch::channel(false);
+        if let Ok(mut slot) = self.stop_anchor.lock() {
+            *slot = Some(tx);
+        }
+        tokio::spawn(audit::anchor::run(state.clone(), rx));
         if state.config.jobs_enabled {
             let (tx, rx) = watch::channel(false);
             if let Ok(mut slot) = self.stop_worker.lock() {
@@ -183,9 +199,19 @@ impl Fairing for Lifecycle {
         if let Some(tx) = self.stop_worker.lock().ok().and_then(|mut s| s.take()) {
             let _ = tx.send(true);
         }
+        if let Some(tx) = self.stop_anchor.lock().ok().and_then(|mut s| s.take()) {
+            let _ = tx.send(true);
+        }
         let Some(state) = rocket.state::<AppState>() else {
             return;
         };
+        if let Err(e) = state
+            .refusals
+            .flush(&state.db, state.clock.now(), true)
+            .await
+        {
+            tracing::error!(error = %e, "could not write the summary of refused requests");
+        }
         if let Err(e) = audit::record(
             &state.db,
             state.clock.now(),
@@ -194,6 +220,10 @@ impl Fairing for Lifecycle {
         .await
         {
             tracing::error!(error = %e, "could not record shutdown in the audit log");
+        }
+        // The last checkpoint covers the shutdown entry itself.
+        if let Err(e) = audit::anchor::tick(state, true).await {
+            tracing::error!(error = %e, "could not checkpoint the audit log at shutdown");
         }
         tracing::info!("paydesk stopped");
     }

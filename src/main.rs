@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use paydesk::audit::{self, Actor, Checkpoint};
+use paydesk::audit::{self, Actor};
 use paydesk::config::Config;
 use paydesk::store::jobs as job_store;
 use paydesk::{bench, clock, jobs, logging, store, AppState};
@@ -136,8 +136,8 @@ enum Command {
 enum AuditCommand {
     /// Walk the whole log; exit 0 when intact, 1 naming the first bad entry otherwise.
     Verify {
-        /// A checkpoint made earlier by `paydesk audit checkpoint`, to also catch truncation
-        /// or a rewrite of everything before it.
+        /// A checkpoint made earlier by `paydesk audit checkpoint`, to check besides the
+        /// newest one in the checkpoint folder (which is always checked).
         #[arg(long, value_name = "FILE")]
         checkpoint: Option<PathBuf>,
     },
@@ -596,61 +596,7 @@ async fn audit_command(state: &AppState, command: AuditCommand) -> ExitCode {
             }
         }
         AuditCommand::Verify { checkpoint } => {
-            let checkpoint = match checkpoint {
-                None => None,
-                Some(path) => {
-                    let parsed = std::fs::read_to_string(&path)
-                        .map_err(|e| format!("cannot read {}: {e}", path.display()))
-                        .and_then(|text| {
-                            serde_json::from_str::<Checkpoint>(text.trim()).map_err(|e| {
-                                format!("{} is not a paydesk checkpoint: {e}", path.display())
-                            })
-                        })
-                        .and_then(|cp| {
-                            cp.authenticate(&key).map(|_| cp).map_err(|e| e.to_string())
-                        });
-                    match parsed {
-                        Ok(cp) => Some(cp),
-                        Err(e) => {
-                            eprintln!("paydesk: {e}");
-                            return ExitCode::from(2);
-                        }
-                    }
-                }
-            };
-            match audit::verify(&state.db, checkpoint.as_ref()).await {
-                Ok(report) => {
-                    if let Some(problem) = &report.problem {
-                        println!(
-                            "audit log is NOT intact: first bad entry is sequence {}",
-                            problem.first_bad_seq()
-                        );
-                        println!("{problem}");
-                    }
-                    if !report.triggers_present {
-                        println!("audit log is NOT protected: the triggers that refuse UPDATE and DELETE are missing or disabled");
-                    }
-                    if report.intact() {
-                        println!(
-                            "audit log intact: {} entries, head {}{}",
-                            report.entries,
-                            report.head,
-                            if report.checkpoint_checked {
-                                ", consistent with the checkpoint"
-                            } else {
-                                ""
-                            }
-                        );
-                        ExitCode::SUCCESS
-                    } else {
-                        ExitCode::FAILURE
-                    }
-                }
-                Err(e) => {
-                    eprintln!("paydesk: {e}");
-                    ExitCode::from(2)
-                }
-            }
+            ExitCode::from(audit::anchor::verify_command(state, checkpoint).await)
         }
     }
 }

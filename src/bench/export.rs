@@ -12,7 +12,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
-use sha2::{Digest, Sha256};
 
 use super::search::{self as sb, BenchService, SeedPlan, Target};
 use crate::exports::{self, Filter, Plan};
@@ -261,7 +260,7 @@ async fn days_holding(db: &Db, want: i64) -> anyhow::Result<(String, String)> {
 /// The secret key the bench's own configuration uses (`Config::for_tests`), handed to the
 /// server so that the session and CSRF token made here are good there.
 fn bench_secret_key() -> String {
-    hex::encode(Sha256::digest(b"paydesk test key"))
+    crate::config::TEST_SECRET_KEY.to_string()
 }
 
 struct ServeProcess(Child);

@@ -68,11 +68,11 @@ macro_rules! bind_entry {
 /// Inside a transaction the hint is only ever tried, never waited for: a transaction that
 /// holds the head row must not wait on a standalone append that waits on that row.
 fn try_read_hint(hint: &HeadHint) -> Option<(i64, String)> {
-    hint.try_lock().ok().and_then(|h| h.clone())
+    hint.head.try_lock().ok().and_then(|h| h.clone())
 }
 
 fn try_write_hint(hint: &HeadHint, row: &AuditRow) {
-    if let Ok(mut h) = hint.try_lock() {
+    if let Ok(mut h) = hint.head.try_lock() {
         *h = Some((row.seq, row.hash.clone()));
     }
 }
@@ -152,7 +152,7 @@ pub async fn append_alone(
     // instead of racing each other for the same sequence number.
     macro_rules! attempt {
         ($hint:expr, $executor:expr) => {{
-            let mut hint = $hint.lock().await;
+            let mut hint = $hint.head.lock().await;
             let Some((seq, hash)) = hint.clone() else {
                 return Ok(None);
             };
@@ -266,4 +266,12 @@ pub async fn insert_many(tx: &mut Tx, rows: &[AuditRow]) -> StoreResult<()> {
         }
     }
     Ok(())
+}
+
+/// The entry with sequence number `seq`, if there is one.
+pub async fn at(db: &Db, seq: i64) -> StoreResult<Option<AuditRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM audit_log WHERE seq = $1");
+    Ok(
+        on_db!(db, pool => sqlx::query_as::<_, AuditRow>(&sql).bind(seq).fetch_optional(pool).await?),
+    )
 }

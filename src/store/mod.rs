@@ -126,7 +126,20 @@ pub struct Writer {
 /// append that uses it checks it against the database in the same statement. Standalone
 /// appends hold it across their one statement, which queues this process's appends instead
 /// of letting them race each other for the same sequence number.
-pub type HeadHint = tokio::sync::Mutex<Option<(i64, String)>>;
+///
+/// It also carries the key that links the chain (`audit::chain_key`), set once from the
+/// configuration; it never enters the database.
+#[derive(Debug, Default)]
+pub struct HeadHint {
+    pub head: tokio::sync::Mutex<Option<(i64, String)>>,
+    key: std::sync::OnceLock<[u8; 32]>,
+}
+
+impl HeadHint {
+    pub fn chain_key(&self) -> Option<&[u8; 32]> {
+        self.key.get()
+    }
+}
 
 /// A write transaction. Commit it, or drop it to roll back.
 pub enum Tx {
@@ -214,6 +227,29 @@ impl Db {
         }
     }
 
+    fn head_hint(&self) -> &Arc<HeadHint> {
+        match self {
+            Db::Sqlite(_, writer) => &writer.hint,
+            Db::Postgres(_, hint) => hint,
+        }
+    }
+
+    /// Set the key that links the audit chain (once; a second, different key is refused).
+    pub fn set_audit_chain_key(&self, key: [u8; 32]) -> StoreResult<()> {
+        let hint = self.head_hint();
+        if *hint.key.get_or_init(|| key) != key {
+            return Err(StoreError::Invalid(
+                "this database handle already links the audit chain with another key".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The key that links the audit chain, when one was set.
+    pub fn audit_chain_key(&self) -> Option<[u8; 32]> {
+        self.head_hint().chain_key().copied()
+    }
+
     /// Apply every migration for this backend that has not run yet.
     pub async fn migrate(&self) -> StoreResult<()> {
         match self {
@@ -296,6 +332,13 @@ impl Tx {
         match self {
             Tx::Sqlite(..) => Backend::Sqlite,
             Tx::Postgres(..) => Backend::Postgres,
+        }
+    }
+
+    /// The key that links the audit chain, when one was set on the database handle.
+    pub fn audit_chain_key(&self) -> Option<[u8; 32]> {
+        match self {
+            Tx::Sqlite(_, hint) | Tx::Postgres(_, hint) => hint.chain_key().copied(),
         }
     }
 }

@@ -351,19 +351,15 @@ impl<'r> FromRequest<'r> for ApiCaller {
                 } else {
                     presented.chars().take(10).collect()
                 };
-                let _ = audit::record(
-                    &state.db,
+                // Summarised per source and minute, never one chained entry per request.
+                state.refusals.note(
+                    &state.metrics,
                     now,
-                    AuditEvent::new(
-                        Actor::Anonymous,
-                        "authn_token_fail",
-                        req.uri().path().to_string(),
-                    )
-                    .failed()
-                    .from_ip(origin_ip(req))
-                    .details(json!({"reason": refused.reason(), "prefix": shown})),
-                )
-                .await;
+                    crate::audit::refusals::Kind::ApiToken,
+                    origin_ip(req).as_deref(),
+                    &format!("{} (token {shown}…)", req.uri().path()),
+                    refused.reason(),
+                );
                 return Outcome::Error((Status::Unauthorized, ()));
             }
             Err(e) => {

@@ -185,7 +185,8 @@ async fn view(
             }
         }
     }
-    let (chain, running) = verifier.status(&state.db, state.clock.now()).await;
+    let (chain, running) = verifier.status(state).await;
+    let anchored = chain.as_ref().and_then(|s| s.checkpoint);
     c.insert(
         "chain".into(),
         json!({
@@ -196,6 +197,8 @@ async fn view(
             "checked": chain.as_ref().map(|s| local_time(zone, crate::store::to_micros(s.checked_at))),
             "problem": chain.as_ref().and_then(|s| s.problem.clone()),
             "triggers_missing": chain.as_ref().is_some_and(|s| !s.triggers_present),
+            "checkpoint_size": anchored.map(|(size, _)| super::format::thousands(size)),
+            "checkpointed": anchored.map(|(_, at)| local_time(zone, crate::store::to_micros(at))),
         }),
     );
     let cp = audit_view::checkpoint(state).await.map_err(internal)?;

@@ -264,6 +264,18 @@ where
                 },
                 None => Actor::Anonymous,
             };
+            if actor == Actor::Anonymous {
+                // Summarised per source and minute, never one chained entry per request.
+                state.refusals.note(
+                    &state.metrics,
+                    state.clock.now(),
+                    crate::audit::refusals::Kind::Csrf,
+                    origin_ip(req).as_deref(),
+                    req.uri().path().as_str(),
+                    reason,
+                );
+                return Outcome::Error((Status::Forbidden, ()));
+            }
             let _ = audit::record(
                 &state.db,
                 state.clock.now(),

@@ -60,6 +60,9 @@ impl TestDb {
         .await
         .expect("connect");
         db.migrate().await.expect("migrate");
+        // Links keyed as the test configuration (and the binary run by tests) key them.
+        db.set_audit_chain_key(Config::for_tests(self.url()).audit_chain_key())
+            .expect("chain key");
         db
     }
 }
@@ -156,6 +159,10 @@ pub fn paydesk_command(database_url: &str) -> Command {
         .env(
             "PAYDESK_PLATFORM_HOSTS",
             "publicapi.payments.service.gov.uk,publicapi.example,127.0.0.1,localhost",
+        )
+        .env(
+            "PAYDESK_AUDIT_CHECKPOINT_DIR",
+            std::env::temp_dir().join("paydesk-test-checkpoints"),
         )
         .current_dir(env!("CARGO_MANIFEST_DIR"));
     cmd

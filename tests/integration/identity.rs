@@ -486,6 +486,14 @@ async fn forms_without_the_right_token_or_from_another_site_are_refused_and_audi
         .dispatch()
         .await;
     assert_eq!(r.status(), Status::Forbidden);
+    // The signed-out refusal is summarised (per source and minute) when its minute closes.
+    assert_eq!(actions(&app, "csrf_fail").await, 3);
+    app.clock.advance(time::Duration::minutes(1));
+    app.state
+        .refusals
+        .flush(&app.state.db, app.state.clock.now(), false)
+        .await
+        .unwrap();
     assert_eq!(actions(&app, "csrf_fail").await, 4);
     // Still signed in: nothing happened.
     assert_eq!(app.client.get("/").dispatch().await.status(), Status::Ok);

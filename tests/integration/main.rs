@@ -27,5 +27,6 @@ mod search;
 mod sso;
 mod trust_access;
 mod trust_addresses;
+mod trust_audit;
 mod trust_misc;
 mod web;
