@@ -348,6 +348,13 @@ impl Refused {
         }
     }
 
+    /// Whether the refused token is one paydesk made (revoked, expired, or its maker's access
+    /// ended): such a refusal names a credential and is audited on its own, while tokens that
+    /// are not paydesk's at all are only counted and summarised per source and minute.
+    pub fn names_a_token(self) -> bool {
+        !matches!(self, Refused::Malformed | Refused::Unknown)
+    }
+
     pub fn reason(self) -> &'static str {
         match self {
             Refused::Malformed => "malformed",

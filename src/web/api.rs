@@ -351,7 +351,29 @@ impl<'r> FromRequest<'r> for ApiCaller {
                 } else {
                     presented.chars().take(10).collect()
                 };
-                // Summarised per source and minute, never one chained entry per request.
+                if refused.names_a_token() {
+                    // A token paydesk made, used after it stopped working (a leaver's, say):
+                    // its own entry. The refused-token limit above bounds how many.
+                    let _ = crate::audit::record(
+                        &state.db,
+                        now,
+                        crate::audit::AuditEvent::new(
+                            Actor::Anonymous,
+                            "authn_token_fail",
+                            req.uri().path().to_string(),
+                        )
+                        .failed()
+                        .from_ip(origin_ip(req))
+                        .details(serde_json::json!({
+                            "reason": refused.reason(),
+                            "token": format!("{shown}…"),
+                        })),
+                    )
+                    .await;
+                    return Outcome::Error((Status::Unauthorized, ()));
+                }
+                // Not paydesk's token at all: counted, and summarised per source and minute,
+                // never one chained entry per request.
                 state.refusals.note(
                     &state.metrics,
                     now,
