@@ -18,7 +18,10 @@
 //! window. The second is a deliberate choice: a Luhn-valid 13–19 digit stretch inside a
 //! longer unbroken number (`40128888888818810000`) is treated as a card number and masked or
 //! refused, as PCI scanners do, at the cost of occasionally masking part of a long numeric
-//! reference a payer typed. A stray number that is not a card is left alone.
+//! reference a payer typed. The cost is real: one window in ten passes Luhn by chance, so an
+//! unbroken 16-digit number that is not a card holds a passing window about two times in
+//! three, and staff typing such a number are refused. Numbers with fewer than 13 digits, and
+//! runs where no window passes, are left alone.
 //!
 //! Each start has at most 7 window lengths and each window's Luhn sum comes from prefix sums
 //! in constant time, so a scan is linear in the text (about n·7 checks); text with fewer than
