@@ -11,24 +11,64 @@
 use std::borrow::Cow;
 
 /// Characters that make a spreadsheet read a cell as a formula (or hide its start): `=`,
-/// `+`, `-`, `@`, tab, CR, LF, the full-width forms of the first four, and `|` (a DDE call).
-const FORMULA_STARTS: [char; 12] = [
-    '=', '+', '-', '@', '\t', '\r', '\n', '\u{FF1D}', '\u{FF0B}', '\u{FF0D}', '\u{FF20}', '|',
+/// `+`, `-`, `@`, tab, the full-width forms of the first four, and `|` (a DDE call). A line
+/// break (`is_line_break`) where a line's text should start counts too.
+const FORMULA_STARTS: [char; 10] = [
+    '=', '+', '-', '@', '\t', '\u{FF1D}', '\u{FF0B}', '\u{FF0D}', '\u{FF20}', '|',
 ];
+
+/// Characters that start a new line for a spreadsheet or a tool reading the text: CR, LF,
+/// vertical tab, form feed, next line (U+0085), and the line and paragraph separators
+/// (U+2028, U+2029).
+fn is_line_break(c: char) -> bool {
+    matches!(
+        c,
+        '\r' | '\n' | '\u{0B}' | '\u{0C}' | '\u{85}' | '\u{2028}' | '\u{2029}'
+    )
+}
+
+/// Whether the text holds a line break, decided from bytes without decoding: the ASCII ones,
+/// U+0085 (C2 85) and U+2028/U+2029 (E2 80 A8/A9).
+fn has_line_break(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .enumerate()
+        .any(|(i, &b)| line_break_at(bytes, i, b))
+}
+
+fn line_break_at(bytes: &[u8], i: usize, b: u8) -> bool {
+    match b {
+        b'\r' | b'\n' | 0x0B | 0x0C => true,
+        0x85 => i >= 1 && bytes[i - 1] == 0xC2,
+        0xA8 | 0xA9 => i >= 2 && bytes[i - 2] == 0xE2 && bytes[i - 1] == 0x80,
+        _ => false,
+    }
+}
 
 /// Characters a spreadsheet may skip or trim before it decides a cell is a formula: spaces
 /// (ordinary, no-break and the other Unicode spaces), zero-width spaces and joiners, the byte
-/// order mark, and `;` (a separator in locales that use the comma for decimals, so `;=1` is a
-/// formula in a cell of its own there).
+/// order mark, bidi and format marks (left-to-right and right-to-left marks, embeddings,
+/// overrides and isolates, the soft hyphen, invisible operators U+2061–U+2064), and `;` (a
+/// separator in locales that use the comma for decimals, so `;=1` is a formula in a cell of
+/// its own there).
 fn hides_start(c: char) -> bool {
-    (c.is_whitespace() && !matches!(c, '\t' | '\r' | '\n'))
-        || matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}' | ';')
+    (c.is_whitespace() && c != '\t' && !is_line_break(c))
+        || matches!(
+            c,
+            '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{AD}'
+                | '\u{FEFF}'
+                | ';'
+        )
 }
 
 /// Whether one line of text starts a formula once what a spreadsheet skips is skipped.
 fn line_starts_formula(line: &str) -> bool {
     for c in line.chars() {
-        if FORMULA_STARTS.contains(&c) {
+        if FORMULA_STARTS.contains(&c) || is_line_break(c) {
             return true;
         }
         if !hides_start(c) {
@@ -44,12 +84,12 @@ fn plainly_safe(text: &str) -> bool {
     text.as_bytes()
         .first()
         .is_some_and(u8::is_ascii_alphanumeric)
-        && !text.bytes().any(|b| b == b'\n' || b == b'\r')
+        && !has_line_break(text.as_bytes())
 }
 
-/// The lines after the first (text after each CR or LF; CRLF gives an empty line between).
+/// The lines after the first (text after each line break; CRLF gives an empty line between).
 fn later_lines(text: &str) -> impl Iterator<Item = &str> {
-    text.split(['\r', '\n']).skip(1)
+    text.split(is_line_break).skip(1)
 }
 
 /// Whether a text cell needs neutralising: its start, or the start of any line after an
@@ -72,10 +112,15 @@ pub fn neutralise(text: &str) -> Cow<'_, str> {
         out.push('\'');
     }
     let mut rest = text;
-    while let Some(at) = rest.find(['\r', '\n']) {
-        out.push_str(&rest[..=at]);
-        rest = &rest[at + 1..];
-        if line_starts_formula(rest.split(['\r', '\n']).next().unwrap_or("")) {
+    while let Some(at) = rest.find(is_line_break) {
+        // Line breaks are 1 to 3 bytes long: step over the whole character.
+        let next = rest[at..]
+            .chars()
+            .next()
+            .map_or(at + 1, |c| at + c.len_utf8());
+        out.push_str(&rest[..next]);
+        rest = &rest[next..];
+        if line_starts_formula(rest.split(is_line_break).next().unwrap_or("")) {
             out.push('\'');
         }
     }
@@ -106,13 +151,14 @@ pub fn push_text(out: &mut Vec<u8>, text: &str) {
     // digit and has no line break cannot start a formula and is copied as it is.
     let bytes = text.as_bytes();
     let (mut quote, mut line_break) = (false, false);
-    for &b in bytes {
+    for (i, &b) in bytes.iter().enumerate() {
         match b {
             b',' | b'"' => quote = true,
             b'\r' | b'\n' => {
                 quote = true;
                 line_break = true;
             }
+            _ if line_break_at(bytes, i, b) => line_break = true,
             _ => {}
         }
     }
@@ -319,6 +365,28 @@ mod tests {
             ("a\nb\n|c", "\"a\nb\n'|c\""),
             ("=a\n=b", "\"'=a\n'=b\""),
             ("a\n;=1", "\"a\n';=1\""),
+            // Other line breaks start a line too: VT, FF, NEL, line and paragraph separators.
+            ("note\u{2028}=1+1", "note\u{2028}'=1+1"),
+            ("note\u{2029}@x", "note\u{2029}'@x"),
+            ("note\u{85}+1", "note\u{85}'+1"),
+            ("note\u{0B}-1", "note\u{0B}'-1"),
+            ("note\u{0C}=1", "note\u{0C}'=1"),
+            ("a\u{2028}b\u{2029} |c", "a\u{2028}b\u{2029}' |c"),
+            ("\u{2028}=1", "'\u{2028}'=1"),
+            ("note\n\u{2028}=1", "\"note\n\u{2028}'=1\""),
+            // Bidi and format marks before the formula are skipped like spaces.
+            ("\u{200E}=1+1", "'\u{200E}=1+1"),
+            ("\u{200F}@SUM(A1)", "'\u{200F}@SUM(A1)"),
+            ("\u{AD}-2", "'\u{AD}-2"),
+            ("\u{2061}+1", "'\u{2061}+1"),
+            ("\u{2062}=1", "'\u{2062}=1"),
+            ("\u{2063}=1", "'\u{2063}=1"),
+            ("\u{2064}|calc", "'\u{2064}|calc"),
+            ("\u{202E}=1", "'\u{202E}=1"),
+            ("\u{2066}=1", "'\u{2066}=1"),
+            (" \u{200F}\u{AD} =1", "' \u{200F}\u{AD} =1"),
+            ("note\n\u{200E}=1", "\"note\n'\u{200E}=1\""),
+            ("note\u{2028}\u{200F}=1", "note\u{2028}'\u{200F}=1"),
             // Left alone: plain text, spaces before ordinary text, a semicolon or bar inside,
             // and later lines that do not start a formula.
             ("plain", "plain"),
@@ -333,6 +401,10 @@ mod tests {
             ("a\n", "\"a\n\""),
             ("café", "café"),
             ("(1)", "(1)"),
+            ("a\u{2028}b", "a\u{2028}b"),
+            ("a\u{0B}b\u{0C}c\u{85}d", "a\u{0B}b\u{0C}c\u{85}d"),
+            ("\u{200E}plain", "\u{200E}plain"),
+            ("\u{AD}12", "\u{AD}12"),
         ];
         for (cell, want) in table {
             assert_eq!(&one(cell), want, "{cell:?}");
@@ -350,6 +422,10 @@ mod tests {
             "(x)",
             "a\nb",
             "é=1",
+            "café",
+            "Ņ=1",
+            "a\u{2028}b",
+            "\u{200F}x",
         ] {
             assert!(
                 matches!(neutralise(cell), Cow::Borrowed(_)),
