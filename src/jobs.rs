@@ -115,19 +115,12 @@ pub struct Registry {
 
 impl Registry {
     /// Every job kind paydesk ships.
-    pub fn standard() -> Registry {
+    /// A registry of these handlers (the composition root, `lib.rs`, gathers them from each
+    /// capability; the queue itself knows none).
+    pub fn of(handlers: impl IntoIterator<Item = Arc<dyn JobHandler>>) -> Registry {
         let mut r = Registry::default();
         r.register(Arc::new(SelfTest));
-        r.register(Arc::new(crate::mail::MailSender));
-        r.register(Arc::new(crate::identity::inactivity::InactivitySweep));
-        crate::journeys::register_jobs(&mut r);
-        for handler in crate::refunds::submit::handlers() {
-            r.register(handler);
-        }
-        for handler in crate::exports::handlers() {
-            r.register(handler);
-        }
-        for handler in crate::integrations::events::handlers() {
+        for handler in handlers {
             r.register(handler);
         }
         r

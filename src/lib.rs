@@ -23,6 +23,7 @@ pub mod mail;
 pub mod metrics;
 pub mod platform;
 pub mod refunds;
+pub mod schedule;
 pub mod search;
 pub mod services;
 pub mod store;
@@ -99,7 +100,7 @@ impl AppState {
             config: Arc::new(config),
             db,
             clock,
-            jobs: Arc::new(Registry::standard()),
+            jobs: Arc::new(job_registry()),
             metrics: Arc::new(Metrics::default()),
             platforms: Arc::default(),
             counts: Arc::default(),
@@ -123,6 +124,32 @@ impl AppState {
 }
 
 /// The Rocket application for `state`.
+/// The job queue's registry: every capability's handlers. The queue itself knows none.
+pub fn job_registry() -> Registry {
+    Registry::of(
+        [
+            mail::handlers(),
+            identity::handlers(),
+            journeys::handlers(),
+            refunds::handlers(),
+            exports::handlers(),
+            integrations::events::handlers(),
+        ]
+        .into_iter()
+        .flatten(),
+    )
+}
+
+/// Every capability's periodic work, for the one scheduler.
+pub fn periodic_work() -> Vec<schedule::Periodic> {
+    [
+        journeys::periodic(),
+        refunds::periodic(),
+        identity::periodic(),
+    ]
+    .concat()
+}
+
 pub fn app(state: AppState) -> Rocket<Build> {
     let rocket = rocket::custom(state.config.rocket_figment())
         .manage(state.clone())
@@ -179,10 +206,13 @@ impl Fairing for Lifecycle {
             }
             tokio::spawn(state.job_runner().run_until(rx.clone()));
             // Each connected service's sync is queued from here (once across instances).
-            tokio::spawn(journeys::sync::run_scheduler(
+            // Each capability's periodic work (service syncs, expiries, the inactivity sweep…);
+            // what must happen once across instances claims its turn in the database.
+            tokio::spawn(schedule::run(
                 state.db.clone(),
                 state.clock.clone(),
                 std::time::Duration::from_secs(state.config.sync_interval_secs.clamp(1, 15)),
+                periodic_work(),
                 rx.clone(),
             ));
             tokio::spawn(exports::run_cleaner(

@@ -172,3 +172,8 @@ async fn send(mail_url: &str, message: Message) -> Result<(), JobFailure> {
 
 /// Shared handle to the templates.
 pub type Templates = Arc<MailTemplates>;
+
+/// This module's job handlers: sending queued mail.
+pub fn handlers() -> Vec<std::sync::Arc<dyn JobHandler>> {
+    vec![std::sync::Arc::new(MailSender)]
+}

@@ -17,7 +17,6 @@ pub mod signin;
 pub mod staff_admin;
 pub mod standing;
 pub mod totp;
-pub mod whole_account;
 
 use crate::audit::AuditError;
 use crate::store::StoreError;
@@ -36,4 +35,18 @@ pub enum IdentityError {
     Mail(#[from] crate::mail::MailError),
     #[error("single sign-on: {0}")]
     Sso(String),
+}
+
+/// This capability's job handlers: the inactivity sweep.
+pub fn handlers() -> Vec<std::sync::Arc<dyn crate::jobs::JobHandler>> {
+    vec![std::sync::Arc::new(inactivity::InactivitySweep)]
+}
+
+/// This capability's periodic work: once a day across instances, disable staff accounts
+/// unused for 90 days.
+pub fn periodic() -> Vec<crate::schedule::Periodic> {
+    vec![crate::schedule::Periodic::each_tick(
+        "staff inactivity sweep",
+        |db, now| async move { inactivity::schedule(&db, now).await.map(|_| ()) },
+    )]
 }

@@ -523,7 +523,20 @@ pub async fn remove_access(
         .unwrap_or_else(|| "Every service".into())))
 }
 
-pub use super::whole_account::whole_account;
+/// The checks every whole-account action makes. Whole-account actions act on a person's
+/// account as a whole rather than on their role in one service (disabling and re-enabling it,
+/// resetting its authenticator, signing it out everywhere, sending its invitation again). An
+/// administrator may take one only on someone else whose every role is in services they
+/// manage: a service admin of A cannot reach a person's work in B.
+pub fn whole_account(admin: &Admin, person: &Person) -> Result<(), Refusal> {
+    if person.id == admin.id {
+        Err(Refusal::OwnAccount)
+    } else if !person.wholly_managed() {
+        Err(Refusal::OtherServices)
+    } else {
+        Ok(())
+    }
+}
 
 /// Disable an account: it cannot sign in, its sessions end at once and its unused links die.
 pub async fn disable(

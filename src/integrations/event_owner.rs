@@ -15,7 +15,7 @@ use crate::identity::standing;
 use crate::store::events::{self as event_store, Outgoing};
 use crate::store::{self, Db, StoreError, Tx};
 
-use super::events::EventsError;
+use super::error::EventsError;
 
 /// What an owner must hold for their endpoint to deliver.
 pub const NEEDS: Permission = Permission::IntegrationsManage;

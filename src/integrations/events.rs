@@ -24,8 +24,8 @@ use crate::audit::{self, Actor, AuditEvent};
 use crate::config::Config;
 use crate::crypto;
 use crate::jobs::{self, JobContext, JobFailure, JobHandler, JobKind, JobRun};
-use crate::refunds::RequestRow;
 use crate::store::events::{self as event_store, EndpointRow, NewAttempt, Outgoing};
+use crate::store::refunds::RequestRow;
 use crate::store::{self, Db, StoreError, Tx};
 
 /// What paydesk tells a service's systems about.
@@ -104,13 +104,7 @@ pub const MAX_DESCRIPTION: usize = 200;
 /// that importing a service's history does not replay years of payments to its CRM.
 const FIRST_SEEN_RECENT: time::Duration = time::Duration::hours(24);
 
-#[derive(Debug, thiserror::Error)]
-pub enum EventsError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Audit(#[from] audit::AuditError),
-}
+pub use super::error::EventsError;
 
 fn secret_context(endpoint_id: i64) -> String {
     format!("event_endpoint:{endpoint_id}:secret")

@@ -4,6 +4,7 @@
 
 pub mod api_tokens;
 pub mod deep_link;
+pub mod error;
 pub mod event_owner;
 pub mod events;
 pub mod idempotency;

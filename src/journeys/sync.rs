@@ -431,6 +431,14 @@ pub const REFRESH: JobKind = JobKind {
 };
 
 /// One service's sync: both backfill streams, then the stuck-journey check.
+/// A refund webhook arrived for a payment: whoever follows refunds up (the refunds
+/// capability registers the handler) looks at that payment's submitted refunds at once.
+/// Payload: `{"service_id", "payment_id"}`.
+pub const REFUND_WEBHOOK_SEEN: JobKind = JobKind {
+    name: "refund_webhook_seen",
+    retry_delays_secs: &[2, 10, 60, 300],
+};
+
 pub const SYNC: JobKind = JobKind {
     name: "service_sync",
     retry_delays_secs: &[10, 60, 300],
@@ -480,11 +488,13 @@ impl JobHandler for RefreshJob {
                     // A refund webhook: look at this payment's submitted refunds now rather
                     // than at their follow-up's next turn.
                     if event_type == "card_payment_refunded" {
-                        crate::refunds::submit::follow_now(
+                        let now = ctx.clock.now();
+                        jobs::enqueue(
                             &mut tx,
-                            service_id,
-                            payment_id,
-                            ctx.clock.now(),
+                            REFUND_WEBHOOK_SEEN,
+                            &json!({"service_id": service_id, "payment_id": payment_id}),
+                            now,
+                            now,
                         )
                         .await?;
                     }
@@ -620,44 +630,6 @@ pub async fn enqueue_refresh(
         payload["message_id"] = json!(m);
     }
     jobs::enqueue(tx, REFRESH, &payload, now, now).await
-}
-
-/// Runs `schedule` every few seconds for as long as the server does.
-pub async fn run_scheduler(
-    db: Db,
-    clock: crate::clock::SharedClock,
-    every: Duration,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    // The search planner's statistics are refreshed hourly (SQLite keeps none of its own);
-    // the first refresh waits a few minutes so that a first import has rows to describe.
-    let mut statistics_due = std::time::Instant::now() + Duration::from_secs(300);
-    loop {
-        if *stop.borrow() {
-            break;
-        }
-        if let Err(e) = schedule(&db, clock.now()).await {
-            tracing::error!(error = %e, "could not schedule service syncs");
-        }
-        // Refund requests nobody decided in time lapse (each expiry is audited).
-        if let Err(e) = crate::refunds::expire_due(&db, clock.now()).await {
-            tracing::error!(error = %e, "could not expire refund requests");
-        }
-        // Once a day across instances: disable staff accounts unused for 90 days.
-        if let Err(e) = crate::identity::inactivity::schedule(&db, clock.now()).await {
-            tracing::error!(error = %e, "could not schedule the staff inactivity check");
-        }
-        if std::time::Instant::now() >= statistics_due {
-            statistics_due = std::time::Instant::now() + Duration::from_secs(3600);
-            if let Err(e) = crate::store::search::refresh_statistics(&db).await {
-                tracing::warn!(error = %e, "could not refresh the search statistics");
-            }
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = stop.changed() => {}
-        }
-    }
 }
 
 /// The handlers this module provides.

@@ -510,6 +510,20 @@ pub async fn expire_due(db: &Db, now: OffsetDateTime) -> Result<Vec<i64>, Refund
     Ok(ids)
 }
 
+/// This capability's job handlers: submitting refunds and following them up.
+pub fn handlers() -> Vec<std::sync::Arc<dyn crate::jobs::JobHandler>> {
+    submit::handlers()
+}
+
+/// This capability's periodic work: refund requests nobody decided in time lapse (each
+/// expiry is audited).
+pub fn periodic() -> Vec<crate::schedule::Periodic> {
+    vec![crate::schedule::Periodic::each_tick(
+        "refund request expiry",
+        |db, now| async move { expire_due(&db, now).await.map(|_| ()) },
+    )]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

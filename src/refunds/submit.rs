@@ -63,7 +63,34 @@ pub fn handlers() -> Vec<std::sync::Arc<dyn JobHandler>> {
     vec![
         std::sync::Arc::new(SubmitJob),
         std::sync::Arc::new(FollowJob),
+        std::sync::Arc::new(RefundWebhookSeen),
     ]
+}
+
+/// A refund webhook arrived for a payment (journeys queues this when it records one): its
+/// submitted refunds are followed up now rather than at their next turn.
+pub struct RefundWebhookSeen;
+
+#[async_trait::async_trait]
+impl JobHandler for RefundWebhookSeen {
+    fn kind(&self) -> JobKind {
+        crate::journeys::sync::REFUND_WEBHOOK_SEEN
+    }
+
+    async fn run(&self, ctx: &JobContext, job: &JobRun) -> Result<(), JobFailure> {
+        let service_id = job.payload.get("service_id").and_then(Value::as_i64);
+        let payment_id = job.payload.get("payment_id").and_then(Value::as_str);
+        let (Some(service_id), Some(payment_id)) = (service_id, payment_id) else {
+            return Err(JobFailure::permanent(
+                "the payload needs a service id and a payment id",
+            ));
+        };
+        let mut tx = ctx.db.begin().await.map_err(retry)?;
+        follow_now(&mut tx, service_id, payment_id, ctx.clock.now())
+            .await
+            .map_err(retry)?;
+        tx.commit().await.map_err(retry)
+    }
 }
 
 fn retry<E: std::fmt::Display>(e: E) -> JobFailure {

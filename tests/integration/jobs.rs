@@ -5,7 +5,7 @@ use std::time::Duration;
 use paydesk::audit::Actor;
 use paydesk::clock::Clock;
 use paydesk::jobs::{
-    self, JobContext, JobFailure, JobHandler, JobKind, JobRun, JobRunner, Registry, SELFTEST,
+    self, JobContext, JobFailure, JobHandler, JobKind, JobRun, JobRunner, SELFTEST,
 };
 use paydesk::store::audit as audit_store;
 use paydesk::store::jobs as job_store;
@@ -280,7 +280,7 @@ async fn concurrent_workers_never_run_the_same_attempt() {
     let app = TestApp::new().await;
     let test_db = &app.db;
     let runs = Arc::new(Mutex::new(HashMap::new()));
-    let mut registry = Registry::standard();
+    let mut registry = paydesk::job_registry();
     registry.register(Arc::new(Counting { runs: runs.clone() }));
     let registry = Arc::new(registry);
 

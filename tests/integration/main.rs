@@ -16,6 +16,7 @@ mod dashboard;
 mod demo;
 mod events;
 mod exports;
+mod house;
 mod identity;
 mod jobs;
 mod mail;

@@ -717,6 +717,26 @@ async fn a_refund_webhook_has_the_submitted_refunds_looked_at_at_once() {
         )
         .await
         .unwrap();
+    // Journeys hands the news to refunds as a job of its own kind; refunds' handler queues
+    // the follow-up.
+    let seen: Vec<_> = paydesk::store::jobs::list(&w.app.state.db, None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|j| j.kind == "refund_webhook_seen")
+        .collect();
+    assert_eq!(seen.len(), 1, "the refresh passed the refund webhook on");
+    paydesk::refunds::submit::RefundWebhookSeen
+        .run(
+            &ctx,
+            &JobRun {
+                id: 0,
+                attempt: 1,
+                payload: serde_json::from_str(&seen[0].payload).unwrap(),
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(
         follows(w.app.state.db.clone()).await,
         2,

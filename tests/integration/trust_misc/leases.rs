@@ -7,9 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use paydesk::clock::Clock;
-use paydesk::jobs::{
-    self, JobContext, JobFailure, JobHandler, JobKind, JobRun, JobRunner, Registry,
-};
+use paydesk::jobs::{self, JobContext, JobFailure, JobHandler, JobKind, JobRun, JobRunner};
 use paydesk::store::jobs as job_store;
 use paydesk::store::{self, Db};
 use serde_json::json;
@@ -50,7 +48,7 @@ fn slow_runner(
     worker: &str,
     finished: &Arc<Mutex<HashMap<i64, Vec<i32>>>>,
 ) -> JobRunner {
-    let mut registry = Registry::standard();
+    let mut registry = paydesk::job_registry();
     registry.register(Arc::new(Slow {
         finished: finished.clone(),
     }));
