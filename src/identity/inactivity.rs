@@ -4,7 +4,7 @@
 //! audited as a system action, and its sessions and unused links end with it.
 //!
 //! The check runs once a day across every instance: the scheduler tick (see
-//! `journeys::sync::run_scheduler`) claims the day's run in `periodic_runs` and queues one
+//! `schedule::run`, from `identity::periodic`) claims the day's run in `periodic_runs` and queues one
 //! `staff_inactivity_sweep` job, which the job runner performs (and retries).
 
 use serde_json::json;
