@@ -16,6 +16,7 @@ pub mod sessions;
 pub mod signin;
 pub mod staff_admin;
 pub mod standing;
+pub mod step_up;
 pub mod totp;
 
 use crate::audit::AuditError;

@@ -181,6 +181,21 @@ async fn count_failure(
     origin: &Origin,
     step: &str,
 ) -> Result<bool, IdentityError> {
+    let details = json!({"reason": format!("wrong {step}"), "step": step});
+    count_failure_as(state, tx, staff, now, origin, step, details).await
+}
+
+/// `count_failure` with the failure's own audit `details` (a step-up names what it was for);
+/// the running count is added to them as `failures`.
+pub(super) async fn count_failure_as(
+    state: &AppState,
+    tx: &mut store::Tx,
+    staff: &StaffRow,
+    now: OffsetDateTime,
+    origin: &Origin,
+    step: &str,
+    mut details: serde_json::Value,
+) -> Result<bool, IdentityError> {
     // A lock that has run out starts the count again.
     let previous = if staff.locked_until.is_some() {
         0
@@ -195,14 +210,13 @@ async fn count_failure(
         (failures, None)
     };
     staff_store::record_failure(tx, staff.id, count, until, to_micros(now)).await?;
+    details["failures"] = json!(failures);
     audit::append(
         tx,
         now,
         staff_event(staff, "authn_login_fail", origin)
             .failed()
-            .details(
-                json!({"reason": format!("wrong {step}"), "step": step, "failures": failures}),
-            ),
+            .details(details),
     )
     .await?;
     if lock {

@@ -20,7 +20,7 @@ use super::format::local_time;
 use super::pages::{self, internal, problem, render, Answer};
 use super::ratelimit::SignInLimiter;
 use super::session::{CsrfForm, SignedIn};
-use super::stepup::{self, StepUp};
+use super::stepup;
 use crate::identity::permissions::Permission;
 use crate::integrations::api_tokens::{self, NewToken, Scope, Standing};
 use crate::services::{self, ServiceAccount};
@@ -321,56 +321,27 @@ async fn create(
         return Err(Status::NotFound);
     };
     let now = state.clock.now();
-    if !staff.second_factor_recent(now) {
-        let refused = if f.code.trim().is_empty() && f.stepping_up.is_empty() {
-            None
-        } else {
-            match stepup::verify(
-                state,
-                Some(limiter),
-                client_ip,
-                &staff,
-                &f.code,
-                &origin.0,
-                "API token",
-            )
-            .await?
-            {
-                StepUp::Done => Some(None),
-                StepUp::Refused(message) => Some(Some(message)),
-            }
-        };
-        // None: first time here; Some(Some(m)): a wrong code; Some(None): accepted.
-        if let Some(message) = match refused {
-            Some(None) => None,
-            other => Some(other.flatten()),
-        } {
-            let mut hidden: Vec<(&str, String)> = vec![
-                ("name", f.name.chars().take(500).collect()),
-                ("service", svc.slug.clone()),
-                ("expires", f.expires.clone()),
-                ("stepping_up", "1".into()),
-            ];
-            for s in f.scopes.iter().take(10) {
-                hidden.push(("scopes", s.chars().take(100).collect()));
-            }
-            let c = stepup::context(
-                state,
-                &staff,
-                "/admin/tokens",
-                hidden,
-                "make an API token",
-                "Make the token",
-                "/admin/tokens/new",
-                message,
-            );
-            let page = render("refunds/step_up", c);
-            return Ok(if message.is_some() {
-                Answer::Invalid(page)
-            } else {
-                Answer::Page(page)
-            });
-        }
+    let mut hidden: Vec<(&str, String)> = vec![
+        ("name", f.name.chars().take(500).collect()),
+        ("service", svc.slug.clone()),
+        ("expires", f.expires.clone()),
+        ("stepping_up", "1".into()),
+    ];
+    for s in f.scopes.iter().take(10) {
+        hidden.push(("scopes", s.chars().take(100).collect()));
+    }
+    let gate = stepup::Gate {
+        code: &f.code,
+        stepping_up: &f.stepping_up,
+        what: "API token",
+        action: "/admin/tokens".into(),
+        hidden,
+        purpose: "make an API token".into(),
+        button: "Make the token",
+        back: "/admin/tokens/new".into(),
+    };
+    if let Some(page) = stepup::require(state, limiter, client_ip, &staff, &origin.0, gate).await? {
+        return Ok(page);
     }
     match api_tokens::create(
         &state.db,
@@ -535,43 +506,18 @@ async fn hand_over(
         return Ok(Answer::Invalid(render("api_tokens/show", c)));
     };
     let now = state.clock.now();
-    if !staff.second_factor_recent(now) {
-        let message = if f.code.trim().is_empty() && f.stepping_up.is_empty() {
-            Some(None)
-        } else {
-            match stepup::verify(
-                state,
-                Some(limiter),
-                client_ip,
-                &staff,
-                &f.code,
-                &origin.0,
-                "API token hand-over",
-            )
-            .await?
-            {
-                StepUp::Done => None,
-                StepUp::Refused(message) => Some(Some(message)),
-            }
-        };
-        if let Some(message) = message {
-            let c = stepup::context(
-                state,
-                &staff,
-                &format!("/admin/tokens/{}/hand-over", token.id),
-                vec![("to", to.to_string()), ("stepping_up", "1".into())],
-                "hand over an API token",
-                "Hand over the token",
-                &format!("/admin/tokens/{}", token.id),
-                message,
-            );
-            let page = render("refunds/step_up", c);
-            return Ok(if message.is_some() {
-                Answer::Invalid(page)
-            } else {
-                Answer::Page(page)
-            });
-        }
+    let gate = stepup::Gate {
+        code: &f.code,
+        stepping_up: &f.stepping_up,
+        what: "API token hand-over",
+        action: format!("/admin/tokens/{}/hand-over", token.id),
+        hidden: vec![("to", to.to_string()), ("stepping_up", "1".into())],
+        purpose: "hand over an API token".into(),
+        button: "Hand over the token",
+        back: format!("/admin/tokens/{}", token.id),
+    };
+    if let Some(page) = stepup::require(state, limiter, client_ip, &staff, &origin.0, gate).await? {
+        return Ok(page);
     }
     match api_tokens::hand_over(
         &state.db,

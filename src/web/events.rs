@@ -18,13 +18,15 @@ use super::format::local_time;
 use super::pages::{self, internal, problem, render, Answer};
 use super::ratelimit::SignInLimiter;
 use super::session::{CsrfForm, SignedIn};
-use super::stepup::{self, StepUp};
+use super::stepup;
 use crate::identity::permissions::Permission;
 use crate::integrations::events::{self, EndpointInput, EventType, ReplayRefusal};
 use crate::services::{self, ServiceAccount};
 use crate::store;
 use crate::store::events::{self as event_store, EndpointRow};
 use crate::AppState;
+
+const SECRET_STEP_UP: &str = "event endpoint secret"; // the step-up's name in the audit log
 
 pub fn routes() -> Vec<Route> {
     rocket::routes![
@@ -286,55 +288,6 @@ async fn new_form(
     Ok(Answer::Page(render("events/form", c)))
 }
 
-/// The step-up for making or rotating a secret: None when the second factor is fresh (or
-/// the code just given is right), otherwise the "Confirm it's you" page.
-#[allow(clippy::too_many_arguments)]
-async fn secret_step_up(
-    state: &AppState,
-    limiter: &SignInLimiter,
-    client_ip: Option<IpAddr>,
-    staff: &SignedIn,
-    origin: &RequestOrigin,
-    code: &str,
-    stepping_up: &str,
-    action: String,
-    hidden: Vec<(&str, String)>,
-    purpose: &str,
-    button: &str,
-    back_href: &str,
-) -> Result<Option<Answer>, Status> {
-    if staff.second_factor_recent(state.clock.now()) {
-        return Ok(None);
-    }
-    let message = if code.trim().is_empty() && stepping_up.is_empty() {
-        None
-    } else {
-        match stepup::verify(
-            state,
-            Some(limiter),
-            client_ip,
-            staff,
-            code,
-            &origin.0,
-            "event endpoint secret",
-        )
-        .await?
-        {
-            StepUp::Done => return Ok(None),
-            StepUp::Refused(m) => Some(m),
-        }
-    };
-    let c = stepup::context(
-        state, staff, &action, hidden, purpose, button, back_href, message,
-    );
-    let page = render("refunds/step_up", c);
-    Ok(Some(if message.is_some() {
-        Answer::Invalid(page)
-    } else {
-        Answer::Page(page)
-    }))
-}
-
 /// The page that shows a new secret, once.
 fn secret_page(
     state: &AppState,
@@ -374,22 +327,17 @@ async fn create(
         let c = form_page(state, &staff, &services, None, &f, &problems);
         return Ok(Answer::Invalid(render("events/form", c)));
     }
-    if let Some(page) = secret_step_up(
-        state,
-        limiter,
-        client_ip,
-        &staff,
-        &origin,
-        &f.code,
-        &f.stepping_up,
-        "/integrations/events/new".into(),
-        f.hidden(),
-        "add an event endpoint and make its signing secret",
-        "Add endpoint",
-        "/integrations/events",
-    )
-    .await?
-    {
+    let gate = stepup::Gate {
+        code: &f.code,
+        stepping_up: &f.stepping_up,
+        what: SECRET_STEP_UP,
+        action: "/integrations/events/new".into(),
+        hidden: f.hidden(),
+        purpose: "add an event endpoint and make its signing secret".into(),
+        button: "Add endpoint",
+        back: "/integrations/events".into(),
+    };
+    if let Some(page) = stepup::require(state, limiter, client_ip, &staff, &origin.0, gate).await? {
         return Ok(page);
     }
     let made = events::create(
@@ -711,22 +659,17 @@ async fn rotate(
 ) -> Result<Answer, Status> {
     let (endpoint, _) = endpoint_of(state, &staff, id).await?;
     let href = endpoint_href(endpoint.id);
-    if let Some(page) = secret_step_up(
-        state,
-        limiter,
-        client_ip,
-        &staff,
-        &origin,
-        &form.0.code,
-        &form.0.stepping_up,
-        format!("{href}/rotate"),
-        vec![("stepping_up", "1".into())],
-        "make a new signing secret for this endpoint",
-        "Make a new secret",
-        &href,
-    )
-    .await?
-    {
+    let gate = stepup::Gate {
+        code: &form.0.code,
+        stepping_up: &form.0.stepping_up,
+        what: SECRET_STEP_UP,
+        action: format!("{href}/rotate"),
+        hidden: vec![("stepping_up", "1".into())],
+        purpose: "make a new signing secret for this endpoint".into(),
+        button: "Make a new secret",
+        back: href.clone(),
+    };
+    if let Some(page) = stepup::require(state, limiter, client_ip, &staff, &origin.0, gate).await? {
         return Ok(page);
     }
     let rotated = events::rotate(

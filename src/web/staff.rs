@@ -19,7 +19,7 @@ use super::format::local_time;
 use super::pages::{self, internal, problem, render, Answer};
 use super::ratelimit::SignInLimiter;
 use super::session::{CsrfForm, SignedIn};
-use super::stepup::{self, StepUp};
+use super::stepup;
 use crate::audit::{self, AuditEvent};
 use crate::identity::access_review as review;
 use crate::identity::permissions::Role;
@@ -276,15 +276,17 @@ async fn invite(
         roles: roles.clone(),
         platform_admin: !fields.platform_admin.is_empty(),
     };
+    let role_fields: Vec<(String, String)> = (roles.iter())
+        .map(|(slug, role)| (format!("roles[{slug}]"), role.clone()))
+        .collect();
     let mut hidden = vec![
-        ("email".to_string(), cut(&fields.email)),
-        ("name".to_string(), cut(&fields.name)),
-        ("platform_admin".to_string(), fields.platform_admin.clone()),
+        ("email", cut(&fields.email)),
+        ("name", cut(&fields.name)),
+        ("platform_admin", fields.platform_admin.clone()),
     ];
-    for (slug, role) in &roles {
-        hidden.push((format!("roles[{slug}]"), role.clone()));
-    }
-    let gate = StepUpGate {
+    hidden.extend(role_fields.iter().map(|(k, v)| (k.as_str(), v.clone())));
+    hidden.push(("stepping_up", "1".into()));
+    let gate = stepup::Gate {
         code: &fields.code,
         stepping_up: &fields.stepping_up,
         what: "staff invitation",
@@ -294,7 +296,7 @@ async fn invite(
         button: "Send invitation",
         back: "/admin/staff/invite".into(),
     };
-    if let Some(page) = step_up(state, limiter, client_ip, &staff, &origin, gate).await? {
+    if let Some(page) = stepup::require(state, limiter, client_ip, &staff, &origin.0, gate).await? {
         return Ok(page);
     }
     let outcome = staff_admin::invite(state, &admin, &ask)
@@ -501,75 +503,6 @@ pub struct PersonFields {
     stepping_up: String,
 }
 
-/// What the "Confirm it's you" page needs to send an action on.
-struct StepUpGate<'a> {
-    code: &'a str,
-    stepping_up: &'a str,
-    /// For the audit log.
-    what: &'a str,
-    action: String,
-    hidden: Vec<(String, String)>,
-    /// "To {purpose}, enter the code ..."
-    purpose: String,
-    button: &'a str,
-    back: String,
-}
-
-/// None when the second factor is fresh (or the code just given is right); otherwise the
-/// "Confirm it's you" page to show.
-async fn step_up(
-    state: &AppState,
-    limiter: &SignInLimiter,
-    client_ip: Option<IpAddr>,
-    staff: &SignedIn,
-    origin: &RequestOrigin,
-    gate: StepUpGate<'_>,
-) -> Result<Option<Answer>, Status> {
-    if staff.second_factor_recent(state.clock.now()) {
-        return Ok(None);
-    }
-    let message = if gate.code.trim().is_empty() && gate.stepping_up.is_empty() {
-        None
-    } else {
-        match stepup::verify(
-            state,
-            Some(limiter),
-            client_ip,
-            staff,
-            gate.code,
-            &origin.0,
-            gate.what,
-        )
-        .await?
-        {
-            StepUp::Done => return Ok(None),
-            StepUp::Refused(m) => Some(m),
-        }
-    };
-    let mut hidden: Vec<(&str, String)> = gate
-        .hidden
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.clone()))
-        .collect();
-    hidden.push(("stepping_up", "1".into()));
-    let c = stepup::context(
-        state,
-        staff,
-        &gate.action,
-        hidden,
-        &gate.purpose,
-        gate.button,
-        &gate.back,
-        message,
-    );
-    let page = render("refunds/step_up", c);
-    Ok(Some(if message.is_some() {
-        Answer::Invalid(page)
-    } else {
-        Answer::Page(page)
-    }))
-}
-
 fn gate_for<'a>(
     f: &'a PersonFields,
     person: &Person,
@@ -577,15 +510,16 @@ fn gate_for<'a>(
     verb: &str,
     purpose: String,
     button: &'a str,
-) -> StepUpGate<'a> {
-    StepUpGate {
+) -> stepup::Gate<'a> {
+    stepup::Gate {
         code: &f.code,
         stepping_up: &f.stepping_up,
         what,
         action: format!("{}/{verb}", person_path(person.id)),
         hidden: vec![
-            ("service".into(), cut(&f.service)),
-            ("role".into(), cut(&f.role)),
+            ("service", cut(&f.service)),
+            ("role", cut(&f.role)),
+            ("stepping_up", "1".into()),
         ],
         purpose,
         button,
@@ -625,7 +559,7 @@ async fn set_role(
         format!("change {}'s access", person.name),
         "Change access",
     );
-    if let Some(page) = step_up(state, limiter, client_ip, &staff, &origin, gate).await? {
+    if let Some(page) = stepup::require(state, limiter, client_ip, &staff, &origin.0, gate).await? {
         return Ok(page);
     }
     match staff_admin::set_role(state, &admin, &person, &f.service, &f.role)
@@ -734,7 +668,7 @@ async fn account_action(
     }
     let (what, verb, button, notice) = action.words();
     let gate = gate_for(&f, &person, what, verb, action.purpose(&person), button);
-    if let Some(page) = step_up(state, limiter, client_ip, staff, origin, gate).await? {
+    if let Some(page) = stepup::require(state, limiter, client_ip, staff, &origin.0, gate).await? {
         return Ok(page);
     }
     let outcome = match action {
@@ -914,17 +848,17 @@ async fn access_review(
 ) -> Result<Download, Status> {
     let f = form.0;
     let admin = admin_of(&staff, &origin);
-    let gate = StepUpGate {
+    let gate = stepup::Gate {
         code: &f.code,
         stepping_up: &f.stepping_up,
         what: "access review export",
         action: format!("{LIST}/access-review"),
-        hidden: vec![],
+        hidden: vec![("stepping_up", "1".into())],
         purpose: "download the access review".into(),
         button: "Download access review",
         back: LIST.into(),
     };
-    if let Some(page) = step_up(state, limiter, client_ip, &staff, &origin, gate).await? {
+    if let Some(page) = stepup::require(state, limiter, client_ip, &staff, &origin.0, gate).await? {
         return Ok(Download::Page(page));
     }
     let (csv, _rows) = review::export(state, &admin).await.map_err(internal)?;

@@ -23,7 +23,7 @@ use crate::web::journey_lookup::{back_query, find_journey, page_href};
 use crate::web::pages::{self, internal, problem, render, Answer};
 use crate::web::ratelimit::SignInLimiter;
 use crate::web::session::{CsrfForm, SignedIn};
-use crate::web::stepup::{self, StepUp};
+use crate::web::stepup;
 use crate::AppState;
 
 /// The refund form's fields, as posted (and as the "Change" links carry them back).
@@ -452,52 +452,22 @@ pub(super) async fn confirm(
         return Ok(Answer::Invalid(render("refunds/form", c)));
     }
     let now = state.clock.now();
-    if !staff.second_factor_recent(now) {
-        let error = if f.code.trim().is_empty() && f.stepping_up.is_empty() {
-            None
-        } else {
-            match stepup::verify(
-                state,
-                Some(limiter),
-                client_ip,
-                &staff,
-                &f.code,
-                &origin.0,
-                "refund",
-            )
-            .await?
-            {
-                StepUp::Done => Some(None),
-                StepUp::Refused(message) => Some(Some(message)),
-            }
-        };
-        // None: first time here; Some(Some(m)): a wrong code; Some(None): accepted.
-        match error {
-            Some(None) => {}
-            other => {
-                let message = other.flatten();
-                let seen = f.seen.trim().parse::<i64>().ok();
-                let what = seen.map(pounds).unwrap_or_else(|| "this payment".into());
-                let mut hidden = hidden_pairs(&svc.slug, &f, seen);
-                hidden.push(("stepping_up", "1".into()));
-                let c = stepup::context(
-                    state,
-                    &staff,
-                    &format!("{}/confirm", form_path(&j.payment_id)),
-                    hidden,
-                    &format!("ask for a refund of {what}"),
-                    "Confirm refund",
-                    &page_href(&j.payment_id, &svc.slug, &back_query(Some(&f.back)), &[]),
-                    message,
-                );
-                let page = render("refunds/step_up", c);
-                return Ok(if message.is_some() {
-                    Answer::Invalid(page)
-                } else {
-                    Answer::Page(page)
-                });
-            }
-        }
+    let seen = f.seen.trim().parse::<i64>().ok();
+    let what = seen.map(pounds).unwrap_or_else(|| "this payment".into());
+    let mut hidden = hidden_pairs(&svc.slug, &f, seen);
+    hidden.push(("stepping_up", "1".into()));
+    let gate = stepup::Gate {
+        code: &f.code,
+        stepping_up: &f.stepping_up,
+        what: "refund",
+        action: format!("{}/confirm", form_path(&j.payment_id)),
+        hidden,
+        purpose: format!("ask for a refund of {what}"),
+        button: "Confirm refund",
+        back: page_href(&j.payment_id, &svc.slug, &back_query(Some(&f.back)), &[]),
+    };
+    if let Some(page) = stepup::require(state, limiter, client_ip, &staff, &origin.0, gate).await? {
+        return Ok(page);
     }
     let ask = ask_of(&svc, &j, &f, true);
     match refunds::request(&state.db, now, &who(&staff, origin.0.ip.clone()), &ask)

@@ -23,7 +23,7 @@ use crate::web::journey_lookup::page_href;
 use crate::web::pages::{self, internal, problem, render, Answer};
 use crate::web::ratelimit::SignInLimiter;
 use crate::web::session::{CsrfForm, SignedIn};
-use crate::web::stepup::{self, StepUp};
+use crate::web::stepup;
 use crate::AppState;
 
 /// The services in which this person may approve refunds.
@@ -303,34 +303,9 @@ pub(super) async fn decision_step_up(
     d: &Decision,
     approving: bool,
 ) -> Result<Option<Answer>, Status> {
-    if staff.second_factor_recent(state.clock.now()) {
-        return Ok(None);
-    }
-    let what = if approving {
-        "refund approval"
-    } else {
-        "refund rejection"
-    };
-    let message = if d.code.trim().is_empty() && d.stepping_up.is_empty() {
-        None
-    } else {
-        match stepup::verify(
-            state,
-            Some(limiter),
-            client_ip,
-            staff,
-            &d.code,
-            &origin.0,
-            what,
-        )
-        .await?
-        {
-            StepUp::Done => return Ok(None),
-            StepUp::Refused(m) => Some(m),
-        }
-    };
-    let (action, hidden, purpose, button) = if approving {
+    let (what, action, mut hidden, purpose, button) = if approving {
         (
+            "refund approval",
             format!("/refunds/{}/approve", row.id),
             vec![
                 ("amount", d.amount.clone()),
@@ -341,30 +316,25 @@ pub(super) async fn decision_step_up(
         )
     } else {
         (
+            "refund rejection",
             format!("/refunds/{}/reject", row.id),
             vec![("rejection_comment", d.rejection_comment.clone())],
             format!("reject the refund of {}", pounds(row.amount)),
             "Reject refund",
         )
     };
-    let mut hidden = hidden;
     hidden.push(("stepping_up", "1".into()));
-    let c = stepup::context(
-        state,
-        staff,
-        &action,
+    let gate = stepup::Gate {
+        code: &d.code,
+        stepping_up: &d.stepping_up,
+        what,
+        action,
         hidden,
-        &purpose,
+        purpose,
         button,
-        &format!("/refunds/{}", row.id),
-        message,
-    );
-    let page = render("refunds/step_up", c);
-    Ok(Some(if message.is_some() {
-        Answer::Invalid(page)
-    } else {
-        Answer::Page(page)
-    }))
+        back: format!("/refunds/{}", row.id),
+    };
+    stepup::require(state, limiter, client_ip, staff, &origin.0, gate).await
 }
 
 #[rocket::post("/refunds/<id>/approve", data = "<form>")]
