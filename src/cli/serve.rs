@@ -28,6 +28,20 @@ pub(super) async fn demo(payments: usize, sandbox_port: Option<u16>) -> ExitCode
         return ExitCode::from(2);
     }
     logging::init(config.log_format);
+    // A demo database made afresh starts a fresh audit log: the checkpoints of an earlier demo
+    // database at the same path would otherwise read as a log whose tail was deleted. (Only
+    // the demo does this; a real database's checkpoints are never removed by paydesk.)
+    let file = config
+        .database_url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:")
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    if !file.is_empty() && !std::path::Path::new(&file).exists() {
+        let _ = std::fs::remove_dir_all(config.audit_checkpoint_folder());
+    }
     let specs: Vec<_> = paydesk::demo::services(payments)
         .into_iter()
         .map(|(slug, name, mut spec)| {
