@@ -253,40 +253,8 @@ pub async fn figures(
 
 // ---- showing figures ------------------------------------------------------------------------
 
-/// A whole number with thousands separators: 1,234,567.
-pub fn thousands(n: i64) -> String {
-    let digits = n.unsigned_abs().to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    if n < 0 {
-        format!("-{out}")
-    } else {
-        out
-    }
-}
-
-/// Pence as pounds: £1,234.56 (and -£12.50).
-pub fn money(pence: i64) -> String {
-    let abs = pence.unsigned_abs();
-    let pounds = thousands((abs / 100) as i64);
-    let sign = if pence < 0 { "-" } else { "" };
-    format!("{sign}£{pounds}.{:02}", abs % 100)
-}
-
-/// Pence as pounds, without the pence when there are none: £1,200 (for chart axes).
-pub fn money_short(pence: i64) -> String {
-    if pence % 100 == 0 {
-        let sign = if pence < 0 { "-" } else { "" };
-        format!("{sign}£{}", thousands((pence.unsigned_abs() / 100) as i64))
-    } else {
-        money(pence)
-    }
-}
+// Money and counts are written by the one formatter, `crate::money`.
+pub use crate::money::{pounds as money, pounds_short as money_short, thousands};
 
 /// 20 November 2026.
 pub fn long_date(date: Date) -> String {

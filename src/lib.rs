@@ -21,6 +21,7 @@ pub mod journeys;
 pub mod logging;
 pub mod mail;
 pub mod metrics;
+pub mod money;
 pub mod platform;
 pub mod refunds;
 pub mod schedule;

@@ -16,6 +16,7 @@ use anyhow::{anyhow, bail, Context};
 use super::search::{self as sb, BenchService, SeedPlan, Target};
 use crate::exports::{self, Filter, Plan};
 use crate::identity::permissions::Role;
+use crate::money::thousands;
 use crate::store::exports::{self as export_store, DateBasis};
 use crate::store::{self, Backend, Db};
 use crate::timezone::Zone;
@@ -431,10 +432,6 @@ async fn direct(
         }
         _ => bail!("the database and the bench target disagree"),
     }
-}
-
-fn thousands(n: i64) -> String {
-    crate::web::format::thousands(n)
 }
 
 pub fn print(f: &ExportFigures) {

@@ -210,20 +210,7 @@ impl AmountProblem {
     }
 }
 
-/// £1,234.56 from pence.
-pub fn pounds(pence: i64) -> String {
-    let sign = if pence < 0 { "-" } else { "" };
-    let p = pence.unsigned_abs();
-    let whole = (p / 100).to_string();
-    let mut grouped = String::new();
-    for (i, ch) in whole.chars().enumerate() {
-        if i > 0 && (whole.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(ch);
-    }
-    format!("{sign}£{grouped}.{:02}", p % 100)
-}
+pub use crate::money::pounds;
 
 /// What the platform and paydesk together say can still be refunded: the platform's
 /// `amount_available`, less what paydesk's own open requests already hold (the platform

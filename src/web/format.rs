@@ -15,19 +15,4 @@ pub fn local_time(zone: Zone, us: i64) -> String {
         .unwrap_or_default()
 }
 
-/// 12345 as "12,345".
-pub fn thousands(n: i64) -> String {
-    let digits = n.abs().to_string();
-    let mut out = String::new();
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    if n < 0 {
-        format!("-{out}")
-    } else {
-        out
-    }
-}
+pub use crate::money::thousands;

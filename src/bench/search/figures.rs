@@ -135,17 +135,7 @@ pub(crate) fn cores() -> usize {
         .unwrap_or(1)
 }
 
-pub(crate) fn thousands(n: i64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
-}
+pub(crate) use crate::money::thousands;
 
 /// One backend's figures table and plans, on stdout.
 pub fn print_search(f: &SearchFigures, settings: &SearchBench) {
