@@ -19,6 +19,7 @@ pub mod hooks;
 pub mod html;
 pub mod journey_lookup;
 pub mod pages;
+pub mod payment_rows;
 pub mod payments;
 pub mod ratelimit;
 pub mod refunds;
