@@ -14,7 +14,8 @@ use super::account::{DriveRefusal, Target, WebhookTarget};
 use super::api::Reply;
 use super::data::{to_time, Brand, CardRec, CardType, View, DAY};
 use super::faults::Faults;
-use super::{build_entry, AccountSpec, Shared};
+use super::options::{check_webhook_url, AccountSpec};
+use super::shared::{build_entry, Entry, Shared};
 use crate::platform::types::wire_time;
 
 pub fn routes() -> Vec<Route> {
@@ -50,15 +51,7 @@ async fn json_body<T: for<'de> Deserialize<'de>>(data: Data<'_>) -> Result<T, Re
         .map_err(|e| problem(Status::BadRequest, &format!("invalid JSON: {e}")))
 }
 
-/// Webhook targets must be plain http(s) URLs.
-pub fn check_webhook_url(url: &str) -> Result<(), String> {
-    match url::Url::parse(url) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
-        _ => Err("webhook url must be an http or https URL".into()),
-    }
-}
-
-fn account_summary(shared: &Shared, entry: &super::Entry) -> Value {
+fn account_summary(shared: &Shared, entry: &Entry) -> Value {
     let (payments, webhook_url, totals) = shared.with_account(entry, |a, _| {
         (
             a.len(),

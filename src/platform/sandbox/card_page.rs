@@ -12,7 +12,7 @@ use time::Date;
 use super::account::Target;
 use super::api::Reply;
 use super::data::{date_of, Brand, CardRec, CardType, PayRec, St};
-use super::{Entry, Shared};
+use super::shared::{Entry, Shared};
 
 pub fn routes() -> Vec<Route> {
     routes![pay_page, pay_submit, pay_entry]

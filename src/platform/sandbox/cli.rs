@@ -10,7 +10,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use super::card_page::TEST_CARDS;
-use super::{default_accounts, start, webhooks, SandboxOptions};
+use super::options::{default_accounts, SandboxOptions};
+use super::server::start;
+use super::webhooks;
 
 /// The command's settings (see `paydesk sandbox --help`).
 #[derive(Debug, Clone)]

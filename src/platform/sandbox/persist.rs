@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use super::data::{
     CardRec, CardType, EventRec, Id, Language, MetaVal, Millis, PayRec, Provider, RefundRec, St,
 };
-use super::AccountSpec;
+use super::options::AccountSpec;
 use crate::platform::types::{PaymentStatus, RefundStatus};
 
 pub const FORMAT: u32 = 1;
