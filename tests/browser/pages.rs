@@ -4,7 +4,7 @@
 use fantoccini::Locator;
 use paydesk::identity::totp;
 
-use crate::common::{paydesk_command, Server, TestDb};
+use crate::common::{paydesk_command, paydesk_ok, Server, TestDb};
 use crate::harness::{assert_no_violations, Browser};
 
 /// Check the page the browser shows now: axe, a screenshot, and its heading.
@@ -79,24 +79,20 @@ async fn every_page_passes_axe() {
     // Event endpoints on loopback are allowed, so the endpoint form can be filled in here.
     let server = Server::start(db.url(), &[("PAYDESK_EVENTS_ALLOW_LOOPBACK", "true")]);
     // Staff are created on the command line; the set-up link is the last line printed.
-    let out = paydesk_command(db.url())
-        .args([
+    paydesk_ok(
+        db.url(),
+        &[
             "service",
             "add",
             "--slug",
             "parking",
             "--name",
             "Parking permits",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
-    let out = paydesk_command(db.url())
-        .args([
+    let out = paydesk_ok(
+        db.url(),
+        &[
             "user",
             "add",
             "--email",
@@ -107,13 +103,7 @@ async fn every_page_passes_axe() {
             "service_admin",
             "--service",
             "parking",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let link = stdout.lines().last().unwrap_or_default().trim().to_string();

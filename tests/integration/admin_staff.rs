@@ -525,16 +525,7 @@ async fn an_invitation_arrives_by_email_with_a_48_hour_link_that_resending_repla
         .await
         .unwrap();
     let token = input_value(&html, "csrf_token").unwrap();
-    let r = app
-        .post_form(
-            &link,
-            &[
-                ("csrf_token", &token),
-                ("password", PASSWORD),
-                ("password_confirmation", PASSWORD),
-            ],
-        )
-        .await;
+    let r = app.post_password(&link, &token, PASSWORD).await;
     assert_eq!(location(&r), "/login/enrol");
     let html = app
         .client

@@ -132,14 +132,8 @@ struct World {
 }
 
 async fn world(configure: impl FnOnce(&mut paydesk::config::Config)) -> World {
-    let sandbox =
-        SandboxProcess::start_with(&["--seed", "0", "--accounts", "2", "--refund-delay-ms", "50"]);
-    let app = TestApp::with_config(|c| {
-        c.platform_timeout_ms = 1500;
-        c.platform_retries = 0;
-        configure(c);
-    })
-    .await;
+    let sandbox = refund_sandbox(2);
+    let app = refund_app(configure).await;
     let parking = sandbox.connect(&app, "parking", 1).await;
     let zoo = sandbox.connect(&app, "zoo", 2).await;
     let admin = app
@@ -167,19 +161,15 @@ impl World {
     }
 
     async fn threshold(&self, pence: Option<i64>) {
-        let mut tx = self.app.state.db.begin().await.unwrap();
-        refund_store::set_settings(
-            &mut tx,
+        set_refund_settings(
+            &self.app,
             self.parking,
             &RefundSettings {
                 refund_approval_threshold: pence,
                 ..Default::default()
             },
-            0,
         )
-        .await
-        .unwrap();
-        tx.commit().await.unwrap();
+        .await;
     }
 }
 

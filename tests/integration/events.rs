@@ -305,8 +305,7 @@ fn the_standard_webhooks_test_vector() {
 /// is made through the pages, and its log shows both attempts.
 #[tokio::test]
 async fn refund_and_payment_events_are_signed_and_retried_with_one_id() {
-    let sandbox =
-        SandboxProcess::start_with(&["--seed", "0", "--accounts", "1", "--refund-delay-ms", "50"]);
+    let sandbox = refund_sandbox(1);
     let app = loopback_app().await;
     let service_id = sandbox.connect(&app, "parking", 1).await;
     let crm = Crm::start(vec![], ok()).await;
@@ -1142,8 +1141,7 @@ async fn endpoints_are_changed_disabled_and_enabled_through_the_pages() {
 async fn an_event_is_delivered_after_its_process_is_killed_right_after_the_refund_commits() {
     use rocket::figment::providers::Serialized;
     use rocket::figment::Figment;
-    let sandbox =
-        SandboxProcess::start_with(&["--seed", "0", "--accounts", "1", "--refund-delay-ms", "50"]);
+    let sandbox = refund_sandbox(1);
     let db = TestDb::new().await;
     // This process uses the servers' secret key, so they can open what it seals.
     let figment =

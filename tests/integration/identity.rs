@@ -43,16 +43,7 @@ async fn a_new_admin_follows_the_set_up_link_to_the_console() {
         .unwrap();
     assert!(html.contains("Create your password"), "{html}");
     let token = input_value(&html, "csrf_token").unwrap();
-    let r = app
-        .post_form(
-            &link,
-            &[
-                ("csrf_token", &token),
-                ("password", "short"),
-                ("password_confirmation", "short"),
-            ],
-        )
-        .await;
+    let r = app.post_password(&link, &token, "short").await;
     assert_eq!(r.status(), Status::UnprocessableEntity);
     let html = r.into_string().await.unwrap();
     assert!(
@@ -62,16 +53,7 @@ async fn a_new_admin_follows_the_set_up_link_to_the_console() {
     assert!(html.contains("<title>Error: "), "title says Error:");
 
     // A good password moves on to enrolling an authenticator.
-    let r = app
-        .post_form(
-            &link,
-            &[
-                ("csrf_token", &token),
-                ("password", PASSWORD),
-                ("password_confirmation", PASSWORD),
-            ],
-        )
-        .await;
+    let r = app.post_password(&link, &token, PASSWORD).await;
     assert_eq!(r.status(), Status::SeeOther);
     assert_eq!(location(&r), "/login/enrol");
     // The link worked once.

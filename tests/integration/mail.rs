@@ -103,32 +103,14 @@ async fn forgot_password_mails_a_single_use_link_and_answers_the_same_for_unknow
     assert!(html.contains("Choose a new password"), "{html}");
     let token = input_value(&html, "csrf_token").unwrap();
     let new = "a completely new passphrase";
-    let r = app
-        .post_form(
-            &path,
-            &[
-                ("csrf_token", &token),
-                ("password", new),
-                ("password_confirmation", new),
-            ],
-        )
-        .await;
+    let r = app.post_password(&path, &token, new).await;
     assert_eq!(location(&r), "/login?reason=password_changed");
     // Single use.
     assert_eq!(
         app.client.get(path.as_str()).dispatch().await.status(),
         Status::NotFound
     );
-    let r = app
-        .post_form(
-            &path,
-            &[
-                ("csrf_token", &token),
-                ("password", new),
-                ("password_confirmation", new),
-            ],
-        )
-        .await;
+    let r = app.post_password(&path, &token, new).await;
     assert_eq!(r.status(), Status::NotFound);
     // The new password works; the old one does not.
     let mut updated = person.clone();

@@ -524,22 +524,20 @@ async fn a_backfill_killed_mid_way_resumes_and_ends_with_exact_counts() {
         ("PAYDESK_JOB_POLL_MS", "100"),
         ("PAYDESK_SYNC_INTERVAL_SECS", "1"),
     ];
-    let added = crate::common::paydesk_command(db.url())
-        .args([
+    crate::common::paydesk_ok(
+        db.url(),
+        &[
             "service",
             "add",
             "--slug",
             "parking",
             "--name",
             "Parking permits",
-        ])
-        .args(["--platform-url", &sandbox.base_url, "--api-key", &key(1)])
-        .output()
-        .unwrap();
-    assert!(
-        added.status.success(),
-        "{}",
-        String::from_utf8_lossy(&added.stderr)
+            "--platform-url",
+            &sandbox.base_url,
+            "--api-key",
+            &key(1),
+        ],
     );
     // Slow pages, so the kill lands part-way through.
     sandbox
@@ -600,23 +598,22 @@ async fn a_backfill_killed_mid_way_resumes_and_ends_with_exact_counts() {
 async fn real_webhooks_duplicated_and_reordered_end_in_the_true_state() {
     let sandbox = SandboxProcess::start_with(&["--seed", "0", "--accounts", "1"]);
     let db = crate::common::TestDb::new().await;
-    let added = crate::common::paydesk_command(db.url())
-        .args([
+    crate::common::paydesk_ok(
+        db.url(),
+        &[
             "service",
             "add",
             "--slug",
             "parking",
             "--name",
             "Parking permits",
-        ])
-        .args(["--platform-url", &sandbox.base_url, "--api-key", &key(1)])
-        .args(["--webhook-secret", SECRET])
-        .output()
-        .unwrap();
-    assert!(
-        added.status.success(),
-        "{}",
-        String::from_utf8_lossy(&added.stderr)
+            "--platform-url",
+            &sandbox.base_url,
+            "--api-key",
+            &key(1),
+            "--webhook-secret",
+            SECRET,
+        ],
     );
     let server = crate::common::Server::start(db.url(), &[("PAYDESK_JOB_POLL_MS", "100")]);
     sandbox

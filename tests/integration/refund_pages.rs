@@ -11,7 +11,10 @@ use paydesk::store::refunds as refund_store;
 use rocket::http::{ContentType, Status};
 
 use crate::common::sandbox::SandboxProcess;
-use crate::common::{form_body, input_value, location, Person, TestApp};
+use crate::common::{
+    form_body, input_value, location, refund_app, refund_sandbox, set_refund_settings, Person,
+    TestApp,
+};
 
 struct World {
     app: TestApp,
@@ -27,28 +30,19 @@ struct World {
 /// (refunds above `threshold` pence need approval) and "council" on the second; a
 /// caseworker, a finance person, a viewer and a service admin in parking.
 async fn world(threshold: Option<i64>) -> World {
-    let sandbox =
-        SandboxProcess::start_with(&["--seed", "0", "--accounts", "2", "--refund-delay-ms", "50"]);
-    let app = TestApp::with_config(|c| {
-        c.platform_timeout_ms = 1500;
-        c.platform_retries = 0;
-    })
-    .await;
+    let sandbox = refund_sandbox(2);
+    let app = refund_app(|_| {}).await;
     let service_id = sandbox.connect(&app, "parking", 1).await;
     sandbox.connect(&app, "council", 2).await;
-    let mut tx = app.state.db.begin().await.unwrap();
-    refund_store::set_settings(
-        &mut tx,
+    set_refund_settings(
+        &app,
         service_id,
         &RefundSettings {
             refund_approval_threshold: threshold,
             ..Default::default()
         },
-        0,
     )
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
+    .await;
     let caseworker = app
         .person("cw@example.gov.uk", Role::Caseworker, Some("parking"))
         .await;

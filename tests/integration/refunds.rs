@@ -14,7 +14,7 @@ use paydesk::store::refunds as refund_store;
 use serde_json::json;
 
 use crate::common::sandbox::SandboxProcess;
-use crate::common::TestApp;
+use crate::common::{refund_app, refund_sandbox, set_refund_settings, TestApp};
 
 struct World {
     app: TestApp,
@@ -26,28 +26,19 @@ struct World {
 
 /// A sandbox with no seeded payments, a service on it, and a caseworker and a finance person.
 async fn world(threshold: Option<i64>) -> World {
-    let sandbox =
-        SandboxProcess::start_with(&["--seed", "0", "--accounts", "1", "--refund-delay-ms", "50"]);
-    let app = TestApp::with_config(|c| {
-        c.platform_timeout_ms = 1500;
-        c.platform_retries = 0;
-    })
-    .await;
+    let sandbox = refund_sandbox(1);
+    let app = refund_app(|_| {}).await;
     let service_id = sandbox.connect(&app, "parking", 1).await;
-    let mut tx = app.state.db.begin().await.unwrap();
-    refund_store::set_settings(
-        &mut tx,
+    set_refund_settings(
+        &app,
         service_id,
         &RefundSettings {
             refund_approval_threshold: threshold,
             refund_email_enabled: true,
             ..Default::default()
         },
-        0,
     )
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
+    .await;
     let cw = app
         .person("cw@example.gov.uk", Role::Caseworker, Some("parking"))
         .await;
@@ -518,14 +509,14 @@ async fn a_payment_still_in_progress_can_be_cancelled_once() {
 /// approved refund reaches the platform exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_paydesk_processes_sharing_a_database_refund_each_request_once() {
-    use crate::common::{eventually, paydesk_command, Server, TestDb};
-    let sandbox =
-        SandboxProcess::start_with(&["--seed", "0", "--accounts", "1", "--refund-delay-ms", "50"]);
+    use crate::common::{eventually, paydesk_ok, Server, TestDb};
+    let sandbox = refund_sandbox(1);
     let db = TestDb::new().await;
     // The service is added the way an operator would, so the two processes (which share the
     // command's secret key) can open its credentials.
-    let out = paydesk_command(db.url())
-        .args([
+    paydesk_ok(
+        db.url(),
+        &[
             "service",
             "add",
             "--slug",
@@ -536,13 +527,7 @@ async fn two_paydesk_processes_sharing_a_database_refund_each_request_once() {
             &sandbox.base_url,
             "--api-key",
             &SandboxProcess::api_key(1),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
     let env = [
         ("PAYDESK_JOB_POLL_MS", "100"),

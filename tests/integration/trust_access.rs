@@ -17,7 +17,6 @@ use rocket::http::{ContentType, Header, Status};
 use serde_json::{json, Map, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::common::sandbox::SandboxProcess;
 use crate::common::*;
 
 // ---- helpers ----------------------------------------------------------------------------
@@ -109,13 +108,8 @@ async fn run_jobs(app: &TestApp) {
 
 #[tokio::test]
 async fn tokens_act_with_their_makers_permissions_now_and_can_be_handed_over() {
-    let sandbox =
-        SandboxProcess::start_with(&["--seed", "0", "--accounts", "1", "--refund-delay-ms", "50"]);
-    let app = TestApp::with_config(|c| {
-        c.platform_timeout_ms = 1500;
-        c.platform_retries = 0;
-    })
-    .await;
+    let sandbox = refund_sandbox(1);
+    let app = refund_app(|_| {}).await;
     let parking = sandbox.connect(&app, "parking", 1).await;
     let maker = app
         .person("maker@example.gov.uk", Role::ServiceAdmin, Some("parking"))

@@ -317,16 +317,7 @@ async fn a_reset_of_an_account_that_is_not_locked_asks_for_no_code() {
     assert!(!html.contains("authenticator app"), "{html}");
     let csrf = input_value(&html, "csrf_token").unwrap();
     let new = "another new passphrase here";
-    let r = app
-        .post_form(
-            &path,
-            &[
-                ("csrf_token", &csrf),
-                ("password", new),
-                ("password_confirmation", new),
-            ],
-        )
-        .await;
+    let r = app.post_password(&path, &csrf, new).await;
     assert_eq!(location(&r), "/login?reason=password_changed");
 }
 
