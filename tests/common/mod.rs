@@ -1,8 +1,6 @@
-//! Shared test harness, by topic: a database per test (`db`), the app on it (`app`), pages
-//! and forms (`forms`), staff and signing in (`staff`), the binary as a process
-//! (`process`), real peers (`peers`), stored journeys (`journeys`), the sandbox platform as
-//! a process (`sandbox`) and a refund world on it (`refund_world`). The same tests run on
-//! SQLite and PostgreSQL.
+//! Shared test harness by topic: database (`db`), app (`app`), pages and forms (`forms`), staff
+//! (`staff`), the binary (`process`), real peers (`peers`), journeys, the sandbox process and a
+//! refund world on it. The same tests run on SQLite and PostgreSQL.
 #![allow(dead_code)]
 
 mod app;

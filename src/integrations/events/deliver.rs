@@ -1,8 +1,6 @@
-//! Delivering outbound events: `DeliveryJob` signs the stored body (`signature`), checks the
-//! endpoint's address again (`ssrf`) and connects to the very address it checked, with
-//! redirects off and a 15-second limit. Any 2xx is success; anything else is retried on
-//! `DELIVERY`'s schedule (honouring `Retry-After`); `410 Gone` disables the endpoint and
-//! tells the service's admins. Every attempt is kept for the delivery log.
+//! Delivering an event: `DeliveryJob` signs it and sends it to the very address it checked (no
+//! redirects, 15 s); a non-2xx answer is retried on `DELIVERY`'s schedule, `410 Gone` disables
+//! the endpoint and tells its admins, and every attempt is kept for the delivery log.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

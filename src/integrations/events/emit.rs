@@ -1,8 +1,6 @@
-//! Emitting outbound events: an event is written in the same transaction as the change that
-//! causes it (`refund_changed`, `payments_changed`, `case_linked`), with one delivery per
-//! subscribed endpoint and one `event_delivery` job per delivery. An event that is never
-//! committed is never sent; one that is committed is sent even if the process dies a moment
-//! later.
+//! Emitting events in the same transaction as the change that causes them (`refund_changed`,
+//! `payments_changed`, `case_linked`): one delivery and one `event_delivery` job per subscribed
+//! endpoint, so an event is sent if and only if its change is committed.
 
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;

@@ -1,7 +1,6 @@
-//! Outbound events to a service's CRM or case-management system, as Standard Webhooks: what
-//! an event is (`event_type`), writing one with the change that causes it (`emit`), sending
-//! it (`deliver`) and the endpoints that receive it (`endpoints`). This front door names
-//! what callers use, so they need not know which part holds it.
+//! Outbound events to a service's CRM or case system, as Standard Webhooks: what they are
+//! (`event_type`), writing them (`emit`), sending them (`deliver`) and their endpoints
+//! (`endpoints`). This front door re-exports what callers use.
 
 mod deliver;
 mod emit;

@@ -1,8 +1,6 @@
-//! One platform account's payments and the indexes over them (by id, by creation time, by
-//! refund creation time, and what falls due: expiries and refund settlements), and the
-//! primitives every change goes through: it records an event, marks the payment as differing
-//! from the seed data (for `--data`), and queues the webhooks it causes. The changes a
-//! payment can go through are in `changes`; searches and totals in `queries`.
+//! One platform account's payments, the indexes over them (by id, by time, what falls due) and
+//! the primitives every change goes through (event, dirty mark for `--data`, webhooks); the
+//! changes themselves are in `changes`, searches and totals in `queries`.
 
 mod changes;
 mod queries;

@@ -1,7 +1,6 @@
-//! The platform's v1 API as the sandbox serves it, and its OAuth2 token endpoint. Every v1
-//! request is authenticated (an account's API key or an OAuth access token, as a bearer
-//! token: `caller`), then passes the account's faults, then is answered in the platform's
-//! shapes and error codes (`reply`, `bodies`), per resource (`payments`, `refunds`, `oauth`).
+//! The platform's v1 API and OAuth2 token endpoint as the sandbox serves them: callers are
+//! authenticated and pass their account's faults (`caller`), then are answered in the
+//! platform's shapes and codes (`reply`, `bodies`), per resource (`payments`, `refunds`, `oauth`).
 
 mod bodies;
 mod caller;
