@@ -18,7 +18,7 @@ use crate::identity::permissions::Role;
 use crate::platform::client::Credentials;
 use crate::platform::sandbox::{self, AccountSpec, SandboxOptions};
 use crate::refunds::rules::State;
-use crate::refunds::{self, Ask, Asked, RefundSettings, Staff};
+use crate::refunds::{self, Ask, Asked, HowMuch, RefundSettings, Staff};
 use crate::services::{self, NewService};
 use crate::store::refunds as refund_store;
 use crate::store::scratch::ScratchDb;
@@ -295,8 +295,7 @@ async fn ask(
             service_id,
             journey_id,
             payment_id: payment_id.into(),
-            how_much: "partial".into(),
-            amount: "12.34".into(),
+            how_much: Ok(HowMuch::Partial(1234)),
             reason: "requested_by_payer".into(),
             comment: String::new(),
             case_reference: String::new(),

@@ -65,20 +65,65 @@ impl From<&Staff> for Requester {
     }
 }
 
+/// How much a person asks to refund: everything still refundable, or an amount in pence.
+/// Carried as it is from the form or the API to the platform; nothing turns it back into text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HowMuch {
+    Full,
+    Partial(i64),
+}
+
+/// Why a form's answer to "how much?" is not a `HowMuch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotAsked {
+    /// Neither "full" nor "partial" was chosen.
+    NotChosen,
+    /// "partial", with an amount that cannot be read.
+    Amount(AmountProblem),
+}
+
+impl HowMuch {
+    /// The refund form's two fields: the choice ("full" or "partial") and, for a partial
+    /// refund, the amount typed in pounds (read by the one money rule).
+    pub fn from_form(choice: &str, amount: &str) -> Result<HowMuch, NotAsked> {
+        match choice {
+            "full" => Ok(HowMuch::Full),
+            "partial" => rules::parse_amount(amount)
+                .map(HowMuch::Partial)
+                .map_err(NotAsked::Amount),
+            _ => Err(NotAsked::NotChosen),
+        }
+    }
+}
+
 /// A refund asked for on a journey's page.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Ask {
     pub service_id: i64,
     pub journey_id: i64,
     pub payment_id: String,
-    /// "full" (everything still refundable) or "partial" (then `amount`).
-    pub how_much: String,
-    pub amount: String,
+    /// Everything still refundable, or an amount; or why the form's answer is not one.
+    pub how_much: Result<HowMuch, NotAsked>,
     pub reason: String,
     pub comment: String,
     pub case_reference: String,
     /// The form's one-time key: asking twice with the same form makes one request.
     pub form_key: String,
+}
+
+impl Default for Ask {
+    fn default() -> Self {
+        Ask {
+            service_id: 0,
+            journey_id: 0,
+            payment_id: String::new(),
+            how_much: Err(NotAsked::NotChosen),
+            reason: String::new(),
+            comment: String::new(),
+            case_reference: String::new(),
+            form_key: String::new(),
+        }
+    }
 }
 
 /// A field's problem with an ask.
@@ -109,12 +154,11 @@ pub fn check(
         ));
         return Err(problems);
     }
-    let amount = match ask.how_much.as_str() {
-        "full" => Ok(available),
-        "partial" => {
-            rules::parse_amount(&ask.amount).and_then(|a| rules::check_amount(a, available))
-        }
-        _ => {
+    let amount = match ask.how_much {
+        Ok(HowMuch::Full) => Ok(available),
+        Ok(HowMuch::Partial(pence)) => rules::check_amount(pence, available),
+        Err(NotAsked::Amount(problem)) => Err(problem),
+        Err(NotAsked::NotChosen) => {
             problems.push(("how_much", "Choose how much to refund".into()));
             Err(AmountProblem::Missing)
         }
@@ -122,7 +166,7 @@ pub fn check(
     let amount = match amount {
         Ok(a) => Some(a),
         Err(e) => {
-            if ask.how_much == "partial" {
+            if !matches!(ask.how_much, Err(NotAsked::NotChosen)) {
                 problems.push(("amount", e.message()));
             }
             None
@@ -530,8 +574,7 @@ mod tests {
 
     fn ask(how: &str, amount: &str, reason: &str) -> Ask {
         Ask {
-            how_much: how.into(),
-            amount: amount.into(),
+            how_much: HowMuch::from_form(how, amount),
             reason: reason.into(),
             ..Default::default()
         }

@@ -5,6 +5,8 @@
 
 use time::{Duration, OffsetDateTime};
 
+use crate::money::{Unreadable, MAX_PENCE};
+
 /// How long a request may wait for a decision, and an approval stays good, by default.
 pub const APPROVAL_LIFETIME: Duration = Duration::hours(24);
 
@@ -153,34 +155,14 @@ impl State {
     }
 }
 
-/// An amount as staff type it, in pence: "12", "12.50", "£12.50". Exactly: no thousands
-/// separators, no exponents, no signs, no fractions of a penny, nothing above £10 million.
+/// An amount to refund as a person types it, in pence, read by the one money rule
+/// (`money::parse`); a refund of nothing is refused.
 pub fn parse_amount(raw: &str) -> Result<i64, AmountProblem> {
-    let t = raw.trim();
-    if t.is_empty() {
-        return Err(AmountProblem::Missing);
-    }
-    let t = t.strip_prefix('£').unwrap_or(t);
-    let (pounds, pence) = match t.split_once('.') {
-        Some((p, d)) => (p, Some(d)),
-        None => (t, None),
-    };
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(pounds) || pounds.len() > 8 {
-        return Err(AmountProblem::NotAnAmount);
-    }
-    let pence = match pence {
-        None => 0,
-        Some(d) if d.len() == 2 && digits(d) => {
-            d.parse::<i64>().map_err(|_| AmountProblem::NotAnAmount)?
-        }
-        Some(d) if d.len() == 1 && digits(d) => {
-            d.parse::<i64>().map_err(|_| AmountProblem::NotAnAmount)? * 10
-        }
-        Some(_) => return Err(AmountProblem::NotAnAmount),
-    };
-    let pounds: i64 = pounds.parse().map_err(|_| AmountProblem::NotAnAmount)?;
-    let amount = pounds * 100 + pence;
+    let amount = crate::money::parse(raw).map_err(|e| match e {
+        Unreadable::Missing => AmountProblem::Missing,
+        Unreadable::NotAnAmount => AmountProblem::NotAnAmount,
+        Unreadable::TooMuch => AmountProblem::TooMuch,
+    })?;
     if amount < 1 {
         return Err(AmountProblem::Zero);
     }
@@ -193,7 +175,11 @@ pub enum AmountProblem {
     Missing,
     NotAnAmount,
     Zero,
-    MoreThanAvailable { available: i64 },
+    /// Above the platform's limit (`money::MAX_PENCE`).
+    TooMuch,
+    MoreThanAvailable {
+        available: i64,
+    },
 }
 
 impl AmountProblem {
@@ -202,6 +188,10 @@ impl AmountProblem {
             AmountProblem::Missing => "Enter the amount to refund".into(),
             AmountProblem::NotAnAmount => "Enter the amount in pounds and pence, like 12.50".into(),
             AmountProblem::Zero => "The amount to refund must be at least 1p".into(),
+            AmountProblem::TooMuch => format!(
+                "The amount to refund must be {} or less: that is the most the platform takes",
+                pounds(MAX_PENCE)
+            ),
             AmountProblem::MoreThanAvailable { available } => format!(
                 "The amount to refund must be {} or less: that is what can still be refunded",
                 pounds(available)
@@ -354,6 +344,12 @@ mod tests {
         assert_eq!(parse_amount(""), Err(AmountProblem::Missing));
         assert_eq!(parse_amount("0"), Err(AmountProblem::Zero));
         assert_eq!(parse_amount("0.00"), Err(AmountProblem::Zero));
+        // The one limit: the platform's 10,000,000 pence, said in the message.
+        assert_eq!(parse_amount("100000"), Ok(MAX_PENCE));
+        assert_eq!(parse_amount("100000.01"), Err(AmountProblem::TooMuch));
+        assert!(AmountProblem::TooMuch
+            .message()
+            .contains("£100,000.00 or less"));
         for bad in [
             "-1",
             "1.5p",

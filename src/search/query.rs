@@ -6,6 +6,7 @@
 use serde::Serialize;
 use time::{Date, Month, OffsetDateTime, Time};
 
+use crate::money;
 pub use crate::timezone::Period;
 use crate::timezone::Zone;
 
@@ -625,51 +626,22 @@ fn digits(
     }
 }
 
-/// An amount in pounds, as staff type it ("12", "12.30", "£1,234.50"), in pence.
-pub fn parse_pounds(raw: &str) -> Result<i64, &'static str> {
-    let t = raw.trim();
-    let t = t.strip_prefix('£').unwrap_or(t).trim();
-    if t.is_empty() {
-        return Err("empty");
-    }
-    let (whole, pence) = match t.split_once('.') {
-        Some((w, p)) => (w, Some(p)),
-        None => (t, None),
-    };
-    // Thousands separators only in their proper places: 1,234,567.
-    let groups: Vec<&str> = whole.split(',').collect();
-    let separators_ok = groups.len() == 1
-        || (!groups[0].is_empty()
-            && groups[0].len() <= 3
-            && groups[1..].iter().all(|g| g.len() == 3));
-    let whole_digits: String = groups.concat();
-    if whole_digits.is_empty()
-        || !separators_ok
-        || !whole_digits.bytes().all(|b| b.is_ascii_digit())
-        || whole_digits.len() > 12
-    {
-        return Err("not an amount");
-    }
-    let pence = match pence {
-        None => 0,
-        Some(p) if p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit()) => {
-            p.parse::<i64>().map_err(|_| "not an amount")?
-        }
-        Some(p) if p.len() == 1 && p.bytes().all(|b| b.is_ascii_digit()) => {
-            p.parse::<i64>().map_err(|_| "not an amount")? * 10
-        }
-        Some(_) => return Err("not an amount"),
-    };
-    let pounds: i64 = whole_digits.parse().map_err(|_| "not an amount")?;
-    Ok(pounds * 100 + pence)
-}
-
 fn amount(problems: &mut Vec<Problem>, field: &'static str, label: &str, raw: &str) -> Option<i64> {
     if raw.trim().is_empty() {
         return None;
     }
-    match parse_pounds(raw) {
+    match money::parse(raw) {
         Ok(p) => Some(p),
+        Err(money::Unreadable::TooMuch) => {
+            problems.push((
+                field,
+                format!(
+                    "{label} must be {} or less: no payment is more",
+                    money::pounds(money::MAX_PENCE)
+                ),
+            ));
+            None
+        }
         Err(_) => {
             problems.push((
                 field,
@@ -930,30 +902,6 @@ mod tests {
     }
 
     #[test]
-    fn amounts_in_pounds() {
-        assert_eq!(parse_pounds("12"), Ok(1200));
-        assert_eq!(parse_pounds("£12.30"), Ok(1230));
-        assert_eq!(parse_pounds("12.3"), Ok(1230));
-        assert_eq!(parse_pounds("1,234.50"), Ok(123450));
-        assert_eq!(parse_pounds("0.01"), Ok(1));
-        for bad in [
-            "£12.3.4",
-            "12.345",
-            "-5",
-            "1e3",
-            "12,34",
-            ",123",
-            "abc",
-            "£",
-            "1 000",
-            "12.",
-            "99999999999999",
-        ] {
-            assert!(parse_pounds(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
     fn dates_and_times_as_staff_type_them() {
         assert_eq!(parse_date("27/3/2026"), Some(date!(2026 - 03 - 27)));
         assert_eq!(parse_date("2026-03-27"), Some(date!(2026 - 03 - 27)));
@@ -1035,6 +983,19 @@ mod tests {
         assert_eq!(e[0].0, "q");
         let e = parse_q("meta_value=x").unwrap_err();
         assert_eq!(e[0].0, "meta_key");
+    }
+
+    #[test]
+    fn amount_filters_are_read_by_the_one_money_rule() {
+        let s = parse_q("min_amount=£12.3&max_amount=100000").unwrap();
+        assert_eq!((s.min_amount, s.max_amount), (Some(1230), Some(10_000_000)));
+        // Thousands separators are refused here as in a refund, with the field named.
+        let e = parse_q("min_amount=1,234.50").unwrap_err();
+        assert_eq!(e[0].0, "min_amount");
+        assert!(e[0].1.contains("like 12.50"), "{:?}", e[0].1);
+        let e = parse_q("max_amount=100000.01").unwrap_err();
+        assert_eq!(e[0].0, "max_amount");
+        assert!(e[0].1.contains("£100,000.00 or less"), "{:?}", e[0].1);
     }
 
     #[test]

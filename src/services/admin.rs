@@ -10,7 +10,6 @@ use crate::crypto;
 use crate::integrations::deep_link;
 use crate::platform::client::Credentials;
 use crate::platform::hosts::{AddressRefusal, PlatformHosts};
-use crate::refunds::rules;
 use crate::store;
 use crate::store::service_admin::{self as admin_store, ExtraSettingsRow, ServiceUpdate};
 use crate::store::services::{self as service_store, NewServiceRow};
@@ -107,17 +106,14 @@ fn unknown_email_placeholders(text: &str) -> Option<String> {
 /// A threshold as typed: blank for none, otherwise pounds and pence (0 asks for approval of
 /// every refund).
 fn parse_threshold(raw: &str) -> Result<Option<i64>, String> {
-    let t = raw.trim();
-    if t.is_empty() {
+    if raw.trim().is_empty() {
         return Ok(None);
     }
-    let zero = t.strip_prefix('£').unwrap_or(t);
-    if matches!(zero, "0" | "0.0" | "0.00") {
-        return Ok(Some(0));
-    }
-    rules::parse_amount(t).map(Some).map_err(|_| {
-        "Enter the approval threshold in pounds and pence, like 100 or 250.50, or leave it blank"
-            .to_string()
+    crate::money::parse(raw).map(Some).map_err(|_| {
+        format!(
+            "Enter the approval threshold in pounds and pence, like 100 or 250.50, at most {}, or leave it blank",
+            crate::money::pounds(crate::money::MAX_PENCE)
+        )
     })
 }
 

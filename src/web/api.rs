@@ -30,7 +30,8 @@ use crate::audit::{self, Actor, AuditEvent};
 use crate::integrations::api_tokens::{self, Caller, Refused, Scope};
 use crate::integrations::idempotency::{self, Begun};
 use crate::journeys::{case, timeline};
-use crate::refunds::{self, Ask, Asked, RequestRow, Requester};
+use crate::money::MAX_PENCE;
+use crate::refunds::{self, Ask, Asked, HowMuch, RequestRow, Requester};
 use crate::search::query::{Cursor, Range, Search, Sort, StatusGroup, FIELD_MAX};
 use crate::store::{self, journeys as journey_store, refunds as refund_store};
 use crate::AppState;
@@ -934,19 +935,16 @@ struct RefundBody {
     case_reference: String,
 }
 
-/// The most a refund may be, in pence (the platform's limit).
-const REFUND_MAX: i64 = 10_000_000;
-
 fn refund_body(body: &Map<String, Value>) -> Result<RefundBody, Vec<Value>> {
     let mut errors = unknown_fields(body, &["amount", "reason", "comment", "case_reference"]);
     let amount = match body.get("amount") {
         None | Some(Value::Null) => None,
         Some(Value::Number(n)) => match n.as_i64() {
-            Some(a) if (1..=REFUND_MAX).contains(&a) => Some(a),
+            Some(a) if (1..=MAX_PENCE).contains(&a) => Some(a),
             _ => {
                 errors.push(field_error(
                     "amount",
-                    format!("amount must be a whole number of pence from 1 to {REFUND_MAX}"),
+                    format!("amount must be a whole number of pence from 1 to {MAX_PENCE}"),
                 ));
                 None
             }
@@ -1098,15 +1096,7 @@ async fn make_refund(
         service_id: j.service_id,
         journey_id: j.id,
         payment_id: j.payment_id.clone(),
-        how_much: if fields.amount.is_some() {
-            "partial".into()
-        } else {
-            "full".into()
-        },
-        amount: fields
-            .amount
-            .map(|p| format!("{}.{:02}", p / 100, p % 100))
-            .unwrap_or_default(),
+        how_much: Ok(fields.amount.map_or(HowMuch::Full, HowMuch::Partial)),
         reason: fields.reason.clone(),
         comment: fields.comment.clone(),
         case_reference: fields.case_reference.clone(),

@@ -416,8 +416,7 @@ async fn refund_and_payment_events_are_signed_and_retried_with_one_id() {
             service_id,
             journey_id,
             payment_id: payment_id.clone(),
-            how_much: "partial".into(),
-            amount: "12.50".into(),
+            how_much: refunds::HowMuch::from_form("partial", "12.50"),
             reason: "duplicate".into(),
             case_reference: "CASE-77".into(),
             form_key: "events-form-1".into(),
@@ -1239,7 +1238,7 @@ async fn an_event_is_delivered_after_its_process_is_killed_right_after_the_refun
             service_id,
             journey_id: journey.journey_id,
             payment_id,
-            how_much: "full".into(),
+            how_much: Ok(refunds::HowMuch::Full),
             reason: "duplicate".into(),
             form_key: "killed-1".into(),
             ..Default::default()

@@ -78,8 +78,7 @@ impl World {
             service_id: self.service_id,
             journey_id: payment.1,
             payment_id: payment.0.clone(),
-            how_much: "partial".into(),
-            amount: amount.into(),
+            how_much: refunds::HowMuch::from_form("partial", amount),
             reason: "duplicate".into(),
             comment: String::new(),
             case_reference: "CASE-1".into(),
@@ -596,7 +595,7 @@ async fn two_paydesk_processes_sharing_a_database_refund_each_request_once() {
                 service_id: service.id,
                 journey_id: done.journey_id,
                 payment_id,
-                how_much: "full".into(),
+                how_much: Ok(refunds::HowMuch::Full),
                 reason: "duplicate".into(),
                 form_key: format!("two-{n}"),
                 ..Default::default()

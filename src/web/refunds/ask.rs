@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 use super::shared::*;
 use crate::identity::permissions::Permission;
 use crate::refunds::rules::{self, pounds, Reason};
-use crate::refunds::{self, Ask, Asked};
+use crate::refunds::{self, Ask, Asked, HowMuch};
 use crate::services::ServiceAccount;
 use crate::store::{journeys as journey_store, refunds as refund_store};
 use crate::web::auth::RequestOrigin;
@@ -271,16 +271,15 @@ pub(super) fn ask_of(
     bind: bool,
 ) -> Ask {
     let seen = f.seen.trim().parse::<i64>().ok().filter(|p| *p > 0);
-    let (how_much, amount) = match (f.how_much.as_str(), seen, bind) {
-        ("full", Some(p), true) => ("partial".to_string(), format!("{}.{:02}", p / 100, p % 100)),
-        _ => (f.how_much.clone(), f.amount.clone()),
+    let how_much = match (f.how_much.as_str(), seen, bind) {
+        ("full", Some(p), true) => Ok(HowMuch::Partial(p)),
+        _ => HowMuch::from_form(&f.how_much, &f.amount),
     };
     Ask {
         service_id: svc.id,
         journey_id: j.id,
         payment_id: j.payment_id.clone(),
         how_much,
-        amount,
         reason: f.reason.clone(),
         comment: f.comment.clone(),
         case_reference: f.case_reference.clone(),

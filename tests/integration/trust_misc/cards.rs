@@ -269,8 +269,7 @@ async fn awaiting_request(p: &Platform, journey_id: i64, payment_id: &str, by: i
             service_id: p.service_id,
             journey_id,
             payment_id: payment_id.into(),
-            how_much: "partial".into(),
-            amount: "5.00".into(),
+            how_much: refunds::HowMuch::from_form("partial", "5.00"),
             reason: "duplicate".into(),
             form_key: "trust-misc-1".into(),
             ..Default::default()
