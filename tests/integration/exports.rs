@@ -637,6 +637,132 @@ async fn the_pack_equals_the_sums_of_a_settled_export() {
 }
 
 #[rocket::async_test]
+async fn net_and_total_count_only_money_taken_and_add_up_to_the_month_end() {
+    let (app, parking, finance) = parking_with_finance().await;
+    let mut rows = Vec::new();
+    // Three successful payments, settled in October, one with a fee and one with a surcharge.
+    for (i, (fee, surcharge)) in [(Some(20), None), (None, Some(150)), (Some(35), Some(50))]
+        .into_iter()
+        .enumerate()
+    {
+        let mut j = journey(&format!("OK-{i}"), october(2 + i as u8, 9));
+        j.amount = 2000 + i as i64 * 111;
+        j.fee = fee;
+        j.corporate_surcharge = surcharge;
+        j.total_amount = surcharge.map(|s| j.amount + s);
+        j.settled_date = Some(format!("2026-10-{:02}", 3 + i));
+        rows.push(j);
+    }
+    // Finished without taking money: declined, timed out, cancelled, error.
+    for (i, (status, code)) in [
+        (PaymentStatus::Failed, Some("P0010")),
+        (PaymentStatus::Failed, Some("P0020")),
+        (PaymentStatus::Cancelled, Some("P0040")),
+        (PaymentStatus::Error, Some("P0050")),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut j = journey(&format!("NO-{i}"), october(5 + i as u8, 9));
+        j.status = status;
+        j.state_code = code.map(str::to_string);
+        j.amount = 7_000 + i as i64;
+        rows.push(j);
+    }
+    // Still in progress.
+    for (i, status) in [PaymentStatus::Started, PaymentStatus::Capturable]
+        .into_iter()
+        .enumerate()
+    {
+        let mut j = journey(&format!("OPEN-{i}"), october(10 + i as u8, 9));
+        j.status = status;
+        j.amount = 9_000;
+        rows.push(j);
+    }
+    store(&app, parking, &rows).await;
+    let mut r = refund("rf-ok", "pay-ok-1", 400, october(12, 9));
+    r.settled_date = Some("2026-10-12".into());
+    store_refunds(&app, parking, &[r]).await;
+
+    app.sign_in(&finance).await;
+    let csv = post_export(
+        &app,
+        &[
+            ("services", "parking"),
+            ("by", "created"),
+            ("from", "2026-10-01"),
+            ("to", "2026-10-31"),
+            ("include", "payments"),
+            ("include", "refunds"),
+        ],
+    )
+    .await;
+    assert_eq!(csv.status, Status::Ok, "{}", csv.body);
+    let records = strict_csv(&csv.body).unwrap();
+    let col = |n: &str| column(&records, n);
+    let (reference, total, net) = (col("Reference"), col("Total Amount"), col("Net"));
+    let find = |r: &str| {
+        records[1..]
+            .iter()
+            .find(|row| row[reference] == r && row[col("Record Type")] == "Payment")
+            .unwrap_or_else(|| panic!("row {r}"))
+    };
+    assert_eq!(
+        (find("OK-0")[total].as_str(), find("OK-0")[net].as_str()),
+        ("20.00", "19.80")
+    );
+    assert_eq!(
+        (find("OK-1")[total].as_str(), find("OK-1")[net].as_str()),
+        ("22.61", "22.61")
+    );
+    assert_eq!(
+        (find("OK-2")[total].as_str(), find("OK-2")[net].as_str()),
+        ("22.72", "22.37")
+    );
+    for r in ["NO-0", "NO-1", "NO-2", "NO-3"] {
+        assert_eq!(
+            (find(r)[total].as_str(), find(r)[net].as_str()),
+            ("0.00", "0.00"),
+            "{r}"
+        );
+    }
+    for r in ["OPEN-0", "OPEN-1"] {
+        assert_eq!(
+            (find(r)[total].as_str(), find(r)[net].as_str()),
+            ("", ""),
+            "{r}"
+        );
+    }
+    let net_sum: i64 = records[1..]
+        .iter()
+        .map(|row| {
+            if row[net].is_empty() {
+                0
+            } else {
+                pence(&row[net])
+            }
+        })
+        .sum();
+    assert_eq!(net_sum, 1980 + 2261 + 2237 - 400);
+
+    // The month-end totals of the same month count the same money, to the penny.
+    let r = app
+        .client
+        .get("/exports/pack.csv?service=parking&month=2026-10")
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::Ok);
+    let pack = strict_csv(&r.into_string().await.unwrap()).unwrap();
+    let totals = pack.last().unwrap();
+    assert_eq!(totals[1], "Total");
+    assert_eq!(
+        pence(&totals[7]),
+        net_sum,
+        "month-end net equals the export's net"
+    );
+}
+
+#[rocket::async_test]
 async fn formula_cells_are_neutralised_and_quoting_round_trips() {
     let (app, parking, finance) = parking_with_finance().await;
     let payloads = [
