@@ -18,6 +18,7 @@ use crate::jobs::{self, JobContext, JobFailure, JobHandler, JobKind, JobRun};
 use crate::platform::client::{PaymentPlatform, PlatformError};
 use crate::platform::types::{Refund, RefundRequest, RefundStatus};
 use crate::services;
+use crate::store::journeys::SystemEvent;
 use crate::store::{self, journeys as journey_store, refunds as refund_store, StoreError, Tx};
 
 /// Submits one approved request.
@@ -348,9 +349,10 @@ async fn record_submitted(
         return Ok(());
     }
     let detail = json!({"request": row.id, "refund_id": refund.refund_id, "amount": row.amount});
-    journey_store::record_staff_event(
+    journey_store::record_system_event(
         &mut tx,
         row.journey_id,
+        SystemEvent::RefundSent,
         &format!(
             "The refund of {} was sent to the platform",
             rules::pounds(row.amount)
@@ -395,9 +397,10 @@ async fn fail(
         return Ok(());
     }
     let detail = json!({"request": row.id, "amount": row.amount, "failure": why});
-    journey_store::record_staff_event(
+    journey_store::record_system_event(
         &mut tx,
         row.journey_id,
+        SystemEvent::RefundFailed,
         &format!("The refund of {} failed: {why}", rules::pounds(row.amount)),
         &detail,
         at,
@@ -491,9 +494,10 @@ async fn succeeded(ctx: &JobContext, row: &refund_store::RequestRow) -> Result<(
     }
     let detail =
         json!({"request": row.id, "amount": row.amount, "refund_id": row.platform_refund_id});
-    journey_store::record_staff_event(
+    journey_store::record_system_event(
         &mut tx,
         row.journey_id,
+        SystemEvent::RefundSucceeded,
         &format!("The refund of {} succeeded", rules::pounds(row.amount)),
         &detail,
         at,
