@@ -763,6 +763,75 @@ async fn net_and_total_count_only_money_taken_and_add_up_to_the_month_end() {
 }
 
 #[rocket::async_test]
+async fn the_pack_has_a_grand_total_across_services() {
+    let app = TestApp::new().await;
+    let parking = app.service("parking").await;
+    let permits = app.service("permits").await;
+    let finance = app
+        .person("pa@example.gov", Role::PlatformAdmin, None)
+        .await;
+    for (service, prefix, n) in [(parking, "P", 3), (permits, "Q", 2)] {
+        let rows: Vec<JourneyRecord> = (0..n)
+            .map(|i| {
+                let mut j = journey(&format!("{prefix}-{i}"), october(2 + i as u8, 9));
+                j.amount = 1_000 * (i as i64 + 1) + if prefix == "Q" { 7 } else { 0 };
+                j.fee = Some(10);
+                j.settled_date = Some(format!("2026-10-{:02}", 3 + i));
+                j
+            })
+            .collect();
+        store(&app, service, &rows).await;
+    }
+    let mut r = refund("rf-q", "pay-q-1", 250, october(9, 9));
+    r.settled_date = Some("2026-10-09".into());
+    store_refunds(&app, permits, &[r]).await;
+
+    app.sign_in(&finance).await;
+    let r = app
+        .client
+        .get("/exports/pack.csv?month=2026-10")
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::Ok);
+    let pack = strict_csv(&r.into_string().await.unwrap()).unwrap();
+    let all = pack.last().unwrap();
+    assert_eq!(
+        (all[0].as_str(), all[1].as_str()),
+        ("All services", "Total")
+    );
+    let service_totals: Vec<&Vec<String>> = pack[1..pack.len() - 1]
+        .iter()
+        .filter(|row| row[1] == "Total")
+        .collect();
+    assert_eq!(service_totals.len(), 2, "{pack:?}");
+    for (c, what) in [(2, "payments"), (4, "refunds count")] {
+        let sum: i64 = service_totals
+            .iter()
+            .map(|t| t[c].parse::<i64>().unwrap())
+            .sum();
+        assert_eq!(all[c].parse::<i64>().unwrap(), sum, "{what}");
+    }
+    for (c, what) in [(3, "gross"), (5, "refunds"), (6, "fees"), (7, "net")] {
+        let sum: i64 = service_totals.iter().map(|t| pence(&t[c])).sum();
+        assert_eq!(pence(&all[c]), sum, "{what}");
+    }
+    assert_eq!(pence(&all[7]), 6_000 + 3_014 - 50 - 250);
+
+    // The page shows the same grand total.
+    let html = app
+        .client
+        .get("/exports/pack?month=2026-10")
+        .dispatch()
+        .await
+        .into_string()
+        .await
+        .unwrap();
+    assert!(html.contains("Grand total (2 services)"), "{html}");
+    let net_text = paydesk::money::pounds(pence(&all[7]));
+    assert!(html.contains(&net_text), "{net_text} on the page");
+}
+
+#[rocket::async_test]
 async fn formula_cells_are_neutralised_and_quoting_round_trips() {
     let (app, parking, finance) = parking_with_finance().await;
     let payloads = [
