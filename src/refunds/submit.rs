@@ -105,6 +105,18 @@ fn request_id(job: &JobRun) -> Result<i64, JobFailure> {
         .ok_or_else(|| JobFailure::permanent("the payload needs a request id"))
 }
 
+/// The request a job's payload names.
+async fn request_of(
+    ctx: &JobContext,
+    job: &JobRun,
+) -> Result<refund_store::RequestRow, JobFailure> {
+    let id = request_id(job)?;
+    refund_store::by_id(&ctx.db, id)
+        .await
+        .map_err(retry)?
+        .ok_or_else(|| JobFailure::permanent(format!("there is no refund request {id}")))
+}
+
 pub struct SubmitJob;
 
 #[async_trait::async_trait]
@@ -114,11 +126,8 @@ impl JobHandler for SubmitJob {
     }
 
     async fn run(&self, ctx: &JobContext, job: &JobRun) -> Result<(), JobFailure> {
-        let id = request_id(job)?;
-        let row = refund_store::by_id(&ctx.db, id)
-            .await
-            .map_err(retry)?
-            .ok_or_else(|| JobFailure::permanent(format!("there is no refund request {id}")))?;
+        let row = request_of(ctx, job).await?;
+        let id = row.id;
         let cut_short = match State::parse(&row.state) {
             Some(State::Approved) => {
                 let mut tx = ctx.db.begin().await.map_err(retry)?;
@@ -445,11 +454,7 @@ impl JobHandler for FollowJob {
     }
 
     async fn run(&self, ctx: &JobContext, job: &JobRun) -> Result<(), JobFailure> {
-        let id = request_id(job)?;
-        let row = refund_store::by_id(&ctx.db, id)
-            .await
-            .map_err(retry)?
-            .ok_or_else(|| JobFailure::permanent(format!("there is no refund request {id}")))?;
+        let row = request_of(ctx, job).await?;
         let (Some(State::Submitted), Some(refund_id)) =
             (State::parse(&row.state), row.platform_refund_id.clone())
         else {
