@@ -2,8 +2,9 @@
 //!
 //! The first 24 columns are GOV.UK Pay's own CSV, in its order, so that finance's existing
 //! spreadsheets keep working; paydesk's columns follow, then one column per metadata key
-//! (sorted). A refund row carries its payment's fields; its Amount, Total Amount and Net are
-//! the refund as a negative number, and its State is "Refund success".
+//! (sorted). A payment row's Total Amount and Net count only money taken
+//! (`payment_total_and_net`). A refund row carries its payment's fields; its Amount, Total
+//! Amount and Net are the refund as a negative number, and its State is "Refund success".
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -85,7 +86,6 @@ impl Layout {
     /// Write one row. Payment rows and refund rows share the columns.
     pub fn row(&self, out: &mut Vec<u8>, service_id: i64, row: &ExportRow<'_>) {
         let refund = row.refund_amount.map(|a| -a);
-        let total = row.total_amount.unwrap_or(row.amount);
         let mut r = Record::start(out);
         r.text(&row.reference)
             .text(&row.description)
@@ -120,11 +120,12 @@ impl Layout {
                     .money(minus);
             }
             None => {
+                let (total, net) = payment_total_and_net(row);
                 r.opt_money(row.corporate_surcharge)
-                    .money(total)
+                    .opt_money(total)
                     .opt_text(row.wallet_type.as_deref())
                     .opt_money(row.fee)
-                    .money(total - row.fee.unwrap_or(0));
+                    .opt_money(net);
             }
         }
         r.opt_text(row.card_type.as_deref())
@@ -161,6 +162,22 @@ impl Layout {
             }
         }
         r.end();
+    }
+}
+
+/// A payment row's Total Amount and Net, as GOV.UK Pay's CSV writes them: the money taken
+/// (amount with any surcharge) and that less the fee for a successful payment; 0.00 and 0.00
+/// for a finished payment that took nothing (failed, declined, cancelled, timed out, error);
+/// empty while the payment is still in progress. So the sum of Net over any export is the
+/// money the service keeps, as the month-end totals count it.
+pub fn payment_total_and_net(row: &ExportRow<'_>) -> (Option<i64>, Option<i64>) {
+    if row.status == "success" {
+        let total = row.total_amount.unwrap_or(row.amount);
+        (Some(total), Some(total - row.fee.unwrap_or(0)))
+    } else if row.finished {
+        (Some(0), Some(0))
+    } else {
+        (None, None)
     }
 }
 
@@ -400,6 +417,44 @@ mod tests {
         assert!(text.contains(",-5.00,visa,"), "{text}");
         assert!(text.contains(",Refund success,true,,,pr1,pay1,case@example.gov,"));
         assert!(text.contains(",,-5.00,,,-5.00,debit,sandbox,Refund,Parking permits,C-1,https://crm.example.gov/cases/C-1,rf1,"));
+    }
+
+    #[test]
+    fn total_and_net_count_only_money_taken() {
+        let ok = row();
+        assert_eq!(payment_total_and_net(&ok), (Some(1300), Some(1280)));
+        let mut no_fee = row();
+        no_fee.fee = None;
+        no_fee.total_amount = None;
+        assert_eq!(payment_total_and_net(&no_fee), (Some(1250), Some(1250)));
+        for status in ["failed", "cancelled", "error"] {
+            let mut done = row();
+            done.status = status.into();
+            assert_eq!(payment_total_and_net(&done), (Some(0), Some(0)), "{status}");
+        }
+        for status in ["created", "started", "submitted", "capturable"] {
+            let mut open = row();
+            open.status = status.into();
+            open.finished = false;
+            assert_eq!(payment_total_and_net(&open), (None, None), "{status}");
+        }
+        // Written as GOV.UK Pay writes them: 0.00 when finished, empty while in progress.
+        let l = layout();
+        let mut failed = row();
+        failed.status = "failed".into();
+        failed.fee = None;
+        failed.corporate_surcharge = None;
+        let mut out = Vec::new();
+        l.row(&mut out, 7, &failed);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains(",00:00:00,,0.00,,,0.00,debit,"), "{text}");
+        let mut open = failed.clone();
+        open.status = "started".into();
+        open.finished = false;
+        let mut out = Vec::new();
+        l.row(&mut out, 7, &open);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains(",00:00:00,,,,,,debit,"), "{text}");
     }
 
     #[test]

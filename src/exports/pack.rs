@@ -105,6 +105,21 @@ pub async fn build(
     Ok(packs)
 }
 
+/// The grand total across services: what the whole month comes to for everyone in the pack.
+pub fn grand_total(packs: &[ServicePack]) -> Day {
+    let mut total = Day {
+        settled_date: "Total".into(),
+        ..Day::default()
+    };
+    for p in packs {
+        total.add(&p.total);
+    }
+    total
+}
+
+/// The name the grand total row carries in the Service column.
+pub const ALL_SERVICES: &str = "All services";
+
 pub const HEADER: [&str; 8] = [
     "Service",
     "Settlement Date",
@@ -116,8 +131,9 @@ pub const HEADER: [&str; 8] = [
     "Net",
 ];
 
-/// The pack as CSV: a row per service and day, then a total row per service. Money in pounds
-/// ("12.50"); refunds and fees as positive amounts taken away from gross to give net.
+/// The pack as CSV: a row per service and day, a total row per service, then, when there
+/// are several services, the grand total across them ("All services", "Total"). Money in pounds ("12.50"); refunds and fees as
+/// positive amounts taken away from gross to give net.
 pub fn to_csv(packs: &[ServicePack]) -> Vec<u8> {
     let mut out = Vec::new();
     let mut r = Record::start(&mut out);
@@ -139,6 +155,20 @@ pub fn to_csv(packs: &[ServicePack]) -> Vec<u8> {
                 .end();
         }
     }
+    if packs.len() < 2 {
+        return out;
+    }
+    let all = grand_total(packs);
+    Record::start(&mut out)
+        .text(ALL_SERVICES)
+        .plain(&all.settled_date)
+        .int(all.payments)
+        .money(all.gross)
+        .int(all.refunds_count)
+        .money(all.refunds)
+        .money(all.fees)
+        .money(all.net())
+        .end();
     out
 }
 

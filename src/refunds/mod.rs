@@ -5,6 +5,7 @@
 //! entry, its timeline entry and its next job.
 
 pub mod figures;
+mod history;
 pub mod rules;
 pub mod submit;
 
@@ -13,7 +14,8 @@ use time::OffsetDateTime;
 
 use crate::audit::{self, Actor, AuditEvent};
 use crate::integrations::events::{self, EventType};
-use crate::store::{self, journeys as journey_store, refunds as refund_store, Db, StoreError, Tx};
+use crate::store::{self, refunds as refund_store, Db, StoreError, Tx};
+use history::{By, Note};
 use rules::{AmountProblem, ApprovalRefusal, Reason, State};
 
 pub use refund_store::{RefundSettings, RequestRow};
@@ -325,34 +327,32 @@ pub async fn request_as(
         "request": id, "amount": checked.amount, "reason": checked.reason.name(),
         "case_reference": checked.case_reference, "approval_required": approval_required,
     });
-    journey_store::record_staff_event(
-        &mut tx,
-        ask.journey_id,
-        &format!(
-            "{} asked for a refund of {} ({}){}",
-            who.name,
-            rules::pounds(checked.amount),
-            checked.reason.label(),
-            if approval_required {
-                "; it needs approval"
-            } else {
-                ""
-            }
-        ),
-        &detail,
-        at,
-    )
-    .await?;
-    audit::append(
+    let message = format!(
+        "{} asked for a refund of {} ({}){}",
+        who.name,
+        rules::pounds(checked.amount),
+        checked.reason.label(),
+        if approval_required {
+            "; it needs approval"
+        } else {
+            ""
+        }
+    );
+    history::write(
         &mut tx,
         now,
-        AuditEvent::new(
-            who.actor.clone(),
-            "refund_requested",
-            format!("payment:{}", ask.payment_id),
-        )
-        .from_ip(who.ip.clone())
-        .details(detail),
+        By::Person {
+            actor: who.actor.clone(),
+            ip: who.ip.clone(),
+        },
+        Note {
+            journey_id: ask.journey_id,
+            payment_id: &ask.payment_id,
+            action: "refund_requested",
+            message,
+            detail,
+            failed: false,
+        },
     )
     .await?;
     if state == State::Approved {
@@ -434,31 +434,12 @@ pub async fn approve(
         tx.rollback().await?;
         return Ok(Err(ApprovalRefusal::NotAwaiting));
     };
-    let detail = json!({"request": request_id, "amount": row.amount, "comment": comment});
-    journey_store::record_staff_event(
-        &mut tx,
-        row.journey_id,
-        &format!(
-            "{} approved the refund of {}",
-            who.name,
-            rules::pounds(row.amount)
-        ),
-        &detail,
-        at,
-    )
-    .await?;
-    audit::append(
-        &mut tx,
-        now,
-        AuditEvent::new(
-            who.actor(),
-            "refund_approved",
-            format!("payment:{}", row.payment_id),
-        )
-        .from_ip(who.ip.clone())
-        .details(detail),
-    )
-    .await?;
+    let message = format!(
+        "{} approved the refund of {}",
+        who.name,
+        rules::pounds(row.amount)
+    );
+    decided(&mut tx, now, who, &row, "refund_approved", message, comment).await?;
     submit::enqueue(&mut tx, request_id, now).await?;
     events::refund_changed(&mut tx, EventType::RefundApproved, &row, now).await?;
     tx.commit().await?;
@@ -505,33 +486,52 @@ pub async fn reject(
         tx.rollback().await?;
         return Ok(Err(ApprovalRefusal::NotAwaiting));
     };
-    let detail = json!({"request": request_id, "amount": row.amount, "comment": comment});
-    journey_store::record_staff_event(
-        &mut tx,
-        row.journey_id,
-        &format!(
-            "{} rejected the refund of {}: {comment}",
-            who.name,
-            rules::pounds(row.amount)
-        ),
-        &detail,
-        at,
-    )
-    .await?;
-    audit::append(
+    let message = format!(
+        "{} rejected the refund of {}: {comment}",
+        who.name,
+        rules::pounds(row.amount)
+    );
+    decided(
         &mut tx,
         now,
-        AuditEvent::new(
-            who.actor(),
-            "refund_rejected",
-            format!("payment:{}", row.payment_id),
-        )
-        .from_ip(who.ip.clone())
-        .details(detail),
+        who,
+        &row,
+        "refund_rejected",
+        message,
+        Some(comment),
     )
     .await?;
     tx.commit().await?;
     Ok(Ok(()))
+}
+
+/// An approver's decision on `row`, in the timeline and the audit log.
+async fn decided(
+    tx: &mut Tx,
+    now: OffsetDateTime,
+    who: &Staff,
+    row: &RequestRow,
+    action: &'static str,
+    message: String,
+    comment: Option<&str>,
+) -> Result<(), RefundError> {
+    history::write(
+        tx,
+        now,
+        By::Person {
+            actor: who.actor(),
+            ip: who.ip.clone(),
+        },
+        Note {
+            journey_id: row.journey_id,
+            payment_id: &row.payment_id,
+            action,
+            message,
+            detail: json!({"request": row.id, "amount": row.amount, "comment": comment}),
+            failed: false,
+        },
+    )
+    .await
 }
 
 /// Requests left undecided (or approved and never submitted) past their time expire.

@@ -11,14 +11,15 @@
 use serde_json::{json, Value};
 use time::{Duration, OffsetDateTime};
 
+use super::history::{self, By, Note};
 use super::rules::{self, State};
-use crate::audit::{self, Actor, AuditEvent};
 use crate::integrations::events::{self, EventType};
 use crate::jobs::{self, JobContext, JobFailure, JobHandler, JobKind, JobRun};
 use crate::platform::client::{PaymentPlatform, PlatformError};
 use crate::platform::types::{Refund, RefundRequest, RefundStatus};
 use crate::services;
-use crate::store::{self, journeys as journey_store, refunds as refund_store, StoreError, Tx};
+use crate::store::journeys::SystemEvent;
+use crate::store::{self, refunds as refund_store, StoreError, Tx};
 
 /// Submits one approved request.
 pub const SUBMIT: JobKind = JobKind {
@@ -104,6 +105,18 @@ fn request_id(job: &JobRun) -> Result<i64, JobFailure> {
         .ok_or_else(|| JobFailure::permanent("the payload needs a request id"))
 }
 
+/// The request a job's payload names.
+async fn request_of(
+    ctx: &JobContext,
+    job: &JobRun,
+) -> Result<refund_store::RequestRow, JobFailure> {
+    let id = request_id(job)?;
+    refund_store::by_id(&ctx.db, id)
+        .await
+        .map_err(retry)?
+        .ok_or_else(|| JobFailure::permanent(format!("there is no refund request {id}")))
+}
+
 pub struct SubmitJob;
 
 #[async_trait::async_trait]
@@ -113,11 +126,8 @@ impl JobHandler for SubmitJob {
     }
 
     async fn run(&self, ctx: &JobContext, job: &JobRun) -> Result<(), JobFailure> {
-        let id = request_id(job)?;
-        let row = refund_store::by_id(&ctx.db, id)
-            .await
-            .map_err(retry)?
-            .ok_or_else(|| JobFailure::permanent(format!("there is no refund request {id}")))?;
+        let row = request_of(ctx, job).await?;
+        let id = row.id;
         let cut_short = match State::parse(&row.state) {
             Some(State::Approved) => {
                 let mut tx = ctx.db.begin().await.map_err(retry)?;
@@ -348,30 +358,20 @@ async fn record_submitted(
         return Ok(());
     }
     let detail = json!({"request": row.id, "refund_id": refund.refund_id, "amount": row.amount});
-    journey_store::record_staff_event(
-        &mut tx,
-        row.journey_id,
-        &format!(
-            "The refund of {} was sent to the platform",
-            rules::pounds(row.amount)
-        ),
-        &detail,
-        at,
-    )
-    .await
-    .map_err(retry)?;
-    audit::append(
+    let message = format!(
+        "The refund of {} was sent to the platform",
+        rules::pounds(row.amount)
+    );
+    paydesk_did(
         &mut tx,
         now,
-        AuditEvent::new(
-            Actor::System,
-            "refund_submitted",
-            format!("payment:{}", row.payment_id),
-        )
-        .details(detail),
+        row,
+        SystemEvent::RefundSent,
+        "refund_submitted",
+        message,
+        detail,
     )
-    .await
-    .map_err(retry)?;
+    .await?;
     let follow_at = now + Duration::seconds(1);
     jobs::enqueue(&mut tx, FOLLOW, &json!({"request": row.id}), follow_at, now)
         .await
@@ -394,16 +394,6 @@ async fn fail(
     {
         return Ok(());
     }
-    let detail = json!({"request": row.id, "amount": row.amount, "failure": why});
-    journey_store::record_staff_event(
-        &mut tx,
-        row.journey_id,
-        &format!("The refund of {} failed: {why}", rules::pounds(row.amount)),
-        &detail,
-        at,
-    )
-    .await
-    .map_err(retry)?;
     refund_store::flag_attention(
         &mut tx,
         row.journey_id,
@@ -412,24 +402,47 @@ async fn fail(
     )
     .await
     .map_err(retry)?;
-    audit::append(
+    let detail = json!({"request": row.id, "amount": row.amount, "failure": why});
+    let message = format!("The refund of {} failed: {why}", rules::pounds(row.amount));
+    paydesk_did(
         &mut tx,
         now,
-        AuditEvent::new(
-            Actor::System,
-            "refund_failed",
-            format!("payment:{}", row.payment_id),
-        )
-        .failed()
-        .details(detail),
+        row,
+        SystemEvent::RefundFailed,
+        "refund_failed",
+        message,
+        detail,
     )
-    .await
-    .map_err(retry)?;
+    .await?;
     events::refund_changed(&mut tx, EventType::RefundFailed, row, now)
         .await
         .map_err(retry)?;
     tx.commit().await.map_err(retry)?;
     Ok(())
+}
+
+/// What the refund job did to `row`, in the journey's timeline and the audit log (a failed
+/// refund is audited as a failure).
+async fn paydesk_did(
+    tx: &mut Tx,
+    now: OffsetDateTime,
+    row: &refund_store::RequestRow,
+    what: SystemEvent,
+    action: &'static str,
+    message: String,
+    detail: Value,
+) -> Result<(), JobFailure> {
+    let note = Note {
+        journey_id: row.journey_id,
+        payment_id: &row.payment_id,
+        action,
+        message,
+        detail,
+        failed: what == SystemEvent::RefundFailed,
+    };
+    history::write(tx, now, By::Paydesk(what), note)
+        .await
+        .map_err(retry)
 }
 
 pub struct FollowJob;
@@ -441,11 +454,7 @@ impl JobHandler for FollowJob {
     }
 
     async fn run(&self, ctx: &JobContext, job: &JobRun) -> Result<(), JobFailure> {
-        let id = request_id(job)?;
-        let row = refund_store::by_id(&ctx.db, id)
-            .await
-            .map_err(retry)?
-            .ok_or_else(|| JobFailure::permanent(format!("there is no refund request {id}")))?;
+        let row = request_of(ctx, job).await?;
         let (Some(State::Submitted), Some(refund_id)) =
             (State::parse(&row.state), row.platform_refund_id.clone())
         else {
@@ -491,27 +500,17 @@ async fn succeeded(ctx: &JobContext, row: &refund_store::RequestRow) -> Result<(
     }
     let detail =
         json!({"request": row.id, "amount": row.amount, "refund_id": row.platform_refund_id});
-    journey_store::record_staff_event(
-        &mut tx,
-        row.journey_id,
-        &format!("The refund of {} succeeded", rules::pounds(row.amount)),
-        &detail,
-        at,
-    )
-    .await
-    .map_err(retry)?;
-    audit::append(
+    let message = format!("The refund of {} succeeded", rules::pounds(row.amount));
+    paydesk_did(
         &mut tx,
         now,
-        AuditEvent::new(
-            Actor::System,
-            "refund_succeeded",
-            format!("payment:{}", row.payment_id),
-        )
-        .details(detail),
+        row,
+        SystemEvent::RefundSucceeded,
+        "refund_succeeded",
+        message,
+        detail,
     )
-    .await
-    .map_err(retry)?;
+    .await?;
     if let (true, Some((Some(email), reference)), Some(service)) =
         (settings.refund_email_enabled, payer, service)
     {

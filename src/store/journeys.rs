@@ -95,7 +95,7 @@ fn upsert_journeys_sql_tail() -> String {
 }
 
 /// A journey as stored.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, Default, PartialEq, sqlx::FromRow)]
 pub struct JourneyRow {
     pub id: i64,
     pub service_id: i64,
@@ -450,6 +450,45 @@ pub async fn journey_by_id(db: &Db, id: i64) -> StoreResult<Option<JourneyRow>> 
     Ok(
         on_db!(db, pool => sqlx::query_as::<_, JourneyRow>(&sql).bind(id).fetch_optional(pool).await?),
     )
+}
+
+/// What paydesk did to a journey by itself, as its timeline names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SystemEvent {
+    RefundSent,
+    RefundFailed,
+    RefundSucceeded,
+}
+
+impl SystemEvent {
+    /// Kept in the event's `status` (a staff event has none), so the timeline can tell what
+    /// paydesk did by itself from what a person did.
+    pub fn name(self) -> &'static str {
+        match self {
+            SystemEvent::RefundSent => "refund_sent",
+            SystemEvent::RefundFailed => "refund_failed",
+            SystemEvent::RefundSucceeded => "refund_succeeded",
+        }
+    }
+}
+
+/// Note something paydesk did to a journey by itself (a job's work) in its timeline.
+pub async fn record_system_event(
+    tx: &mut Tx,
+    journey_id: i64,
+    what: SystemEvent,
+    message: &str,
+    detail: &serde_json::Value,
+    now: i64,
+) -> StoreResult<()> {
+    let sql = "INSERT INTO journey_events (journey_id, occurred_at, kind, status, message, detail, source, dedupe_key, recorded_at) \
+               VALUES ($1, $2, 'staff', $3, $4, $5, 'paydesk', $6, $2)";
+    let key = format!("system:{}", uuid::Uuid::new_v4());
+    on_tx!(tx, conn => {
+        sqlx::query(sql).bind(journey_id).bind(now).bind(what.name()).bind(message).bind(detail.to_string()).bind(key)
+            .execute(conn).await?;
+    });
+    Ok(())
 }
 
 /// Note something a member of staff did to a journey in its timeline.

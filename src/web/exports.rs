@@ -769,6 +769,7 @@ async fn pack_page(
                 })
                 .collect();
             c.insert("packs".into(), json!(views));
+            c.insert("grand_total".into(), day(&pack::grand_total(&packs)));
             c.insert("from".into(), json!(from));
             c.insert("to".into(), json!(to));
             c.insert("csv_href".into(), json!(q.href("/exports/pack.csv")));

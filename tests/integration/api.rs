@@ -729,6 +729,15 @@ async fn refunds_follow_the_consoles_rules_under_and_over_the_threshold() {
         ["submitting", "submitted", "succeeded"].contains(&a.json["state"].as_str().unwrap()),
         "{a:?}"
     );
+    // The payment's timeline says paydesk sent it by itself: not a "Staff action".
+    let payment = get(app, path.trim_end_matches("/refunds"), &t).await;
+    let timeline = payment.json["timeline"].as_array().expect("a timeline");
+    let sent = timeline
+        .iter()
+        .find(|e| e["title"] == "Refund sent to the platform")
+        .unwrap_or_else(|| panic!("{timeline:?}"));
+    assert_eq!(sent["kind"], "system");
+    assert_eq!(sent["source"], "paydesk");
 
     // Over it: waits for approval.
     let a = call(

@@ -637,6 +637,201 @@ async fn the_pack_equals_the_sums_of_a_settled_export() {
 }
 
 #[rocket::async_test]
+async fn net_and_total_count_only_money_taken_and_add_up_to_the_month_end() {
+    let (app, parking, finance) = parking_with_finance().await;
+    let mut rows = Vec::new();
+    // Three successful payments, settled in October, one with a fee and one with a surcharge.
+    for (i, (fee, surcharge)) in [(Some(20), None), (None, Some(150)), (Some(35), Some(50))]
+        .into_iter()
+        .enumerate()
+    {
+        let mut j = journey(&format!("OK-{i}"), october(2 + i as u8, 9));
+        j.amount = 2000 + i as i64 * 111;
+        j.fee = fee;
+        j.corporate_surcharge = surcharge;
+        j.total_amount = surcharge.map(|s| j.amount + s);
+        j.settled_date = Some(format!("2026-10-{:02}", 3 + i));
+        rows.push(j);
+    }
+    // Finished without taking money: declined, timed out, cancelled, error.
+    for (i, (status, code)) in [
+        (PaymentStatus::Failed, Some("P0010")),
+        (PaymentStatus::Failed, Some("P0020")),
+        (PaymentStatus::Cancelled, Some("P0040")),
+        (PaymentStatus::Error, Some("P0050")),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut j = journey(&format!("NO-{i}"), october(5 + i as u8, 9));
+        j.status = status;
+        j.state_code = code.map(str::to_string);
+        j.amount = 7_000 + i as i64;
+        rows.push(j);
+    }
+    // Still in progress.
+    for (i, status) in [PaymentStatus::Started, PaymentStatus::Capturable]
+        .into_iter()
+        .enumerate()
+    {
+        let mut j = journey(&format!("OPEN-{i}"), october(10 + i as u8, 9));
+        j.status = status;
+        j.amount = 9_000;
+        rows.push(j);
+    }
+    store(&app, parking, &rows).await;
+    let mut r = refund("rf-ok", "pay-ok-1", 400, october(12, 9));
+    r.settled_date = Some("2026-10-12".into());
+    store_refunds(&app, parking, &[r]).await;
+
+    app.sign_in(&finance).await;
+    let csv = post_export(
+        &app,
+        &[
+            ("services", "parking"),
+            ("by", "created"),
+            ("from", "2026-10-01"),
+            ("to", "2026-10-31"),
+            ("include", "payments"),
+            ("include", "refunds"),
+        ],
+    )
+    .await;
+    assert_eq!(csv.status, Status::Ok, "{}", csv.body);
+    let records = strict_csv(&csv.body).unwrap();
+    let col = |n: &str| column(&records, n);
+    let (reference, total, net) = (col("Reference"), col("Total Amount"), col("Net"));
+    let find = |r: &str| {
+        records[1..]
+            .iter()
+            .find(|row| row[reference] == r && row[col("Record Type")] == "Payment")
+            .unwrap_or_else(|| panic!("row {r}"))
+    };
+    assert_eq!(
+        (find("OK-0")[total].as_str(), find("OK-0")[net].as_str()),
+        ("20.00", "19.80")
+    );
+    assert_eq!(
+        (find("OK-1")[total].as_str(), find("OK-1")[net].as_str()),
+        ("22.61", "22.61")
+    );
+    assert_eq!(
+        (find("OK-2")[total].as_str(), find("OK-2")[net].as_str()),
+        ("22.72", "22.37")
+    );
+    for r in ["NO-0", "NO-1", "NO-2", "NO-3"] {
+        assert_eq!(
+            (find(r)[total].as_str(), find(r)[net].as_str()),
+            ("0.00", "0.00"),
+            "{r}"
+        );
+    }
+    for r in ["OPEN-0", "OPEN-1"] {
+        assert_eq!(
+            (find(r)[total].as_str(), find(r)[net].as_str()),
+            ("", ""),
+            "{r}"
+        );
+    }
+    let net_sum: i64 = records[1..]
+        .iter()
+        .map(|row| {
+            if row[net].is_empty() {
+                0
+            } else {
+                pence(&row[net])
+            }
+        })
+        .sum();
+    assert_eq!(net_sum, 1980 + 2261 + 2237 - 400);
+
+    // The month-end totals of the same month count the same money, to the penny.
+    let r = app
+        .client
+        .get("/exports/pack.csv?service=parking&month=2026-10")
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::Ok);
+    let pack = strict_csv(&r.into_string().await.unwrap()).unwrap();
+    let totals = pack.last().unwrap();
+    assert_eq!(totals[1], "Total");
+    assert_eq!(
+        pence(&totals[7]),
+        net_sum,
+        "month-end net equals the export's net"
+    );
+}
+
+#[rocket::async_test]
+async fn the_pack_has_a_grand_total_across_services() {
+    let app = TestApp::new().await;
+    let parking = app.service("parking").await;
+    let permits = app.service("permits").await;
+    let finance = app
+        .person("pa@example.gov", Role::PlatformAdmin, None)
+        .await;
+    for (service, prefix, n) in [(parking, "P", 3), (permits, "Q", 2)] {
+        let rows: Vec<JourneyRecord> = (0..n)
+            .map(|i| {
+                let mut j = journey(&format!("{prefix}-{i}"), october(2 + i as u8, 9));
+                j.amount = 1_000 * (i as i64 + 1) + if prefix == "Q" { 7 } else { 0 };
+                j.fee = Some(10);
+                j.settled_date = Some(format!("2026-10-{:02}", 3 + i));
+                j
+            })
+            .collect();
+        store(&app, service, &rows).await;
+    }
+    let mut r = refund("rf-q", "pay-q-1", 250, october(9, 9));
+    r.settled_date = Some("2026-10-09".into());
+    store_refunds(&app, permits, &[r]).await;
+
+    app.sign_in(&finance).await;
+    let r = app
+        .client
+        .get("/exports/pack.csv?month=2026-10")
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::Ok);
+    let pack = strict_csv(&r.into_string().await.unwrap()).unwrap();
+    let all = pack.last().unwrap();
+    assert_eq!(
+        (all[0].as_str(), all[1].as_str()),
+        ("All services", "Total")
+    );
+    let service_totals: Vec<&Vec<String>> = pack[1..pack.len() - 1]
+        .iter()
+        .filter(|row| row[1] == "Total")
+        .collect();
+    assert_eq!(service_totals.len(), 2, "{pack:?}");
+    for (c, what) in [(2, "payments"), (4, "refunds count")] {
+        let sum: i64 = service_totals
+            .iter()
+            .map(|t| t[c].parse::<i64>().unwrap())
+            .sum();
+        assert_eq!(all[c].parse::<i64>().unwrap(), sum, "{what}");
+    }
+    for (c, what) in [(3, "gross"), (5, "refunds"), (6, "fees"), (7, "net")] {
+        let sum: i64 = service_totals.iter().map(|t| pence(&t[c])).sum();
+        assert_eq!(pence(&all[c]), sum, "{what}");
+    }
+    assert_eq!(pence(&all[7]), 6_000 + 3_014 - 50 - 250);
+
+    // The page shows the same grand total.
+    let html = app
+        .client
+        .get("/exports/pack?month=2026-10")
+        .dispatch()
+        .await
+        .into_string()
+        .await
+        .unwrap();
+    assert!(html.contains("Grand total (2 services)"), "{html}");
+    let net_text = paydesk::money::pounds(pence(&all[7]));
+    assert!(html.contains(&net_text), "{net_text} on the page");
+}
+
+#[rocket::async_test]
 async fn formula_cells_are_neutralised_and_quoting_round_trips() {
     let (app, parking, finance) = parking_with_finance().await;
     let payloads = [
