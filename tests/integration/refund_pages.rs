@@ -570,7 +570,7 @@ async fn who_may_see_the_refund_pages() {
                 .id,
             journey_id: theirs.journey_id,
             payment_id: theirs.id.clone(),
-            how_much: "full".into(),
+            how_much: Ok(paydesk::refunds::HowMuch::Full),
             reason: "duplicate".into(),
             form_key: "council-form".into(),
             ..Default::default()

@@ -168,7 +168,8 @@ async fn every_filter_means_what_it_says() {
         // Amounts in pounds, both ends inclusive.
         ("min_amount=25&max_amount=25.00", &["PERMIT-001"]),
         ("max_amount=0.99", &["PERMIT-003"]),
-        ("min_amount=%C2%A31%2C000", &["FINE-006"]),
+        // (Thousands separators are refused by the one money rule; see money::parse.)
+        ("min_amount=%C2%A31000", &["FINE-006"]),
         // Dates: the clock says 20 November 2026 (London is on GMT then).
         ("period=today", &["FINE-007"]),
         (
