@@ -458,6 +458,7 @@ pub enum ChangeOutcome {
 
 /// Change one's own password: the current one is needed; the last four are refused; other
 /// sessions end if asked (the one in use stays).
+#[allow(clippy::too_many_arguments)]
 pub async fn change_password(
     ctx: &Context,
     staff_id: i64,

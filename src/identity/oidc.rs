@@ -157,6 +157,7 @@ pub struct ProviderIdentity {
 
 /// What to do next with a person the provider vouched for.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum SsoOutcome {
     Refused(SsoRefusal),
     /// Matched: sign in, straight away or after paydesk's own code.

@@ -20,10 +20,13 @@ pub trait ClientSource {
     fn make_client(&self, config: &Config) -> Result<Arc<dyn PaymentPlatform>, Self::Error>;
 }
 
+/// A client kept, with the stamp of the settings it was made from.
+type Kept = (i64, Arc<dyn PaymentPlatform>);
+
 /// Platform clients, one per service.
 #[derive(Default)]
 pub struct Platforms {
-    clients: RwLock<HashMap<i64, (i64, Arc<dyn PaymentPlatform>)>>,
+    clients: RwLock<HashMap<i64, Kept>>,
 }
 
 impl Platforms {

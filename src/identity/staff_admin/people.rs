@@ -36,7 +36,7 @@ pub async fn managed_services(db: &Db, admin: &Admin) -> Result<Vec<ServiceRef>,
         .into_values()
         .filter(|s| scope.covers(Some(s.id)))
         .collect();
-    list.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+    list.sort_by_key(|s| s.name.to_lowercase());
     Ok(list)
 }
 
@@ -105,6 +105,9 @@ fn build_person(
     })
 }
 
+/// The roles a person holds: (service, role), None for the global role.
+type Held = Vec<(Option<i64>, Role)>;
+
 struct PersonCore {
     id: i64,
     email: String,
@@ -121,7 +124,7 @@ pub async fn people(db: &Db, admin: &Admin) -> Result<Vec<Person>, IdentityError
     let services = services_by_id(db).await?;
     let rows = admin_store::people_with_grants(db).await?;
     let mut out = Vec::new();
-    let mut current: Option<(PersonCore, Vec<(Option<i64>, Role)>)> = None;
+    let mut current: Option<(PersonCore, Held)> = None;
     for row in rows {
         if current.as_ref().is_some_and(|(p, _)| p.id != row.id) {
             if let Some((core, held)) = current.take() {

@@ -88,9 +88,7 @@ fn unknown_email_placeholders(text: &str) -> Option<String> {
     let mut rest = text;
     while let Some(start) = rest.find("((") {
         let after = &rest[start + 2..];
-        let Some(end) = after.find("))") else {
-            return None;
-        };
+        let end = after.find("))")?;
         let name = &after[..end];
         if !EMAIL_PLACEHOLDERS.contains(&name) {
             return Some(name.chars().take(40).collect());
