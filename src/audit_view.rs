@@ -17,11 +17,11 @@ use time::macros::format_description;
 use time::{Date, Duration, OffsetDateTime};
 
 use crate::audit::{self, Actor, AuditError, AuditEvent, Checkpoint};
+use crate::context::Context;
 use crate::store;
 use crate::store::audit::AuditRow;
 use crate::store::audit_search::{self, AuditQuery};
 use crate::timezone::Zone;
-use crate::AppState;
 
 /// Entries on one page.
 pub const PAGE_SIZE: i64 = 50;
@@ -166,14 +166,14 @@ pub struct Reader {
 
 /// A page of the log, recorded as looked at (with the filter) before it is read.
 pub async fn page(
-    state: &AppState,
+    ctx: &Context,
     reader: &Reader,
     filter: &Filter,
     cursor: Cursor,
 ) -> Result<Page, AuditError> {
-    let now = state.clock.now();
+    let now = ctx.clock.now();
     audit::record(
-        &state.db,
+        &ctx.db,
         now,
         AuditEvent::new(reader.actor.clone(), "audit_viewed", "audit_log")
             .from_ip(reader.ip.clone())
@@ -188,13 +188,13 @@ pub async fn page(
             })),
     )
     .await?;
-    let mut q = filter.query(state.config.time_zone, &reader.services, PAGE_SIZE + 1);
+    let mut q = filter.query(ctx.config.time_zone, &reader.services, PAGE_SIZE + 1);
     match cursor {
         Cursor::Newest => {}
         Cursor::Before(s) => q.before_seq = Some(s),
         Cursor::After(s) => q.after_seq = Some(s),
     }
-    let mut rows = audit_search::search(&state.db, &q).await?;
+    let mut rows = audit_search::search(&ctx.db, &q).await?;
     let more = rows.len() as i64 > PAGE_SIZE;
     let (newer_exists, older_exists) = match cursor {
         Cursor::Newest => (false, more),
@@ -235,16 +235,16 @@ pub enum ExportRefusal {
 /// The entries matching the filter as CSV (RFC 4180, every cell neutralised), newest first,
 /// recorded with the filter and the number of rows.
 pub async fn export(
-    state: &AppState,
+    ctx: &Context,
     reader: &Reader,
     filter: &Filter,
 ) -> Result<Result<String, ExportRefusal>, AuditError> {
-    let q = filter.query(state.config.time_zone, &reader.services, CSV_LIMIT + 1);
-    let rows = audit_search::search(&state.db, &q).await?;
-    let now = state.clock.now();
+    let q = filter.query(ctx.config.time_zone, &reader.services, CSV_LIMIT + 1);
+    let rows = audit_search::search(&ctx.db, &q).await?;
+    let now = ctx.clock.now();
     if rows.len() as i64 > CSV_LIMIT {
         audit::record(
-            &state.db,
+            &ctx.db,
             now,
             AuditEvent::new(reader.actor.clone(), "audit_exported", "audit_log")
                 .failed()
@@ -293,7 +293,7 @@ pub async fn export(
         );
     }
     audit::record(
-        &state.db,
+        &ctx.db,
         now,
         AuditEvent::new(reader.actor.clone(), "audit_exported", "audit_log")
             .from_ip(reader.ip.clone())
@@ -346,11 +346,11 @@ impl ChainVerifier {
 
     /// The latest result, starting a new verification when the last one is older than
     /// `MAX_AGE`. `running` says whether one is under way.
-    pub async fn status(self: &Arc<Self>, state: &AppState) -> (Option<ChainStatus>, bool) {
-        let (db, now) = (&state.db, state.clock.now());
+    pub async fn status(self: &Arc<Self>, ctx: &Context) -> (Option<ChainStatus>, bool) {
+        let (db, now) = (&ctx.db, ctx.clock.now());
         let (dir, key) = (
-            state.config.audit_checkpoint_folder(),
-            state.config.audit_checkpoint_key(),
+            ctx.config.audit_checkpoint_folder(),
+            ctx.config.audit_checkpoint_key(),
         );
         let stale = self
             .last
@@ -397,13 +397,8 @@ impl ChainVerifier {
 }
 
 /// A checkpoint of the log as it is now, to copy and keep outside paydesk.
-pub async fn checkpoint(state: &AppState) -> Result<Checkpoint, AuditError> {
-    audit::checkpoint(
-        &state.db,
-        &state.config.audit_checkpoint_key(),
-        state.clock.now(),
-    )
-    .await
+pub async fn checkpoint(ctx: &Context) -> Result<Checkpoint, AuditError> {
+    audit::checkpoint(&ctx.db, &ctx.config.audit_checkpoint_key(), ctx.clock.now()).await
 }
 
 #[cfg(test)]

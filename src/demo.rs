@@ -6,6 +6,7 @@
 use serde_json::json;
 
 use crate::audit::{self, Actor, AuditEvent};
+use crate::context::Context;
 use crate::crypto;
 use crate::identity::permissions::Role;
 use crate::identity::signin::{is_demo_account, DEMO_DOMAIN};
@@ -14,7 +15,6 @@ use crate::platform::client::Credentials;
 use crate::platform::sandbox::AccountSpec;
 use crate::services::{self, NewService};
 use crate::store::{self, staff as staff_store};
-use crate::AppState;
 
 /// One demo account per role.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,14 +50,14 @@ pub fn accounts() -> Vec<DemoAccount> {
 
 /// The code a demo account's authenticator would show now (or, if this window's code has
 /// been used, the next one): for the demo code step only.
-pub fn current_code(state: &AppState, email: &str, last_step: Option<i64>) -> Option<String> {
-    if !state.config.is_demo() || !is_demo_account(email) {
+pub fn current_code(ctx: &Context, email: &str, last_step: Option<i64>) -> Option<String> {
+    if !ctx.config.is_demo() || !is_demo_account(email) {
         return None;
     }
     let account = accounts()
         .into_iter()
         .find(|a| a.email.eq_ignore_ascii_case(email))?;
-    let step = totp::step_at(state.clock.now().unix_timestamp());
+    let step = totp::step_at(ctx.clock.now().unix_timestamp());
     let step = if last_step.is_some_and(|l| l >= step) {
         step + 1
     } else {
@@ -111,18 +111,18 @@ pub enum DemoError {
 
 /// Create (or point at the running sandbox) the demo services.
 pub async fn ensure_services(
-    state: &AppState,
+    ctx: &Context,
     sandbox_url: &str,
     specs: &[(&str, &str, AccountSpec)],
 ) -> Result<(), DemoError> {
     for (slug, name, spec) in specs {
-        if let Some(existing) = services::by_slug(&state.db, slug).await? {
+        if let Some(existing) = services::by_slug(&ctx.db, slug).await? {
             if existing.platform_url.as_deref() != Some(sandbox_url) {
                 // Saved credentials stay with their address: the sandbox's moves with them.
                 let credentials = Credentials::ApiKey {
                     api_key: spec.api_key.clone(),
                 };
-                services::binding::repoint(state, &existing, sandbox_url, &credentials).await?;
+                services::binding::repoint(ctx, &existing, sandbox_url, &credentials).await?;
             }
             continue;
         }
@@ -136,28 +136,28 @@ pub async fn ensure_services(
             }),
             webhook_secret: spec.webhook_secret.clone(),
         };
-        if let Err(problems) = services::add(state, Actor::System, &new).await? {
+        if let Err(problems) = services::add(ctx, Actor::System, &new).await? {
             return Err(DemoError::Refused(problems.join("; ")));
         }
     }
-    ensure_refund_settings(state, specs).await
+    ensure_refund_settings(ctx, specs).await
 }
 
 /// Refunds above £100 need a second person, and payers hear of their refunds, in every demo
 /// service (unless someone has set the service's refund settings already).
 async fn ensure_refund_settings(
-    state: &AppState,
+    ctx: &Context,
     specs: &[(&str, &str, AccountSpec)],
 ) -> Result<(), DemoError> {
     for (slug, _, _) in specs {
-        let Some(service) = services::by_slug(&state.db, slug).await? else {
+        let Some(service) = services::by_slug(&ctx.db, slug).await? else {
             continue;
         };
-        let current = store::refunds::settings(&state.db, service.id).await?;
+        let current = store::refunds::settings(&ctx.db, service.id).await?;
         if current.refund_approval_threshold.is_some() {
             continue;
         }
-        let mut tx = state.db.begin().await?;
+        let mut tx = ctx.db.begin().await?;
         store::refunds::set_settings(
             &mut tx,
             service.id,
@@ -166,7 +166,7 @@ async fn ensure_refund_settings(
                 refund_email_enabled: true,
                 ..current
             },
-            store::to_micros(state.clock.now()),
+            store::to_micros(ctx.clock.now()),
         )
         .await?;
         tx.commit().await?;
@@ -176,24 +176,24 @@ async fn ensure_refund_settings(
 
 /// Create the demo accounts that do not exist yet, active, with their passwords and keys.
 pub async fn ensure_accounts(
-    state: &AppState,
+    ctx: &Context,
     service_slugs: &[&str],
 ) -> Result<Vec<DemoAccount>, DemoError> {
-    if !state.config.is_demo() {
+    if !ctx.config.is_demo() {
         return Err(DemoError::Refused(
             "demo accounts exist only in demo mode".into(),
         ));
     }
     let mut service_ids = Vec::new();
     for slug in service_slugs {
-        if let Some(s) = services::by_slug(&state.db, slug).await? {
+        if let Some(s) = services::by_slug(&ctx.db, slug).await? {
             service_ids.push(s.id);
         }
     }
     let all = accounts();
     for account in &all {
         let key = crate::identity::email::email_key(&account.email);
-        if staff_store::staff_by_email_key(&state.db, &key)
+        if staff_store::staff_by_email_key(&ctx.db, &key)
             .await?
             .is_some()
         {
@@ -202,9 +202,9 @@ pub async fn ensure_accounts(
         let hash = password::hash(account.password.clone())
             .await
             .map_err(|e| DemoError::Hash(e.to_string()))?;
-        let now = state.clock.now();
+        let now = ctx.clock.now();
         let micros = store::to_micros(now);
-        let mut tx = state.db.begin().await?;
+        let mut tx = ctx.db.begin().await?;
         let Some(id) =
             staff_store::insert_staff(&mut tx, &account.email, &key, &account.name, micros).await?
         else {
@@ -212,7 +212,7 @@ pub async fn ensure_accounts(
         };
         staff_store::set_password(&mut tx, id, &hash, micros).await?;
         let sealed = crypto::seal(
-            &state.config.totp_key(),
+            &ctx.config.totp_key(),
             &crate::identity::totp::totp_context(id),
             &totp_secret(account.role),
         );

@@ -92,7 +92,7 @@ pub struct JobContext {
     pub db: Db,
     pub clock: SharedClock,
     pub config: Arc<Config>,
-    pub platforms: Arc<crate::services::Platforms>,
+    pub platforms: Arc<crate::platform::cache::Platforms>,
     pub metrics: Arc<crate::metrics::Metrics>,
 }
 

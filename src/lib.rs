@@ -9,6 +9,7 @@ pub mod bench;
 pub mod card_data;
 pub mod clock;
 pub mod config;
+pub mod context;
 pub mod crypto;
 pub mod csv;
 pub mod dashboard;
@@ -42,20 +43,19 @@ use tokio::sync::watch;
 use crate::audit::{Actor, AuditEvent};
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::context::Context;
 use crate::jobs::{JobContext, JobRunner, Registry};
 use crate::metrics::Metrics;
+use crate::platform::cache::Platforms;
 use crate::store::{Db, PoolSettings, StoreError};
 
-/// Everything a request or a job may need, shared across the process.
+/// Everything a request or a job may need, shared across the process: the capabilities'
+/// `Context` (reached through `Deref`, so `state.db` reads as before) and the web's own.
 #[derive(Clone)]
 pub struct AppState {
-    pub config: Arc<Config>,
-    pub db: Db,
-    pub clock: SharedClock,
+    context: Context,
     pub jobs: Arc<Registry>,
-    pub metrics: Arc<Metrics>,
-    pub mail: mail::Templates,
-    pub platforms: Arc<services::Platforms>,
+    pub platforms: Arc<Platforms>,
     /// Search counts that reached the cap, kept briefly (see `search::CountCache`).
     pub counts: Arc<search::CountCache>,
     /// Refusals of unauthenticated requests not yet summarised in the audit log.
@@ -84,7 +84,7 @@ impl AppState {
         db.migrate().await?;
         let state = AppState::with_db(config, db, clock)?;
         // A log written before links were keyed carries on from an entry that commits to it.
-        audit::anchor::carry_on(&state).await?;
+        audit::anchor::carry_on(&state.db, &state.config, state.clock.now()).await?;
         // Credentials saved before they were bound to their address are bound to the one
         // their service has now; until then they are not used.
         if let Err(e) = services::binding::bind_saved_credentials(&state).await {
@@ -97,16 +97,23 @@ impl AppState {
         let mail = Arc::new(mail::MailTemplates::load(&config.template_dir)?);
         db.set_audit_chain_key(config.audit_chain_key())?;
         Ok(AppState {
-            mail,
-            config: Arc::new(config),
-            db,
-            clock,
+            context: Context {
+                mail,
+                config: Arc::new(config),
+                db,
+                clock,
+                metrics: Arc::new(Metrics::default()),
+            },
             jobs: Arc::new(job_registry()),
-            metrics: Arc::new(Metrics::default()),
             platforms: Arc::default(),
             counts: Arc::default(),
             refusals: Arc::default(),
         })
+    }
+
+    /// What capabilities are handed.
+    pub fn context(&self) -> &Context {
+        &self.context
     }
 
     pub fn job_context(&self) -> JobContext {
@@ -124,7 +131,21 @@ impl AppState {
     }
 }
 
-/// The Rocket application for `state`.
+impl std::ops::Deref for AppState {
+    type Target = Context;
+
+    fn deref(&self) -> &Context {
+        &self.context
+    }
+}
+
+/// For set-up before the state is shared (a benchmark's port, a test's clock).
+impl std::ops::DerefMut for AppState {
+    fn deref_mut(&mut self) -> &mut Context {
+        &mut self.context
+    }
+}
+
 /// The job queue's registry: every capability's handlers. The queue itself knows none.
 pub fn job_registry() -> Registry {
     Registry::of(
@@ -151,6 +172,7 @@ pub fn periodic_work() -> Vec<schedule::Periodic> {
     .concat()
 }
 
+/// The Rocket application for `state`.
 pub fn app(state: AppState) -> Rocket<Build> {
     let rocket = rocket::custom(state.config.rocket_figment())
         .manage(state.clone())
@@ -199,7 +221,13 @@ impl Fairing for Lifecycle {
         if let Ok(mut slot) = self.stop_anchor.lock() {
             *slot = Some(tx);
         }
-        tokio::spawn(audit::anchor::run(state.clone(), rx));
+        tokio::spawn(audit::anchor::run(
+            state.db.clone(),
+            state.clock.clone(),
+            state.config.clone(),
+            state.refusals.clone(),
+            rx,
+        ));
         if state.config.jobs_enabled {
             let (tx, rx) = watch::channel(false);
             if let Ok(mut slot) = self.stop_worker.lock() {
@@ -253,7 +281,8 @@ impl Fairing for Lifecycle {
             tracing::error!(error = %e, "could not record shutdown in the audit log");
         }
         // The last checkpoint covers the shutdown entry itself.
-        if let Err(e) = audit::anchor::tick(state, true).await {
+        if let Err(e) = audit::anchor::tick(&state.db, &state.config, state.clock.now(), true).await
+        {
             tracing::error!(error = %e, "could not checkpoint the audit log at shutdown");
         }
         tracing::info!("paydesk stopped");

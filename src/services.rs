@@ -3,22 +3,22 @@
 //! and the webhook secret are sealed at rest (`crypto`); they are opened only to call the
 //! platform or check a webhook, and never shown again after they are saved.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::audit::{self, Actor, AuditEvent};
 use crate::config::Config;
+use crate::context::Context;
 use crate::crypto;
+use crate::platform::cache::ClientSource;
 use crate::platform::client::{
     Account, ClientSettings, Credentials, GovUkPay, PaymentPlatform, PlatformError,
 };
 use crate::platform::hosts::AddressRefusal;
 use crate::store::services::{self as service_store, NewServiceRow, ServiceAccountRow};
 use crate::store::{self, Db, StoreError};
-use crate::AppState;
 
 pub mod admin;
 pub mod binding;
@@ -181,35 +181,32 @@ fn webhook_context(id: i64) -> String {
 
 /// Create a service; `Ok(Err(problems))` when its settings are not acceptable.
 pub async fn add(
-    state: &AppState,
+    ctx: &Context,
     actor: Actor,
     new: &NewService,
 ) -> Result<Result<i64, Vec<String>>, ServiceError> {
     let mut problems = check(new);
     if let Some(u) = &new.platform_url {
-        if let Err(refusal) = allowed_address(&state.config, u) {
+        if let Err(refusal) = allowed_address(&ctx.config, u) {
             problems.push(format!("The platform URL: {refusal}"));
         }
     }
     if let Some(Credentials::ClientCredentials { token_url, .. }) = &new.credentials {
-        if let Err(refusal) = allowed_address(&state.config, token_url) {
+        if let Err(refusal) = allowed_address(&ctx.config, token_url) {
             problems.push(format!("The token URL: {refusal}"));
         }
     }
     if !problems.is_empty() {
         return Ok(Err(problems));
     }
-    if service_store::by_slug(&state.db, &new.slug)
-        .await?
-        .is_some()
-    {
+    if service_store::by_slug(&ctx.db, &new.slug).await?.is_some() {
         return Ok(Err(vec![format!(
             "There is already a service {:?}",
             new.slug
         )]));
     }
-    let now = state.clock.now();
-    let mut tx = state.db.begin().await?;
+    let now = ctx.clock.now();
+    let mut tx = ctx.db.begin().await?;
     let id = service_store::insert(
         &mut tx,
         &NewServiceRow {
@@ -225,9 +222,9 @@ pub async fn add(
     .await?;
     // Sealed after the insert so that each secret is bound to its row's id, and the
     // credentials to the platform address.
-    let key = state.config.platform_key();
+    let key = ctx.config.platform_key();
     let sealed_credentials = match (&new.credentials, &new.platform_url) {
-        (Some(c), Some(u)) => Some(seal_credentials(&state.config, id, u, c)),
+        (Some(c), Some(u)) => Some(seal_credentials(&ctx.config, id, u, c)),
         _ => None,
     };
     let sealed_secret = new
@@ -365,54 +362,38 @@ pub async fn connected(db: &Db) -> Result<Vec<ServiceAccount>, ServiceError> {
         .collect())
 }
 
-/// Platform clients, one per service, kept so that connections and OAuth2 tokens are reused.
-/// Tests and the demo may put their own client in for a service.
-#[derive(Default)]
-pub struct Platforms {
-    clients: RwLock<HashMap<i64, (i64, Arc<dyn PaymentPlatform>)>>,
-}
+/// A service's platform client is made from its saved settings: only credentials sealed for
+/// this very address, and only on hosts the configuration allows, however the service's row
+/// came to say what it says. The cache (`platform::cache`) keeps it until the settings change.
+impl ClientSource for ServiceAccount {
+    type Error = ServiceError;
 
-impl Platforms {
-    /// The client for `service`, made from its current settings.
-    pub fn client(
-        &self,
-        config: &Config,
-        service: &ServiceAccount,
-    ) -> Result<Arc<dyn PaymentPlatform>, ServiceError> {
-        if let Ok(clients) = self.clients.read() {
-            if let Some((version, client)) = clients.get(&service.id) {
-                if *version == service.version() {
-                    return Ok(client.clone());
-                }
-            }
+    fn cache_key(&self) -> (i64, i64) {
+        (self.id, self.version())
+    }
+
+    fn make_client(&self, config: &Config) -> Result<Arc<dyn PaymentPlatform>, ServiceError> {
+        if self.platform_url.is_none() {
+            return Err(ServiceError::NotConnected(self.slug.clone()));
         }
-        if service.platform_url.is_none() {
-            return Err(ServiceError::NotConnected(service.slug.clone()));
-        }
-        // Only credentials sealed for this very address are used, and only on hosts the
-        // configuration allows, however the service's row came to say what it says.
-        let Some(bound) = service.bound_credentials(config)? else {
-            return Err(ServiceError::NotConnected(service.slug.clone()));
+        let Some(bound) = self.bound_credentials(config)? else {
+            return Err(ServiceError::NotConnected(self.slug.clone()));
         };
         let not_allowed = |refusal| ServiceError::HostNotAllowed {
-            slug: service.slug.clone(),
+            slug: self.slug.clone(),
             refusal,
         };
         allowed_address(config, &bound.platform_url).map_err(not_allowed)?;
         if let Credentials::ClientCredentials { token_url, .. } = &bound.credentials {
             allowed_address(config, token_url).map_err(not_allowed)?;
         }
-        let client: Arc<dyn PaymentPlatform> = Arc::new(GovUkPay::new(
+        Ok(Arc::new(GovUkPay::new(
             &Account {
                 base_url: bound.platform_url,
                 credentials: bound.credentials,
             },
             ClientSettings::from_config(config),
-        )?);
-        if let Ok(mut clients) = self.clients.write() {
-            clients.insert(service.id, (service.version(), client.clone()));
-        }
-        Ok(client)
+        )?))
     }
 }
 

@@ -12,16 +12,19 @@
 //! "blessed" by a fresh checkpoint.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 use tokio::sync::watch;
 
+use super::refusals::Refusals;
 use super::{AuditError, Checkpoint, VerifyReport};
+use crate::clock::SharedClock;
+use crate::config::Config;
 use crate::store::audit as audit_store;
 use crate::store::Db;
-use crate::AppState;
 
 /// While the log grows, a new checkpoint at most this long after the last one.
 pub const CHECKPOINT_EVERY: Duration = Duration::minutes(1);
@@ -94,22 +97,26 @@ pub fn write(dir: &Path, cp: &Checkpoint, key: &[u8]) -> std::io::Result<PathBuf
 /// one is at least `CHECKPOINT_EVERY` old (or at once when `force`). Returns the checkpoint
 /// written, if any. Refuses (an error, nothing written) when the log no longer holds what the
 /// newest checkpoint recorded.
-pub async fn tick(state: &AppState, force: bool) -> Result<Option<Checkpoint>, AuditError> {
-    let key = state.config.audit_checkpoint_key();
-    let dir = &state.config.audit_checkpoint_folder();
-    let now = state.clock.now();
+pub async fn tick(
+    db: &Db,
+    config: &Config,
+    now: OffsetDateTime,
+    force: bool,
+) -> Result<Option<Checkpoint>, AuditError> {
+    let key = config.audit_checkpoint_key();
+    let dir = &config.audit_checkpoint_folder();
     let last = newest(dir, &key);
     if let Some(last) = &last {
         if !force && created(last).is_some_and(|t| now - t < CHECKPOINT_EVERY) {
             return Ok(None);
         }
     }
-    let cp = super::checkpoint(&state.db, &key, now).await?;
+    let cp = super::checkpoint(db, &key, now).await?;
     if let Some(last) = &last {
         if cp.size == last.size && cp.head.eq_ignore_ascii_case(&last.head) {
             return Ok(None);
         }
-        let held = audit_store::at(&state.db, last.size).await?;
+        let held = audit_store::at(db, last.size).await?;
         if last.size > 0 && !held.is_some_and(|r| r.hash.eq_ignore_ascii_case(&last.head)) {
             return Err(AuditError::Checkpoint(format!(
                 "the audit log no longer holds entry {} as the newest checkpoint recorded it: no new checkpoint was written (run `paydesk audit verify`)",
@@ -131,18 +138,26 @@ pub async fn tick(state: &AppState, force: bool) -> Result<Option<Checkpoint>, A
 /// has keyed the log already, and a log whose head is a plain link was rewritten: it is left
 /// as it is for `verify` to report, never "carried on".
 pub async fn carry_on(
-    state: &AppState,
+    db: &Db,
+    config: &Config,
+    now: OffsetDateTime,
 ) -> Result<Option<crate::store::audit::AuditRow>, AuditError> {
-    let folder = state.config.audit_checkpoint_folder();
-    if newest(&folder, &state.config.audit_checkpoint_key()).is_some() {
+    let folder = config.audit_checkpoint_folder();
+    if newest(&folder, &config.audit_checkpoint_key()).is_some() {
         return Ok(None);
     }
-    super::upgrade_chain(&state.db, state.clock.now()).await
+    super::upgrade_chain(db, now).await
 }
 
 /// The periodic task: summaries of refusals whose minute has closed, then a checkpoint when
 /// due. Runs until `stop` says true.
-pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
+pub async fn run(
+    db: Db,
+    clock: SharedClock,
+    config: Arc<Config>,
+    refusals: Arc<Refusals>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(TICK) => {}
@@ -155,14 +170,10 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
         if *stop.borrow() {
             break;
         }
-        if let Err(e) = state
-            .refusals
-            .flush(&state.db, state.clock.now(), false)
-            .await
-        {
+        if let Err(e) = refusals.flush(&db, clock.now(), false).await {
             tracing::error!(error = %e, "could not write the summary of refused requests");
         }
-        if let Err(e) = tick(&state, false).await {
+        if let Err(e) = tick(&db, &config, clock.now(), false).await {
             tracing::error!(error = %e, "could not checkpoint the audit log");
         }
     }
@@ -185,8 +196,8 @@ pub async fn verify_with_folder(
 
 /// `paydesk audit verify [--checkpoint FILE]`: prints the outcome; the exit code is 0 when
 /// intact, 1 when not, 2 when the log or the checkpoint could not be read.
-pub async fn verify_command(state: &AppState, checkpoint: Option<PathBuf>) -> u8 {
-    let key = state.config.audit_checkpoint_key();
+pub async fn verify_command(db: &Db, config: &Config, checkpoint: Option<PathBuf>) -> u8 {
+    let key = config.audit_checkpoint_key();
     let extra = match checkpoint {
         None => None,
         Some(path) => {
@@ -207,8 +218,8 @@ pub async fn verify_command(state: &AppState, checkpoint: Option<PathBuf>) -> u8
         }
     };
     let given = extra.is_some();
-    let dir = &state.config.audit_checkpoint_folder();
-    let (report, newest) = match verify_with_folder(&state.db, dir, &key, extra).await {
+    let dir = &config.audit_checkpoint_folder();
+    let (report, newest) = match verify_with_folder(db, dir, &key, extra).await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("paydesk: {e}");

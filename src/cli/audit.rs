@@ -37,8 +37,8 @@ pub(super) async fn audit_command(state: &AppState, command: AuditCommand) -> Ex
                 }
             }
         }
-        AuditCommand::Verify { checkpoint } => {
-            ExitCode::from(audit::anchor::verify_command(state, checkpoint).await)
-        }
+        AuditCommand::Verify { checkpoint } => ExitCode::from(
+            audit::anchor::verify_command(&state.db, &state.config, checkpoint).await,
+        ),
     }
 }

@@ -9,8 +9,8 @@ use time::format_description::well_known::Rfc3339;
 use super::staff_admin::{self, Admin, Scope};
 use super::IdentityError;
 use crate::audit::{self, AuditEvent};
+use crate::context::Context;
 use crate::store;
-use crate::AppState;
 
 pub const COLUMNS: [&str; 7] = [
     "name",
@@ -42,8 +42,8 @@ fn when(us: Option<i64>) -> String {
 
 /// The review as CSV, and how many people-and-role rows it holds. Recorded in the audit log
 /// before it is handed over: if that fails, there is no download.
-pub async fn export(state: &AppState, admin: &Admin) -> Result<(String, usize), IdentityError> {
-    let people = staff_admin::people(&state.db, admin).await?;
+pub async fn export(ctx: &Context, admin: &Admin) -> Result<(String, usize), IdentityError> {
+    let people = staff_admin::people(&ctx.db, admin).await?;
     let mut out = record(&COLUMNS.map(String::from));
     let mut rows = 0;
     for p in &people {
@@ -70,15 +70,15 @@ pub async fn export(state: &AppState, admin: &Admin) -> Result<(String, usize), 
     }
     let services = match admin.scope() {
         Scope::Every => json!("all"),
-        Scope::Services(_) => json!(staff_admin::managed_services(&state.db, admin)
+        Scope::Services(_) => json!(staff_admin::managed_services(&ctx.db, admin)
             .await?
             .into_iter()
             .map(|s| s.slug)
             .collect::<Vec<_>>()),
     };
     audit::record(
-        &state.db,
-        state.clock.now(),
+        &ctx.db,
+        ctx.clock.now(),
         AuditEvent::new(admin.actor(), "access_review_exported", "staff:all")
             .from_ip(admin.ip.clone())
             .details(json!({"services": services, "rows": rows, "people": people.len()})),

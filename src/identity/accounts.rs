@@ -11,10 +11,10 @@ use super::permissions::Role;
 use super::sessions;
 use super::IdentityError;
 use crate::audit::{self, Actor, AuditEvent};
+use crate::context::Context;
 use crate::mail;
 use crate::store::staff::{self as staff_store, StaffRow};
 use crate::store::{self, Db};
-use crate::AppState;
 
 pub use super::email::{email_key, is_valid_email};
 
@@ -53,7 +53,7 @@ pub struct NewAccount {
 /// Create an invited account holding `role` (in `service_slug`, unless the role is global),
 /// with a set-up link valid for 48 hours.
 pub async fn add_staff(
-    state: &AppState,
+    ctx: &Context,
     actor: Actor,
     email: &str,
     name: &str,
@@ -72,15 +72,15 @@ pub async fn add_staff(
         (true, None) => None,
         (true, Some(_)) => return Ok(Err(AddStaffError::ServiceNotAllowed)),
         (false, None) => return Ok(Err(AddStaffError::ServiceRequired(role.label()))),
-        (false, Some(slug)) => match crate::store::services::by_slug(&state.db, slug).await? {
+        (false, Some(slug)) => match crate::store::services::by_slug(&ctx.db, slug).await? {
             Some(s) => Some(s.id),
             None => return Ok(Err(AddStaffError::NoSuchService(slug.to_string()))),
         },
     };
-    let now = state.clock.now();
+    let now = ctx.clock.now();
     let token = sessions::new_session_id();
     let expires_at = now + SETUP_LINK_VALID;
-    let mut tx = state.db.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     let Some(staff_id) = staff_store::insert_staff(
         &mut tx,
         email,
@@ -174,7 +174,7 @@ pub enum PasswordOutcome {
 
 /// Check a new password against the rules and the person's recent passwords.
 async fn password_problems(
-    state: &AppState,
+    ctx: &Context,
     staff: &StaffRow,
     new_password: &str,
     confirmation: &str,
@@ -184,7 +184,7 @@ async fn password_problems(
         confirmation,
         &PasswordContext {
             email: &staff.email,
-            service_name: &state.config.service_name,
+            service_name: &ctx.config.service_name,
         },
     );
     if !problems.is_empty() {
@@ -192,7 +192,7 @@ async fn password_problems(
     }
     let mut recent: Vec<String> = staff.password_hash.iter().cloned().collect();
     recent.extend(
-        staff_store::password_history(&state.db, staff.id, PASSWORD_HISTORY as i64 - 1).await?,
+        staff_store::password_history(&ctx.db, staff.id, PASSWORD_HISTORY as i64 - 1).await?,
     );
     for old in recent.into_iter().take(PASSWORD_HISTORY) {
         if password::verify(new_password.to_string(), Some(old)).await {
@@ -211,14 +211,14 @@ async fn password_problems(
 /// is accepted. A reset ends every session of the person. A reset of a locked account needs
 /// a code from the authenticator app as well: see `set_password_with_code`.
 pub async fn set_password_with_link(
-    state: &AppState,
+    ctx: &Context,
     token: &str,
     purpose: &str,
     new_password: &str,
     confirmation: &str,
     ip: Option<String>,
 ) -> Result<PasswordOutcome, IdentityError> {
-    set_password_with_code(state, token, purpose, new_password, confirmation, None, ip).await
+    set_password_with_code(ctx, token, purpose, new_password, confirmation, None, ip).await
 }
 
 /// `set_password_with_link`, with the code from the person's authenticator app that a reset
@@ -226,7 +226,7 @@ pub async fn set_password_with_link(
 /// account; a wrong one uses the link up and changes nothing else; without one, nothing
 /// changes and the page asks for it.
 pub async fn set_password_with_code(
-    state: &AppState,
+    ctx: &Context,
     token: &str,
     purpose: &str,
     new_password: &str,
@@ -234,12 +234,12 @@ pub async fn set_password_with_code(
     code: Option<&str>,
     ip: Option<String>,
 ) -> Result<PasswordOutcome, IdentityError> {
-    let now = state.clock.now();
-    let Some(staff) = link_owner(&state.db, token, purpose, now).await? else {
+    let now = ctx.clock.now();
+    let Some(staff) = link_owner(&ctx.db, token, purpose, now).await? else {
         return Ok(PasswordOutcome::LinkInvalid);
     };
     let needs_code = lockout::link_needs_code(&staff, purpose, now);
-    let mut problems = password_problems(state, &staff, new_password, confirmation).await?;
+    let mut problems = password_problems(ctx, &staff, new_password, confirmation).await?;
     if needs_code {
         if let Some(message) = lockout::code_problem(&staff, code) {
             problems.push(PasswordProblem {
@@ -256,7 +256,7 @@ pub async fn set_password_with_code(
         });
     }
     let hash = password::hash(new_password.to_string()).await?;
-    let mut tx = state.db.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     let now_us = store::to_micros(now);
     // Read the account again, locked for this transaction: it may have been locked since.
     let Some(current) = staff_store::staff_for_update(&mut tx, staff.id).await? else {
@@ -278,7 +278,7 @@ pub async fn set_password_with_code(
         });
     }
     let code_step = if locked {
-        lockout::verify_code(state, &current, code.unwrap_or(""), now)
+        lockout::verify_code(ctx, &current, code.unwrap_or(""), now)
     } else {
         None
     };
@@ -365,15 +365,15 @@ pub async fn set_password_with_code(
 /// "Forgot your password": if `email` belongs to an active account with a password, mail it
 /// a reset link valid for 90 minutes. The caller answers the same whatever happens here.
 pub async fn request_password_reset(
-    state: &AppState,
+    ctx: &Context,
     email: &str,
     ip: Option<String>,
 ) -> Result<(), IdentityError> {
-    let now = state.clock.now();
-    let staff = staff_store::staff_by_email_key(&state.db, &email_key(email)).await?;
+    let now = ctx.clock.now();
+    let staff = staff_store::staff_by_email_key(&ctx.db, &email_key(email)).await?;
     let Some(staff) = staff.filter(|s| s.status == "active" && s.password_hash.is_some()) else {
         audit::record(
-            &state.db,
+            &ctx.db,
             now,
             AuditEvent::new(
                 Actor::Anonymous,
@@ -388,7 +388,7 @@ pub async fn request_password_reset(
         return Ok(());
     };
     let issued = staff_store::links_created_since(
-        &state.db,
+        &ctx.db,
         staff.id,
         "reset",
         store::to_micros(now - Duration::hours(1)),
@@ -397,7 +397,7 @@ pub async fn request_password_reset(
     if issued >= RESET_LINKS_PER_HOUR {
         // Said the same way as any other request: the page never tells who has an account.
         audit::record(
-            &state.db,
+            &ctx.db,
             now,
             AuditEvent::new(
                 Actor::Anonymous,
@@ -412,18 +412,18 @@ pub async fn request_password_reset(
         return Ok(());
     }
     let token = sessions::new_session_id();
-    let link = format!("{}/reset-password/{token}", state.config.public_url);
-    let message = state.mail.render(
+    let link = format!("{}/reset-password/{token}", ctx.config.public_url);
+    let message = ctx.mail.render(
         "password_reset",
         &staff.email,
         &json!({
             "name": staff.name,
             "link": link,
             "minutes": RESET_LINK_VALID.whole_minutes(),
-            "service_name": state.config.service_name,
+            "service_name": ctx.config.service_name,
         }),
     )?;
-    let mut tx = state.db.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     staff_store::insert_link(
         &mut tx,
         &sessions::id_hash(&token),
@@ -458,8 +458,9 @@ pub enum ChangeOutcome {
 
 /// Change one's own password: the current one is needed; the last four are refused; other
 /// sessions end if asked (the one in use stays).
+#[allow(clippy::too_many_arguments)]
 pub async fn change_password(
-    state: &AppState,
+    ctx: &Context,
     staff_id: i64,
     current_session_hash: &str,
     current_password: &str,
@@ -468,13 +469,13 @@ pub async fn change_password(
     sign_out_others: bool,
     ip: Option<String>,
 ) -> Result<ChangeOutcome, IdentityError> {
-    let Some(staff) = staff_store::staff_by_id(&state.db, staff_id).await? else {
+    let Some(staff) = staff_store::staff_by_id(&ctx.db, staff_id).await? else {
         return Ok(ChangeOutcome::WrongCurrentPassword);
     };
     if !password::verify(current_password.to_string(), staff.password_hash.clone()).await {
         audit::record(
-            &state.db,
-            state.clock.now(),
+            &ctx.db,
+            ctx.clock.now(),
             AuditEvent::new(
                 Actor::staff(staff.id, &staff.email),
                 "authn_password_change",
@@ -487,13 +488,13 @@ pub async fn change_password(
         .await?;
         return Ok(ChangeOutcome::WrongCurrentPassword);
     }
-    let problems = password_problems(state, &staff, new_password, confirmation).await?;
+    let problems = password_problems(ctx, &staff, new_password, confirmation).await?;
     if !problems.is_empty() {
         return Ok(ChangeOutcome::Problems(problems));
     }
     let hash = password::hash(new_password.to_string()).await?;
-    let now = state.clock.now();
-    let mut tx = state.db.begin().await?;
+    let now = ctx.clock.now();
+    let mut tx = ctx.db.begin().await?;
     staff_store::set_password(&mut tx, staff.id, &hash, store::to_micros(now)).await?;
     let ended = if sign_out_others {
         staff_store::delete_sessions_of(&mut tx, staff.id, Some(current_session_hash)).await?
@@ -520,13 +521,13 @@ pub async fn change_password(
 
 /// Disable an account: it can no longer sign in, and every session it has ends at once.
 pub async fn disable_staff(
-    state: &AppState,
+    ctx: &Context,
     actor: Actor,
     staff_id: i64,
     ip: Option<String>,
 ) -> Result<bool, IdentityError> {
-    let now = state.clock.now();
-    let mut tx = state.db.begin().await?;
+    let now = ctx.clock.now();
+    let mut tx = ctx.db.begin().await?;
     if !staff_store::set_status(&mut tx, staff_id, "disabled", store::to_micros(now)).await? {
         tx.rollback().await?;
         return Ok(false);
@@ -546,14 +547,14 @@ pub async fn disable_staff(
 
 /// End every session of a person ("sign out everywhere"), or every one but `keep`.
 pub async fn end_sessions(
-    state: &AppState,
+    ctx: &Context,
     actor: Actor,
     staff_id: i64,
     keep: Option<&str>,
     ip: Option<String>,
 ) -> Result<u64, IdentityError> {
-    let now = state.clock.now();
-    let mut tx = state.db.begin().await?;
+    let now = ctx.clock.now();
+    let mut tx = ctx.db.begin().await?;
     let ended = staff_store::delete_sessions_of(&mut tx, staff_id, keep).await?;
     audit::append(
         &mut tx,
@@ -569,13 +570,13 @@ pub async fn end_sessions(
 
 /// End one of a person's own sessions by its handle; false when it is not theirs.
 pub async fn end_session(
-    state: &AppState,
+    ctx: &Context,
     staff: &StaffRow,
     handle: i64,
     ip: Option<String>,
 ) -> Result<bool, IdentityError> {
-    let now = state.clock.now();
-    let mut tx = state.db.begin().await?;
+    let now = ctx.clock.now();
+    let mut tx = ctx.db.begin().await?;
     if !staff_store::delete_session_of(&mut tx, staff.id, handle).await? {
         tx.rollback().await?;
         return Ok(false);

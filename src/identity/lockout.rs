@@ -13,11 +13,11 @@ use time::macros::format_description;
 use time::OffsetDateTime;
 
 use super::{totp, IdentityError};
+use crate::context::Context;
 use crate::crypto;
 use crate::mail;
 use crate::store::staff::StaffRow;
 use crate::store::{self, to_micros};
-use crate::AppState;
 
 pub const MAX_FAILED_ATTEMPTS: i64 = 10;
 pub const LOCKOUT: time::Duration = time::Duration::minutes(30);
@@ -56,12 +56,12 @@ pub fn code_problem(staff: &StaffRow, code: Option<&str>) -> Option<&'static str
 
 /// The time step of a right code from the person's authenticator app (not yet marked used).
 pub fn verify_code(
-    state: &AppState,
+    ctx: &Context,
     staff: &StaffRow,
     code: &str,
     now: OffsetDateTime,
 ) -> Option<i64> {
-    let key = state.config.totp_key();
+    let key = ctx.config.totp_key();
     let secret = staff
         .totp_secret
         .as_deref()
@@ -81,7 +81,7 @@ fn when(t: OffsetDateTime) -> String {
 /// when confirming an action),
 /// from which client address, until when, and how to unlock it.
 pub async fn notify_locked(
-    state: &AppState,
+    ctx: &Context,
     tx: &mut store::Tx,
     staff: &StaffRow,
     ip: Option<&str>,
@@ -89,18 +89,18 @@ pub async fn notify_locked(
     now: OffsetDateTime,
     until: OffsetDateTime,
 ) -> Result<(), IdentityError> {
-    let message = state.mail.render(
+    let message = ctx.mail.render(
         "account_locked",
         &staff.email,
         &json!({
             "name": staff.name,
-            "service_name": state.config.service_name,
+            "service_name": ctx.config.service_name,
             "at": when(now),
             "until": when(until),
             "ip": ip.unwrap_or("an unknown address"),
             "after_code": step != "password",
             "attempts": MAX_FAILED_ATTEMPTS,
-            "forgot_link": format!("{}/forgot-password", state.config.public_url),
+            "forgot_link": format!("{}/forgot-password", ctx.config.public_url),
         }),
     )?;
     mail::enqueue(tx, &message, now).await?;

@@ -24,9 +24,9 @@ use super::sessions;
 use super::IdentityError;
 use crate::audit::{self, Actor, AuditEvent};
 use crate::config::{SsoProvider, SsoTotp};
+use crate::context::Context;
 use crate::store::staff::{self as staff_store, OidcFlowRow, StaffRow};
 use crate::store::to_micros;
-use crate::AppState;
 
 /// How long someone may spend at the provider before coming back.
 pub const FLOW_VALID: Duration = Duration::minutes(10);
@@ -72,14 +72,14 @@ fn refusal(reason: &'static str) -> SsoRefusal {
     }
 }
 
-fn provider<'a>(state: &'a AppState, id: &str) -> Option<&'a SsoProvider> {
-    state.config.sso_providers.iter().find(|p| p.id == id)
+fn provider<'a>(ctx: &'a Context, id: &str) -> Option<&'a SsoProvider> {
+    ctx.config.sso_providers.iter().find(|p| p.id == id)
 }
 
-fn redirect_url(state: &AppState, provider: &SsoProvider) -> String {
+fn redirect_url(ctx: &Context, provider: &SsoProvider) -> String {
     format!(
         "{}/login/sso/{}/callback",
-        state.config.public_url, provider.id
+        ctx.config.public_url, provider.id
     )
 }
 
@@ -93,19 +93,19 @@ async fn discover(http: &reqwest::Client, p: &SsoProvider) -> Result<CoreProvide
 /// Start a sign-in at `provider_id`: the URL to send the person to, or None for an unknown
 /// provider.
 pub async fn begin(
-    state: &AppState,
+    ctx: &Context,
     providers: &Providers,
     provider_id: &str,
     return_to: Option<&str>,
 ) -> Result<Option<String>, IdentityError> {
-    let Some(p) = provider(state, provider_id) else {
+    let Some(p) = provider(ctx, provider_id) else {
         return Ok(None);
     };
     let metadata = discover(&providers.http, p)
         .await
         .map_err(IdentityError::Sso)?;
     let redirect =
-        RedirectUrl::new(redirect_url(state, p)).map_err(|e| IdentityError::Sso(e.to_string()))?;
+        RedirectUrl::new(redirect_url(ctx, p)).map_err(|e| IdentityError::Sso(e.to_string()))?;
     let client = CoreClient::from_provider_metadata(
         metadata,
         ClientId::new(p.client_id.clone()),
@@ -126,8 +126,8 @@ pub async fn begin(
         }
     }
     let (url, csrf_state, nonce) = request.url();
-    let now = state.clock.now();
-    let mut tx = state.db.begin().await?;
+    let now = ctx.clock.now();
+    let mut tx = ctx.db.begin().await?;
     staff_store::insert_oidc_flow(
         &mut tx,
         &sessions::id_hash(csrf_state.secret()),
@@ -157,6 +157,7 @@ pub struct ProviderIdentity {
 
 /// What to do next with a person the provider vouched for.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum SsoOutcome {
     Refused(SsoRefusal),
     /// Matched: sign in, straight away or after paydesk's own code.
@@ -170,7 +171,7 @@ pub enum SsoOutcome {
 
 /// Finish a sign-in from the provider's redirect back.
 pub async fn finish(
-    state: &AppState,
+    ctx: &Context,
     providers: &Providers,
     provider_id: &str,
     csrf_state: Option<&str>,
@@ -178,11 +179,11 @@ pub async fn finish(
     error: Option<&str>,
     ip: Option<String>,
 ) -> Result<SsoOutcome, IdentityError> {
-    let outcome = finish_inner(state, providers, provider_id, csrf_state, code, error).await?;
+    let outcome = finish_inner(ctx, providers, provider_id, csrf_state, code, error).await?;
     if let Err((refusal, detail)) = &outcome {
         audit::record(
-            &state.db,
-            state.clock.now(),
+            &ctx.db,
+            ctx.clock.now(),
             AuditEvent::new(
                 Actor::Anonymous,
                 "authn_sso_fail",
@@ -198,28 +199,28 @@ pub async fn finish(
         Ok(v) => v,
         Err((refusal, _)) => return Ok(SsoOutcome::Refused(refusal)),
     };
-    match_staff(state, provider_id, identity, flow, ip).await
+    match_staff(ctx, provider_id, identity, flow, ip).await
 }
 
 type Finished = Result<(ProviderIdentity, OidcFlowRow), (SsoRefusal, String)>;
 
 async fn finish_inner(
-    state: &AppState,
+    ctx: &Context,
     providers: &Providers,
     provider_id: &str,
     csrf_state: Option<&str>,
     code: Option<&str>,
     error: Option<&str>,
 ) -> Result<Finished, IdentityError> {
-    let Some(p) = provider(state, provider_id) else {
+    let Some(p) = provider(ctx, provider_id) else {
         return Ok(Err((refusal("unknown provider"), provider_id.to_string())));
     };
     let Some(csrf_state) = csrf_state.filter(|s| !s.is_empty() && s.len() <= 512) else {
         return Ok(Err((refusal("missing state"), String::new())));
     };
     // Take the flow out first: whatever happens next, this state cannot be used again.
-    let now = state.clock.now();
-    let mut tx = state.db.begin().await?;
+    let now = ctx.clock.now();
+    let mut tx = ctx.db.begin().await?;
     let flow = staff_store::take_oidc_flow(&mut tx, &sessions::id_hash(csrf_state)).await?;
     tx.commit().await?;
     let Some(flow) = flow else {
@@ -247,7 +248,7 @@ async fn finish_inner(
         Ok(m) => m,
         Err(e) => return Ok(Err((refusal("discovery failed"), e))),
     };
-    let redirect = match RedirectUrl::new(redirect_url(state, p)) {
+    let redirect = match RedirectUrl::new(redirect_url(ctx, p)) {
         Ok(r) => r,
         Err(e) => return Ok(Err((refusal("bad redirect URL"), e.to_string()))),
     };
@@ -320,14 +321,14 @@ pub fn provider_did_mfa(amr: &[String]) -> bool {
 }
 
 async fn match_staff(
-    state: &AppState,
+    ctx: &Context,
     provider_id: &str,
     identity: ProviderIdentity,
     flow: OidcFlowRow,
     ip: Option<String>,
 ) -> Result<SsoOutcome, IdentityError> {
-    let now = state.clock.now();
-    let linked = staff_store::oidc_identity(&state.db, &identity.issuer, &identity.subject).await?;
+    let now = ctx.clock.now();
+    let linked = staff_store::oidc_identity(&ctx.db, &identity.issuer, &identity.subject).await?;
     let (issuer, subject, fail_ip) = (
         identity.issuer.clone(),
         identity.subject.clone(),
@@ -337,7 +338,7 @@ async fn match_staff(
         let (issuer, subject, ip) = (issuer.clone(), subject.clone(), fail_ip.clone());
         async move {
             audit::record(
-                &state.db,
+                &ctx.db,
                 now,
                 AuditEvent::new(
                     Actor::Anonymous,
@@ -354,13 +355,13 @@ async fn match_staff(
     };
     const UNKNOWN: &str = "There is no paydesk account for the person your organisation signed in. Ask an administrator of your service to invite you, then sign in again.";
     let staff = match linked {
-        Some(id) => staff_store::staff_by_id(&state.db, id).await?,
+        Some(id) => staff_store::staff_by_id(&ctx.db, id).await?,
         None => {
             let Some(email) = identity.email.clone() else {
                 return fail("no email in the ID token", UNKNOWN).await;
             };
             let Some(candidate) =
-                staff_store::staff_by_email_key(&state.db, &email_key(&email)).await?
+                staff_store::staff_by_email_key(&ctx.db, &email_key(&email)).await?
             else {
                 return fail("unknown person", UNKNOWN).await;
             };
@@ -378,7 +379,7 @@ async fn match_staff(
                 )
                 .await;
             }
-            let mut tx = state.db.begin().await?;
+            let mut tx = ctx.db.begin().await?;
             // An invitation grants only what its inviters may still grant now.
             let accepted = super::invitation::accept(&mut tx, now, candidate.id, &candidate.email);
             if accepted.await? == super::invitation::Accepted::NothingLeft {
@@ -416,7 +417,7 @@ async fn match_staff(
     let Some(staff) = staff.filter(|s| s.status != "disabled") else {
         return fail("account disabled", UNKNOWN).await;
     };
-    let needs_code = match state.config.sso_totp {
+    let needs_code = match ctx.config.sso_totp {
         SsoTotp::Always => true,
         SsoTotp::Never => false,
         SsoTotp::UnlessProviderMfa => !provider_did_mfa(&identity.amr),

@@ -129,7 +129,7 @@ fn is_common(lower: &str) -> bool {
         .all(|w| (w[0] as u32) == (w[1] as u32) + 1 || (w[0] == '0' && w[1] == '9'));
     // A short word repeated to reach the length ("abcabcabcabc").
     let repeated =
-        (1..=4).any(|n| chars.len() % n == 0 && chars.chunks(n).all(|c| c == &chars[..n]));
+        (1..=4).any(|n| chars.len().is_multiple_of(n) && chars.chunks(n).all(|c| c == &chars[..n]));
     all_same || ascending || descending || repeated
 }
 

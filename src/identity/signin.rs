@@ -13,10 +13,10 @@ use super::permissions::{Grant, Grants, Role};
 use super::totp::{pending_totp_context, totp_context};
 use super::{password, sessions, totp, IdentityError};
 use crate::audit::{self, Actor, AuditEvent};
+use crate::context::Context;
 use crate::crypto;
 use crate::store::staff::{self as staff_store, NewSession, SessionRow, StaffRow};
 use crate::store::{self, from_micros, to_micros};
-use crate::AppState;
 
 /// Demo accounts' addresses end with this; nothing else is ever treated as a demo account
 /// (and outside demo mode such an account cannot sign in).
@@ -78,7 +78,7 @@ fn staff_event(staff: &StaffRow, action: &str, origin: &Origin) -> AuditEvent {
 /// The password step. Every refusal takes as long as a success (a real or dummy hash is
 /// always verified) and reads the same, so nobody learns whether an address has an account.
 pub async fn password_step(
-    state: &AppState,
+    ctx: &Context,
     email: &str,
     password_given: &str,
     return_to: Option<&str>,
@@ -88,7 +88,7 @@ pub async fn password_step(
     let staff = if key.is_empty() || key.len() > 254 {
         None
     } else {
-        staff_store::staff_by_email_key(&state.db, &key).await?
+        staff_store::staff_by_email_key(&ctx.db, &key).await?
     };
     let stored = staff.as_ref().and_then(|s| s.password_hash.clone());
     // Bound the work an attacker can ask for; the rules cap real passwords at the same length.
@@ -97,11 +97,11 @@ pub async fn password_step(
         .take(password::MAX_LENGTH + 1)
         .collect();
     let matched = password::verify(given, stored).await;
-    let now = state.clock.now();
+    let now = ctx.clock.now();
 
     let Some(staff) = staff else {
         audit::record(
-            &state.db,
+            &ctx.db,
             now,
             AuditEvent::new(Actor::Anonymous, "authn_login_fail", "staff:unknown")
                 .failed()
@@ -112,7 +112,7 @@ pub async fn password_step(
         return Ok(PasswordStep::Refused);
     };
 
-    let mut tx = state.db.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     let Some(current) = staff_store::staff_for_update(&mut tx, staff.id).await? else {
         tx.rollback().await?;
         return Ok(PasswordStep::Refused);
@@ -122,7 +122,7 @@ pub async fn password_step(
         .is_some_and(|until| until > to_micros(now));
     let refusal = if current.status == "disabled" {
         Some("account disabled")
-    } else if !state.config.is_demo() && is_demo_account(&current.email) {
+    } else if !ctx.config.is_demo() && is_demo_account(&current.email) {
         // Demo accounts have published passwords: they work only in demo mode.
         Some("demo account outside demo mode")
     } else if locked {
@@ -134,7 +134,7 @@ pub async fn password_step(
     };
     if let Some(reason) = refusal {
         if reason == "wrong password" {
-            count_failure(state, &mut tx, &current, now, origin, "password").await?;
+            count_failure(ctx, &mut tx, &current, now, origin, "password").await?;
         } else {
             audit::append(
                 &mut tx,
@@ -174,7 +174,7 @@ fn truncate(s: &str, max: usize) -> String {
 /// Count a failed password or code; the tenth in a row locks the account for 30 minutes and
 /// emails the person about it (`lockout`).
 async fn count_failure(
-    state: &AppState,
+    ctx: &Context,
     tx: &mut store::Tx,
     staff: &StaffRow,
     now: OffsetDateTime,
@@ -182,13 +182,13 @@ async fn count_failure(
     step: &str,
 ) -> Result<bool, IdentityError> {
     let details = json!({"reason": format!("wrong {step}"), "step": step});
-    count_failure_as(state, tx, staff, now, origin, step, details).await
+    count_failure_as(ctx, tx, staff, now, origin, step, details).await
 }
 
 /// `count_failure` with the failure's own audit `details` (a step-up names what it was for);
 /// the running count is added to them as `failures`.
 pub(super) async fn count_failure_as(
-    state: &AppState,
+    ctx: &Context,
     tx: &mut store::Tx,
     staff: &StaffRow,
     now: OffsetDateTime,
@@ -228,7 +228,7 @@ pub(super) async fn count_failure_as(
         )
         .await?;
         super::lockout::notify_locked(
-            state,
+            ctx,
             tx,
             staff,
             origin.ip.as_deref(),
@@ -274,15 +274,15 @@ async fn insert_session(
 
 /// Start a pending session for someone an identity provider vouched for.
 pub async fn start_pending(
-    state: &AppState,
+    ctx: &Context,
     staff: &StaffRow,
     stage: Stage,
     auth_method: &str,
     return_to: Option<&str>,
     origin: &Origin,
 ) -> Result<String, IdentityError> {
-    let now = state.clock.now();
-    let mut tx = state.db.begin().await?;
+    let now = ctx.clock.now();
+    let mut tx = ctx.db.begin().await?;
     let id = insert_session(
         &mut tx,
         staff,
@@ -300,14 +300,14 @@ pub async fn start_pending(
 
 /// Sign someone straight in (single sign-on whose provider already did multi-factor).
 pub async fn start_active(
-    state: &AppState,
+    ctx: &Context,
     staff: &StaffRow,
     auth_method: &str,
     origin: &Origin,
     details: serde_json::Value,
 ) -> Result<String, IdentityError> {
-    let now = state.clock.now();
-    let mut tx = state.db.begin().await?;
+    let now = ctx.clock.now();
+    let mut tx = ctx.db.begin().await?;
     let id = open_signed_in_session(&mut tx, staff, auth_method, origin, now, details).await?;
     tx.commit().await?;
     Ok(id)
@@ -393,16 +393,16 @@ pub enum NoSession {
 /// Look up the session for a cookie value at `stage`, end it if it has run out, and record
 /// this use (which restarts the idle timer).
 pub async fn load_session(
-    state: &AppState,
+    ctx: &Context,
     session_id: &str,
     stage: Stage,
 ) -> Result<Result<CurrentSession, NoSession>, IdentityError> {
     if !sessions::looks_like_session_id(session_id) {
         return Ok(Err(NoSession::Missing));
     }
-    let now = state.clock.now();
+    let now = ctx.clock.now();
     let hash = sessions::id_hash(session_id);
-    let Some(session) = staff_store::session_by_hash(&state.db, &hash).await? else {
+    let Some(session) = staff_store::session_by_hash(&ctx.db, &hash).await? else {
         return Ok(Err(NoSession::Missing));
     };
     if session.stage != stage.as_str() {
@@ -417,11 +417,11 @@ pub async fn load_session(
         ),
         _ => now >= created + PENDING_STEP_VALID,
     };
-    let staff = staff_store::staff_with_grants(&state.db, session.staff_id).await?;
+    let staff = staff_store::staff_with_grants(&ctx.db, session.staff_id).await?;
     let (staff, grant_rows) = match staff {
         Some((s, g)) if s.status != "disabled" && !timed_out => (s, g),
         _ => {
-            let mut tx = state.db.begin().await?;
+            let mut tx = ctx.db.begin().await?;
             let gone = staff_store::delete_session(&mut tx, &hash).await?;
             if gone && timed_out && stage == Stage::Active {
                 audit::append(
@@ -447,7 +447,7 @@ pub async fn load_session(
     // Writing on every request would make every page view a write; a few seconds of slack
     // on a 15-minute timer is harmless.
     if stage == Stage::Active && now - last_seen >= Duration::seconds(5) {
-        staff_store::touch_session(&state.db, &hash, to_micros(now)).await?;
+        staff_store::touch_session(&ctx.db, &hash, to_micros(now)).await?;
     }
     let last_seen = if stage == Stage::Active {
         now
@@ -491,30 +491,30 @@ pub enum CodeStep {
 
 /// Check the code from the authenticator for a pending `second_factor` session.
 pub async fn code_step(
-    state: &AppState,
+    ctx: &Context,
     pending: &CurrentSession,
     code: &str,
     origin: &Origin,
 ) -> Result<CodeStep, IdentityError> {
-    let key = state.config.totp_key();
+    let key = ctx.config.totp_key();
     let secret = pending
         .staff
         .totp_secret
         .as_deref()
         .and_then(|sealed| crypto::open(&key, &totp_context(pending.staff.id), sealed).ok());
-    let now = state.clock.now();
+    let now = ctx.clock.now();
     let step = secret
         .as_deref()
         .and_then(|s| totp::verify(s, code, now.unix_timestamp(), pending.staff.totp_last_step));
-    finish_second_factor(state, pending, step, None, origin, now).await
+    finish_second_factor(ctx, pending, step, None, origin, now).await
 }
 
 /// The secret being enrolled in this session, made on first use and kept until confirmed.
 pub async fn enrolment_secret(
-    state: &AppState,
+    ctx: &Context,
     session: &CurrentSession,
 ) -> Result<Vec<u8>, IdentityError> {
-    let key = state.config.totp_key();
+    let key = ctx.config.totp_key();
     let context = pending_totp_context(session.staff.id);
     if let Some(secret) = session
         .session
@@ -526,7 +526,7 @@ pub async fn enrolment_secret(
     }
     let secret = totp::generate_secret();
     let sealed = crypto::seal(&key, &context, &secret);
-    let mut tx = state.db.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     staff_store::set_session_pending_totp(&mut tx, session.id_hash(), Some(&sealed)).await?;
     tx.commit().await?;
     Ok(secret)
@@ -536,22 +536,22 @@ pub async fn enrolment_secret(
 /// from it. In a pending `enrol` session this completes sign-in; in an active session it
 /// replaces the person's authenticator.
 pub async fn confirm_enrolment(
-    state: &AppState,
+    ctx: &Context,
     session: &CurrentSession,
     secret: &[u8],
     code: &str,
     origin: &Origin,
 ) -> Result<CodeStep, IdentityError> {
-    let key = state.config.totp_key();
-    let now = state.clock.now();
+    let key = ctx.config.totp_key();
+    let now = ctx.clock.now();
     let step = totp::verify(secret, code, now.unix_timestamp(), None);
     let sealed = crypto::seal(&key, &totp_context(session.staff.id), secret);
-    finish_second_factor(state, session, step, Some(sealed), origin, now).await
+    finish_second_factor(ctx, session, step, Some(sealed), origin, now).await
 }
 
 /// Shared end of the code and enrolment steps.
 async fn finish_second_factor(
-    state: &AppState,
+    ctx: &Context,
     session: &CurrentSession,
     step: Option<i64>,
     new_secret: Option<String>,
@@ -559,7 +559,7 @@ async fn finish_second_factor(
     now: OffsetDateTime,
 ) -> Result<CodeStep, IdentityError> {
     let staff = &session.staff;
-    let mut tx = state.db.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     let Some(current) = staff_store::staff_for_update(&mut tx, staff.id).await? else {
         tx.rollback().await?;
         return Ok(CodeStep::Locked);
@@ -579,7 +579,7 @@ async fn finish_second_factor(
         let locked = if locked_now {
             true
         } else {
-            count_failure(state, &mut tx, &current, now, origin, "code").await?
+            count_failure(ctx, &mut tx, &current, now, origin, "code").await?
         };
         if locked && session.stage() != Stage::Active {
             staff_store::delete_session(&mut tx, session.id_hash()).await?;
@@ -638,12 +638,12 @@ async fn finish_second_factor(
 
 /// Sign out: the session row goes, so the cookie is worthless even if copied.
 pub async fn sign_out(
-    state: &AppState,
+    ctx: &Context,
     session: &CurrentSession,
     origin: &Origin,
 ) -> Result<(), IdentityError> {
-    let now = state.clock.now();
-    let mut tx = state.db.begin().await?;
+    let now = ctx.clock.now();
+    let mut tx = ctx.db.begin().await?;
     staff_store::delete_session(&mut tx, session.id_hash()).await?;
     audit::append(
         &mut tx,
@@ -661,17 +661,10 @@ pub async fn sign_out(
 }
 
 /// Mark the second factor as just given (after a step-up code).
-pub async fn record_step_up(
-    state: &AppState,
-    session: &CurrentSession,
-) -> Result<(), IdentityError> {
-    let mut tx = state.db.begin().await?;
-    staff_store::set_session_second_factor(
-        &mut tx,
-        session.id_hash(),
-        to_micros(state.clock.now()),
-    )
-    .await?;
+pub async fn record_step_up(ctx: &Context, session: &CurrentSession) -> Result<(), IdentityError> {
+    let mut tx = ctx.db.begin().await?;
+    staff_store::set_session_second_factor(&mut tx, session.id_hash(), to_micros(ctx.clock.now()))
+        .await?;
     tx.commit().await?;
     Ok(())
 }

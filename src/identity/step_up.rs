@@ -14,9 +14,9 @@ use time::OffsetDateTime;
 use super::signin::{self, CurrentSession, Origin};
 use super::{lockout, IdentityError};
 use crate::audit::{self, AuditEvent};
+use crate::context::Context;
 use crate::store::staff as staff_store;
 use crate::store::to_micros;
-use crate::AppState;
 
 /// Shown when a code is wrong, already used, or given while the account is locked.
 pub const WRONG_CODE: &str =
@@ -36,7 +36,7 @@ pub enum StepUpOutcome {
 /// Check a step-up `code` for the signed-in `session` at `now`. `what` names the action for
 /// the audit log ("refund", "refund approval", ...).
 pub async fn verify(
-    state: &AppState,
+    ctx: &Context,
     session: &CurrentSession,
     code: &str,
     origin: &Origin,
@@ -49,7 +49,7 @@ pub async fn verify(
     let event = |action: &str| {
         AuditEvent::new(session.actor(), action, target.clone()).from_ip(origin.ip.clone())
     };
-    let mut tx = state.db.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     let Some(current) = staff_store::staff_for_update(&mut tx, staff.id).await? else {
         tx.rollback().await?;
         return Ok(StepUpOutcome::Refused(WRONG_CODE));
@@ -58,7 +58,7 @@ pub async fn verify(
     // The secret as the session loaded it, the last step used as the locked row has it.
     let mut checked = current.clone();
     checked.totp_secret = staff.totp_secret.clone();
-    let step = lockout::verify_code(state, &checked, code, now);
+    let step = lockout::verify_code(ctx, &checked, code, now);
     let accepted = match step {
         Some(step) if !locked => staff_store::use_totp_step(&mut tx, staff.id, step, at).await?,
         _ => false,
@@ -75,7 +75,7 @@ pub async fn verify(
             .await?;
         } else {
             let details = json!({"reason": "wrong code", "step": "step_up", "for": what});
-            signin::count_failure_as(state, &mut tx, &current, now, origin, "step_up", details)
+            signin::count_failure_as(ctx, &mut tx, &current, now, origin, "step_up", details)
                 .await?;
         }
         tx.commit().await?;
@@ -95,6 +95,6 @@ pub async fn verify(
     )
     .await?;
     tx.commit().await?;
-    signin::record_step_up(state, session).await?;
+    signin::record_step_up(ctx, session).await?;
     Ok(StepUpOutcome::Done)
 }

@@ -5,12 +5,12 @@
 
 use super::sync;
 use crate::audit;
-use crate::audit::refusals::Kind;
+use crate::audit::refusals::{Kind, Refusals};
+use crate::context::Context;
 use crate::platform::signature;
 use crate::platform::types::WebhookMessage;
 use crate::services;
 use crate::store::{self, journeys as journey_store};
-use crate::AppState;
 
 /// What became of a webhook.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,25 +40,26 @@ pub enum WebhookError {
 }
 
 pub async fn receive(
-    state: &AppState,
+    ctx: &Context,
+    refusals: &Refusals,
     slug: &str,
     signature_header: Option<&str>,
     body: &[u8],
     origin_ip: Option<String>,
 ) -> Result<Received, WebhookError> {
-    let Some(service) = services::by_slug(&state.db, slug).await? else {
+    let Some(service) = services::by_slug(&ctx.db, slug).await? else {
         return Ok(Received::UnknownService);
     };
-    let Some(secret) = service.webhook_secret(&state.config)? else {
+    let Some(secret) = service.webhook_secret(&ctx.config)? else {
         return Ok(Received::UnknownService);
     };
-    let now = state.clock.now();
+    let now = ctx.clock.now();
     let verified = signature_header.is_some_and(|h| signature::verify(&secret, body, h));
     if !verified {
         // Counted, and summarised in the audit log per source and minute: a flood of forged
         // messages never writes one chained entry each.
-        state.refusals.note(
-            &state.metrics,
+        refusals.note(
+            &ctx.metrics,
             now,
             Kind::Webhook,
             origin_ip.as_deref(),
@@ -99,7 +100,7 @@ pub async fn receive(
     {
         return Ok(Received::Ignored);
     }
-    let mut tx = state.db.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     let fresh = journey_store::insert_webhook(
         &mut tx,
         service.id,
@@ -112,7 +113,7 @@ pub async fn receive(
     .await?;
     if !fresh {
         tx.rollback().await?;
-        state.metrics.count("paydesk_webhooks_duplicate_total");
+        ctx.metrics.count("paydesk_webhooks_duplicate_total");
         return Ok(Received::Duplicate);
     }
     sync::enqueue_refresh(
@@ -124,6 +125,6 @@ pub async fn receive(
     )
     .await?;
     tx.commit().await?;
-    state.metrics.count("paydesk_webhooks_accepted_total");
+    ctx.metrics.count("paydesk_webhooks_accepted_total");
     Ok(Received::Accepted)
 }

@@ -1,7 +1,9 @@
 //! The payment platform: its wire format (`types`), webhook signatures (`signature`), the
 //! client paydesk uses to call it (`client`), and a sandbox platform that speaks the same API
-//! over real HTTP (`sandbox`), for demos and tests; `hosts` is the allow-list of platform hosts.
+//! over real HTTP (`sandbox`), for demos and tests; `hosts` is the allow-list of platform hosts
+//! and `cache` keeps one client per service.
 
+pub mod cache;
 pub mod client;
 pub mod hosts;
 pub mod sandbox;

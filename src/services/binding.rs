@@ -7,28 +7,28 @@ use serde_json::json;
 
 use super::{seal_credentials, ServiceAccount, ServiceError};
 use crate::audit::{self, Actor, AuditEvent};
+use crate::context::Context;
 use crate::platform::client::Credentials;
 use crate::store;
 use crate::store::services as service_store;
-use crate::AppState;
 
 /// Bind every unbound saved credentials to its service's current platform address (audited,
 /// one entry per service). Returns how many were bound.
-pub async fn bind_saved_credentials(state: &AppState) -> Result<usize, ServiceError> {
+pub async fn bind_saved_credentials(ctx: &Context) -> Result<usize, ServiceError> {
     let mut bound = 0;
-    for row in service_store::connected(&state.db).await? {
+    for row in service_store::connected(&ctx.db).await? {
         let service = ServiceAccount::from_row(row);
         let (Some(url), Some(old)) = (&service.platform_url, &service.row.credentials) else {
             continue;
         };
         // Unreadable values (another secret key) are left as they are.
-        let Ok(Some(super::Opened::Unbound(credentials))) = service.open_credentials(&state.config)
+        let Ok(Some(super::Opened::Unbound(credentials))) = service.open_credentials(&ctx.config)
         else {
             continue;
         };
-        let sealed = seal_credentials(&state.config, service.id, url, &credentials);
-        let now = state.clock.now();
-        let mut tx = state.db.begin().await?;
+        let sealed = seal_credentials(&ctx.config, service.id, url, &credentials);
+        let now = ctx.clock.now();
+        let mut tx = ctx.db.begin().await?;
         if !service_store::replace_credentials(&mut tx, service.id, old, &sealed).await? {
             continue;
         }
@@ -52,14 +52,14 @@ pub async fn bind_saved_credentials(state: &AppState) -> Result<usize, ServiceEr
 /// Point `service` at `platform_url` with `credentials` sealed for that address (the demo's
 /// sandbox), audited.
 pub async fn repoint(
-    state: &AppState,
+    ctx: &Context,
     service: &ServiceAccount,
     platform_url: &str,
     credentials: &Credentials,
 ) -> Result<(), ServiceError> {
-    let sealed = seal_credentials(&state.config, service.id, platform_url, credentials);
-    let now = state.clock.now();
-    let mut tx = state.db.begin().await?;
+    let sealed = seal_credentials(&ctx.config, service.id, platform_url, credentials);
+    let now = ctx.clock.now();
+    let mut tx = ctx.db.begin().await?;
     service_store::set_platform_account(
         &mut tx,
         service.id,

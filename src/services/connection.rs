@@ -1,14 +1,15 @@
 //! Testing a service's connection to the platform ("Test connection"), for `services:manage`:
 //! one read with the saved settings, the answer in words for the admin, audited without
-//! secrets. Saved credentials are only sent where they were saved for (`services::Platforms`).
+//! secrets. Saved credentials are only sent where they were saved for (`platform::cache`).
 
 use serde_json::json;
 
 use super::{ServiceAccount, ServiceError};
 use crate::audit::{self, Actor, AuditEvent, Outcome};
+use crate::context::Context;
+use crate::platform::cache::Platforms;
 use crate::platform::client::PlatformError;
 use crate::platform::types::PaymentSearch;
-use crate::AppState;
 
 /// What testing the connection found, in words for the admin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,12 +107,13 @@ impl ConnectionCheck {
 /// Ask the platform for one payment with the service's saved settings, and record what
 /// happened.
 pub async fn test_connection(
-    state: &AppState,
+    ctx: &Context,
+    platforms: &Platforms,
     actor: Actor,
     ip: Option<String>,
     service: &ServiceAccount,
 ) -> Result<ConnectionCheck, ServiceError> {
-    let answer = match state.platforms.client(&state.config, service) {
+    let answer = match platforms.client(&ctx.config, service) {
         Err(ServiceError::NotConnected(_)) => (ConnectionCheck::NotConnected, None),
         Err(ServiceError::Sealed(_)) => (ConnectionCheck::Unreadable, None),
         Err(ServiceError::Moved(_)) => (ConnectionCheck::Moved, None),
@@ -142,6 +144,6 @@ pub async fn test_connection(
     if !check.ok() {
         event.outcome = Outcome::Failure;
     }
-    audit::record(&state.db, state.clock.now(), event).await?;
+    audit::record(&ctx.db, ctx.clock.now(), event).await?;
     Ok(check)
 }

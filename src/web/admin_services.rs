@@ -442,10 +442,15 @@ async fn test(
 ) -> Result<Answer, Status> {
     let _ = form;
     let current = managed_service(state, &staff, id).await?;
-    let result =
-        admin::test_connection(state, staff.actor(), origin.0.ip.clone(), &current.service)
-            .await
-            .map_err(internal)?;
+    let result = admin::test_connection(
+        state,
+        &state.platforms,
+        staff.actor(),
+        origin.0.ip.clone(),
+        &current.service,
+    )
+    .await
+    .map_err(internal)?;
     Ok(Answer::Redirect(Redirect::to(format!(
         "{}?test={}",
         service_path(id),

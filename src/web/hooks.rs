@@ -51,7 +51,16 @@ async fn govuk_pay(
         Ok(_) => return answer(Status::PayloadTooLarge, "the message is too large"),
         Err(_) => return answer(Status::BadRequest, "the message could not be read"),
     };
-    match webhooks::receive(state, service, sig.0.as_deref(), &bytes, origin.0.ip).await {
+    match webhooks::receive(
+        state,
+        &state.refusals,
+        service,
+        sig.0.as_deref(),
+        &bytes,
+        origin.0.ip,
+    )
+    .await
+    {
         Ok(Received::Accepted) => answer(Status::Ok, "accepted"),
         Ok(Received::Duplicate) => answer(Status::Ok, "already received"),
         Ok(Received::Ignored) => answer(Status::Ok, "not a payment message; ignored"),

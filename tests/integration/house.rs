@@ -207,8 +207,7 @@ fn the_job_queue_and_the_scheduler_know_no_capability() {
         "refunds",
         "exports",
         "identity",
-        // `services` is not listed yet: the job context still carries the platform client
-        // cache, which lives in services.rs (to move under platform/).
+        "services",
         "integrations",
         "mail",
         "audit_view",
@@ -232,6 +231,55 @@ fn the_job_queue_and_the_scheduler_know_no_capability() {
             );
         }
     }
+}
+
+/// Whether `code` names `word` as a whole identifier.
+fn names(code: &str, word: &str) -> bool {
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    code.match_indices(word).any(|(i, _)| {
+        !code[..i].chars().next_back().is_some_and(ident)
+            && !code[i + word.len()..].chars().next().is_some_and(ident)
+    })
+}
+
+#[test]
+fn only_the_composition_root_the_web_and_the_commands_name_the_application_state() {
+    // Capabilities take a `Context` or plain values (DESIGN.md §1); the whole `AppState` is
+    // for lib.rs (which builds it), the web, and the commands (cli/, bench/) that open it.
+    let mut all = Vec::new();
+    rust_files(&src(), &mut all);
+    let allowed = |rel: &Path| {
+        ["lib.rs", "main.rs", "bench.rs"]
+            .iter()
+            .any(|f| rel == Path::new(f))
+            || ["web", "cli", "bench"].iter().any(|d| rel.starts_with(d))
+    };
+    let mut seen_in_lib = false;
+    let mut naming = Vec::new();
+    for file in &all {
+        let rel = file.strip_prefix(src()).expect("under src");
+        let text = code(&std::fs::read_to_string(file).expect("read"));
+        if !names(&text, "AppState") {
+            continue;
+        }
+        if rel == Path::new("lib.rs") {
+            seen_in_lib = true;
+        }
+        if !allowed(rel) {
+            naming.push(rel.display().to_string());
+        }
+    }
+    assert!(
+        seen_in_lib,
+        "the reader did not find AppState where it is defined"
+    );
+    assert!(
+        naming.is_empty(),
+        "these files name AppState; a capability takes a Context or plain values: {}",
+        naming.join(", ")
+    );
+    assert!(names("fn f(s: &AppState)", "AppState"));
+    assert!(!names("struct AppStateful;", "AppState"));
 }
 
 #[test]

@@ -529,7 +529,7 @@ async fn only_hosts_a_platform_admin_allows_can_be_saved_or_called() {
     let service = services::by_id(&app.state.db, id).await.unwrap().unwrap();
     let mut stricter = (*app.state.config).clone();
     stricter.platform_hosts = PlatformHosts::default();
-    let fresh = services::Platforms::default();
+    let fresh = paydesk::platform::cache::Platforms::default();
     assert!(matches!(
         fresh.client(&stricter, &service),
         Err(ServiceError::HostNotAllowed { .. })

@@ -203,10 +203,15 @@ async fn a_rehashed_rewrite_after_the_last_checkpoint_does_not_verify() {
     let app = TestApp::new().await;
     let db = &app.state.db;
     append(db, 0, 5).await;
-    let cp = anchor::tick(&app.state, false)
-        .await
-        .unwrap()
-        .expect("a first checkpoint");
+    let cp = anchor::tick(
+        &app.state.db,
+        &app.state.config,
+        app.state.clock.now(),
+        false,
+    )
+    .await
+    .unwrap()
+    .expect("a first checkpoint");
     append(db, 10, 5).await;
     let size = cp.size;
     // Entries after the checkpoint rewritten, every link recomputed with plain SHA-256.
@@ -279,19 +284,37 @@ async fn a_deleted_tail_or_an_emptied_table_is_caught_by_the_automatic_checkpoin
     let app = TestApp::new().await;
     let db = &app.state.db;
     append(db, 0, 4).await;
-    let first = anchor::tick(&app.state, false)
-        .await
-        .unwrap()
-        .expect("checkpoint");
+    let first = anchor::tick(
+        &app.state.db,
+        &app.state.config,
+        app.state.clock.now(),
+        false,
+    )
+    .await
+    .unwrap()
+    .expect("checkpoint");
     // Nothing new within the interval: no new file.
     append(db, 10, 2).await;
-    assert!(anchor::tick(&app.state, false).await.unwrap().is_none());
+    assert!(anchor::tick(
+        &app.state.db,
+        &app.state.config,
+        app.state.clock.now(),
+        false
+    )
+    .await
+    .unwrap()
+    .is_none());
     // Past it: a checkpoint of the new head.
     app.clock.advance(anchor::CHECKPOINT_EVERY);
-    let second = anchor::tick(&app.state, false)
-        .await
-        .unwrap()
-        .expect("checkpoint");
+    let second = anchor::tick(
+        &app.state.db,
+        &app.state.config,
+        app.state.clock.now(),
+        false,
+    )
+    .await
+    .unwrap()
+    .expect("checkpoint");
     assert_eq!(second.size, first.size + 2);
     let folder = app.state.config.audit_checkpoint_folder();
     assert_eq!(
@@ -323,7 +346,14 @@ async fn a_deleted_tail_or_an_emptied_table_is_caught_by_the_automatic_checkpoin
     // New entries over the gap are never blessed by a new checkpoint.
     append(db, 20, 5).await;
     app.clock.advance(anchor::CHECKPOINT_EVERY);
-    assert!(anchor::tick(&app.state, true).await.is_err());
+    assert!(anchor::tick(
+        &app.state.db,
+        &app.state.config,
+        app.state.clock.now(),
+        true
+    )
+    .await
+    .is_err());
     let (report, _) =
         anchor::verify_with_folder(db, &folder, &app.state.config.audit_checkpoint_key(), None)
             .await
@@ -580,10 +610,15 @@ async fn the_audit_page_says_how_far_the_chain_is_verified_and_flags_a_missing_t
         .person("pa@example.gov.uk", Role::PlatformAdmin, None)
         .await;
     append(&app.state.db, 0, 3).await;
-    let cp = anchor::tick(&app.state, false)
-        .await
-        .unwrap()
-        .expect("checkpoint");
+    let cp = anchor::tick(
+        &app.state.db,
+        &app.state.config,
+        app.state.clock.now(),
+        false,
+    )
+    .await
+    .unwrap()
+    .expect("checkpoint");
     let v = Visitor::new(&app, &pa).await;
     let page = unescape(&v.get("/audit").await.body);
     assert!(page.contains("Verified up to entry"), "{page}");

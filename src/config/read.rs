@@ -1,133 +1,14 @@
-//! One typed configuration, read from `Rocket.toml` (per profile) and `PAYDESK_*` environment
-//! variables, validated once at start-up. A bad value stops the program with a message that
-//! names the setting.
+//! Reading the configuration: the settings as written (`RawConfig`, with their defaults) and
+//! `Config::from_figment`, which checks each one and names the setting that is wrong.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use hmac::{Hmac, Mac};
-use rocket::figment::providers::{Env, Format, Serialized, Toml};
-use rocket::figment::{Figment, Profile};
+use rocket::figment::Figment;
 use serde::Deserialize;
-use sha2::Sha256;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
-/// Where paydesk runs: a developer's machine, the demo, or production.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Debug,
-    Demo,
-    Release,
-}
-
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub mode: Mode,
-    pub profile: String,
-    pub database_url: String,
-    pub address: IpAddr,
-    pub port: u16,
-    pub log_format: LogFormat,
-    pub service_name: String,
-    /// The header a trusted reverse proxy sets to the client's address; none by default, so a
-    /// client cannot choose the address recorded in the audit log.
-    pub trusted_ip_header: Option<String>,
-    /// Bearer token for `/metrics`; without one, only loopback clients may read it.
-    pub metrics_token: Option<String>,
-    pub db_max_connections: u32,
-    pub jobs_enabled: bool,
-    pub job_poll_ms: u64,
-    pub job_lease_secs: u64,
-    pub job_concurrency: usize,
-    pub template_dir: PathBuf,
-    pub static_dir: PathBuf,
-    master_key: [u8; 32],
-    /// True when no secret key was configured and a development key is in use.
-    pub insecure_dev_key: bool,
-    /// The address people use to reach paydesk, for links in emails and printed set-up links.
-    pub public_url: String,
-    /// Where mail goes: `smtp://host:port`, `smtps://user:pass@host`, or `file://folder`.
-    pub mail_url: String,
-    pub mail_from: String,
-    /// Whether cookies are `__Host-` and Secure. Always in release; in debug and the demo only
-    /// when paydesk listens beyond loopback (plain HTTP on one's own machine needs them off).
-    pub secure_cookies: bool,
-    /// Sign-in attempts (password, code, reset requests) allowed per client address per minute.
-    pub sign_in_rate_per_minute: u32,
-    /// Requests each API token may make per minute (then 429 with Retry-After).
-    pub api_rate_per_minute: u32,
-    /// Single sign-on providers, in the order their buttons appear.
-    pub sso_providers: Vec<SsoProvider>,
-    pub sso_totp: SsoTotp,
-    /// Calls to the payment platform: connect and total timeouts, and how many times a read
-    /// (or a request the platform refused with 429) is tried again.
-    pub platform_connect_timeout_ms: u64,
-    pub platform_timeout_ms: u64,
-    pub platform_retries: u32,
-    /// The longest single wait between retries; a longer `Retry-After` ends the call with a
-    /// clear "rate limited" error for the caller (a job) to schedule.
-    pub platform_max_backoff_ms: u64,
-    /// How often each service's backfill runs, and how far back past its cursor it looks
-    /// again (the platform's search is eventually consistent).
-    pub sync_interval_secs: u64,
-    pub sync_overlap_secs: u64,
-    /// Minutes after a payment should have expired (90 minutes after creation) before a
-    /// journey without a final state is flagged "needs attention".
-    pub stuck_after_minutes: u64,
-    /// The zone whose days the payments search and the dashboard count in ("today",
-    /// "previous month", a day's totals).
-    pub time_zone: crate::timezone::Zone,
-    /// Where background exports write their files (shared storage when several instances
-    /// serve one database), how many rows make an export run in the background rather than
-    /// stream at once, and how many days a finished file is kept.
-    pub export_dir: PathBuf,
-    pub export_background_rows: i64,
-    pub export_keep_days: u32,
-    /// Where signed checkpoints of the audit log's head are written (outside the database).
-    pub audit_checkpoint_dir: PathBuf,
-    /// Outbound events: whether endpoints may be loopback addresses (and plain http to them).
-    /// Only for tests; refused in the release profile.
-    pub events_allow_loopback: bool,
-    /// How long a rotated endpoint secret keeps signing beside its successor.
-    pub events_rotation_overlap_secs: u64,
-    /// The hosts a service's platform and token addresses may name (PAYDESK_PLATFORM_HOSTS).
-    pub platform_hosts: crate::platform::hosts::PlatformHosts,
-}
-
-/// An OpenID Connect identity provider staff may sign in with.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
-pub struct SsoProvider {
-    /// Short name used in URLs (`/login/sso/<id>`).
-    pub id: String,
-    /// The button's words, such as "Sign in with your council account".
-    pub label: String,
-    pub issuer: String,
-    pub client_id: String,
-    #[serde(default)]
-    pub client_secret: String,
-    #[serde(default = "default_sso_scopes")]
-    pub scopes: Vec<String>,
-}
-
-fn default_sso_scopes() -> Vec<String> {
-    vec!["email".into(), "profile".into()]
-}
-
-/// Whether staff who sign in through an identity provider also give paydesk's own code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SsoTotp {
-    Always,
-    /// Unless the ID token's `amr` says the provider already used more than one factor.
-    UnlessProviderMfa,
-    Never,
-}
+use super::keys::{parse_secret_key, sha256, DEV_KEY_SEED};
+use super::{env_name, Config, ConfigError, LogFormat, Mode, SsoProvider, SsoTotp};
 
 /// The settings as written in Rocket.toml or the environment, before validation.
 #[derive(Debug, Deserialize)]
@@ -284,53 +165,7 @@ fn default_job_concurrency() -> usize {
     4
 }
 
-/// Defaults that apply when neither Rocket.toml nor the environment says otherwise.
-pub const DEFAULT_DATABASE_URL: &str = "sqlite://var/paydesk.db";
-
-/// The development key used in debug and demo when no secret key is set. It is public, so
-/// release refuses it.
-const DEV_KEY_SEED: &[u8] = b"paydesk insecure development key - never use in production";
-
-#[derive(Debug, thiserror::Error)]
-#[error("configuration error: {0}")]
-pub struct ConfigError(pub String);
-
-/// The environment variable that sets a given key.
-pub fn env_name(key: &str) -> String {
-    format!("PAYDESK_{}", key.to_ascii_uppercase())
-}
-
 impl Config {
-    /// The figment paydesk reads: Rocket's (Rocket.toml and ROCKET_*), our defaults, then
-    /// PAYDESK_* on top. `PAYDESK_PROFILE` picks the profile.
-    pub fn figment() -> Figment {
-        let mut figment = rocket::Config::figment()
-            .join(Serialized::defaults(serde_json::json!({
-                "database_url": DEFAULT_DATABASE_URL,
-                "log_format": "text",
-            })))
-            .merge(
-                Toml::file(
-                    std::env::var("PAYDESK_CONFIG").unwrap_or_else(|_| "Rocket.toml".into()),
-                )
-                .nested(),
-            )
-            .merge(
-                Env::prefixed("PAYDESK_")
-                    .ignore(&["profile", "config"])
-                    .global(),
-            );
-        if let Ok(profile) = std::env::var("PAYDESK_PROFILE") {
-            figment = figment.select(Profile::from_env_or("PAYDESK_PROFILE", profile));
-        }
-        figment
-    }
-
-    /// Read and validate the configuration. `demo` marks `paydesk demo`.
-    pub fn load(demo: bool) -> Result<Config, ConfigError> {
-        Config::from_figment(&Config::figment(), demo)
-    }
-
     pub fn from_figment(figment: &Figment, demo: bool) -> Result<Config, ConfigError> {
         let profile = figment.profile().to_string();
         let raw: RawConfig = figment.extract().map_err(describe_figment_error)?;
@@ -569,140 +404,6 @@ impl Config {
             platform_hosts,
         })
     }
-
-    /// A configuration for tests and tools: debug mode, the given database, nothing from the
-    /// environment. Its secret key is `TEST_SECRET_KEY`, the one tests hand to the binary, so
-    /// that both link the same audit chain.
-    pub fn for_tests(database_url: &str) -> Config {
-        let figment = Figment::from(rocket::Config::debug_default()).merge(Serialized::defaults(
-            serde_json::json!({
-                "database_url": database_url,
-                "log_format": "text",
-                "secret_key": TEST_SECRET_KEY,
-                "audit_checkpoint_dir": std::env::temp_dir().join("paydesk-test-checkpoints"),
-                "jobs_enabled": false,
-                "db_max_connections": 5,
-                // Tests talk to sandboxes and listeners on this machine, and save a made-up host.
-                "platform_hosts": "publicapi.payments.service.gov.uk publicapi.example.gov auth.example.gov 127.0.0.1 localhost [::1]",
-            }),
-        ));
-        Config::from_figment(&figment, false).expect("the test configuration is valid")
-    }
-
-    /// A key for one purpose, derived from the master secret so that purposes never share one.
-    pub fn derive_key(&self, purpose: &str) -> [u8; 32] {
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(&self.master_key).expect("HMAC accepts any key length");
-        mac.update(b"paydesk/");
-        mac.update(purpose.as_bytes());
-        mac.finalize().into_bytes().into()
-    }
-
-    pub fn audit_checkpoint_key(&self) -> [u8; 32] {
-        self.derive_key("audit-checkpoint/v1")
-    }
-
-    /// The folder this database's audit checkpoints go to: a folder per database under
-    /// `audit_checkpoint_dir`, named by a hash of the database URL (without its password),
-    /// so that paydesks on different databases never read each other's checkpoints.
-    pub fn audit_checkpoint_folder(&self) -> PathBuf {
-        let url = &self.database_url;
-        let without_password = match (url.find("://"), url.rfind('@')) {
-            (Some(scheme), Some(at)) if at > scheme => {
-                let userinfo = &url[scheme + 3..at];
-                let user = userinfo.split(':').next().unwrap_or("");
-                format!("{}{user}{}", &url[..scheme + 3], &url[at..])
-            }
-            _ => url.clone(),
-        };
-        self.audit_checkpoint_dir
-            .join(hex::encode(&sha256(without_password.as_bytes())[..8]))
-    }
-
-    /// The key that links the audit chain (each entry's hash is a MAC under it).
-    pub fn audit_chain_key(&self) -> [u8; 32] {
-        self.derive_key("audit-chain/v1")
-    }
-
-    /// The figment handed to Rocket: ours, with Rocket's own secret key derived from the master
-    /// key and the client-address header switched off unless one is trusted.
-    pub fn rocket_figment(&self) -> Figment {
-        let rocket_key = self.derive_key("rocket");
-        let ip_header: serde_json::Value = match &self.trusted_ip_header {
-            Some(h) => serde_json::Value::String(h.clone()),
-            None => serde_json::Value::Bool(false),
-        };
-        Config::figment().merge(Serialized::globals(serde_json::json!({
-            "address": self.address.to_string(),
-            "port": self.port,
-            "secret_key": hex::encode(rocket_key),
-            "ip_header": ip_header,
-            "template_dir": self.template_dir,
-            "log_level": "critical",
-            "cli_colors": false,
-            // No `Server: Rocket` header: it would tell a prober which framework to look up.
-            "ident": false,
-        })))
-    }
-
-    /// The key that seals TOTP secrets at rest.
-    pub fn totp_key(&self) -> [u8; 32] {
-        self.derive_key("totp-secret/v1")
-    }
-
-    /// The key that seals service credentials and webhook secrets at rest.
-    pub fn platform_key(&self) -> [u8; 32] {
-        self.derive_key("platform-credentials/v1")
-    }
-
-    /// The key that seals outbound event endpoints' signing secrets at rest.
-    pub fn events_key(&self) -> [u8; 32] {
-        self.derive_key("event-endpoint-secrets/v1")
-    }
-
-    /// The key behind CSRF tokens.
-    pub fn csrf_key(&self) -> [u8; 32] {
-        self.derive_key("csrf/v1")
-    }
-
-    pub fn is_demo(&self) -> bool {
-        self.mode == Mode::Demo
-    }
-}
-
-/// The secret key of `Config::for_tests` (public: tests and benchmarks only).
-pub const TEST_SECRET_KEY: &str =
-    "3f1c9a7e5b2d4f6081a3c5e7092b4d6f8a1c3e5072b4d6f8091a2b3c4d5e6f70";
-
-fn sha256(bytes: &[u8]) -> [u8; 32] {
-    use sha2::Digest;
-    Sha256::digest(bytes).into()
-}
-
-/// A secret key is at least 32 random bytes, written as hex or base64.
-fn parse_secret_key(text: &str) -> Result<[u8; 32], ConfigError> {
-    use base64::Engine;
-    let bytes = if text.len() >= 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        hex::decode(text).ok()
-    } else {
-        base64::engine::general_purpose::STANDARD.decode(text).ok()
-    };
-    match bytes {
-        Some(b) if b.len() >= 32 => {
-            if b.iter().all(|&x| x == b[0]) {
-                return Err(ConfigError(format!(
-                    "{} is not random (every byte is the same)",
-                    env_name("secret_key")
-                )));
-            }
-            Ok(sha256(&b))
-        }
-        _ => Err(ConfigError(format!(
-            "{} must be at least 32 random bytes written as hex (64+ characters) or base64; \
-             make one with `openssl rand -hex 32`",
-            env_name("secret_key")
-        ))),
-    }
 }
 
 fn describe_figment_error(e: rocket::figment::Error) -> ConfigError {
@@ -731,6 +432,7 @@ fn describe_figment_error(e: rocket::figment::Error) -> ConfigError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rocket::figment::providers::Serialized;
 
     fn figment(values: serde_json::Value) -> Figment {
         Figment::from(rocket::Config::debug_default())
@@ -790,14 +492,5 @@ mod tests {
         let config = Config::from_figment(&figment(serde_json::json!({})), false).unwrap();
         assert!(config.insecure_dev_key);
         assert_ne!(config.derive_key("a"), config.derive_key("b"));
-    }
-}
-#[cfg(test)]
-mod rocket_figment_tests {
-    #[test]
-    fn rocket_accepts_the_figment_we_hand_it() {
-        let config = super::Config::for_tests("sqlite://var/x.db");
-        let extracted = config.rocket_figment().extract::<rocket::Config>();
-        assert!(extracted.is_ok(), "{:?}", extracted.err());
     }
 }
