@@ -10,9 +10,10 @@ use rocket_dyn_templates::Metadata;
 use serde_json::{json, Map, Value};
 
 use super::auth::RequestOrigin;
+use super::errors::PageError;
 use super::format::{local_time, thousands};
 use super::journey_lookup::{back_query, find_journey, page_href, readable_services};
-use super::pages::{self, internal, problem, render, Answer};
+use super::pages::{self, problem, render, Answer};
 use super::payment_rows::{card_summary, result_rows};
 use super::session::{CsrfForm, SignedIn};
 use crate::audit::{self, AuditEvent};
@@ -44,7 +45,7 @@ async fn case_links(
     state: &AppState,
     services: &[ServiceAccount],
     rows: &[(i64, i64, &str, &str)],
-) -> Result<std::collections::HashMap<i64, (String, String)>, Status> {
+) -> Result<std::collections::HashMap<i64, (String, String)>, PageError> {
     let templates: std::collections::HashMap<i64, &str> = services
         .iter()
         .filter_map(|s| Some((s.id, s.deep_link_template()?)))
@@ -62,8 +63,7 @@ async fn case_links(
     }
     let refs: std::collections::HashMap<i64, String> =
         crate::store::service_admin::case_references(&state.db, &ids)
-            .await
-            .map_err(internal)?
+            .await?
             .into_iter()
             .collect();
     Ok(rows
@@ -173,7 +173,7 @@ async fn list(
     templates: Metadata<'_>,
     staff: SignedIn,
     uri: &Origin<'_>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let raw = uri.query().map(|q| q.as_str()).unwrap_or("");
     let form = Form::from_query(raw);
     let zone = state.config.time_zone;
@@ -217,9 +217,7 @@ async fn list(
         // A journey page's "Back" returns to this very page of results.
         let back = form.to_query();
         let ids: Vec<i64> = chosen.iter().map(|s| s.id).collect();
-        let results = crate::search::run_with(&state.db, Some(&state.counts), &ids, search)
-            .await
-            .map_err(internal)?;
+        let results = crate::search::run_with(&state.db, Some(&state.counts), &ids, search).await?;
         let links = case_links(
             state,
             &mine,
@@ -272,7 +270,9 @@ async fn list(
     c.insert(
         "filters_html".into(),
         Value::String(forms.render(&templates, filters).ok_or_else(|| {
-            internal("the payments filter form did not render (see the template error above)")
+            PageError::internal(
+                "the payments filter form did not render (see the template error above)",
+            )
         })?),
     );
     let page = render("payments/index", c);
@@ -291,7 +291,7 @@ async fn journey(
     events: Option<&str>,
     notice: Option<&str>,
     back: Option<&str>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let (svc, j) = find_journey(state, &staff, id, service).await?;
     let back = back_query(back);
     let zone = state.config.time_zone;
@@ -308,13 +308,11 @@ async fn journey(
         .from_ip(origin.0.ip.clone())
         .details(json!({"service": svc.slug, "what": "journey page"})),
     )
-    .await
-    .map_err(internal)?;
+    .await?;
     let (timeline, refunds) = tokio::try_join!(
         journey_store::events(&state.db, j.id),
         journey_store::refunds_of(&state.db, svc.id, &j.payment_id)
-    )
-    .map_err(internal)?;
+    )?;
 
     let case_link = case_links(
         state,
@@ -486,7 +484,7 @@ async fn refresh(
     origin: RequestOrigin,
     id: &str,
     form: CsrfForm<RefreshForm>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let (svc, j) = find_journey(state, &staff, id, Some(form.0.service.as_str())).await?;
     let now = state.clock.now();
     let target = format!("payment:{}", j.payment_id);
@@ -501,7 +499,7 @@ async fn refresh(
     match sync::refresh_with(&state.db, now, client.as_ref(), svc.id, &j.payment_id).await {
         Ok(done) => {
             let changed = done.status != j.status;
-            let mut tx = state.db.begin().await.map_err(internal)?;
+            let mut tx = state.db.begin().await?;
             journey_store::record_staff_event(
                 &mut tx,
                 j.id,
@@ -509,8 +507,7 @@ async fn refresh(
                 &json!({"staff": staff.staff.email, "status_before": j.status, "status_after": done.status}),
                 store::to_micros(now),
             )
-            .await
-            .map_err(internal)?;
+            .await?;
             audit::append(
                 &mut tx,
                 now,
@@ -518,9 +515,8 @@ async fn refresh(
                     .from_ip(origin.0.ip.clone())
                     .details(json!({"service": svc.slug, "status_before": j.status, "status_after": done.status})),
             )
-            .await
-            .map_err(internal)?;
-            tx.commit().await.map_err(internal)?;
+            .await?;
+            tx.commit().await?;
             Ok(Answer::Redirect(Redirect::to(back(if changed {
                 "refreshed"
             } else {
@@ -540,7 +536,7 @@ async fn failed_refresh(
     svc: &ServiceAccount,
     j: &journey_store::JourneyRow,
     error: String,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     tracing::warn!(payment = %j.payment_id, service = %svc.slug, %error, "refresh from platform failed");
     audit::record(
         &state.db,
@@ -550,8 +546,7 @@ async fn failed_refresh(
             .from_ip(origin.0.ip.clone())
             .details(json!({"service": svc.slug, "error": error})),
     )
-    .await
-    .map_err(internal)?;
+    .await?;
     let mut c = pages::signed_in(state, staff, "/payments");
     c.insert("title".into(), json!("The platform did not answer"));
     c.insert(
@@ -575,10 +570,10 @@ async fn cancel_page(
     staff: SignedIn,
     id: &str,
     service: Option<&str>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let (svc, j) = find_journey(state, &staff, id, service).await?;
     if !staff.grants.can(Permission::PaymentsCancel, svc.id) {
-        return Err(Status::Forbidden);
+        return Err(Status::Forbidden.into());
     }
     let mut c = pages::signed_in(state, &staff, "/payments");
     let id_path: String = url::form_urlencoded::byte_serialize(j.payment_id.as_bytes()).collect();
@@ -616,11 +611,11 @@ async fn cancel(
     origin: RequestOrigin,
     id: &str,
     form: CsrfForm<CancelForm>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     use crate::journeys::cancel::{cancel, Cancelled};
     let (svc, j) = find_journey(state, &staff, id, Some(form.0.service.as_str())).await?;
     if !staff.grants.can(Permission::PaymentsCancel, svc.id) {
-        return Err(Status::Forbidden);
+        return Err(Status::Forbidden.into());
     }
     let who = crate::refunds::Staff {
         id: staff.staff.id,

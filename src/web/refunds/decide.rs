@@ -18,9 +18,10 @@ use crate::refunds::{self, RequestRow};
 use crate::services::{self, ServiceAccount};
 use crate::store::{journeys as journey_store, refunds as refund_store};
 use crate::web::auth::RequestOrigin;
+use crate::web::errors::PageError;
 use crate::web::format::local_time;
 use crate::web::journey_lookup::page_href;
-use crate::web::pages::{self, internal, problem, render, Answer};
+use crate::web::pages::{self, problem, render, Answer};
 use crate::web::ratelimit::SignInLimiter;
 use crate::web::session::{CsrfForm, SignedIn};
 use crate::web::stepup;
@@ -30,8 +31,8 @@ use crate::AppState;
 pub(super) async fn approvable(
     state: &AppState,
     session: &CurrentSession,
-) -> Result<Vec<ServiceAccount>, Status> {
-    let all = services::all(&state.db).await.map_err(internal)?;
+) -> Result<Vec<ServiceAccount>, PageError> {
+    let all = services::all(&state.db).await?;
     Ok(
         match session.grants.services_with(Permission::RefundsApprove) {
             None => all,
@@ -49,13 +50,11 @@ impl Journeys {
         &mut self,
         state: &AppState,
         id: i64,
-    ) -> Result<Option<journey_store::JourneyRow>, Status> {
+    ) -> Result<Option<journey_store::JourneyRow>, PageError> {
         if let Some(j) = self.0.get(&id) {
             return Ok(j.clone());
         }
-        let j = journey_store::journey_by_id(&state.db, id)
-            .await
-            .map_err(internal)?;
+        let j = journey_store::journey_by_id(&state.db, id).await?;
         self.0.insert(id, j.clone());
         Ok(j)
     }
@@ -66,7 +65,7 @@ pub(super) async fn queue(
     state: &State<AppState>,
     staff: SignedIn,
     notice: Option<&str>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let zone = state.config.time_zone;
     let now = state.clock.now();
     let mine = approvable(state, &staff).await?;
@@ -75,8 +74,7 @@ pub(super) async fn queue(
     let (waiting, failed) = tokio::try_join!(
         refund_store::in_states(&state.db, &ids, &["awaiting_approval"], 200),
         refund_store::latest_in_state(&state.db, &ids, "failed", 20),
-    )
-    .map_err(internal)?;
+    )?;
     let mut names = Names::default();
     let mut journeys = Journeys::default();
     let mut rows = Vec::new();
@@ -114,8 +112,7 @@ pub(super) async fn queue(
     let notice_text = match notice.and_then(|n| n.split_once('-')) {
         Some((kind @ ("approved" | "rejected"), id)) => match id.parse::<i64>() {
             Ok(id) => refund_store::by_id(&state.db, id)
-                .await
-                .map_err(internal)?
+                .await?
                 .filter(|r| ids.contains(&r.service_id))
                 .map(|r| {
                     if kind == "approved" {
@@ -144,12 +141,11 @@ pub(super) async fn decidable(
     state: &AppState,
     staff: &SignedIn,
     id: &str,
-) -> Result<(RequestRow, ServiceAccount), Status> {
+) -> Result<(RequestRow, ServiceAccount), PageError> {
     // Anything but a request number finds nothing.
     let id = id.parse::<i64>().map_err(|_| Status::NotFound)?;
     let row = refund_store::by_id(&state.db, id)
-        .await
-        .map_err(internal)?
+        .await?
         .ok_or(Status::NotFound)?;
     let svc = approvable(state, staff)
         .await?
@@ -174,12 +170,11 @@ pub(super) async fn review_page(
     svc: &ServiceAccount,
     problems: ReviewProblems,
     kept: &Decision,
-) -> Result<Map<String, Value>, Status> {
+) -> Result<Map<String, Value>, PageError> {
     let zone = state.config.time_zone;
     let now = state.clock.now();
     let j = journey_store::journey_by_id(&state.db, row.journey_id)
-        .await
-        .map_err(internal)?
+        .await?
         .ok_or(Status::NotFound)?;
     let money = money_of(state, svc, &j).await?;
     let mut names = Names::default();
@@ -255,7 +250,7 @@ pub(super) async fn review(
     state: &State<AppState>,
     staff: SignedIn,
     id: &str,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let (row, svc) = decidable(state, &staff, id).await?;
     let c = review_page(
         state,
@@ -302,7 +297,7 @@ pub(super) async fn decision_step_up(
     row: &RequestRow,
     d: &Decision,
     approving: bool,
-) -> Result<Option<Answer>, Status> {
+) -> Result<Option<Answer>, PageError> {
     let (what, action, mut hidden, purpose, button) = if approving {
         (
             "refund approval",
@@ -347,7 +342,7 @@ pub(super) async fn approve(
     origin: RequestOrigin,
     id: &str,
     form: CsrfForm<Decision>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let d = form.0;
     let (row, svc) = decidable(state, &staff, id).await?;
     let comment = d.approval_comment.trim().to_string();
@@ -384,8 +379,7 @@ pub(super) async fn approve(
         amount_seen,
         (!comment.is_empty()).then_some(comment.as_str()),
     )
-    .await
-    .map_err(internal)?;
+    .await?;
     match outcome {
         Ok(()) => Ok(Answer::Redirect(Redirect::to(format!(
             "/refunds?notice=approved-{}",
@@ -407,10 +401,9 @@ pub(super) async fn refused(
     svc: &ServiceAccount,
     message: &str,
     d: &Decision,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let row = refund_store::by_id(&state.db, id)
-        .await
-        .map_err(internal)?
+        .await?
         .ok_or(Status::NotFound)?;
     let c = review_page(
         state,
@@ -440,7 +433,7 @@ pub(super) async fn reject(
     origin: RequestOrigin,
     id: &str,
     form: CsrfForm<Decision>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let d = form.0;
     let (row, svc) = decidable(state, &staff, id).await?;
     let comment = d.rejection_comment.trim().to_string();
@@ -472,8 +465,7 @@ pub(super) async fn reject(
         row.id,
         &comment,
     )
-    .await
-    .map_err(internal)?;
+    .await?;
     match outcome {
         Ok(()) => Ok(Answer::Redirect(Redirect::to(format!(
             "/refunds?notice=rejected-{}",
