@@ -19,10 +19,10 @@ use super::session::{CsrfForm, SignedIn};
 use crate::audit::{self, AuditEvent};
 use crate::dashboard::money;
 use crate::identity::permissions::Permission;
-use crate::journeys::sync;
+use crate::journeys::actions::{self, Cancel, PlatformAccess, Refresh};
 use crate::search::query::{self, Form, Period, Sort, StatusGroup, BRANDS, COUNT_CAP};
 use crate::services::ServiceAccount;
-use crate::store::{self, journeys as journey_store};
+use crate::store::journeys as journey_store;
 use crate::timezone::Zone;
 use crate::AppState;
 
@@ -486,67 +486,53 @@ async fn refresh(
     form: CsrfForm<RefreshForm>,
 ) -> Result<Answer, PageError> {
     let (svc, j) = find_journey(state, &staff, id, Some(form.0.service.as_str())).await?;
-    let now = state.clock.now();
-    let target = format!("payment:{}", j.payment_id);
     let back_to = back_query(form.0.back.as_deref());
-    let back = |notice: &str| page_href(&j.payment_id, &svc.slug, &back_to, &[("notice", notice)]);
-    let client = match state.platforms.client(&state.config, &svc) {
-        Ok(c) => c,
-        Err(e) => {
-            return failed_refresh(state, &staff, &origin, &target, &svc, &j, e.to_string()).await
-        }
+    let notice = match actions::refresh(
+        &state.db,
+        state.clock.now(),
+        platform_access(state),
+        &svc,
+        &j,
+        &acting(&staff, &origin),
+    )
+    .await?
+    {
+        Refresh::Changed => "refreshed",
+        Refresh::Unchanged => "unchanged",
+        Refresh::NoAnswer => return Ok(no_answer(state, &staff, &svc, &j)),
     };
-    match sync::refresh_with(&state.db, now, client.as_ref(), svc.id, &j.payment_id).await {
-        Ok(done) => {
-            let changed = done.status != j.status;
-            let mut tx = state.db.begin().await?;
-            journey_store::record_staff_event(
-                &mut tx,
-                j.id,
-                &format!("{} refreshed the payment from the platform", staff.staff.name),
-                &json!({"staff": staff.staff.email, "status_before": j.status, "status_after": done.status}),
-                store::to_micros(now),
-            )
-            .await?;
-            audit::append(
-                &mut tx,
-                now,
-                AuditEvent::new(staff.actor(), "payment_refreshed", target)
-                    .from_ip(origin.0.ip.clone())
-                    .details(json!({"service": svc.slug, "status_before": j.status, "status_after": done.status})),
-            )
-            .await?;
-            tx.commit().await?;
-            Ok(Answer::Redirect(Redirect::to(back(if changed {
-                "refreshed"
-            } else {
-                "unchanged"
-            }))))
-        }
-        Err(e) => failed_refresh(state, &staff, &origin, &target, &svc, &j, e.to_string()).await,
+    Ok(Answer::Redirect(Redirect::to(page_href(
+        &j.payment_id,
+        &svc.slug,
+        &back_to,
+        &[("notice", notice)],
+    ))))
+}
+
+/// Who is acting, as the journeys capability records them.
+fn acting(staff: &SignedIn, origin: &RequestOrigin) -> crate::refunds::Staff {
+    crate::refunds::Staff {
+        id: staff.staff.id,
+        email: staff.staff.email.clone(),
+        name: staff.staff.name.clone(),
+        ip: origin.0.ip.clone(),
     }
 }
 
-/// A refresh the platform did not answer: audited as failed, and the page says so.
-async fn failed_refresh(
+fn platform_access(state: &AppState) -> PlatformAccess<'_> {
+    PlatformAccess {
+        config: &state.config,
+        platforms: &state.platforms,
+    }
+}
+
+/// The platform did not answer a refresh or a cancel (already audited): the page says so.
+fn no_answer(
     state: &AppState,
     staff: &SignedIn,
-    origin: &RequestOrigin,
-    target: &str,
     svc: &ServiceAccount,
     j: &journey_store::JourneyRow,
-    error: String,
-) -> Result<Answer, PageError> {
-    tracing::warn!(payment = %j.payment_id, service = %svc.slug, %error, "refresh from platform failed");
-    audit::record(
-        &state.db,
-        state.clock.now(),
-        AuditEvent::new(staff.actor(), "payment_refreshed", target)
-            .failed()
-            .from_ip(origin.0.ip.clone())
-            .details(json!({"service": svc.slug, "error": error})),
-    )
-    .await?;
+) -> Answer {
     let mut c = pages::signed_in(state, staff, "/payments");
     c.insert("title".into(), json!("The platform did not answer"));
     c.insert(
@@ -557,10 +543,7 @@ async fn failed_refresh(
         "back_href".into(),
         json!(page_href(&j.payment_id, &svc.slug, "", &[])),
     );
-    Ok(Answer::Status((
-        Status::BadGateway,
-        render("payments/refresh_failed", c),
-    )))
+    Answer::Status((Status::BadGateway, render("payments/refresh_failed", c)))
 }
 
 /// Cancelling a payment still in progress: a confirmation page first.
@@ -612,45 +595,23 @@ async fn cancel(
     id: &str,
     form: CsrfForm<CancelForm>,
 ) -> Result<Answer, PageError> {
-    use crate::journeys::cancel::{cancel, Cancelled};
     let (svc, j) = find_journey(state, &staff, id, Some(form.0.service.as_str())).await?;
     if !staff.grants.can(Permission::PaymentsCancel, svc.id) {
         return Err(Status::Forbidden.into());
     }
-    let who = crate::refunds::Staff {
-        id: staff.staff.id,
-        email: staff.staff.email.clone(),
-        name: staff.staff.name.clone(),
-        ip: origin.0.ip.clone(),
-    };
-    let client = match state.platforms.client(&state.config, &svc) {
-        Ok(c) => c,
-        Err(e) => {
-            return failed_refresh(
-                state,
-                &staff,
-                &origin,
-                &format!("payment:{}", j.payment_id),
-                &svc,
-                &j,
-                e.to_string(),
-            )
-            .await
-        }
-    };
-    let outcome = cancel(
+    let outcome = actions::cancel(
         &state.db,
         state.clock.now(),
-        client.as_ref(),
-        &who,
-        svc.id,
+        platform_access(state),
+        &svc,
         &j.payment_id,
+        &acting(&staff, &origin),
     )
-    .await;
+    .await?;
     let notice = match outcome {
-        Ok(Cancelled::Done { .. }) => "cancelled",
-        Ok(Cancelled::AlreadyFinished { .. }) => "finished",
-        Ok(Cancelled::Refused(message)) => {
+        Cancel::Done => "cancelled",
+        Cancel::AlreadyFinished => "finished",
+        Cancel::Refused(message) => {
             let mut c = pages::signed_in(state, &staff, "/payments");
             c.insert(
                 "title".into(),
@@ -671,18 +632,7 @@ async fn cancel(
                 render("payments/refresh_failed", c),
             )));
         }
-        Err(e) => {
-            return failed_refresh(
-                state,
-                &staff,
-                &origin,
-                &format!("payment:{}", j.payment_id),
-                &svc,
-                &j,
-                e.to_string(),
-            )
-            .await
-        }
+        Cancel::NoAnswer => return Ok(no_answer(state, &staff, &svc, &j)),
     };
     Ok(Answer::Redirect(Redirect::to(page_href(
         &j.payment_id,
