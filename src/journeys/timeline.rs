@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::dashboard::money;
+use crate::money::pounds as money;
 use crate::search::query::StatusGroup;
 use crate::store::journeys::{EventRow, JourneyRow};
 

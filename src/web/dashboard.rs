@@ -119,6 +119,18 @@ async fn dashboard_page(
         }),
     );
     c.insert("figures".into(), figures_context(&figures, &span));
+    // The list behind the failed-refunds figure: the same period and services.
+    let mut failed = url::form_urlencoded::Serializer::new(String::new());
+    failed.append_pair("period", choice.period.key());
+    if choice.narrowed {
+        for id in &choice.services {
+            failed.append_pair("service", &id.to_string());
+        }
+    }
+    c.insert(
+        "failed_refunds_href".into(),
+        json!(format!("/refunds/failed?{}", failed.finish())),
+    );
     Ok(Answer::Page(render("dashboard", c)))
 }
 

@@ -11,12 +11,15 @@ use rocket::State;
 use serde_json::{json, Map, Value};
 
 use super::shared::*;
+use crate::dashboard::{self, Span};
 use crate::identity::permissions::Permission;
 use crate::identity::signin::CurrentSession;
 use crate::refunds::rules::{self, pounds};
 use crate::refunds::{self, RequestRow};
 use crate::services::{self, ServiceAccount};
+use crate::store;
 use crate::store::{journeys as journey_store, refunds as refund_store};
+use crate::timezone::Period;
 use crate::web::auth::RequestOrigin;
 use crate::web::errors::PageError;
 use crate::web::format::local_time;
@@ -71,9 +74,30 @@ pub(super) async fn queue(
     let mine = approvable(state, &staff).await?;
     let ids: Vec<i64> = mine.iter().map(|s| s.id).collect();
     let by_id: HashMap<i64, &ServiceAccount> = mine.iter().map(|s| (s.id, s)).collect();
-    let (waiting, failed) = tokio::try_join!(
-        refund_store::in_states(&state.db, &ids, &["awaiting_approval"], 200),
-        refund_store::latest_in_state(&state.db, &ids, "failed", 20),
+    // Failed refunds as the dashboard counts them by default: its services, its period.
+    let readable: Vec<i64> = dashboard::services_for(&state.db, &staff.grants)
+        .await?
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    let span = Span::at(Period::DEFAULT, now, &zone);
+    let (waiting, (failed, failed_count)) = tokio::try_join!(
+        async {
+            Ok::<_, PageError>(
+                refund_store::in_states(&state.db, &ids, &["awaiting_approval"], 200).await?,
+            )
+        },
+        async {
+            Ok::<_, PageError>(
+                refunds::failed::in_span(
+                    &state.db,
+                    &readable,
+                    store::to_micros(span.from),
+                    store::to_micros(span.to),
+                )
+                .await?,
+            )
+        },
     )?;
     let mut names = Names::default();
     let mut journeys = Journeys::default();
@@ -95,20 +119,9 @@ pub(super) async fn queue(
         }));
     }
     // Failed refunds, most recent first.
-    let mut attention = Vec::new();
-    for r in &failed {
-        let svc = by_id.get(&r.service_id);
-        let j = journeys.of(state, r.journey_id).await?;
-        attention.push(json!({
-            "when": local_time(zone, r.finished_at.unwrap_or(r.requested_at)),
-            "amount": pounds(r.amount),
-            "reference": j.as_ref().map(|j| j.reference.clone()).unwrap_or_else(|| r.payment_id.clone()),
-            "payment_href": page_href(&r.payment_id, svc.map(|s| s.slug.as_str()).unwrap_or(""), "", &[]),
-            "service": svc.map(|s| s.name.clone()).unwrap_or_default(),
-            "requester": names.of(state, r.requested_by).await?,
-            "failure": r.failure.clone().unwrap_or_else(|| "No reason given".into()),
-        }));
-    }
+    let shown = &failed[..failed.len().min(20)];
+    let attention =
+        super::failed::rows(state, shown, &super::failed::service_names(state).await?).await?;
     let notice_text = match notice.and_then(|n| n.split_once('-')) {
         Some((kind @ ("approved" | "rejected"), id)) => match id.parse::<i64>() {
             Ok(id) => refund_store::by_id(&state.db, id)
@@ -130,7 +143,15 @@ pub(super) async fn queue(
     };
     let mut c = pages::signed_in(state, &staff, "/refunds");
     c.insert("rows".into(), Value::Array(rows));
-    c.insert("attention".into(), Value::Array(attention));
+    c.insert("failed_rows".into(), Value::Array(attention));
+    c.insert("failed_heading".into(), json!("attention-heading"));
+    c.insert(
+        "failed_count_text".into(),
+        json!(match failed_count {
+            1 => "1 refund has failed".to_string(),
+            n => format!("{} refunds have failed", dashboard::thousands(n)),
+        }),
+    );
     c.insert("notice".into(), json!(notice_text.unwrap_or_default()));
     c.insert("zone".into(), json!(zone.name()));
     Ok(Answer::Page(render("refunds/queue", c)))
