@@ -324,16 +324,8 @@ async fn journey(
     .map(|(_, link)| link);
     let mut c = pages::signed_in(state, &staff, "/payments");
     let group = StatusGroup::of(&j.status, j.state_code.as_deref());
-    let refunded: i64 = refunds
-        .iter()
-        .filter(|r| r.status == "success")
-        .map(|r| r.amount)
-        .sum();
-    let pending: i64 = refunds
-        .iter()
-        .filter(|r| r.status == "submitted")
-        .map(|r| r.amount)
-        .sum();
+    // The refund figures every page shows, from the refunds capability (open requests count).
+    let figures = crate::refunds::figures::of_journey(&state.db, svc.id, &j.payment_id, j.id).await?;
     let metadata: Vec<Value> = j
         .metadata
         .as_deref()
@@ -401,9 +393,9 @@ async fn journey(
             "case_link": case_link,
             "attention": j.attention_reason.as_ref().filter(|_| j.needs_attention),
             "observed": local_time(zone, j.observed_at),
-            "refunded": money(refunded),
-            "pending": money(pending),
-            "refundable": j.refund_available.map(money),
+            "refunded": money(figures.refunded),
+            "pending": money(figures.pending),
+            "refundable": j.refund_available.map(|_| money(figures.available)),
             "refund_status": j.refund_status,
         }),
     );
@@ -425,7 +417,7 @@ async fn journey(
         ),
     );
     c.insert("timeline".into(), Value::Array(entries));
-    let refund_part = super::refunds::journey_section(state, &staff, &svc, &j, &back).await?;
+    let refund_part = super::refunds::journey_section(state, &staff, &svc, &j, &figures, &back).await?;
     c.insert("refund_requests".into(), refund_part);
     c.insert("show_all".into(), json!(show_all));
     c.insert(

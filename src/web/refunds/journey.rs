@@ -7,7 +7,7 @@ use super::shared::*;
 use crate::identity::permissions::Permission;
 use crate::identity::signin::CurrentSession;
 use crate::refunds::rules::{self, pounds};
-use crate::refunds::{self};
+use crate::refunds::figures::RefundFigures;
 use crate::services::ServiceAccount;
 use crate::store::{journeys as journey_store, refunds as refund_store};
 use crate::web::errors::PageError;
@@ -55,17 +55,22 @@ pub async fn journey_section(
     staff: &CurrentSession,
     svc: &ServiceAccount,
     j: &journey_store::JourneyRow,
+    figures: &RefundFigures,
     back: &str,
 ) -> Result<Value, PageError> {
     let zone = state.config.time_zone;
     let may_request = staff.grants.can(Permission::RefundsRequest, svc.id);
     let may_approve = staff.grants.can(Permission::RefundsApprove, svc.id);
-    let can_request = if may_request && rules::refundable(j.refund_status.as_deref()) {
-        let (status, available) = refunds::available_now(&state.db, j.id).await?;
-        rules::refundable(status.as_deref()) && available > 0
-    } else {
-        false
-    };
+    let can_request =
+        may_request && rules::refundable(figures.status.as_deref()) && figures.available > 0;
+    // Someone who may ask is told why they cannot, instead of finding no button.
+    let why_not = (may_request && !can_request)
+        .then(|| figures.why_none(&j.status))
+        .flatten()
+        .or_else(|| {
+            (may_request && !can_request)
+                .then_some("The platform does not allow this payment to be refunded now.")
+        });
     let href = {
         let mut q = url::form_urlencoded::Serializer::new(String::new());
         q.append_pair("service", &svc.slug);
@@ -101,6 +106,7 @@ pub async fn journey_section(
     }
     Ok(json!({
         "can_request": can_request,
+        "why_not": why_not,
         "href": href,
         "requests": requests,
     }))
