@@ -163,7 +163,7 @@ pub struct Failure {
 pub struct Attention {
     /// Journeys flagged "needs attention" now.
     pub stuck: i64,
-    /// Refunds created in the period that ended in error.
+    /// Refunds asked for in the period that failed (`refunds::failed`: one definition).
     pub failed_refunds: i64,
     /// Dead jobs on the whole platform; only for platform admins.
     pub dead_jobs: Option<i64>,
@@ -201,9 +201,10 @@ pub async fn figures(
             Ok(None)
         }
     };
-    let (per_day, refunds, failures, stuck, dead_jobs) = tokio::try_join!(
+    let (per_day, refunds, failed_refunds, failures, stuck, dead_jobs) = tokio::try_join!(
         store::dashboard::successful_payments_by_day(db, services, &bounds),
         store::dashboard::refunds_by_status(db, services, from, to),
+        crate::refunds::failed::count(db, services, from, to),
         store::dashboard::failures_by_reason(db, services, from, to),
         store::dashboard::needing_attention(db, services),
         dead_jobs,
@@ -221,15 +222,11 @@ pub async fn figures(
         count: days.iter().map(|d| d.count).sum(),
         sum: days.iter().map(|d| d.sum).sum(),
     };
-    let mut refunded = Totals::default();
-    let mut failed_refunds = 0;
-    for (status, count, sum) in refunds {
-        match status.as_str() {
-            "success" => refunded = Totals { count, sum },
-            "error" => failed_refunds = count,
-            _ => {}
-        }
-    }
+    let refunded = refunds
+        .into_iter()
+        .find(|(status, _, _)| status == "success")
+        .map(|(_, count, sum)| Totals { count, sum })
+        .unwrap_or_default();
     Ok(Figures {
         payments,
         refunds: refunded,

@@ -21,6 +21,9 @@ pub enum Cancelled {
     Refused(String),
 }
 
+/// Cancel `payment_id` through `client`. The platform's own word on the payment is read first
+/// (a finished payment is left alone); whatever comes of it is written, with its timeline and
+/// audit entries, in one transaction.
 pub async fn cancel(
     db: &Db,
     now: OffsetDateTime,
@@ -29,8 +32,20 @@ pub async fn cancel(
     service_id: i64,
     payment_id: &str,
 ) -> Result<Cancelled, SyncError> {
-    // The platform's word on the state, not paydesk's last copy of it.
-    let before = sync::refresh_with(db, now, client, service_id, payment_id).await?;
+    // The platform's word on the state, not paydesk's last copy of it (which may already
+    // know the payment finished: states never go back).
+    let before = sync::read_payment(client, payment_id).await?;
+    let finished_here = journey_store::journey(db, service_id, payment_id)
+        .await?
+        .is_some_and(|j| j.finished);
+    if finished_here || before.payment.state.status.is_finished() {
+        let mut tx = db.begin().await?;
+        let stored = sync::store_payment(&mut tx, service_id, &before, now).await?;
+        tx.commit().await?;
+        return Ok(Cancelled::AlreadyFinished {
+            status: stored.status,
+        });
+    }
     let target = format!("payment:{payment_id}");
     let actor = || {
         AuditEvent::new(
@@ -40,30 +55,31 @@ pub async fn cancel(
         )
         .from_ip(who.ip.clone())
     };
-    let journey = journey_store::journey_by_id(db, before.journey_id).await?;
-    if journey.as_ref().is_some_and(|j| j.finished) {
-        return Ok(Cancelled::AlreadyFinished {
-            status: before.status,
-        });
-    }
     if let Err(e) = client.cancel_payment(payment_id).await {
         let message = e.to_string();
-        audit::record(
-            db,
+        let mut tx = db.begin().await?;
+        sync::store_payment(&mut tx, service_id, &before, now).await?;
+        audit::append(
+            &mut tx,
             now,
             actor()
                 .failed()
                 .details(json!({"service_id": service_id, "error": message})),
         )
         .await?;
+        tx.commit().await?;
         return Ok(Cancelled::Refused(message));
     }
-    let after = sync::refresh_with(db, now, client, service_id, payment_id).await?;
+    let after = sync::read_payment(client, payment_id).await?;
     let mut tx = db.begin().await?;
-    let detail = json!({"service_id": service_id, "status_before": before.status, "status_after": after.status});
+    let status_before = sync::store_payment(&mut tx, service_id, &before, now)
+        .await?
+        .status;
+    let stored = sync::store_payment(&mut tx, service_id, &after, now).await?;
+    let detail = json!({"service_id": service_id, "status_before": status_before, "status_after": stored.status});
     journey_store::record_staff_event(
         &mut tx,
-        after.journey_id,
+        stored.id,
         &format!("{} cancelled the payment", who.name),
         &detail,
         store::to_micros(now),
@@ -72,6 +88,6 @@ pub async fn cancel(
     audit::append(&mut tx, now, actor().details(detail)).await?;
     tx.commit().await?;
     Ok(Cancelled::Done {
-        status: after.status,
+        status: stored.status,
     })
 }

@@ -1,6 +1,7 @@
 //! Payment journeys: paydesk's own record of every platform payment, kept in step by webhooks,
 //! a recurring backfill and on-demand refreshes, with a timeline of what happened to each.
 
+pub mod actions;
 pub mod cancel;
 pub mod case;
 pub mod record;

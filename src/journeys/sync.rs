@@ -81,29 +81,74 @@ pub async fn refresh_with(
     service_id: i64,
     payment_id: &str,
 ) -> Result<Refreshed, SyncError> {
-    let observed_at = store::to_micros(started);
+    let read = read_payment(client, payment_id).await?;
+    let mut tx = db.begin().await?;
+    let journey_id = store_payment(&mut tx, service_id, &read, started).await?.id;
+    tx.commit().await?;
+    let stored = journey_store::journey(db, service_id, payment_id).await?;
+    Ok(Refreshed {
+        journey_id,
+        status: stored
+            .map(|j| j.status)
+            .unwrap_or_else(|| read.payment.state.status.as_str().into()),
+    })
+}
+
+/// One payment as the platform tells it: its state, its history and its refunds.
+pub(crate) struct PaymentRead {
+    /// The payment asked for.
+    payment_id: String,
+    pub payment: Payment,
+    events: Vec<crate::platform::types::PaymentEvent>,
+    refunds: Vec<Refund>,
+}
+
+/// Ask the platform for one payment, its history and its refunds (nothing is written).
+pub(crate) async fn read_payment(
+    client: &dyn PaymentPlatform,
+    payment_id: &str,
+) -> Result<PaymentRead, SyncError> {
     let (payment, events, refunds) = tokio::try_join!(
         client.get_payment(payment_id),
         client.payment_events(payment_id),
         client.payment_refunds(payment_id),
     )?;
-    let record = JourneyRecord::from_payment(&payment);
-    let refund_records: Vec<RefundRecord> = refunds
+    Ok(PaymentRead {
+        payment_id: payment_id.to_string(),
+        payment,
+        events,
+        refunds,
+    })
+}
+
+/// Write what was read at `started` into the journey, its timeline and its refunds, within
+/// the caller's transaction. Returns the journey as the write left it.
+pub(crate) async fn store_payment(
+    tx: &mut store::Tx,
+    service_id: i64,
+    read: &PaymentRead,
+    started: OffsetDateTime,
+) -> Result<journey_store::Upserted, SyncError> {
+    let observed_at = store::to_micros(started);
+    let payment_id = read.payment_id.as_str();
+    let record = JourneyRecord::from_payment(&read.payment);
+    let refund_records: Vec<RefundRecord> = read
+        .refunds
         .iter()
         .filter_map(|r| RefundRecord::from_refund(r, Some(payment_id)))
         .collect();
     let now = observed_at;
-    let mut tx = db.begin().await?;
-    let upserted = upsert_announcing(&mut tx, service_id, &[record], observed_at, now).await?;
-    let Some(journey_id) = upserted.first().map(|u| u.id) else {
+    let upserted = upsert_announcing(tx, service_id, &[record], observed_at, now).await?;
+    let Some(journey) = upserted.into_iter().next() else {
         return Err(SyncError::Store(StoreError::Invalid(
             "the journey upsert returned nothing".into(),
         )));
     };
-    let history: Vec<StateEvent> = events
+    let history: Vec<StateEvent> = read
+        .events
         .iter()
         .map(|e| StateEvent {
-            journey_id,
+            journey_id: journey.id,
             status: e.state.status.as_str().to_string(),
             code: e.state.code.clone(),
             message: e.state.message.clone(),
@@ -111,16 +156,9 @@ pub async fn refresh_with(
             source: Source::Platform,
         })
         .collect();
-    journey_store::insert_state_events(&mut tx, &history, now).await?;
-    journey_store::upsert_refunds(&mut tx, service_id, &refund_records, observed_at, now).await?;
-    tx.commit().await?;
-    let stored = journey_store::journey(db, service_id, payment_id).await?;
-    Ok(Refreshed {
-        journey_id,
-        status: stored
-            .map(|j| j.status)
-            .unwrap_or_else(|| payment.state.status.as_str().into()),
-    })
+    journey_store::insert_state_events(tx, &history, now).await?;
+    journey_store::upsert_refunds(tx, service_id, &refund_records, observed_at, now).await?;
+    Ok(journey)
 }
 
 /// Upsert journeys read from the platform and, in the same transaction, emit the outbound

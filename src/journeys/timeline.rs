@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::dashboard::money;
+use crate::money::pounds as money;
 use crate::store::journeys::{EventRow, JourneyRow};
 
 /// One entry, newest first.

@@ -13,6 +13,40 @@ pub struct RefundFigures {
     pub pending: i64,
     pub available: i64,
     pub status: Option<String>,
+    /// Of `pending`: asked for in paydesk and waiting for a second person's approval.
+    pub awaiting_approval: i64,
+}
+
+impl RefundFigures {
+    /// Why nothing can be refunded now, in words for the payment's page; None when something
+    /// can. `payment_status` is the journey's own status.
+    pub fn why_none(&self, payment_status: &str) -> Option<&'static str> {
+        if self.available > 0 {
+            return None;
+        }
+        Some(match self.status.as_deref() {
+            _ if payment_status != "success" => {
+                "Only a successful payment can be refunded: this one did not take any money."
+            }
+            _ if self.awaiting_approval > 0 => {
+                "Nothing more can be refunded now: a refund request is awaiting approval by someone with the finance role."
+            }
+            _ if self.pending > 0 => {
+                "Nothing more can be refunded now: a refund is being sent to the platform or is waiting for it."
+            }
+            Some("full") => "This payment has been refunded in full.",
+            Some("pending") => {
+                "The platform cannot refund this payment yet: it has not been captured. Try again later."
+            }
+            Some("unavailable") => {
+                "The platform does not allow this payment to be refunded (for example, it is disputed)."
+            }
+            _ if self.refunded > 0 => "This payment has been refunded in full.",
+            _ => {
+                "The platform has not said whether this payment can be refunded. Refresh it from the platform to find out."
+            }
+        })
+    }
 }
 
 /// Request states whose amount is held back from what is still available.
@@ -55,10 +89,44 @@ pub async fn of_journey(
         .filter(|r| holds_money(&r.state))
         .map(|r| r.amount)
         .sum();
+    let awaiting_approval: i64 = requests
+        .iter()
+        .filter(|r| r.state == "awaiting_approval")
+        .map(|r| r.amount)
+        .sum();
     Ok(RefundFigures {
         refunded,
         pending: at_platform + held,
         available,
         status,
+        awaiting_approval,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn figures(available: i64, pending: i64, awaiting: i64, status: &str) -> RefundFigures {
+        RefundFigures {
+            refunded: 0,
+            pending,
+            available,
+            status: Some(status.to_string()),
+            awaiting_approval: awaiting,
+        }
+    }
+
+    #[test]
+    fn the_page_says_why_nothing_can_be_refunded() {
+        assert_eq!(figures(100, 0, 0, "available").why_none("success"), None);
+        let waiting = figures(0, 38_914, 38_914, "available").why_none("success");
+        assert!(waiting.unwrap().contains("awaiting approval"), "{waiting:?}");
+        let sending = figures(0, 500, 0, "available").why_none("success");
+        assert!(sending.unwrap().contains("being sent"), "{sending:?}");
+        assert!(figures(0, 0, 0, "full").why_none("success").unwrap().contains("in full"));
+        assert!(figures(0, 0, 0, "pending").why_none("success").unwrap().contains("captured"));
+        assert!(figures(0, 0, 0, "unavailable").why_none("success").unwrap().contains("disputed"));
+        assert!(figures(0, 0, 0, "unavailable").why_none("failed").unwrap().contains("successful"));
+    }
 }

@@ -4,6 +4,7 @@
 //! Every move of a request is one conditional UPDATE, made in one transaction with its audit
 //! entry, its timeline entry and its next job.
 
+pub mod failed;
 pub mod figures;
 mod history;
 pub mod rules;

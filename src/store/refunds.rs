@@ -198,6 +198,70 @@ pub async fn latest_in_state(
     }))
 }
 
+/// A refund that failed, from either side: a request paydesk made that ended `failed`, or a
+/// platform refund in `error` that no paydesk request made (asked for elsewhere).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct FailedRow {
+    /// The paydesk request, when paydesk made it.
+    pub request_id: Option<i64>,
+    pub service_id: i64,
+    pub payment_id: String,
+    pub amount: i64,
+    /// When it was asked for (the request) or created (at the platform): UTC microseconds.
+    pub asked_at: i64,
+    pub requested_by: Option<i64>,
+    pub failure: Option<String>,
+    /// The payment's reference, when paydesk holds the journey.
+    pub reference: Option<String>,
+}
+
+/// The failed refunds of `services` asked for in `[from, to)`, newest first (at most
+/// `limit`), and how many there are in all. One definition for every page that counts them.
+pub async fn failed(
+    db: &Db,
+    services: &[i64],
+    from: i64,
+    to: i64,
+    limit: i64,
+) -> StoreResult<(Vec<FailedRow>, i64)> {
+    if services.is_empty() {
+        return Ok((Vec::new(), 0));
+    }
+    let list: Vec<String> = (0..services.len()).map(|i| format!("${}", i + 3)).collect();
+    let list = list.join(", ");
+    let lim = services.len() + 3;
+    let union = format!(
+        "SELECT r.id AS request_id, r.service_id, r.payment_id, r.amount, r.requested_at AS asked_at, \
+                r.requested_by AS requested_by, r.failure AS failure \
+           FROM refund_requests r \
+          WHERE r.state = 'failed' AND r.service_id IN ({list}) AND r.requested_at >= $1 AND r.requested_at < $2 \
+         UNION ALL \
+         SELECT NULL, p.service_id, p.payment_id, p.amount, p.created_at, NULL, NULL \
+           FROM platform_refunds p \
+          WHERE p.status = 'error' AND p.service_id IN ({list}) AND p.created_at >= $1 AND p.created_at < $2 \
+            AND NOT EXISTS (SELECT 1 FROM refund_requests q \
+                             WHERE q.service_id = p.service_id AND q.platform_refund_id = p.refund_id)"
+    );
+    let rows_sql = format!(
+        "SELECT f.request_id, f.service_id, f.payment_id, f.amount, f.asked_at, f.requested_by, f.failure, \
+                j.reference FROM ({union}) f \
+           LEFT JOIN journeys j ON j.service_id = f.service_id AND j.payment_id = f.payment_id \
+         ORDER BY f.asked_at DESC, f.payment_id LIMIT ${lim}"
+    );
+    let count_sql = format!("SELECT COUNT(*) FROM ({union}) f");
+    Ok(on_db!(db, pool => {
+        let mut q = sqlx::query_as::<_, FailedRow>(&rows_sql).bind(from).bind(to);
+        let mut c = sqlx::query_scalar::<_, i64>(&count_sql).bind(from).bind(to);
+        for id in services {
+            q = q.bind(*id);
+            c = c.bind(*id);
+        }
+        let rows = q.bind(limit).fetch_all(pool).await?;
+        let count = c.fetch_one(pool).await?;
+        (rows, count)
+    }))
+}
+
 /// What a journey's page shows of refunds, read without locking anything: the platform's
 /// refund status, its available amount, and what open requests hold back.
 pub async fn availability(

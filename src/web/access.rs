@@ -113,6 +113,12 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
         "/refunds?<notice>",
         Access::Permission(Permission::RefundsApprove),
     ),
+    // The failed refunds behind the dashboard's figure: whoever may read the payments.
+    (
+        "GET",
+        "/refunds/failed",
+        Access::Permission(Permission::PaymentsRead),
+    ),
     (
         "GET",
         "/refunds/<id>",

@@ -10,7 +10,8 @@ use time::format_description::FormatItem;
 use time::macros::format_description;
 
 use super::auth::{enrol_context, RequestOrigin};
-use super::pages::{self, internal, problem, render, Answer};
+use super::errors::PageError;
+use super::pages::{self, problem, render, Answer};
 use super::session::{CsrfForm, SignedIn};
 use crate::identity::accounts::{self, ChangeOutcome};
 use crate::identity::signin::{self, CodeStep};
@@ -41,11 +42,9 @@ async fn account(
     state: &State<AppState>,
     staff: SignedIn,
     notice: Option<&str>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let mut c = pages::signed_in(state, &staff, "/account");
-    let sessions = staff_store::sessions_of(&state.db, staff.staff.id)
-        .await
-        .map_err(internal)?;
+    let sessions = staff_store::sessions_of(&state.db, staff.staff.id).await?;
     let sessions: Vec<Value> = sessions
         .iter()
         .map(|s| {
@@ -154,7 +153,7 @@ async fn change_password(
     staff: SignedIn,
     form: CsrfForm<ChangePasswordForm>,
     req_origin: RequestOrigin,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let form = form.0;
     let sign_out_others = form.sign_out_others == "yes";
     if form.current_password.is_empty() {
@@ -178,8 +177,7 @@ async fn change_password(
         sign_out_others,
         req_origin.0.ip.clone(),
     )
-    .await
-    .map_err(internal)?;
+    .await?;
     let errors = match outcome {
         ChangeOutcome::Done { .. } => {
             let notice = if sign_out_others {
@@ -220,10 +218,8 @@ fn authenticator_context(
 }
 
 #[rocket::get("/account/authenticator")]
-async fn authenticator_page(state: &State<AppState>, staff: SignedIn) -> Result<Answer, Status> {
-    let secret = signin::enrolment_secret(state, &staff)
-        .await
-        .map_err(internal)?;
+async fn authenticator_page(state: &State<AppState>, staff: SignedIn) -> Result<Answer, PageError> {
+    let secret = signin::enrolment_secret(state, &staff).await?;
     Ok(Answer::Page(render(
         "auth/enrol",
         authenticator_context(state, &staff, &secret),
@@ -242,10 +238,8 @@ async fn authenticator(
     staff: SignedIn,
     form: CsrfForm<CodeForm>,
     req_origin: RequestOrigin,
-) -> Result<Answer, Status> {
-    let secret = signin::enrolment_secret(state, &staff)
-        .await
-        .map_err(internal)?;
+) -> Result<Answer, PageError> {
+    let secret = signin::enrolment_secret(state, &staff).await?;
     let mut c = authenticator_context(state, &staff, &secret);
     if form.0.code.trim().is_empty() {
         c.insert(
@@ -257,10 +251,7 @@ async fn authenticator(
         );
         return Ok(Answer::Invalid(render("auth/enrol", c)));
     }
-    match signin::confirm_enrolment(state, &staff, &secret, &form.0.code, &req_origin.0)
-        .await
-        .map_err(internal)?
-    {
+    match signin::confirm_enrolment(state, &staff, &secret, &form.0.code, &req_origin.0).await? {
         CodeStep::SignedIn { .. } => Ok(Answer::Redirect(Redirect::to(
             "/account?notice=authenticator",
         ))),
@@ -292,13 +283,10 @@ async fn end_session(
     id: i64,
     _form: CsrfForm<EmptyForm>,
     req_origin: RequestOrigin,
-) -> Result<Answer, Status> {
-    if !accounts::end_session(state, &staff.staff, id, req_origin.0.ip.clone())
-        .await
-        .map_err(internal)?
-    {
+) -> Result<Answer, PageError> {
+    if !accounts::end_session(state, &staff.staff, id, req_origin.0.ip.clone()).await? {
         // Not one of theirs (or already gone): the same answer as a session that never was.
-        return Err(Status::NotFound);
+        return Err(Status::NotFound.into());
     }
     if id == staff.session.id {
         return Ok(Answer::Redirect(Redirect::to("/login?reason=signed_out")));
@@ -314,7 +302,7 @@ async fn end_other_sessions(
     staff: SignedIn,
     _form: CsrfForm<EmptyForm>,
     req_origin: RequestOrigin,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     accounts::end_sessions(
         state,
         staff.actor(),
@@ -322,8 +310,7 @@ async fn end_other_sessions(
         Some(&staff.session.id_hash),
         req_origin.0.ip.clone(),
     )
-    .await
-    .map_err(internal)?;
+    .await?;
     Ok(Answer::Redirect(Redirect::to(
         "/account?notice=others_ended",
     )))

@@ -13,7 +13,8 @@ use rocket::{Route, State};
 use serde_json::{json, Map, Value};
 
 use super::auth::RequestOrigin;
-use super::pages::{self, internal, problem, render, Answer};
+use super::errors::PageError;
+use super::pages::{self, problem, render, Answer};
 use super::session::{CsrfForm, SignedIn};
 use crate::audit::{self, AuditEvent};
 use crate::identity::permissions::Permission;
@@ -134,14 +135,17 @@ fn managed(staff: &SignedIn) -> Option<BTreeSet<i64>> {
 }
 
 /// The service at `id`, if this person manages it; 404 otherwise, whether or not it exists.
-async fn managed_service(state: &AppState, staff: &SignedIn, id: i64) -> Result<Current, Status> {
+async fn managed_service(
+    state: &AppState,
+    staff: &SignedIn,
+    id: i64,
+) -> Result<Current, PageError> {
     if !staff.grants.can(Permission::ServicesManage, id) {
-        return Err(Status::NotFound);
+        return Err(Status::NotFound.into());
     }
     admin::current(state, id)
-        .await
-        .map_err(internal)?
-        .ok_or(Status::NotFound)
+        .await?
+        .ok_or(Status::NotFound.into())
 }
 
 /// Creating services is for platform admins; anyone else finds no such page (audited).
@@ -149,7 +153,7 @@ async fn may_create(
     state: &AppState,
     staff: &SignedIn,
     origin: &RequestOrigin,
-) -> Result<(), Status> {
+) -> Result<(), PageError> {
     if staff.grants.is_platform_admin() {
         return Ok(());
     }
@@ -162,7 +166,7 @@ async fn may_create(
             .details(json!({"needs": "platform_admin"})),
     )
     .await;
-    Err(Status::NotFound)
+    Err(Status::NotFound.into())
 }
 
 fn service_path(id: i64) -> String {
@@ -174,8 +178,8 @@ async fn list(
     state: &State<AppState>,
     staff: SignedIn,
     notice: Option<&str>,
-) -> Result<Answer, Status> {
-    let all = services::all(&state.db).await.map_err(internal)?;
+) -> Result<Answer, PageError> {
+    let all = services::all(&state.db).await?;
     let mine: Vec<ServiceAccount> = match managed(&staff) {
         None => all,
         Some(ids) => all.into_iter().filter(|s| ids.contains(&s.id)).collect(),
@@ -274,7 +278,7 @@ async fn new_form(
     state: &State<AppState>,
     staff: SignedIn,
     origin: RequestOrigin,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     may_create(state, &staff, &origin).await?;
     let form = SettingsForm {
         time_zone: state.config.time_zone.name().to_string(),
@@ -298,7 +302,7 @@ async fn save(
     origin: &RequestOrigin,
     current: Option<&Current>,
     fields: &Fields,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let form = fields.settings();
     if !fields.generate.is_empty() {
         let secret = admin::generate_webhook_secret();
@@ -313,10 +317,7 @@ async fn save(
     }
     let generated = Some(fields.generated_webhook_secret.as_str())
         .filter(|s| !s.is_empty() && fields.webhook_secret.is_empty() && s.len() <= 200);
-    match admin::save(state, staff.actor(), origin.0.ip.clone(), current, &form)
-        .await
-        .map_err(internal)?
-    {
+    match admin::save(state, staff.actor(), origin.0.ip.clone(), current, &form).await? {
         Ok(saved) => {
             let id = saved.id;
             let notice = match current {
@@ -341,7 +342,7 @@ async fn create(
     staff: SignedIn,
     origin: RequestOrigin,
     form: CsrfForm<Fields>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     may_create(state, &staff, &origin).await?;
     save(state, &staff, &origin, None, &form.0).await
 }
@@ -364,9 +365,9 @@ async fn show(
     id: i64,
     notice: Option<&str>,
     test: Option<&str>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let current = managed_service(state, &staff, id).await?;
-    let extra: ExtraSettingsRow = admin::extra(state, id).await.map_err(internal)?;
+    let extra: ExtraSettingsRow = admin::extra(state, id).await?;
     let s = &current.service;
     let oauth2 = matches!(
         current.credentials,
@@ -406,9 +407,9 @@ async fn show(
 }
 
 #[rocket::get("/admin/services/<id>/edit")]
-async fn edit_form(state: &State<AppState>, staff: SignedIn, id: i64) -> Result<Answer, Status> {
+async fn edit_form(state: &State<AppState>, staff: SignedIn, id: i64) -> Result<Answer, PageError> {
     let current = managed_service(state, &staff, id).await?;
-    let extra = admin::extra(state, id).await.map_err(internal)?;
+    let extra = admin::extra(state, id).await?;
     let form = admin::form_of(&current, &extra);
     Ok(Answer::Page(form_page(
         state,
@@ -427,7 +428,7 @@ async fn update(
     origin: RequestOrigin,
     id: i64,
     form: CsrfForm<Fields>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let current = managed_service(state, &staff, id).await?;
     save(state, &staff, &origin, Some(&current), &form.0).await
 }
@@ -439,7 +440,7 @@ async fn test(
     origin: RequestOrigin,
     id: i64,
     form: CsrfForm<Fields>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let _ = form;
     let current = managed_service(state, &staff, id).await?;
     let result = admin::test_connection(
@@ -449,8 +450,7 @@ async fn test(
         origin.0.ip.clone(),
         &current.service,
     )
-    .await
-    .map_err(internal)?;
+    .await?;
     Ok(Answer::Redirect(Redirect::to(format!(
         "{}?test={}",
         service_path(id),

@@ -75,6 +75,8 @@ pub struct Problem {
     detail: String,
     errors: Vec<Value>,
     headers: Vec<(&'static str, String)>,
+    /// What failed inside paydesk (a 500), for the log only.
+    cause: Option<String>,
 }
 
 impl Problem {
@@ -87,6 +89,7 @@ impl Problem {
             detail: detail.into(),
             errors: Vec::new(),
             headers: Vec::new(),
+            cause: None,
         }
     }
 
@@ -103,6 +106,7 @@ impl Problem {
             detail: detail.into(),
             errors: Vec::new(),
             headers: Vec::new(),
+            cause: None,
         }
     }
 
@@ -139,14 +143,35 @@ impl Problem {
         )
     }
 
+    /// A failure inside paydesk: 500, with its cause kept for the log.
     fn internal<E: std::fmt::Display>(e: E) -> Problem {
-        tracing::error!(error = %e, "API request failed");
-        Problem::status(
-            Status::InternalServerError,
-            "Something went wrong in paydesk. Nothing was half-applied; try again later",
-        )
+        Problem {
+            cause: Some(e.to_string()),
+            ..Problem::status(
+                Status::InternalServerError,
+                "Something went wrong in paydesk. Nothing was half-applied; try again later",
+            )
+        }
     }
 }
+
+/// Each error an API handler can meet is a failure inside paydesk, whatever its kind.
+macro_rules! internal_from {
+    ($($t:ty),* $(,)?) => {
+        $(impl From<$t> for Problem {
+            fn from(e: $t) -> Problem {
+                Problem::internal(e)
+            }
+        })*
+    };
+}
+
+internal_from!(
+    crate::store::StoreError,
+    crate::journeys::case::CaseError,
+    crate::refunds::RefundError,
+    crate::audit::AuditError,
+);
 
 /// A problem about one query parameter.
 fn parameter_error(name: &str, detail: impl Into<String>) -> Value {
@@ -160,6 +185,9 @@ fn field_error(name: &str, detail: impl Into<String>) -> Value {
 
 impl<'r> Responder<'r, 'static> for Problem {
     fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
+        if let Some(cause) = &self.cause {
+            tracing::error!(request_id = %meta(req).correlation_id, error = %cause, "API request failed");
+        }
         if self.status.code >= 500 {
             tracing::error!(request_id = %meta(req).correlation_id, status = self.status.code, path = %req.uri().path(), "API request failed");
         }
@@ -564,8 +592,7 @@ async fn journey_of(
         return Err(Problem::not_found());
     }
     journey_store::journey(&state.db, caller.service_id(), payment_id)
-        .await
-        .map_err(Problem::internal)?
+        .await?
         .ok_or_else(Problem::not_found)
 }
 
@@ -716,13 +743,10 @@ async fn list_payments(state: &State<AppState>, caller: ApiCaller, uri: &Origin<
         )]));
     }
     let (search, limit, carry) = list_query(raw).map_err(Problem::invalid)?;
-    let (rows, next) = crate::search::page(&state.db, &[caller.service_id()], &search, limit)
-        .await
-        .map_err(Problem::internal)?;
+    let (rows, next) =
+        crate::search::page(&state.db, &[caller.service_id()], &search, limit).await?;
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    let journeys = journey_store::journeys_by_ids(&state.db, &ids)
-        .await
-        .map_err(Problem::internal)?;
+    let journeys = journey_store::journeys_by_ids(&state.db, &ids).await?;
     let data: Vec<Value> = ids
         .iter()
         .filter_map(|id| journeys.iter().find(|j| j.id == *id))
@@ -763,14 +787,12 @@ async fn get_payment(state: &State<AppState>, caller: ApiCaller, id: &str) -> Ap
         .from_ip(caller.ip.clone())
         .details(json!({"service_id": j.service_id, "what": "api payment"})),
     )
-    .await
-    .map_err(Problem::internal)?;
+    .await?;
     let (events, platform_refunds, requests) = tokio::try_join!(
         journey_store::events(&state.db, j.id),
         journey_store::refunds_of(&state.db, j.service_id, &j.payment_id),
         refund_store::for_journey(&state.db, j.id),
-    )
-    .map_err(Problem::internal)?;
+    )?;
     let mut body = payment_json(&j);
     body["timeline"] = Value::Array(
         timeline::entries(&j, &events, false)
@@ -916,11 +938,9 @@ async fn link_case(
         &j.payment_id,
         &reference,
     )
-    .await
-    .map_err(Problem::internal)?;
+    .await?;
     let j = journey_store::journey_by_id(&state.db, j.id)
-        .await
-        .map_err(Problem::internal)?
+        .await?
         .ok_or_else(Problem::not_found)?;
     Ok(ApiJson::ok(&payment_json(&j)))
 }
@@ -1025,8 +1045,7 @@ async fn request_refund(
             &audit::canonical_json(&Value::Object(body.clone())),
         );
         match idempotency::begin(&state.db, now, token_id, k, &print)
-            .await
-            .map_err(Problem::internal)?
+            .await?
         {
             Begun::Proceed => {}
             Begun::Replay { status, body } => {
@@ -1062,9 +1081,7 @@ async fn request_refund(
     let outcome = make_refund(state, &caller, &j, &fields, key.as_deref(), now).await;
     match (&outcome, &key) {
         (Ok(answer), Some(k)) => {
-            idempotency::keep(&state.db, token_id, k, answer.status.code, &answer.body)
-                .await
-                .map_err(Problem::internal)?;
+            idempotency::keep(&state.db, token_id, k, answer.status.code, &answer.body).await?;
         }
         (Err(_), Some(k)) => {
             // Nothing was made: a retry (corrected, or the same) starts afresh.
@@ -1108,14 +1125,10 @@ async fn make_refund(
         actor: caller.actor(),
         ip: caller.ip.clone(),
     };
-    match refunds::request_as(&state.db, now, &who, &ask)
-        .await
-        .map_err(Problem::internal)?
-    {
+    match refunds::request_as(&state.db, now, &who, &ask).await? {
         Asked::Made { id, .. } => {
             let row = refund_store::by_id(&state.db, id)
-                .await
-                .map_err(Problem::internal)?
+                .await?
                 .ok_or_else(|| Problem::internal("a refund request just made cannot be read"))?;
             let body = refund_json(&row);
             Ok(ApiJson {
@@ -1152,8 +1165,7 @@ async fn get_refund(state: &State<AppState>, caller: ApiCaller, id: &str) -> Api
         return Err(Problem::not_found());
     };
     let row = refund_store::by_id(&state.db, id)
-        .await
-        .map_err(Problem::internal)?
+        .await?
         .filter(|r| r.service_id == caller.service_id())
         .ok_or_else(Problem::not_found)?;
     Ok(ApiJson::ok(&refund_json(&row)))

@@ -16,8 +16,9 @@ use rocket_dyn_templates::Template;
 use serde_json::{json, Map, Value};
 
 use super::auth::RequestOrigin;
+use super::errors::PageError;
 use super::format::local_time;
-use super::pages::{self, internal, problem, render, Answer};
+use super::pages::{self, problem, render, Answer};
 use super::ratelimit::SignInLimiter;
 use super::session::{CsrfForm, SignedIn};
 use super::stepup;
@@ -41,8 +42,8 @@ const EXPIRY_CHOICES: [(&str, &str, Option<i64>); 4] = [
 ];
 
 /// The services in which this person manages integrations, by name.
-async fn manageable(state: &AppState, staff: &SignedIn) -> Result<Vec<ServiceAccount>, Status> {
-    let all = services::all(&state.db).await.map_err(internal)?;
+async fn manageable(state: &AppState, staff: &SignedIn) -> Result<Vec<ServiceAccount>, PageError> {
+    let all = services::all(&state.db).await?;
     Ok(
         match staff.grants.services_with(Permission::IntegrationsManage) {
             None => all,
@@ -56,13 +57,12 @@ async fn manageable(state: &AppState, staff: &SignedIn) -> Result<Vec<ServiceAcc
 struct Names(HashMap<i64, String>);
 
 impl Names {
-    async fn of(&mut self, state: &AppState, id: i64) -> Result<String, Status> {
+    async fn of(&mut self, state: &AppState, id: i64) -> Result<String, PageError> {
         if let Some(n) = self.0.get(&id) {
             return Ok(n.clone());
         }
         let name = staff_store::staff_by_id(&state.db, id)
-            .await
-            .map_err(internal)?
+            .await?
             .map(|s| format!("{} ({})", s.name, s.email))
             .unwrap_or_else(|| format!("Account {id}"));
         self.0.insert(id, name.clone());
@@ -84,7 +84,7 @@ async fn token_view(
     names: &mut Names,
     services: &[ServiceAccount],
     found: &TokenWithMaker,
-) -> Result<Value, Status> {
+) -> Result<Value, PageError> {
     let t = &found.token;
     let zone = state.config.time_zone;
     let standing = Standing::of(t, state.clock.now());
@@ -147,12 +147,10 @@ async fn index(
     state: &State<AppState>,
     staff: SignedIn,
     notice: Option<&str>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let mine = manageable(state, &staff).await?;
     let ids: Vec<i64> = mine.iter().map(|s| s.id).collect();
-    let tokens = token_store::in_services_with_makers(&state.db, &ids)
-        .await
-        .map_err(internal)?;
+    let tokens = token_store::in_services_with_makers(&state.db, &ids).await?;
     let mut names = Names::default();
     let mut rows = Vec::new();
     for t in &tokens {
@@ -260,7 +258,7 @@ fn form_page(
 }
 
 #[rocket::get("/admin/tokens/new")]
-async fn new_form(state: &State<AppState>, staff: SignedIn) -> Result<Answer, Status> {
+async fn new_form(state: &State<AppState>, staff: SignedIn) -> Result<Answer, PageError> {
     let mine = manageable(state, &staff).await?;
     let fields = Fields {
         expires: "90".into(),
@@ -278,7 +276,7 @@ async fn create(
     staff: SignedIn,
     origin: RequestOrigin,
     form: CsrfForm<Fields>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let f = form.0;
     let mine = manageable(state, &staff).await?;
     let mut problems: Vec<(String, String)> = Vec::new();
@@ -318,7 +316,7 @@ async fn create(
         return Ok(Answer::Invalid(render("api_tokens/new", c)));
     }
     let Some(svc) = service else {
-        return Err(Status::NotFound);
+        return Err(Status::NotFound.into());
     };
     let now = state.clock.now();
     let mut hidden: Vec<(&str, String)> = vec![
@@ -351,15 +349,13 @@ async fn create(
         origin.0.ip.clone(),
         &new,
     )
-    .await
-    .map_err(internal)?
+    .await?
     {
         Ok(created) => {
             let mut names = Names::default();
             let mut c = pages::signed_in(state, &staff, "/admin/tokens");
             let found = token_store::by_id_with_maker(&state.db, created.token.id)
-                .await
-                .map_err(internal)?
+                .await?
                 .ok_or(Status::NotFound)?;
             c.insert(
                 "token".into(),
@@ -382,20 +378,19 @@ async fn token_of(
     state: &AppState,
     staff: &SignedIn,
     id: &str,
-) -> Result<(Vec<ServiceAccount>, TokenWithMaker), Status> {
+) -> Result<(Vec<ServiceAccount>, TokenWithMaker), PageError> {
     let id: i64 = id.parse().map_err(|_| Status::NotFound)?;
     let mine = manageable(state, staff).await?;
     let ids: BTreeSet<i64> = mine.iter().map(|s| s.id).collect();
     let token = token_store::by_id_with_maker(&state.db, id)
-        .await
-        .map_err(internal)?
+        .await?
         .filter(|t| ids.contains(&t.token.service_id))
         .ok_or(Status::NotFound)?;
     Ok((mine, token))
 }
 
 #[rocket::get("/admin/tokens/<id>")]
-async fn show(state: &State<AppState>, staff: SignedIn, id: &str) -> Result<Answer, Status> {
+async fn show(state: &State<AppState>, staff: SignedIn, id: &str) -> Result<Answer, PageError> {
     let (mine, token) = token_of(state, &staff, id).await?;
     let c = show_page(state, &staff, &mine, &token, "", None).await?;
     Ok(Answer::Page(render("api_tokens/show", c)))
@@ -410,7 +405,7 @@ async fn show_page(
     token: &TokenWithMaker,
     chosen: &str,
     problem_text: Option<&str>,
-) -> Result<Map<String, Value>, Status> {
+) -> Result<Map<String, Value>, PageError> {
     let t = &token.token;
     let mut names = Names::default();
     let mut c = pages::signed_in(state, staff, "/admin/tokens");
@@ -426,9 +421,7 @@ async fn show_page(
         "hand_over_action".into(),
         json!(format!("/admin/tokens/{}/hand-over", t.id)),
     );
-    let candidates = api_tokens::hand_over_candidates(&state.db, t)
-        .await
-        .map_err(internal)?;
+    let candidates = api_tokens::hand_over_candidates(&state.db, t).await?;
     let options: Vec<Value> = candidates
         .iter()
         .map(|p| {
@@ -473,7 +466,7 @@ async fn hand_over(
     origin: RequestOrigin,
     id: &str,
     form: CsrfForm<HandOverFields>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let f = form.0;
     let (mine, found) = token_of(state, &staff, id).await?;
     let token = &found.token;
@@ -527,8 +520,7 @@ async fn hand_over(
         token,
         to,
     )
-    .await
-    .map_err(internal)?
+    .await?
     {
         Ok(()) => Ok(Answer::Redirect(Redirect::to(
             "/admin/tokens?notice=handed-over",
@@ -555,11 +547,11 @@ async fn revoke(
     origin: RequestOrigin,
     id: &str,
     _form: CsrfForm<super::account::EmptyForm>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let (_, found) = token_of(state, &staff, id).await?;
     let token = found.token;
     if !api_tokens::may_manage(&staff.grants, token.service_id, &[]) {
-        return Err(Status::NotFound);
+        return Err(Status::NotFound.into());
     }
     let done = api_tokens::revoke(
         &state.db,
@@ -569,8 +561,7 @@ async fn revoke(
         origin.0.ip.clone(),
         &token,
     )
-    .await
-    .map_err(internal)?;
+    .await?;
     Ok(Answer::Redirect(Redirect::to(if done {
         "/admin/tokens?notice=revoked"
     } else {

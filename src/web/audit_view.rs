@@ -7,13 +7,14 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use rocket::http::uri::Origin;
-use rocket::http::{ContentType, Header, Status};
+use rocket::http::{ContentType, Header};
 use rocket::{Route, State};
 use serde_json::{json, Map, Value};
 
 use super::auth::RequestOrigin;
+use super::errors::PageError;
 use super::format::local_time;
-use super::pages::{self, internal, problem, render, Answer};
+use super::pages::{self, problem, render, Answer};
 use super::session::SignedIn;
 use crate::audit_view::{self, ChainVerifier, Cursor, ExportRefusal, FilterForm, Reader};
 use crate::identity::permissions::Permission;
@@ -116,7 +117,7 @@ async fn view(
     staff: SignedIn,
     origin: RequestOrigin,
     uri: &Origin<'_>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let raw = uri.query().map(|q| q.as_str()).unwrap_or("");
     let (form, cursor) = from_query(raw);
     let zone = state.config.time_zone;
@@ -141,8 +142,7 @@ async fn view(
             }
             Ok(filter) => {
                 let page = audit_view::page(state, &who, &filter, cursor.unwrap_or(Cursor::Newest))
-                    .await
-                    .map_err(internal)?;
+                    .await?;
                 let query = to_query(&form);
                 let rows: Vec<Value> = page
                     .rows
@@ -201,7 +201,7 @@ async fn view(
             "checkpointed": anchored.map(|(_, at)| local_time(zone, crate::store::to_micros(at))),
         }),
     );
-    let cp = audit_view::checkpoint(state).await.map_err(internal)?;
+    let cp = audit_view::checkpoint(state).await?;
     c.insert(
         "checkpoint".into(),
         json!({
@@ -238,7 +238,7 @@ async fn export(
     staff: SignedIn,
     origin: RequestOrigin,
     uri: &Origin<'_>,
-) -> Result<ExportAnswer, Status> {
+) -> Result<ExportAnswer, PageError> {
     let raw = uri.query().map(|q| q.as_str()).unwrap_or("");
     let (form, _) = from_query(raw);
     let who = reader(&staff, &origin);
@@ -254,7 +254,7 @@ async fn export(
         Ok(f) => f,
         Err(problems) => return Ok(refuse(problems)),
     };
-    match audit_view::export(state, &who, &filter).await.map_err(internal)? {
+    match audit_view::export(state, &who, &filter).await? {
         Ok(csv) => {
             let name = format!(
                 "paydesk-audit-{}.csv",

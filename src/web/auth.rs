@@ -7,7 +7,8 @@ use rocket::response::Redirect;
 use rocket::{Route, State};
 use serde_json::{json, Value};
 
-use super::pages::{self, internal, problem, render, safe_next, Answer};
+use super::errors::PageError;
+use super::pages::{self, problem, render, safe_next, Answer};
 use super::ratelimit::SignInAttempt;
 use super::session::{
     clear_session_cookie, origin, set_session_cookie, CsrfForm, CsrfToken, SignedIn, SigningIn,
@@ -160,7 +161,7 @@ async fn login(
     csrf: CsrfToken,
     form: CsrfForm<LoginForm>,
     req_origin: RequestOrigin,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let form = form.0;
     let next = safe_next(Some(&form.next));
     let mut errors = Vec::new();
@@ -183,8 +184,7 @@ async fn login(
         next.as_deref(),
         &req_origin.0,
     )
-    .await
-    .map_err(internal)?
+    .await?
     {
         PasswordStep::Refused => Ok(Answer::Invalid(render(
             "auth/login",
@@ -253,7 +253,7 @@ async fn code(
     pending: SigningIn,
     form: CsrfForm<CodeForm>,
     req_origin: RequestOrigin,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     if pending.0.stage() != Stage::SecondFactor {
         return Ok(Answer::Redirect(Redirect::to("/login/enrol")));
     }
@@ -271,9 +271,7 @@ async fn code(
             ),
         )));
     }
-    let outcome = signin::code_step(state, &pending.0, &code, &req_origin.0)
-        .await
-        .map_err(internal)?;
+    let outcome = signin::code_step(state, &pending.0, &code, &req_origin.0).await?;
     Ok(after_code(state, jar, &pending, outcome, "auth/code", None))
 }
 
@@ -356,13 +354,11 @@ fn qr_svg(uri: &str) -> String {
 }
 
 #[rocket::get("/login/enrol")]
-async fn enrol_page(state: &State<AppState>, pending: SigningIn) -> Result<Answer, Status> {
+async fn enrol_page(state: &State<AppState>, pending: SigningIn) -> Result<Answer, PageError> {
     if pending.0.stage() != Stage::Enrol {
         return Ok(Answer::Redirect(Redirect::to("/login/code")));
     }
-    let secret = signin::enrolment_secret(state, &pending.0)
-        .await
-        .map_err(internal)?;
+    let secret = signin::enrolment_secret(state, &pending.0).await?;
     Ok(Answer::Page(render(
         "auth/enrol",
         enrol_context(state, &pending.0, &secret, "/login/enrol"),
@@ -377,13 +373,11 @@ async fn enrol(
     pending: SigningIn,
     form: CsrfForm<CodeForm>,
     req_origin: RequestOrigin,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     if pending.0.stage() != Stage::Enrol {
         return Ok(Answer::Redirect(Redirect::to("/login/code")));
     }
-    let secret = signin::enrolment_secret(state, &pending.0)
-        .await
-        .map_err(internal)?;
+    let secret = signin::enrolment_secret(state, &pending.0).await?;
     let context = enrol_context(state, &pending.0, &secret, "/login/enrol");
     if form.0.code.trim().is_empty() {
         let mut c = context;
@@ -397,9 +391,7 @@ async fn enrol(
         return Ok(Answer::Invalid(render("auth/enrol", c)));
     }
     let outcome =
-        signin::confirm_enrolment(state, &pending.0, &secret, &form.0.code, &req_origin.0)
-            .await
-            .map_err(internal)?;
+        signin::confirm_enrolment(state, &pending.0, &secret, &form.0.code, &req_origin.0).await?;
     Ok(after_code(
         state,
         jar,
@@ -417,10 +409,8 @@ async fn logout(
     staff: SignedIn,
     _form: CsrfForm<NextForm>,
     req_origin: RequestOrigin,
-) -> Result<Redirect, Status> {
-    signin::sign_out(state, &staff.0, &req_origin.0)
-        .await
-        .map_err(internal)?;
+) -> Result<Redirect, PageError> {
+    signin::sign_out(state, &staff.0, &req_origin.0).await?;
     clear_session_cookie(jar, &state.config);
     Ok(Redirect::to("/login?reason=signed_out"))
 }
@@ -514,10 +504,9 @@ async fn link_form(
     csrf: &str,
     token: &str,
     page: &LinkPage,
-) -> Result<Answer, Status> {
-    let Some(staff) = accounts::link_owner(&state.db, token, page.purpose, state.clock.now())
-        .await
-        .map_err(internal)?
+) -> Result<Answer, PageError> {
+    let Some(staff) =
+        accounts::link_owner(&state.db, token, page.purpose, state.clock.now()).await?
     else {
         return Ok(link_invalid(state, page.purpose));
     };
@@ -545,7 +534,7 @@ async fn link_submit(
     form: NewPasswordForm,
     origin: &signin::Origin,
     page: &LinkPage,
-) -> Result<Result<StaffRow, Answer>, Status> {
+) -> Result<Result<StaffRow, Answer>, PageError> {
     let outcome = accounts::set_password_with_code(
         state,
         token,
@@ -555,8 +544,7 @@ async fn link_submit(
         Some(form.code.as_str()),
         origin.ip.clone(),
     )
-    .await
-    .map_err(internal)?;
+    .await?;
     Ok(match outcome {
         PasswordOutcome::Done { staff } => Ok(staff),
         PasswordOutcome::LinkInvalid => Err(link_invalid(state, page.purpose)),
@@ -593,7 +581,7 @@ async fn setup_page(
     state: &State<AppState>,
     csrf: CsrfToken,
     token: &str,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     link_form(state, &csrf.0, token, &SETUP).await
 }
 
@@ -606,16 +594,14 @@ async fn setup(
     token: &str,
     form: CsrfForm<NewPasswordForm>,
     req_origin: RequestOrigin,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let staff = match link_submit(state, &csrf.0, token, form.0, &req_origin.0, &SETUP).await? {
         Ok(staff) => staff,
         Err(answer) => return Ok(answer),
     };
     // Straight on to enrolling an authenticator, in a session of its own.
     let session_id =
-        signin::start_pending(state, &staff, Stage::Enrol, "password", None, &req_origin.0)
-            .await
-            .map_err(internal)?;
+        signin::start_pending(state, &staff, Stage::Enrol, "password", None, &req_origin.0).await?;
     set_session_cookie(jar, &state.config, session_id);
     Ok(Answer::Redirect(Redirect::to("/login/enrol")))
 }
@@ -635,7 +621,7 @@ async fn forgot(
     csrf: CsrfToken,
     form: CsrfForm<EmailForm>,
     req_origin: RequestOrigin,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let email = form.0.email;
     if !accounts::is_valid_email(&email) {
         let mut c = pages::signed_out(state, &csrf.0);
@@ -649,9 +635,7 @@ async fn forgot(
         );
         return Ok(Answer::Invalid(render("auth/forgot", c)));
     }
-    accounts::request_password_reset(state, &email, req_origin.0.ip.clone())
-        .await
-        .map_err(internal)?;
+    accounts::request_password_reset(state, &email, req_origin.0.ip.clone()).await?;
     let c = pages::signed_out(state, &csrf.0);
     Ok(Answer::Page(render("auth/forgot_sent", c)))
 }
@@ -661,7 +645,7 @@ async fn reset_page(
     state: &State<AppState>,
     csrf: CsrfToken,
     token: &str,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     link_form(state, &csrf.0, token, &RESET).await
 }
 
@@ -674,7 +658,7 @@ async fn reset(
     token: &str,
     form: CsrfForm<NewPasswordForm>,
     req_origin: RequestOrigin,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     if let Err(answer) = link_submit(state, &csrf.0, token, form.0, &req_origin.0, &RESET).await? {
         return Ok(answer);
     }

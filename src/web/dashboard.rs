@@ -5,11 +5,11 @@
 //! parameters the page does not know are ignored and a value it cannot use is explained on
 //! the page (an error summary) instead of ending in a 422 or 404.
 
-use rocket::http::Status;
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::State;
 use serde_json::{json, Value};
 
+use super::errors::PageError;
 use super::pages::{self, render, Answer};
 use super::session::SignedIn;
 use crate::dashboard::{self, Choice, Figures, Period, Span};
@@ -45,12 +45,10 @@ async fn dashboard_page(
     state: &State<AppState>,
     staff: SignedIn,
     query: QueryPairs,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let mut c = pages::signed_in(state, &staff, "/");
     c.insert("name".into(), json!(staff.staff.name));
-    let offered = dashboard::services_for(&state.db, &staff.grants)
-        .await
-        .map_err(pages::internal)?;
+    let offered = dashboard::services_for(&state.db, &staff.grants).await?;
     let platform_admin = staff.grants.is_platform_admin();
     c.insert("platform_admin".into(), json!(platform_admin));
     c.insert("has_services".into(), json!(!offered.is_empty()));
@@ -101,9 +99,8 @@ async fn dashboard_page(
         return Ok(Answer::Page(render("dashboard", c)));
     }
 
-    let figures = dashboard::figures(&state.db, &zone, &span, &choice.services, platform_admin)
-        .await
-        .map_err(pages::internal)?;
+    let figures =
+        dashboard::figures(&state.db, &zone, &span, &choice.services, platform_admin).await?;
     let names: Vec<&str> = offered
         .iter()
         .filter(|(id, _)| choice.services.contains(id))
@@ -122,6 +119,18 @@ async fn dashboard_page(
         }),
     );
     c.insert("figures".into(), figures_context(&figures, &span));
+    // The list behind the failed-refunds figure: the same period and services.
+    let mut failed = url::form_urlencoded::Serializer::new(String::new());
+    failed.append_pair("period", choice.period.key());
+    if choice.narrowed {
+        for id in &choice.services {
+            failed.append_pair("service", &id.to_string());
+        }
+    }
+    c.insert(
+        "failed_refunds_href".into(),
+        json!(format!("/refunds/failed?{}", failed.finish())),
+    );
     Ok(Answer::Page(render("dashboard", c)))
 }
 

@@ -1,5 +1,6 @@
 //! Error pages. Every error answer, whatever its cause, is a friendly page (or an RFC 9457
 //! problem document under `/api/`) with a correlation id, and never shows internals.
+//! `PageError` is what a page handler's failure is: handlers write `?` and it answers itself.
 
 use rocket::http::{ContentType, Status};
 use rocket::response::{self, Responder};
@@ -77,6 +78,77 @@ fn default_catcher(status: Status, req: &Request<'_>) -> ErrorPage {
     ErrorPage {
         status,
         correlation_id: meta(req).correlation_id.clone(),
+    }
+}
+
+/// A page handler's failure. A refusal (403, 404, ...) is answered by the catcher's friendly page
+/// for its status; a failure inside paydesk is logged with its cause and the request's correlation
+/// id, then answered 500 with the same friendly page. Every capability error converts into it.
+#[derive(Debug)]
+pub enum PageError {
+    /// An answer that is just its status (the catcher words it).
+    Status(Status),
+    /// Something failed inside paydesk; the text is the cause, for the log only.
+    Internal(String),
+}
+
+impl PageError {
+    /// An internal failure with this cause (for failures that are not an error value).
+    pub fn internal(cause: impl std::fmt::Display) -> PageError {
+        PageError::Internal(cause.to_string())
+    }
+
+    /// The status this failure answers with.
+    pub fn status(&self) -> Status {
+        match self {
+            PageError::Status(s) => *s,
+            PageError::Internal(_) => Status::InternalServerError,
+        }
+    }
+}
+
+impl From<Status> for PageError {
+    fn from(status: Status) -> PageError {
+        PageError::Status(status)
+    }
+}
+
+/// Each error a handler can meet is an internal failure, whatever its kind.
+macro_rules! internal_from {
+    ($($t:ty),* $(,)?) => {
+        $(impl From<$t> for PageError {
+            fn from(e: $t) -> PageError {
+                PageError::internal(e)
+            }
+        })*
+    };
+}
+
+internal_from!(
+    crate::store::StoreError,
+    crate::identity::IdentityError,
+    crate::identity::password::HashError,
+    crate::services::ServiceError,
+    crate::platform::client::PlatformError,
+    crate::journeys::case::CaseError,
+    crate::journeys::sync::SyncError,
+    crate::exports::ExportError,
+    crate::mail::MailError,
+    crate::refunds::RefundError,
+    crate::audit::AuditError,
+    crate::integrations::api_tokens::TokenError,
+    crate::integrations::error::EventsError,
+    crate::crypto::SealError,
+    std::io::Error,
+);
+
+impl<'r> Responder<'r, 'static> for PageError {
+    fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
+        if let PageError::Internal(cause) = &self {
+            tracing::error!(request_id = %meta(req).correlation_id, error = %cause, "request failed");
+        }
+        // The catcher for the status renders the page (or, for 401, sends people to sign in).
+        Err(self.status())
     }
 }
 

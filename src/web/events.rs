@@ -14,8 +14,9 @@ use rocket::{Route, State};
 use serde_json::{json, Map, Value};
 
 use super::auth::RequestOrigin;
+use super::errors::PageError;
 use super::format::local_time;
-use super::pages::{self, internal, problem, render, Answer};
+use super::pages::{self, problem, render, Answer};
 use super::ratelimit::SignInLimiter;
 use super::session::{CsrfForm, SignedIn};
 use super::stepup;
@@ -48,8 +49,8 @@ pub fn routes() -> Vec<Route> {
 const LOG_PAGE: i64 = 25;
 
 /// The services in which this person manages integrations.
-async fn manageable(state: &AppState, staff: &SignedIn) -> Result<Vec<ServiceAccount>, Status> {
-    let all = services::all(&state.db).await.map_err(internal)?;
+async fn manageable(state: &AppState, staff: &SignedIn) -> Result<Vec<ServiceAccount>, PageError> {
+    let all = services::all(&state.db).await?;
     Ok(
         match staff.grants.services_with(Permission::IntegrationsManage) {
             None => all,
@@ -63,21 +64,19 @@ async fn endpoint_of(
     state: &AppState,
     staff: &SignedIn,
     id: &str,
-) -> Result<(EndpointRow, ServiceAccount), Status> {
+) -> Result<(EndpointRow, ServiceAccount), PageError> {
     let id = id.parse::<i64>().map_err(|_| Status::NotFound)?;
     let endpoint = event_store::endpoint(&state.db, id)
-        .await
-        .map_err(internal)?
+        .await?
         .ok_or(Status::NotFound)?;
     if !staff
         .grants
         .can(Permission::IntegrationsManage, endpoint.service_id)
     {
-        return Err(Status::NotFound);
+        return Err(Status::NotFound.into());
     }
     let service = services::by_id(&state.db, endpoint.service_id)
-        .await
-        .map_err(internal)?
+        .await?
         .ok_or(Status::NotFound)?;
     Ok((endpoint, service))
 }
@@ -103,11 +102,9 @@ fn status_tag(endpoint: &EndpointRow) -> Value {
 }
 
 #[rocket::get("/integrations/events")]
-async fn index(state: &State<AppState>, staff: SignedIn) -> Result<Answer, Status> {
+async fn index(state: &State<AppState>, staff: SignedIn) -> Result<Answer, PageError> {
     let services = manageable(state, &staff).await?;
-    let endpoints = event_store::all_endpoints(&state.db)
-        .await
-        .map_err(internal)?;
+    let endpoints = event_store::all_endpoints(&state.db).await?;
     let mut by_service: HashMap<i64, Vec<Value>> = HashMap::new();
     for e in endpoints {
         if !services.iter().any(|s| s.id == e.service_id) {
@@ -268,7 +265,7 @@ async fn new_form(
     state: &State<AppState>,
     staff: SignedIn,
     service: Option<&str>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let services = manageable(state, &staff).await?;
     let chosen = match service {
         Some(slug) => services
@@ -312,7 +309,7 @@ async fn create(
     staff: SignedIn,
     origin: RequestOrigin,
     form: CsrfForm<EndpointFields>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let f = form.0;
     let services = manageable(state, &staff).await?;
     let Some(service) = services.iter().find(|s| s.slug == f.service).cloned() else {
@@ -350,8 +347,7 @@ async fn create(
         Some(staff.staff.id),
         &f.input(),
     )
-    .await
-    .map_err(internal)?;
+    .await?;
     match made {
         Ok((id, secret)) => Ok(secret_page(state, &staff, id, &secret, None)),
         Err(problems) => {
@@ -398,21 +394,16 @@ async fn show_page(
     before: Option<i64>,
     notice: Option<String>,
     errors: Vec<Value>,
-) -> Result<Map<String, Value>, Status> {
+) -> Result<Map<String, Value>, PageError> {
     let zone = state.config.time_zone;
     let now = store::to_micros(state.clock.now());
-    let deliveries = event_store::deliveries_of(&state.db, endpoint.id, before, LOG_PAGE + 1)
-        .await
-        .map_err(internal)?;
+    let deliveries =
+        event_store::deliveries_of(&state.db, endpoint.id, before, LOG_PAGE + 1).await?;
     let more = deliveries.len() as i64 > LOG_PAGE;
     let deliveries: Vec<_> = deliveries.into_iter().take(LOG_PAGE as usize).collect();
     let ids: Vec<i64> = deliveries.iter().map(|d| d.id).collect();
-    let attempts = event_store::attempts_of(&state.db, &ids)
-        .await
-        .map_err(internal)?;
-    let counts = event_store::status_counts(&state.db, endpoint.id)
-        .await
-        .map_err(internal)?;
+    let attempts = event_store::attempts_of(&state.db, &ids).await?;
+    let counts = event_store::status_counts(&state.db, endpoint.id).await?;
     let failed = counts
         .iter()
         .find(|(s, _)| s == "failed")
@@ -510,7 +501,7 @@ async fn show(
     id: &str,
     notice: Option<&str>,
     before: Option<i64>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let (endpoint, service) = endpoint_of(state, &staff, id).await?;
     let c = show_page(
         state,
@@ -526,7 +517,11 @@ async fn show(
 }
 
 #[rocket::get("/integrations/events/<id>/edit")]
-async fn edit_form(state: &State<AppState>, staff: SignedIn, id: &str) -> Result<Answer, Status> {
+async fn edit_form(
+    state: &State<AppState>,
+    staff: SignedIn,
+    id: &str,
+) -> Result<Answer, PageError> {
     let (endpoint, service) = endpoint_of(state, &staff, id).await?;
     let fields = EndpointFields {
         service: service.slug.clone(),
@@ -556,7 +551,7 @@ async fn edit(
     origin: RequestOrigin,
     id: &str,
     form: CsrfForm<EndpointFields>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let (endpoint, service) = endpoint_of(state, &staff, id).await?;
     let mut f = form.0;
     f.service = service.slug.clone();
@@ -569,8 +564,7 @@ async fn edit(
         endpoint.id,
         &f.input(),
     )
-    .await
-    .map_err(internal)?;
+    .await?;
     match changed {
         Ok(()) => Ok(Answer::Redirect(Redirect::to(format!(
             "{}?notice=updated",
@@ -605,7 +599,7 @@ async fn switch(
     origin: RequestOrigin,
     id: &str,
     on: bool,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let (endpoint, _) = endpoint_of(state, &staff, id).await?;
     events::set_enabled(
         &state.db,
@@ -615,8 +609,7 @@ async fn switch(
         endpoint.id,
         on,
     )
-    .await
-    .map_err(internal)?;
+    .await?;
     Ok(Answer::Redirect(Redirect::to(format!(
         "{}?notice={}",
         endpoint_href(endpoint.id),
@@ -631,7 +624,7 @@ async fn enable(
     origin: RequestOrigin,
     id: &str,
     _form: CsrfForm<Plain>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     switch(state, staff, origin, id, true).await
 }
 
@@ -642,7 +635,7 @@ async fn disable(
     origin: RequestOrigin,
     id: &str,
     _form: CsrfForm<Plain>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     switch(state, staff, origin, id, false).await
 }
 
@@ -656,7 +649,7 @@ async fn rotate(
     origin: RequestOrigin,
     id: &str,
     form: CsrfForm<Plain>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let (endpoint, _) = endpoint_of(state, &staff, id).await?;
     let href = endpoint_href(endpoint.id);
     let gate = stepup::Gate {
@@ -680,8 +673,7 @@ async fn rotate(
         origin.0.ip.clone(),
         endpoint.id,
     )
-    .await
-    .map_err(internal)?
+    .await?
     .ok_or(Status::NotFound)?;
     let (secret, until) = rotated;
     let until = local_time(state.config.time_zone, store::to_micros(until));
@@ -701,7 +693,7 @@ async fn refused(
     endpoint: &EndpointRow,
     service: &ServiceAccount,
     why: ReplayRefusal,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let c = show_page(
         state,
         staff,
@@ -726,12 +718,11 @@ async fn replay(
     id: &str,
     delivery: &str,
     _form: CsrfForm<Plain>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let (endpoint, service) = endpoint_of(state, &staff, id).await?;
     let delivery_id = delivery.parse::<i64>().map_err(|_| Status::NotFound)?;
     let row = event_store::delivery(&state.db, delivery_id)
-        .await
-        .map_err(internal)?
+        .await?
         .filter(|d| d.endpoint_id == endpoint.id)
         .ok_or(Status::NotFound)?;
     let outcome = events::replay(
@@ -742,8 +733,7 @@ async fn replay(
         endpoint.id,
         row.id,
     )
-    .await
-    .map_err(internal)?;
+    .await?;
     match outcome {
         Ok(()) => Ok(Answer::Redirect(Redirect::to(format!(
             "{}?notice=replayed",
@@ -760,7 +750,7 @@ async fn replay_failed(
     origin: RequestOrigin,
     id: &str,
     _form: CsrfForm<Plain>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let (endpoint, service) = endpoint_of(state, &staff, id).await?;
     let outcome = events::replay_failed(
         &state.db,
@@ -769,8 +759,7 @@ async fn replay_failed(
         origin.0.ip.clone(),
         endpoint.id,
     )
-    .await
-    .map_err(internal)?;
+    .await?;
     match outcome {
         Ok(n) => Ok(Answer::Redirect(Redirect::to(format!(
             "{}?notice=replayed-{n}",

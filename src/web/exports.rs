@@ -18,8 +18,9 @@ use tokio::io::{AsyncRead, ReadBuf};
 
 use super::auth::RequestOrigin;
 use super::dashboard::QueryPairs;
+use super::errors::PageError;
 use super::format::{local_time, thousands};
-use super::pages::{self, internal, problem, render, Answer};
+use super::pages::{self, problem, render, Answer};
 use super::session::{CsrfForm, SignedIn};
 use crate::exports::{self, pack, Chunks, Downloader, Fields, Filter, Plan, Problem};
 use crate::identity::signin::CurrentSession;
@@ -180,14 +181,10 @@ async fn form_context(
     fields: &ExportForm,
     problems: &[Problem],
     notice: Option<String>,
-) -> Result<Map<String, Value>, Status> {
+) -> Result<Map<String, Value>, PageError> {
     let mut c = pages::signed_in(state, staff, "/exports");
-    let records = exports::visible(&state.db, staff.staff.id, &staff.grants)
-        .await
-        .map_err(internal)?;
-    let names = exports::service_names(&state.db, &records)
-        .await
-        .map_err(internal)?;
+    let records = exports::visible(&state.db, staff.staff.id, &staff.grants).await?;
+    let names = exports::service_names(&state.db, &records).await?;
     let views: Vec<Value> = records
         .iter()
         .map(|r| record_view(state, r, &names))
@@ -313,10 +310,8 @@ async fn form_page(
     state: &State<AppState>,
     staff: SignedIn,
     notice: Option<&str>,
-) -> Result<Answer, Status> {
-    let allowed = exports::exportable_services(&state.db, &staff.grants)
-        .await
-        .map_err(internal)?;
+) -> Result<Answer, PageError> {
+    let allowed = exports::exportable_services(&state.db, &staff.grants).await?;
     let fields = default_form(state, &allowed);
     let c = form_context(state, &staff, &allowed, &fields, &[], notice_text(notice)).await?;
     Ok(Answer::Page(render("exports/index", c)))
@@ -406,16 +401,14 @@ async fn create(
     staff: SignedIn,
     origin: RequestOrigin,
     form: CsrfForm<ExportForm>,
-) -> Result<ExportAnswer, Status> {
+) -> Result<ExportAnswer, PageError> {
     let fields = form.0;
-    let allowed = exports::exportable_services(&state.db, &staff.grants)
-        .await
-        .map_err(internal)?;
+    let allowed = exports::exportable_services(&state.db, &staff.grants).await?;
     let invalid = |problems: Vec<Problem>| {
         let (staff, allowed, fields) = (&staff, &allowed, &fields);
         async move {
             let c = form_context(state, staff, allowed, fields, &problems, None).await?;
-            Ok::<_, Status>(ExportAnswer::Page(Answer::Invalid(render(
+            Ok::<_, PageError>(ExportAnswer::Page(Answer::Invalid(render(
                 "exports/index",
                 c,
             ))))
@@ -438,12 +431,10 @@ async fn create(
         Ok(c) => c,
         Err(problems) => return invalid(problems).await,
     };
-    let plan = Plan::prepare(&state.db, filter, chosen, None)
-        .await
-        .map_err(internal)?;
+    let plan = Plan::prepare(&state.db, filter, chosen, None).await?;
     let threshold = state.config.export_background_rows;
     let gzip = fields.gzip == "yes";
-    let counted = plan.count(Some(threshold + 1)).await.map_err(internal)?;
+    let counted = plan.count(Some(threshold + 1)).await?;
     let who = downloader(&staff, &origin);
     if fields.background == "yes" || gzip || counted > threshold {
         let id = exports::start_background(
@@ -455,8 +446,7 @@ async fn create(
             gzip,
             counted,
         )
-        .await
-        .map_err(internal)?;
+        .await?;
         return Ok(ExportAnswer::Page(Answer::Redirect(Redirect::to(format!(
             "/exports/{id}?started={}",
             if counted > threshold { "big" } else { "asked" }
@@ -480,13 +470,12 @@ async fn visible_export(
     state: &AppState,
     staff: &CurrentSession,
     id: i64,
-) -> Result<ExportRecord, Status> {
+) -> Result<ExportRecord, PageError> {
     let record = crate::store::exports::get(&state.db, id)
-        .await
-        .map_err(internal)?
+        .await?
         .ok_or(Status::NotFound)?;
     if !exports::may_download(&record, staff.staff.id, &staff.grants) {
-        return Err(Status::NotFound);
+        return Err(Status::NotFound.into());
     }
     Ok(record)
 }
@@ -497,11 +486,9 @@ async fn export_page(
     staff: SignedIn,
     id: i64,
     started: Option<&str>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let record = visible_export(state, &staff, id).await?;
-    let names = exports::service_names(&state.db, std::slice::from_ref(&record))
-        .await
-        .map_err(internal)?;
+    let names = exports::service_names(&state.db, std::slice::from_ref(&record)).await?;
     let mut c = pages::signed_in(state, &staff, "/exports");
     let view = record_view(state, &record, &names);
     c.insert(
@@ -532,7 +519,7 @@ async fn export_status(
     state: &State<AppState>,
     staff: SignedIn,
     id: i64,
-) -> Result<Json<Value>, Status> {
+) -> Result<Json<Value>, PageError> {
     let record = visible_export(state, &staff, id).await?;
     Ok(Json(json!({
         "state": record.state,
@@ -548,26 +535,25 @@ async fn download(
     staff: SignedIn,
     origin: RequestOrigin,
     id: i64,
-) -> Result<CsvDownload, Status> {
+) -> Result<CsvDownload, PageError> {
     let record = visible_export(state, &staff, id).await?;
     if record.state != "finished" {
-        return Err(Status::NotFound);
+        return Err(Status::NotFound.into());
     }
     let path = exports::file_path(&state.config, &record);
     let file = match tokio::fs::File::open(&path).await {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Status::Gone),
-        Err(e) => return Err(internal(e)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Status::Gone.into()),
+        Err(e) => return Err(PageError::internal(e)),
     };
-    let len = file.metadata().await.map_err(internal)?.len();
+    let len = file.metadata().await?.len();
     exports::audit_download(
         &state.db,
         state.clock.now(),
         &downloader(&staff, &origin),
         &record,
     )
-    .await
-    .map_err(internal)?;
+    .await?;
     let filter: Result<Filter, _> = serde_json::from_str(&record.filter);
     let stem = filter
         .map(|f| f.file_stem())
@@ -702,10 +688,8 @@ async fn pack_page(
     state: &State<AppState>,
     staff: SignedIn,
     query: QueryPairs,
-) -> Result<Answer, Status> {
-    let allowed = exports::exportable_services(&state.db, &staff.grants)
-        .await
-        .map_err(internal)?;
+) -> Result<Answer, PageError> {
+    let allowed = exports::exportable_services(&state.db, &staff.grants).await?;
     let mut q = PackQuery::read(&query.0);
     if q.month.is_empty() && q.from.is_empty() && q.to.is_empty() {
         q.month = previous_month(state);
@@ -742,9 +726,7 @@ async fn pack_page(
             Ok(Answer::Invalid(render("exports/pack", c)))
         }
         Ok((chosen, from, to)) => {
-            let packs = pack::build(&state.db, &chosen, &from, &to)
-                .await
-                .map_err(internal)?;
+            let packs = pack::build(&state.db, &chosen, &from, &to).await?;
             let money = |p: i64| crate::refunds::rules::pounds(p);
             let day = |d: &pack::Day| {
                 json!({
@@ -788,18 +770,14 @@ async fn pack_csv(
     staff: SignedIn,
     origin: RequestOrigin,
     query: QueryPairs,
-) -> Result<Result<CsvBytes, Redirect>, Status> {
-    let allowed = exports::exportable_services(&state.db, &staff.grants)
-        .await
-        .map_err(internal)?;
+) -> Result<Result<CsvBytes, Redirect>, PageError> {
+    let allowed = exports::exportable_services(&state.db, &staff.grants).await?;
     let q = PackQuery::read(&query.0);
     let Ok((chosen, from, to)) = pack_choice(&q, &allowed) else {
         // The page explains what is wrong.
         return Ok(Err(Redirect::to(q.href("/exports/pack"))));
     };
-    let packs = pack::build(&state.db, &chosen, &from, &to)
-        .await
-        .map_err(internal)?;
+    let packs = pack::build(&state.db, &chosen, &from, &to).await?;
     let slugs: Vec<&str> = chosen.iter().map(|s| s.slug.as_str()).collect();
     crate::audit::record(
         &state.db,
@@ -808,8 +786,7 @@ async fn pack_csv(
             .from_ip(origin.0.ip.clone())
             .details(json!({"services": slugs, "from": from, "to": to})),
     )
-    .await
-    .map_err(internal)?;
+    .await?;
     Ok(Ok(CsvBytes {
         file_name: format!("paydesk-month-end-{from}-to-{to}.csv"),
         bytes: pack::to_csv(&packs),

@@ -3,7 +3,7 @@
 
 use rocket::http::Status;
 
-use super::pages::internal;
+use super::errors::PageError;
 use super::session::SignedIn;
 use crate::identity::permissions::Permission;
 use crate::identity::signin::CurrentSession;
@@ -16,8 +16,8 @@ use crate::AppState;
 pub async fn readable_services(
     state: &AppState,
     session: &CurrentSession,
-) -> Result<Vec<ServiceAccount>, Status> {
-    let all = services::all(&state.db).await.map_err(internal)?;
+) -> Result<Vec<ServiceAccount>, PageError> {
+    let all = services::all(&state.db).await?;
     Ok(
         match session.grants.services_with(Permission::PaymentsRead) {
             None => all,
@@ -33,10 +33,10 @@ pub async fn find_journey(
     staff: &SignedIn,
     id: &str,
     service: Option<&str>,
-) -> Result<(ServiceAccount, journey_store::JourneyRow), Status> {
+) -> Result<(ServiceAccount, journey_store::JourneyRow), PageError> {
     // No platform id is long or holds control characters; such a path finds nothing.
     if id.len() > 100 || id.chars().any(char::is_control) {
-        return Err(Status::NotFound);
+        return Err(Status::NotFound.into());
     }
     let mine = readable_services(state, staff).await?;
     let scope: Vec<i64> = mine
@@ -44,19 +44,16 @@ pub async fn find_journey(
         .filter(|s| service.is_none_or(|slug| s.slug == slug))
         .map(|s| s.id)
         .collect();
-    let found = search_store::by_payment_id(&state.db, &scope, id)
-        .await
-        .map_err(internal)?;
+    let found = search_store::by_payment_id(&state.db, &scope, id).await?;
     let Some((journey_id, service_id)) = found.first().copied() else {
-        return Err(Status::NotFound);
+        return Err(Status::NotFound.into());
     };
     let service = mine
         .into_iter()
         .find(|s| s.id == service_id)
         .ok_or(Status::NotFound)?;
     let journey = journey_store::journey_by_id(&state.db, journey_id)
-        .await
-        .map_err(internal)?
+        .await?
         .ok_or(Status::NotFound)?;
     Ok((service, journey))
 }

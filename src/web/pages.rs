@@ -23,12 +23,6 @@ pub enum Answer {
     Empty(Status),
 }
 
-/// Log an internal failure and answer 500 (the catcher shows the friendly page).
-pub fn internal<E: std::fmt::Display>(e: E) -> Status {
-    tracing::error!(error = %e, "request failed");
-    Status::InternalServerError
-}
-
 /// A field's problem, as the error summary and the field show it.
 pub fn problem(field: &str, message: impl Into<String>) -> Value {
     json!({"field": field, "message": message.into()})

@@ -10,18 +10,19 @@ use rocket_dyn_templates::Metadata;
 use serde_json::{json, Map, Value};
 
 use super::auth::RequestOrigin;
+use super::errors::PageError;
 use super::format::{local_time, thousands};
 use super::journey_lookup::{back_query, find_journey, page_href, readable_services};
-use super::pages::{self, internal, problem, render, Answer};
+use super::pages::{self, problem, render, Answer};
 use super::payment_rows::{card_summary, result_rows};
 use super::session::{CsrfForm, SignedIn};
 use crate::audit::{self, AuditEvent};
 use crate::dashboard::money;
 use crate::identity::permissions::Permission;
-use crate::journeys::sync;
+use crate::journeys::actions::{self, Cancel, PlatformAccess, Refresh};
 use crate::search::query::{self, Form, Period, Sort, StatusGroup, BRANDS, COUNT_CAP};
 use crate::services::ServiceAccount;
-use crate::store::{self, journeys as journey_store};
+use crate::store::journeys as journey_store;
 use crate::timezone::Zone;
 use crate::AppState;
 
@@ -44,7 +45,7 @@ async fn case_links(
     state: &AppState,
     services: &[ServiceAccount],
     rows: &[(i64, i64, &str, &str)],
-) -> Result<std::collections::HashMap<i64, (String, String)>, Status> {
+) -> Result<std::collections::HashMap<i64, (String, String)>, PageError> {
     let templates: std::collections::HashMap<i64, &str> = services
         .iter()
         .filter_map(|s| Some((s.id, s.deep_link_template()?)))
@@ -62,8 +63,7 @@ async fn case_links(
     }
     let refs: std::collections::HashMap<i64, String> =
         crate::store::service_admin::case_references(&state.db, &ids)
-            .await
-            .map_err(internal)?
+            .await?
             .into_iter()
             .collect();
     Ok(rows
@@ -173,7 +173,7 @@ async fn list(
     templates: Metadata<'_>,
     staff: SignedIn,
     uri: &Origin<'_>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let raw = uri.query().map(|q| q.as_str()).unwrap_or("");
     let form = Form::from_query(raw);
     let zone = state.config.time_zone;
@@ -217,9 +217,7 @@ async fn list(
         // A journey page's "Back" returns to this very page of results.
         let back = form.to_query();
         let ids: Vec<i64> = chosen.iter().map(|s| s.id).collect();
-        let results = crate::search::run_with(&state.db, Some(&state.counts), &ids, search)
-            .await
-            .map_err(internal)?;
+        let results = crate::search::run_with(&state.db, Some(&state.counts), &ids, search).await?;
         let links = case_links(
             state,
             &mine,
@@ -272,7 +270,9 @@ async fn list(
     c.insert(
         "filters_html".into(),
         Value::String(forms.render(&templates, filters).ok_or_else(|| {
-            internal("the payments filter form did not render (see the template error above)")
+            PageError::internal(
+                "the payments filter form did not render (see the template error above)",
+            )
         })?),
     );
     let page = render("payments/index", c);
@@ -291,7 +291,7 @@ async fn journey(
     events: Option<&str>,
     notice: Option<&str>,
     back: Option<&str>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let (svc, j) = find_journey(state, &staff, id, service).await?;
     let back = back_query(back);
     let zone = state.config.time_zone;
@@ -308,13 +308,11 @@ async fn journey(
         .from_ip(origin.0.ip.clone())
         .details(json!({"service": svc.slug, "what": "journey page"})),
     )
-    .await
-    .map_err(internal)?;
+    .await?;
     let (timeline, refunds) = tokio::try_join!(
         journey_store::events(&state.db, j.id),
         journey_store::refunds_of(&state.db, svc.id, &j.payment_id)
-    )
-    .map_err(internal)?;
+    )?;
 
     let case_link = case_links(
         state,
@@ -326,16 +324,8 @@ async fn journey(
     .map(|(_, link)| link);
     let mut c = pages::signed_in(state, &staff, "/payments");
     let group = StatusGroup::of(&j.status, j.state_code.as_deref());
-    let refunded: i64 = refunds
-        .iter()
-        .filter(|r| r.status == "success")
-        .map(|r| r.amount)
-        .sum();
-    let pending: i64 = refunds
-        .iter()
-        .filter(|r| r.status == "submitted")
-        .map(|r| r.amount)
-        .sum();
+    // The refund figures every page shows, from the refunds capability (open requests count).
+    let figures = crate::refunds::figures::of_journey(&state.db, svc.id, &j.payment_id, j.id).await?;
     let metadata: Vec<Value> = j
         .metadata
         .as_deref()
@@ -403,9 +393,9 @@ async fn journey(
             "case_link": case_link,
             "attention": j.attention_reason.as_ref().filter(|_| j.needs_attention),
             "observed": local_time(zone, j.observed_at),
-            "refunded": money(refunded),
-            "pending": money(pending),
-            "refundable": j.refund_available.map(money),
+            "refunded": money(figures.refunded),
+            "pending": money(figures.pending),
+            "refundable": j.refund_available.map(|_| money(figures.available)),
             "refund_status": j.refund_status,
         }),
     );
@@ -427,7 +417,7 @@ async fn journey(
         ),
     );
     c.insert("timeline".into(), Value::Array(entries));
-    let refund_part = super::refunds::journey_section(state, &staff, &svc, &j, &back).await?;
+    let refund_part = super::refunds::journey_section(state, &staff, &svc, &j, &figures, &back).await?;
     c.insert("refund_requests".into(), refund_part);
     c.insert("show_all".into(), json!(show_all));
     c.insert(
@@ -486,72 +476,55 @@ async fn refresh(
     origin: RequestOrigin,
     id: &str,
     form: CsrfForm<RefreshForm>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let (svc, j) = find_journey(state, &staff, id, Some(form.0.service.as_str())).await?;
-    let now = state.clock.now();
-    let target = format!("payment:{}", j.payment_id);
     let back_to = back_query(form.0.back.as_deref());
-    let back = |notice: &str| page_href(&j.payment_id, &svc.slug, &back_to, &[("notice", notice)]);
-    let client = match state.platforms.client(&state.config, &svc) {
-        Ok(c) => c,
-        Err(e) => {
-            return failed_refresh(state, &staff, &origin, &target, &svc, &j, e.to_string()).await
-        }
+    let notice = match actions::refresh(
+        &state.db,
+        state.clock.now(),
+        platform_access(state),
+        &svc,
+        &j,
+        &acting(&staff, &origin),
+    )
+    .await?
+    {
+        Refresh::Changed => "refreshed",
+        Refresh::Unchanged => "unchanged",
+        Refresh::NoAnswer => return Ok(no_answer(state, &staff, &svc, &j)),
     };
-    match sync::refresh_with(&state.db, now, client.as_ref(), svc.id, &j.payment_id).await {
-        Ok(done) => {
-            let changed = done.status != j.status;
-            let mut tx = state.db.begin().await.map_err(internal)?;
-            journey_store::record_staff_event(
-                &mut tx,
-                j.id,
-                &format!("{} refreshed the payment from the platform", staff.staff.name),
-                &json!({"staff": staff.staff.email, "status_before": j.status, "status_after": done.status}),
-                store::to_micros(now),
-            )
-            .await
-            .map_err(internal)?;
-            audit::append(
-                &mut tx,
-                now,
-                AuditEvent::new(staff.actor(), "payment_refreshed", target)
-                    .from_ip(origin.0.ip.clone())
-                    .details(json!({"service": svc.slug, "status_before": j.status, "status_after": done.status})),
-            )
-            .await
-            .map_err(internal)?;
-            tx.commit().await.map_err(internal)?;
-            Ok(Answer::Redirect(Redirect::to(back(if changed {
-                "refreshed"
-            } else {
-                "unchanged"
-            }))))
-        }
-        Err(e) => failed_refresh(state, &staff, &origin, &target, &svc, &j, e.to_string()).await,
+    Ok(Answer::Redirect(Redirect::to(page_href(
+        &j.payment_id,
+        &svc.slug,
+        &back_to,
+        &[("notice", notice)],
+    ))))
+}
+
+/// Who is acting, as the journeys capability records them.
+fn acting(staff: &SignedIn, origin: &RequestOrigin) -> crate::refunds::Staff {
+    crate::refunds::Staff {
+        id: staff.staff.id,
+        email: staff.staff.email.clone(),
+        name: staff.staff.name.clone(),
+        ip: origin.0.ip.clone(),
     }
 }
 
-/// A refresh the platform did not answer: audited as failed, and the page says so.
-async fn failed_refresh(
+fn platform_access(state: &AppState) -> PlatformAccess<'_> {
+    PlatformAccess {
+        config: &state.config,
+        platforms: &state.platforms,
+    }
+}
+
+/// The platform did not answer a refresh or a cancel (already audited): the page says so.
+fn no_answer(
     state: &AppState,
     staff: &SignedIn,
-    origin: &RequestOrigin,
-    target: &str,
     svc: &ServiceAccount,
     j: &journey_store::JourneyRow,
-    error: String,
-) -> Result<Answer, Status> {
-    tracing::warn!(payment = %j.payment_id, service = %svc.slug, %error, "refresh from platform failed");
-    audit::record(
-        &state.db,
-        state.clock.now(),
-        AuditEvent::new(staff.actor(), "payment_refreshed", target)
-            .failed()
-            .from_ip(origin.0.ip.clone())
-            .details(json!({"service": svc.slug, "error": error})),
-    )
-    .await
-    .map_err(internal)?;
+) -> Answer {
     let mut c = pages::signed_in(state, staff, "/payments");
     c.insert("title".into(), json!("The platform did not answer"));
     c.insert(
@@ -562,10 +535,7 @@ async fn failed_refresh(
         "back_href".into(),
         json!(page_href(&j.payment_id, &svc.slug, "", &[])),
     );
-    Ok(Answer::Status((
-        Status::BadGateway,
-        render("payments/refresh_failed", c),
-    )))
+    Answer::Status((Status::BadGateway, render("payments/refresh_failed", c)))
 }
 
 /// Cancelling a payment still in progress: a confirmation page first.
@@ -575,10 +545,10 @@ async fn cancel_page(
     staff: SignedIn,
     id: &str,
     service: Option<&str>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let (svc, j) = find_journey(state, &staff, id, service).await?;
     if !staff.grants.can(Permission::PaymentsCancel, svc.id) {
-        return Err(Status::Forbidden);
+        return Err(Status::Forbidden.into());
     }
     let mut c = pages::signed_in(state, &staff, "/payments");
     let id_path: String = url::form_urlencoded::byte_serialize(j.payment_id.as_bytes()).collect();
@@ -616,46 +586,24 @@ async fn cancel(
     origin: RequestOrigin,
     id: &str,
     form: CsrfForm<CancelForm>,
-) -> Result<Answer, Status> {
-    use crate::journeys::cancel::{cancel, Cancelled};
+) -> Result<Answer, PageError> {
     let (svc, j) = find_journey(state, &staff, id, Some(form.0.service.as_str())).await?;
     if !staff.grants.can(Permission::PaymentsCancel, svc.id) {
-        return Err(Status::Forbidden);
+        return Err(Status::Forbidden.into());
     }
-    let who = crate::refunds::Staff {
-        id: staff.staff.id,
-        email: staff.staff.email.clone(),
-        name: staff.staff.name.clone(),
-        ip: origin.0.ip.clone(),
-    };
-    let client = match state.platforms.client(&state.config, &svc) {
-        Ok(c) => c,
-        Err(e) => {
-            return failed_refresh(
-                state,
-                &staff,
-                &origin,
-                &format!("payment:{}", j.payment_id),
-                &svc,
-                &j,
-                e.to_string(),
-            )
-            .await
-        }
-    };
-    let outcome = cancel(
+    let outcome = actions::cancel(
         &state.db,
         state.clock.now(),
-        client.as_ref(),
-        &who,
-        svc.id,
+        platform_access(state),
+        &svc,
         &j.payment_id,
+        &acting(&staff, &origin),
     )
-    .await;
+    .await?;
     let notice = match outcome {
-        Ok(Cancelled::Done { .. }) => "cancelled",
-        Ok(Cancelled::AlreadyFinished { .. }) => "finished",
-        Ok(Cancelled::Refused(message)) => {
+        Cancel::Done => "cancelled",
+        Cancel::AlreadyFinished => "finished",
+        Cancel::Refused(message) => {
             let mut c = pages::signed_in(state, &staff, "/payments");
             c.insert(
                 "title".into(),
@@ -676,18 +624,7 @@ async fn cancel(
                 render("payments/refresh_failed", c),
             )));
         }
-        Err(e) => {
-            return failed_refresh(
-                state,
-                &staff,
-                &origin,
-                &format!("payment:{}", j.payment_id),
-                &svc,
-                &j,
-                e.to_string(),
-            )
-            .await
-        }
+        Cancel::NoAnswer => return Ok(no_answer(state, &staff, &svc, &j)),
     };
     Ok(Answer::Redirect(Redirect::to(page_href(
         &j.payment_id,

@@ -7,7 +7,8 @@ use rocket::{Route, State};
 use serde_json::json;
 
 use super::auth::{NextForm, RequestOrigin};
-use super::pages::{self, internal, render, safe_next, Answer};
+use super::errors::PageError;
+use super::pages::{self, render, safe_next, Answer};
 use super::session::{set_session_cookie, CsrfForm};
 use crate::identity::oidc::{self, SsoOutcome};
 use crate::identity::signin::{self, Stage};
@@ -31,11 +32,11 @@ async fn start(
     providers: &State<Providers>,
     provider: &str,
     form: CsrfForm<NextForm>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let next = safe_next(Some(&form.0.next));
     match oidc::begin(state, providers, provider, next.as_deref()).await {
         Ok(Some(url)) => Ok(Answer::Redirect(Redirect::to(url))),
-        Ok(None) => Err(Status::NotFound),
+        Ok(None) => Err(Status::NotFound.into()),
         Err(e) => {
             tracing::error!(error = %e, provider, "could not start single sign-on");
             Ok(refused(state, "Your organisation's sign-in service cannot be reached at the moment. Try again later, or sign in with your email address and password if you have one."))
@@ -54,9 +55,9 @@ async fn callback(
     code: Option<&str>,
     error: Option<&str>,
     req_origin: RequestOrigin,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     if !app.config.sso_providers.iter().any(|p| p.id == provider) {
-        return Err(Status::NotFound);
+        return Err(Status::NotFound.into());
     }
     let outcome = oidc::finish(
         app,
@@ -67,8 +68,7 @@ async fn callback(
         error,
         req_origin.0.ip.clone(),
     )
-    .await
-    .map_err(internal)?;
+    .await?;
     match outcome {
         SsoOutcome::Refused(r) => Ok(refused(app, r.message)),
         SsoOutcome::Matched {
@@ -92,8 +92,7 @@ async fn callback(
                     return_to.as_deref(),
                     &req_origin.0,
                 )
-                .await
-                .map_err(internal)?;
+                .await?;
                 set_session_cookie(jar, &app.config, id);
                 Ok(Answer::Redirect(Redirect::to(if stage == Stage::Enrol {
                     "/login/enrol"
@@ -108,8 +107,7 @@ async fn callback(
                     &req_origin.0,
                     json!({"method": method, "second_factor": "provider"}),
                 )
-                .await
-                .map_err(internal)?;
+                .await?;
                 set_session_cookie(jar, &app.config, id);
                 Ok(Answer::Redirect(Redirect::to(
                     safe_next(return_to.as_deref()).unwrap_or_else(|| "/".into()),

@@ -15,8 +15,9 @@ use rocket::{Route, State};
 use serde_json::{json, Map, Value};
 
 use super::auth::RequestOrigin;
+use super::errors::PageError;
 use super::format::local_time;
-use super::pages::{self, internal, problem, render, Answer};
+use super::pages::{self, problem, render, Answer};
 use super::ratelimit::SignInLimiter;
 use super::session::{CsrfForm, SignedIn};
 use super::stepup;
@@ -69,12 +70,11 @@ fn person_path(id: i64) -> String {
 
 /// The person a page or form is about, if this administrator may see them; 404 otherwise
 /// (someone of another service looks exactly like nobody).
-async fn find(state: &AppState, admin: &Admin, id: &str) -> Result<Person, Status> {
+async fn find(state: &AppState, admin: &Admin, id: &str) -> Result<Person, PageError> {
     let id = id.parse::<i64>().map_err(|_| Status::NotFound)?;
     staff_admin::person(&state.db, admin, id)
-        .await
-        .map_err(internal)?
-        .ok_or(Status::NotFound)
+        .await?
+        .ok_or(Status::NotFound.into())
 }
 
 fn status_tag(status: &str) -> (&'static str, &'static str) {
@@ -103,11 +103,9 @@ async fn list(
     staff: SignedIn,
     origin: RequestOrigin,
     notice: Option<&str>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let admin = admin_of(&staff, &origin);
-    let people = staff_admin::people(&state.db, &admin)
-        .await
-        .map_err(internal)?;
+    let people = staff_admin::people(&state.db, &admin).await?;
     let zone = state.config.time_zone;
     let rows: Vec<Value> = people
         .iter()
@@ -166,10 +164,8 @@ async fn invite_context(
     admin: &Admin,
     fields: &InviteFields,
     problems: &[(String, String)],
-) -> Result<Map<String, Value>, Status> {
-    let services = staff_admin::managed_services(&state.db, admin)
-        .await
-        .map_err(internal)?;
+) -> Result<Map<String, Value>, PageError> {
+    let services = staff_admin::managed_services(&state.db, admin).await?;
     let first_field = services
         .first()
         .map(|s| format!("role-{}", s.slug))
@@ -240,7 +236,7 @@ async fn invite_page(
     state: &State<AppState>,
     staff: SignedIn,
     origin: RequestOrigin,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let admin = admin_of(&staff, &origin);
     let c = invite_context(
         state,
@@ -261,7 +257,7 @@ async fn invite(
     staff: SignedIn,
     origin: RequestOrigin,
     form: CsrfForm<InviteFields>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let fields = form.0;
     let admin = admin_of(&staff, &origin);
     let mut roles: Vec<(String, String)> = fields
@@ -299,9 +295,7 @@ async fn invite(
     if let Some(page) = stepup::require(state, limiter, client_ip, &staff, &origin.0, gate).await? {
         return Ok(page);
     }
-    let outcome = staff_admin::invite(state, &admin, &ask)
-        .await
-        .map_err(internal)?;
+    let outcome = staff_admin::invite(state, &admin, &ask).await?;
     match outcome {
         Ok(Invited::New { staff_id }) => Ok(Answer::Redirect(Redirect::to(format!(
             "{}?notice=invited",
@@ -354,26 +348,14 @@ async fn person_context(
     person: &Person,
     notice: Option<&str>,
     errors: Vec<Value>,
-) -> Result<Map<String, Value>, Status> {
+) -> Result<Map<String, Value>, PageError> {
     let zone = state.config.time_zone;
     let now = store::to_micros(state.clock.now());
     let own = person.id == admin.id;
     let (sessions, link, managed) = tokio::try_join!(
-        async {
-            staff_admin::session_count(&state.db, person.id)
-                .await
-                .map_err(internal)
-        },
-        async {
-            staff_admin::invitation(&state.db, person.id)
-                .await
-                .map_err(internal)
-        },
-        async {
-            staff_admin::managed_services(&state.db, admin)
-                .await
-                .map_err(internal)
-        },
+        async { staff_admin::session_count(&state.db, person.id).await },
+        async { staff_admin::invitation(&state.db, person.id).await },
+        async { staff_admin::managed_services(&state.db, admin).await },
     )?;
     let (text, colour) = status_tag(&person.status);
     let invitation = link.filter(|_| person.status == "invited").map(|l| {
@@ -452,7 +434,7 @@ async fn person_page(
     origin: RequestOrigin,
     id: &str,
     notice: Option<&str>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let admin = admin_of(&staff, &origin);
     let person = find(state, &admin, id).await?;
     let c = person_context(state, &staff, &admin, &person, notice, vec![]).await?;
@@ -467,7 +449,7 @@ async fn refused(
     admin: &Admin,
     person: &Person,
     refusal: Refusal,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     if refusal.is_forbidden() {
         // Someone trying what their role does not allow is worth a line in the log.
         let _ = audit::record(
@@ -544,7 +526,7 @@ async fn set_role(
     origin: RequestOrigin,
     id: &str,
     form: CsrfForm<PersonFields>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let f = form.0;
     let admin = admin_of(&staff, &origin);
     let person = find(state, &admin, id).await?;
@@ -562,10 +544,7 @@ async fn set_role(
     if let Some(page) = stepup::require(state, limiter, client_ip, &staff, &origin.0, gate).await? {
         return Ok(page);
     }
-    match staff_admin::set_role(state, &admin, &person, &f.service, &f.role)
-        .await
-        .map_err(internal)?
-    {
+    match staff_admin::set_role(state, &admin, &person, &f.service, &f.role).await? {
         Ok(changed) => Ok(to_person(
             &person,
             if changed.from.is_some() {
@@ -585,17 +564,12 @@ async fn remove(
     origin: RequestOrigin,
     id: &str,
     form: CsrfForm<PersonFields>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let admin = admin_of(&staff, &origin);
     let person = find(state, &admin, id).await?;
-    match staff_admin::remove_access(state, &admin, &person, &form.0.service)
-        .await
-        .map_err(internal)?
-    {
+    match staff_admin::remove_access(state, &admin, &person, &form.0.service).await? {
         Ok(_) => {
-            let still = staff_admin::person(&state.db, &admin, person.id)
-                .await
-                .map_err(internal)?;
+            let still = staff_admin::person(&state.db, &admin, person.id).await?;
             Ok(match still {
                 Some(p) => to_person(&p, "removed"),
                 None => Answer::Redirect(Redirect::to(format!("{LIST}?notice=removed"))),
@@ -660,7 +634,7 @@ async fn account_action(
     id: &str,
     f: PersonFields,
     action: AccountAction,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let admin = admin_of(staff, origin);
     let person = find(state, &admin, id).await?;
     if let Err(r) = staff_admin::whole_account(&admin, &person) {
@@ -683,8 +657,7 @@ async fn account_action(
                 .await
                 .map(|r| r.map(|_| ()))
         }
-    }
-    .map_err(internal)?;
+    }?;
     match outcome {
         Ok(()) => Ok(to_person(&person, notice)),
         Err(r) => refused(state, staff, &admin, &person, r).await,
@@ -701,7 +674,7 @@ async fn disable(
     origin: RequestOrigin,
     id: &str,
     form: CsrfForm<PersonFields>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     account_action(
         state,
         limiter,
@@ -725,7 +698,7 @@ async fn enable(
     origin: RequestOrigin,
     id: &str,
     form: CsrfForm<PersonFields>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     account_action(
         state,
         limiter,
@@ -746,13 +719,10 @@ async fn sign_out(
     origin: RequestOrigin,
     id: &str,
     _form: CsrfForm<PersonFields>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let admin = admin_of(&staff, &origin);
     let person = find(state, &admin, id).await?;
-    match staff_admin::sign_out_everywhere(state, &admin, &person)
-        .await
-        .map_err(internal)?
-    {
+    match staff_admin::sign_out_everywhere(state, &admin, &person).await? {
         Ok(_) => Ok(to_person(&person, "signed-out")),
         Err(r) => refused(state, &staff, &admin, &person, r).await,
     }
@@ -768,7 +738,7 @@ async fn reset_authenticator(
     origin: RequestOrigin,
     id: &str,
     form: CsrfForm<PersonFields>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     account_action(
         state,
         limiter,
@@ -789,13 +759,10 @@ async fn resend(
     origin: RequestOrigin,
     id: &str,
     _form: CsrfForm<PersonFields>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let admin = admin_of(&staff, &origin);
     let person = find(state, &admin, id).await?;
-    match staff_admin::resend_invitation(state, &admin, &person)
-        .await
-        .map_err(internal)?
-    {
+    match staff_admin::resend_invitation(state, &admin, &person).await? {
         Ok(_) => Ok(to_person(&person, "resent")),
         Err(r) => refused(state, &staff, &admin, &person, r).await,
     }
@@ -808,13 +775,10 @@ async fn revoke(
     origin: RequestOrigin,
     id: &str,
     _form: CsrfForm<PersonFields>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let admin = admin_of(&staff, &origin);
     let person = find(state, &admin, id).await?;
-    match staff_admin::revoke_invitation(state, &admin, &person)
-        .await
-        .map_err(internal)?
-    {
+    match staff_admin::revoke_invitation(state, &admin, &person).await? {
         Ok(_) => Ok(Answer::Redirect(Redirect::to(format!(
             "{LIST}?notice=revoked"
         )))),
@@ -845,7 +809,7 @@ async fn access_review(
     staff: SignedIn,
     origin: RequestOrigin,
     form: CsrfForm<PersonFields>,
-) -> Result<Download, Status> {
+) -> Result<Download, PageError> {
     let f = form.0;
     let admin = admin_of(&staff, &origin);
     let gate = stepup::Gate {
@@ -861,7 +825,7 @@ async fn access_review(
     if let Some(page) = stepup::require(state, limiter, client_ip, &staff, &origin.0, gate).await? {
         return Ok(Download::Page(page));
     }
-    let (csv, _rows) = review::export(state, &admin).await.map_err(internal)?;
+    let (csv, _rows) = review::export(state, &admin).await?;
     let date = state
         .clock
         .now()

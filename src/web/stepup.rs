@@ -6,10 +6,10 @@
 
 use std::net::IpAddr;
 
-use rocket::http::Status;
 use serde_json::{json, Value};
 
-use super::pages::{internal, render, Answer};
+use super::errors::PageError;
+use super::pages::{render, Answer};
 use super::ratelimit::SignInLimiter;
 use crate::identity::signin::{CurrentSession, Origin};
 use crate::identity::step_up::{self, StepUpOutcome};
@@ -39,7 +39,7 @@ async fn verify(
     code: &str,
     origin: &Origin,
     what: &str,
-) -> Result<StepUp, Status> {
+) -> Result<StepUp, PageError> {
     if code.trim().is_empty() {
         return Ok(StepUp::Refused(NO_CODE));
     }
@@ -51,10 +51,7 @@ async fn verify(
         }
     }
     let now = state.clock.now();
-    match step_up::verify(state, session, code, origin, what, now)
-        .await
-        .map_err(internal)?
-    {
+    match step_up::verify(state, session, code, origin, what, now).await? {
         StepUpOutcome::Done => Ok(StepUp::Done),
         StepUpOutcome::Refused(message) => Ok(StepUp::Refused(message)),
         StepUpOutcome::Locked => Ok(StepUp::Refused(WRONG_CODE)),
@@ -87,7 +84,7 @@ pub async fn require(
     session: &CurrentSession,
     origin: &Origin,
     gate: Gate<'_>,
-) -> Result<Option<Answer>, Status> {
+) -> Result<Option<Answer>, PageError> {
     if session.second_factor_recent(state.clock.now()) {
         return Ok(None);
     }

@@ -773,6 +773,10 @@ async fn a_large_refund_is_asked_for_and_approved_by_someone_else() {
         .await
         .unwrap();
     check(&browser, "refund-queue", "Refunds", &mut errors).await;
+    // The failed refunds behind the dashboard's figure, then back to the queue.
+    c.goto(&demo.url("/refunds/failed")).await.unwrap();
+    check(&browser, "refunds-failed", "Failed refunds", &mut errors).await;
+    c.back().await.unwrap();
     let review = c
         .find(Locator::XPath(&format!(
             "//table[@id='awaiting']//tr[td/a[normalize-space()='{reference}']]//a[starts-with(@href, '/refunds/')]"

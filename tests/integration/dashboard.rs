@@ -625,3 +625,140 @@ async fn a_person_without_services_sees_a_friendly_page() {
     assert_eq!(r.status(), Status::SeeOther);
     assert!(location(&r).starts_with("/login"));
 }
+
+/// A refund paydesk asked for on `payment_id` that failed: refused before reaching the
+/// platform, or (with `platform_refund`) made at the platform and then in error there.
+async fn failed_request(
+    app: &TestApp,
+    service_id: i64,
+    payment_id: &str,
+    asker: i64,
+    platform_refund: Option<&str>,
+) {
+    use paydesk::store::refunds as rs;
+    let j = journeys::journey(&app.state.db, service_id, payment_id)
+        .await
+        .expect("read")
+        .expect("journey");
+    let now = to_micros(app.clock.now());
+    let mut tx = app.state.db.begin().await.expect("begin");
+    let id = rs::insert(
+        &mut tx,
+        &rs::NewRequest {
+            service_id,
+            journey_id: j.id,
+            payment_id,
+            amount: 250,
+            reason: "duplicate",
+            comment: None,
+            case_reference: None,
+            state: "approved",
+            form_key: &format!("failed-{payment_id}"),
+            requested_by: asker,
+            approval_required: false,
+            expires_at: now + 86_400_000_000,
+        },
+        now,
+    )
+    .await
+    .expect("insert")
+    .expect("new");
+    assert!(rs::start_submit(&mut tx, id, now).await.expect("submit"));
+    if let Some(refund_id) = platform_refund {
+        assert!(rs::mark_submitted(&mut tx, id, refund_id, now)
+            .await
+            .expect("submitted"));
+    }
+    assert!(
+        rs::mark_failed(&mut tx, id, "The platform refused the refund", now)
+            .await
+            .expect("failed")
+    );
+    tx.commit().await.expect("commit");
+}
+
+#[tokio::test]
+async fn failed_refunds_are_counted_once_and_linked_to_the_list_behind_them() {
+    let app = TestApp::new().await;
+    let (parking, permits) = two_services(&app).await;
+    let admin = app
+        .person("admin@example.gov.uk", Role::PlatformAdmin, None)
+        .await;
+    // Asked for elsewhere and in error at the platform (with `two_services`'s ra2 in parking).
+    seed(
+        &app,
+        permits,
+        &[],
+        &[refund(
+            "rb2",
+            "pb1",
+            113,
+            RefundStatus::Error,
+            datetime!(2026-11-12 10:00 UTC),
+        )],
+    )
+    .await;
+    // Asked for in paydesk: one refused before reaching the platform, one made and then in
+    // error there (one refund, counted once, not as a paydesk failure and a platform one).
+    failed_request(&app, parking, "pa1", admin.id, None).await;
+    failed_request(&app, parking, "pa2", admin.id, Some("rz1")).await;
+    seed(
+        &app,
+        parking,
+        &[],
+        &[refund(
+            "rz1",
+            "pa2",
+            250,
+            RefundStatus::Error,
+            datetime!(2026-11-19 10:00 UTC),
+        )],
+    )
+    .await;
+
+    let v = Viewer::new(&app, &admin).await;
+    let html = v.figures("").await;
+    let failed = row(&html, "attention", "Failed refunds");
+    assert!(failed.contains("4 refunds"), "{failed}");
+    assert!(
+        failed
+            .replace("&#x2F;", "/")
+            .contains("href=\"/refunds/failed?period=30-days\""),
+        "the figure links to its list: {failed}"
+    );
+    let get = |path: &str| {
+        let path = path.to_string();
+        async {
+            let r = v.client.get(path).cookie(v.cookie.clone()).dispatch().await;
+            (r.status(), r.into_string().await.unwrap_or_default())
+        }
+    };
+    let (status, list) = get("/refunds/failed?period=30-days").await;
+    assert_eq!(status, Status::Ok, "{list}");
+    assert!(list.contains("Failed refunds: 4"), "{list}");
+    let table = section(&list, "failed");
+    assert_eq!(
+        table.matches("<tr class=\"govuk-table__row\">").count(),
+        1 + 4
+    );
+    for shown in ["REF-pa1", "REF-pa2", "REF-pb1", "Not asked for in paydesk"] {
+        assert!(table.contains(shown), "{shown} in {table}");
+    }
+    // The refunds page counts the same refunds by the same definition.
+    let (status, queue) = get("/refunds").await;
+    assert_eq!(status, Status::Ok);
+    assert!(
+        queue.contains("4 refunds have failed in the last 30 days"),
+        "{queue}"
+    );
+    // One service, one day: the figure and its list narrow together.
+    let narrowed = format!("period=today&service={permits}");
+    let html = v.figures(&narrowed).await;
+    assert!(row(&html, "attention", "Failed refunds").contains("None"));
+    let (_, list) = get(&format!("/refunds/failed?{narrowed}")).await;
+    assert!(list.contains("Failed refunds: 0"), "{list}");
+    assert!(list.contains("No refunds failed in this period"));
+    // A choice that cannot be read is refused, not guessed.
+    let (status, _) = get("/refunds/failed?period=fortnight").await;
+    assert_eq!(status, Status::UnprocessableEntity);
+}

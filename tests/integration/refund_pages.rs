@@ -772,3 +772,39 @@ async fn finance_rejects_with_a_reason() {
     assert!(html.contains("Rejected") && html.contains("Not a duplicate: two permits"));
     assert_eq!(w.platform_refunds(&p.id).await, 0, "nothing was sent");
 }
+
+/// The text of the journey page's summary row `key` (its value cell).
+fn summary_value(html: &str, key: &str) -> String {
+    let start = format!("<dt class=\"govuk-summary-list__key\">{key}</dt>");
+    html.split(&start)
+        .nth(1)
+        .and_then(|rest| rest.split("</dd>").next())
+        .unwrap_or_else(|| panic!("no row {key}"))
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_full_refund_awaiting_approval_counts_on_the_payment_page_and_says_why() {
+    let w = world(Some(1000)).await;
+    let p = w.paid(38_914, "PAGES-HELD").await;
+    w.app.sign_in(&w.caseworker).await;
+    w.ask_through_pages(&p, "389.14", "duplicate").await;
+
+    // The payment page shows what the approver's page shows: the request holds it all.
+    let page = format!("/payments/{}?service=parking", p.id);
+    let (status, html) = w.get(&page).await;
+    assert_eq!(status, Status::Ok);
+    assert!(summary_value(&html, "Pending").contains("£389.14"), "{html}");
+    assert!(summary_value(&html, "Still refundable").contains("£0.00"), "{html}");
+    assert!(!html.contains("Refund this payment"), "no button: {html}");
+    assert!(
+        html.contains("a refund request is awaiting approval by someone with the finance role"),
+        "the page says why: {html}"
+    );
+    // A viewer, who may not ask, sees the figures but no reason about asking.
+    w.sign_out().await;
+    w.app.sign_in(&w.viewer).await;
+    let (_, html) = w.get(&page).await;
+    assert!(summary_value(&html, "Pending").contains("£389.14"));
+    assert!(!html.contains("id=\"no-refund\""), "{html}");
+}

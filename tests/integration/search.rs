@@ -764,6 +764,36 @@ async fn a_service_admin_cancels_a_payment_still_in_progress() {
     assert_eq!(audit.len(), 1);
 }
 
+#[tokio::test]
+async fn a_cancel_without_a_platform_is_audited_as_a_failed_cancel() {
+    let app = seeded().await;
+    let admin = app
+        .person("admin@example.gov.uk", Role::ServiceAdmin, Some("parking"))
+        .await;
+    app.sign_in(&admin).await;
+    // FINE-005 is still in progress, but its service has no platform account to cancel it with.
+    let r = app
+        .post_form(
+            "/payments/payfine005/cancel",
+            &[("csrf_token", &app.token()), ("service", "parking")],
+        )
+        .await;
+    assert_eq!(r.status(), Status::BadGateway);
+    let html = r.into_string().await.unwrap();
+    assert!(html.contains("The platform did not answer"));
+    let cancels = paydesk::store::audit::by_action(&app.state.db, "payment_cancelled")
+        .await
+        .unwrap();
+    assert_eq!(cancels.len(), 1, "audited as a cancel");
+    assert_eq!(cancels[0].outcome, "failure");
+    assert_eq!(cancels[0].target, "payment:payfine005");
+    assert_eq!(cancels[0].actor_id, admin.id.to_string());
+    let refreshes = paydesk::store::audit::by_action(&app.state.db, "payment_refreshed")
+        .await
+        .unwrap();
+    assert!(refreshes.is_empty(), "not as a refresh");
+}
+
 /// A results page's Next or Previous link (`rel`), as the browser follows it.
 fn link(html: &str, rel: &str) -> Option<String> {
     let marker = format!("rel=\"{rel}\"");

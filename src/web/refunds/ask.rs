@@ -7,7 +7,6 @@ use std::net::IpAddr;
 
 use rocket::form::FromForm;
 use rocket::http::uri::Origin;
-use rocket::http::Status;
 use rocket::response::Redirect;
 use rocket::State;
 use serde_json::{json, Map, Value};
@@ -19,8 +18,9 @@ use crate::refunds::{self, Ask, Asked, HowMuch};
 use crate::services::ServiceAccount;
 use crate::store::{journeys as journey_store, refunds as refund_store};
 use crate::web::auth::RequestOrigin;
+use crate::web::errors::PageError;
 use crate::web::journey_lookup::{back_query, find_journey, page_href};
-use crate::web::pages::{self, internal, problem, render, Answer};
+use crate::web::pages::{self, problem, render, Answer};
 use crate::web::ratelimit::SignInLimiter;
 use crate::web::session::{CsrfForm, SignedIn};
 use crate::web::stepup;
@@ -137,7 +137,7 @@ pub(super) async fn refundable_journey(
     origin: &RequestOrigin,
     id: &str,
     service: &str,
-) -> Result<(ServiceAccount, journey_store::JourneyRow), Status> {
+) -> Result<(ServiceAccount, journey_store::JourneyRow), PageError> {
     let slug = (!service.is_empty()).then_some(service);
     let (svc, j) = find_journey(state, staff, id, slug).await?;
     if !staff.grants.can(Permission::RefundsRequest, svc.id) {
@@ -148,7 +148,8 @@ pub(super) async fn refundable_journey(
             form_path(&j.payment_id),
             Permission::RefundsRequest,
         )
-        .await);
+        .await
+        .into());
     }
     Ok((svc, j))
 }
@@ -162,11 +163,9 @@ pub(super) async fn form_page(
     j: &journey_store::JourneyRow,
     fields: &Fields,
     problems: &[(String, String)],
-) -> Result<Map<String, Value>, Status> {
+) -> Result<Map<String, Value>, PageError> {
     let money = money_of(state, svc, j).await?;
-    let settings = refund_store::settings(&state.db, svc.id)
-        .await
-        .map_err(internal)?;
+    let settings = refund_store::settings(&state.db, svc.id).await?;
     let mut c = pages::signed_in(state, staff, "/payments");
     let mut errors = Vec::new();
     let mut field_errors = Map::new();
@@ -246,7 +245,7 @@ pub(super) async fn form(
     origin: RequestOrigin,
     id: &str,
     uri: &Origin<'_>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let raw = uri.query().map(|q| q.as_str()).unwrap_or("");
     let mut fields = if raw.len() > 16 * 1024 {
         <Fields as Default>::default()
@@ -301,7 +300,7 @@ pub(super) async fn check(
     origin: RequestOrigin,
     id: &str,
     form: CsrfForm<Fields>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let mut f = form.0;
     let (svc, j) = refundable_journey(state, &staff, &origin, id, &f.service).await?;
     if !valid_form_key(&f.form_key) {
@@ -313,12 +312,8 @@ pub(super) async fn check(
         let c = form_page(state, &staff, &svc, &j, &f, &[]).await?;
         return Ok(Answer::Page(render("refunds/form", c)));
     }
-    let settings = refund_store::settings(&state.db, svc.id)
-        .await
-        .map_err(internal)?;
-    let (status, available) = refunds::available_now(&state.db, j.id)
-        .await
-        .map_err(internal)?;
+    let settings = refund_store::settings(&state.db, svc.id).await?;
+    let (status, available) = refunds::available_now(&state.db, j.id).await?;
     let checked = match refunds::check(
         &ask_of(&svc, &j, &f, false),
         &settings,
@@ -430,7 +425,7 @@ pub(super) async fn confirm(
     origin: RequestOrigin,
     id: &str,
     form: CsrfForm<Fields>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let f = form.0;
     let (svc, j) = refundable_journey(state, &staff, &origin, id, &f.service).await?;
     if !valid_form_key(&f.form_key) {
@@ -469,10 +464,7 @@ pub(super) async fn confirm(
         return Ok(page);
     }
     let ask = ask_of(&svc, &j, &f, true);
-    match refunds::request(&state.db, now, &who(&staff, origin.0.ip.clone()), &ask)
-        .await
-        .map_err(internal)?
-    {
+    match refunds::request(&state.db, now, &who(&staff, origin.0.ip.clone()), &ask).await? {
         Asked::Made { id, .. } => {
             let back = back_query(Some(&f.back));
             Ok(Answer::Redirect(Redirect::to(page_href(

@@ -11,16 +11,20 @@ use rocket::State;
 use serde_json::{json, Map, Value};
 
 use super::shared::*;
+use crate::dashboard::{self, Span};
 use crate::identity::permissions::Permission;
 use crate::identity::signin::CurrentSession;
 use crate::refunds::rules::{self, pounds};
 use crate::refunds::{self, RequestRow};
 use crate::services::{self, ServiceAccount};
+use crate::store;
 use crate::store::{journeys as journey_store, refunds as refund_store};
+use crate::timezone::Period;
 use crate::web::auth::RequestOrigin;
+use crate::web::errors::PageError;
 use crate::web::format::local_time;
 use crate::web::journey_lookup::page_href;
-use crate::web::pages::{self, internal, problem, render, Answer};
+use crate::web::pages::{self, problem, render, Answer};
 use crate::web::ratelimit::SignInLimiter;
 use crate::web::session::{CsrfForm, SignedIn};
 use crate::web::stepup;
@@ -30,8 +34,8 @@ use crate::AppState;
 pub(super) async fn approvable(
     state: &AppState,
     session: &CurrentSession,
-) -> Result<Vec<ServiceAccount>, Status> {
-    let all = services::all(&state.db).await.map_err(internal)?;
+) -> Result<Vec<ServiceAccount>, PageError> {
+    let all = services::all(&state.db).await?;
     Ok(
         match session.grants.services_with(Permission::RefundsApprove) {
             None => all,
@@ -49,13 +53,11 @@ impl Journeys {
         &mut self,
         state: &AppState,
         id: i64,
-    ) -> Result<Option<journey_store::JourneyRow>, Status> {
+    ) -> Result<Option<journey_store::JourneyRow>, PageError> {
         if let Some(j) = self.0.get(&id) {
             return Ok(j.clone());
         }
-        let j = journey_store::journey_by_id(&state.db, id)
-            .await
-            .map_err(internal)?;
+        let j = journey_store::journey_by_id(&state.db, id).await?;
         self.0.insert(id, j.clone());
         Ok(j)
     }
@@ -66,17 +68,37 @@ pub(super) async fn queue(
     state: &State<AppState>,
     staff: SignedIn,
     notice: Option<&str>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let zone = state.config.time_zone;
     let now = state.clock.now();
     let mine = approvable(state, &staff).await?;
     let ids: Vec<i64> = mine.iter().map(|s| s.id).collect();
     let by_id: HashMap<i64, &ServiceAccount> = mine.iter().map(|s| (s.id, s)).collect();
-    let (waiting, failed) = tokio::try_join!(
-        refund_store::in_states(&state.db, &ids, &["awaiting_approval"], 200),
-        refund_store::latest_in_state(&state.db, &ids, "failed", 20),
-    )
-    .map_err(internal)?;
+    // Failed refunds as the dashboard counts them by default: its services, its period.
+    let readable: Vec<i64> = dashboard::services_for(&state.db, &staff.grants)
+        .await?
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    let span = Span::at(Period::DEFAULT, now, &zone);
+    let (waiting, (failed, failed_count)) = tokio::try_join!(
+        async {
+            Ok::<_, PageError>(
+                refund_store::in_states(&state.db, &ids, &["awaiting_approval"], 200).await?,
+            )
+        },
+        async {
+            Ok::<_, PageError>(
+                refunds::failed::in_span(
+                    &state.db,
+                    &readable,
+                    store::to_micros(span.from),
+                    store::to_micros(span.to),
+                )
+                .await?,
+            )
+        },
+    )?;
     let mut names = Names::default();
     let mut journeys = Journeys::default();
     let mut rows = Vec::new();
@@ -97,25 +119,13 @@ pub(super) async fn queue(
         }));
     }
     // Failed refunds, most recent first.
-    let mut attention = Vec::new();
-    for r in &failed {
-        let svc = by_id.get(&r.service_id);
-        let j = journeys.of(state, r.journey_id).await?;
-        attention.push(json!({
-            "when": local_time(zone, r.finished_at.unwrap_or(r.requested_at)),
-            "amount": pounds(r.amount),
-            "reference": j.as_ref().map(|j| j.reference.clone()).unwrap_or_else(|| r.payment_id.clone()),
-            "payment_href": page_href(&r.payment_id, svc.map(|s| s.slug.as_str()).unwrap_or(""), "", &[]),
-            "service": svc.map(|s| s.name.clone()).unwrap_or_default(),
-            "requester": names.of(state, r.requested_by).await?,
-            "failure": r.failure.clone().unwrap_or_else(|| "No reason given".into()),
-        }));
-    }
+    let shown = &failed[..failed.len().min(20)];
+    let attention =
+        super::failed::rows(state, shown, &super::failed::service_names(state).await?).await?;
     let notice_text = match notice.and_then(|n| n.split_once('-')) {
         Some((kind @ ("approved" | "rejected"), id)) => match id.parse::<i64>() {
             Ok(id) => refund_store::by_id(&state.db, id)
-                .await
-                .map_err(internal)?
+                .await?
                 .filter(|r| ids.contains(&r.service_id))
                 .map(|r| {
                     if kind == "approved" {
@@ -133,7 +143,15 @@ pub(super) async fn queue(
     };
     let mut c = pages::signed_in(state, &staff, "/refunds");
     c.insert("rows".into(), Value::Array(rows));
-    c.insert("attention".into(), Value::Array(attention));
+    c.insert("failed_rows".into(), Value::Array(attention));
+    c.insert("failed_heading".into(), json!("attention-heading"));
+    c.insert(
+        "failed_count_text".into(),
+        json!(match failed_count {
+            1 => "1 refund has failed".to_string(),
+            n => format!("{} refunds have failed", dashboard::thousands(n)),
+        }),
+    );
     c.insert("notice".into(), json!(notice_text.unwrap_or_default()));
     c.insert("zone".into(), json!(zone.name()));
     Ok(Answer::Page(render("refunds/queue", c)))
@@ -144,12 +162,11 @@ pub(super) async fn decidable(
     state: &AppState,
     staff: &SignedIn,
     id: &str,
-) -> Result<(RequestRow, ServiceAccount), Status> {
+) -> Result<(RequestRow, ServiceAccount), PageError> {
     // Anything but a request number finds nothing.
     let id = id.parse::<i64>().map_err(|_| Status::NotFound)?;
     let row = refund_store::by_id(&state.db, id)
-        .await
-        .map_err(internal)?
+        .await?
         .ok_or(Status::NotFound)?;
     let svc = approvable(state, staff)
         .await?
@@ -174,12 +191,11 @@ pub(super) async fn review_page(
     svc: &ServiceAccount,
     problems: ReviewProblems,
     kept: &Decision,
-) -> Result<Map<String, Value>, Status> {
+) -> Result<Map<String, Value>, PageError> {
     let zone = state.config.time_zone;
     let now = state.clock.now();
     let j = journey_store::journey_by_id(&state.db, row.journey_id)
-        .await
-        .map_err(internal)?
+        .await?
         .ok_or(Status::NotFound)?;
     let money = money_of(state, svc, &j).await?;
     let mut names = Names::default();
@@ -255,7 +271,7 @@ pub(super) async fn review(
     state: &State<AppState>,
     staff: SignedIn,
     id: &str,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let (row, svc) = decidable(state, &staff, id).await?;
     let c = review_page(
         state,
@@ -302,7 +318,7 @@ pub(super) async fn decision_step_up(
     row: &RequestRow,
     d: &Decision,
     approving: bool,
-) -> Result<Option<Answer>, Status> {
+) -> Result<Option<Answer>, PageError> {
     let (what, action, mut hidden, purpose, button) = if approving {
         (
             "refund approval",
@@ -347,7 +363,7 @@ pub(super) async fn approve(
     origin: RequestOrigin,
     id: &str,
     form: CsrfForm<Decision>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let d = form.0;
     let (row, svc) = decidable(state, &staff, id).await?;
     let comment = d.approval_comment.trim().to_string();
@@ -384,8 +400,7 @@ pub(super) async fn approve(
         amount_seen,
         (!comment.is_empty()).then_some(comment.as_str()),
     )
-    .await
-    .map_err(internal)?;
+    .await?;
     match outcome {
         Ok(()) => Ok(Answer::Redirect(Redirect::to(format!(
             "/refunds?notice=approved-{}",
@@ -407,10 +422,9 @@ pub(super) async fn refused(
     svc: &ServiceAccount,
     message: &str,
     d: &Decision,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let row = refund_store::by_id(&state.db, id)
-        .await
-        .map_err(internal)?
+        .await?
         .ok_or(Status::NotFound)?;
     let c = review_page(
         state,
@@ -440,7 +454,7 @@ pub(super) async fn reject(
     origin: RequestOrigin,
     id: &str,
     form: CsrfForm<Decision>,
-) -> Result<Answer, Status> {
+) -> Result<Answer, PageError> {
     let d = form.0;
     let (row, svc) = decidable(state, &staff, id).await?;
     let comment = d.rejection_comment.trim().to_string();
@@ -472,8 +486,7 @@ pub(super) async fn reject(
         row.id,
         &comment,
     )
-    .await
-    .map_err(internal)?;
+    .await?;
     match outcome {
         Ok(()) => Ok(Answer::Redirect(Redirect::to(format!(
             "/refunds?notice=rejected-{}",

@@ -1,18 +1,17 @@
 //! The refund part of a payment's page: the notice after a request, whether a refund may be
 //! asked for now, and the journey's refund requests.
 
-use rocket::http::Status;
 use serde_json::{json, Value};
 
 use super::shared::*;
 use crate::identity::permissions::Permission;
 use crate::identity::signin::CurrentSession;
 use crate::refunds::rules::{self, pounds};
-use crate::refunds::{self};
+use crate::refunds::figures::RefundFigures;
 use crate::services::ServiceAccount;
 use crate::store::{journeys as journey_store, refunds as refund_store};
+use crate::web::errors::PageError;
 use crate::web::format::local_time;
-use crate::web::pages::internal;
 use crate::AppState;
 
 /// What the journey page says after a refund was asked for (`notice=refund-<id>`), from
@@ -21,7 +20,7 @@ pub async fn journey_notice(
     state: &AppState,
     j: &journey_store::JourneyRow,
     notice: Option<&str>,
-) -> Result<Option<String>, Status> {
+) -> Result<Option<String>, PageError> {
     let Some(id) = notice
         .and_then(|n| n.strip_prefix("refund-"))
         .and_then(|n| n.parse::<i64>().ok())
@@ -29,8 +28,7 @@ pub async fn journey_notice(
         return Ok(None);
     };
     let Some(row) = refund_store::by_id(&state.db, id)
-        .await
-        .map_err(internal)?
+        .await?
         .filter(|r| r.journey_id == j.id)
     else {
         return Ok(None);
@@ -57,19 +55,22 @@ pub async fn journey_section(
     staff: &CurrentSession,
     svc: &ServiceAccount,
     j: &journey_store::JourneyRow,
+    figures: &RefundFigures,
     back: &str,
-) -> Result<Value, Status> {
+) -> Result<Value, PageError> {
     let zone = state.config.time_zone;
     let may_request = staff.grants.can(Permission::RefundsRequest, svc.id);
     let may_approve = staff.grants.can(Permission::RefundsApprove, svc.id);
-    let can_request = if may_request && rules::refundable(j.refund_status.as_deref()) {
-        let (status, available) = refunds::available_now(&state.db, j.id)
-            .await
-            .map_err(internal)?;
-        rules::refundable(status.as_deref()) && available > 0
-    } else {
-        false
-    };
+    let can_request =
+        may_request && rules::refundable(figures.status.as_deref()) && figures.available > 0;
+    // Someone who may ask is told why they cannot, instead of finding no button.
+    let why_not = (may_request && !can_request)
+        .then(|| figures.why_none(&j.status))
+        .flatten()
+        .or_else(|| {
+            (may_request && !can_request)
+                .then_some("The platform does not allow this payment to be refunded now.")
+        });
     let href = {
         let mut q = url::form_urlencoded::Serializer::new(String::new());
         q.append_pair("service", &svc.slug);
@@ -78,9 +79,7 @@ pub async fn journey_section(
         }
         format!("{}?{}", form_path(&j.payment_id), q.finish())
     };
-    let rows = refund_store::for_journey(&state.db, j.id)
-        .await
-        .map_err(internal)?;
+    let rows = refund_store::for_journey(&state.db, j.id).await?;
     let mut names = Names::default();
     let mut requests = Vec::new();
     for r in &rows {
@@ -107,6 +106,7 @@ pub async fn journey_section(
     }
     Ok(json!({
         "can_request": can_request,
+        "why_not": why_not,
         "href": href,
         "requests": requests,
     }))

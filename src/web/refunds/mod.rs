@@ -7,6 +7,7 @@
 
 mod ask;
 mod decide;
+mod failed;
 mod journey;
 mod shared;
 
@@ -20,6 +21,7 @@ pub fn routes() -> Vec<Route> {
         ask::check,
         ask::confirm,
         decide::queue,
+        failed::failed_page,
         decide::review,
         decide::approve,
         decide::reject

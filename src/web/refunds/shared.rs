@@ -16,7 +16,7 @@ use crate::refunds::{self};
 use crate::services::ServiceAccount;
 use crate::store::{self, journeys as journey_store, staff as staff_store};
 use crate::web::auth::RequestOrigin;
-use crate::web::pages::internal;
+use crate::web::errors::PageError;
 use crate::web::session::SignedIn;
 use crate::AppState;
 
@@ -75,13 +75,12 @@ pub(super) fn age(now: OffsetDateTime, us: i64) -> String {
 pub(super) struct Names(HashMap<i64, String>);
 
 impl Names {
-    pub(super) async fn of(&mut self, state: &AppState, id: i64) -> Result<String, Status> {
+    pub(super) async fn of(&mut self, state: &AppState, id: i64) -> Result<String, PageError> {
         if let Some(n) = self.0.get(&id) {
             return Ok(n.clone());
         }
         let name = staff_store::staff_by_id(&state.db, id)
-            .await
-            .map_err(internal)?
+            .await?
             .map(|s| s.name)
             .unwrap_or_else(|| format!("Account {id}"));
         self.0.insert(id, name.clone());
@@ -127,10 +126,8 @@ pub(super) async fn money_of(
     state: &AppState,
     svc: &ServiceAccount,
     j: &journey_store::JourneyRow,
-) -> Result<RefundFigures, Status> {
-    refunds::figures::of_journey(&state.db, svc.id, &j.payment_id, j.id)
-        .await
-        .map_err(internal)
+) -> Result<RefundFigures, PageError> {
+    Ok(refunds::figures::of_journey(&state.db, svc.id, &j.payment_id, j.id).await?)
 }
 
 #[cfg(test)]
