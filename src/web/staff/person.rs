@@ -1,316 +1,27 @@
-//! Staff administration pages (`staff:manage`): the list of people in the services an
-//! administrator manages (`/admin/staff`), inviting someone by email, a person's page with
-//! their roles and the account actions, and the access review download. Role changes,
-//! disabling, re-enabling, authenticator resets, invitations and the access review ask for the
-//! second factor again when the last one is more than 5 minutes old. The rules and every
-//! change live in `crate::identity::staff_admin`; this module reads forms and shows pages.
+//! A person's page (`/admin/staff/<id>`): their roles and sessions, and the account actions on
+//! it (role, removal, disable, enable, sign-out, authenticator reset, invitation resend or revoke).
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 
 use rocket::form::FromForm;
-use rocket::http::{ContentType, Header, Status};
+use rocket::http::Status;
 use rocket::response::Redirect;
-use rocket::{Route, State};
+use rocket::State;
 use serde_json::{json, Map, Value};
 
-use super::auth::RequestOrigin;
-use super::errors::PageError;
-use super::format::local_time;
-use super::pages::{self, problem, render, Answer};
-use super::ratelimit::SignInLimiter;
-use super::session::{CsrfForm, SignedIn};
-use super::stepup;
+use super::{admin_of, cut, find, person_path, role_options, status_tag, LIST};
 use crate::audit::{self, AuditEvent};
-use crate::identity::access_review as review;
 use crate::identity::permissions::Role;
-use crate::identity::staff_admin::{self, Admin, InviteForm, Invited, Person, Refusal, Scope};
+use crate::identity::staff_admin::{self, Admin, Person, Refusal, Scope};
 use crate::store;
+use crate::web::auth::RequestOrigin;
+use crate::web::errors::PageError;
+use crate::web::format::local_time;
+use crate::web::pages::{self, problem, render, Answer};
+use crate::web::ratelimit::SignInLimiter;
+use crate::web::session::{CsrfForm, SignedIn};
+use crate::web::stepup;
 use crate::AppState;
-
-pub fn routes() -> Vec<Route> {
-    rocket::routes![
-        list,
-        invite_page,
-        invite,
-        person_page,
-        set_role,
-        remove,
-        disable,
-        enable,
-        sign_out,
-        reset_authenticator,
-        resend,
-        revoke,
-        access_review,
-    ]
-}
-
-const LIST: &str = "/admin/staff";
-/// Longest value a page shows again from a form.
-const ECHO_LIMIT: usize = 300;
-
-fn cut(s: &str) -> String {
-    s.chars().take(ECHO_LIMIT).collect()
-}
-
-fn admin_of(staff: &SignedIn, origin: &RequestOrigin) -> Admin {
-    Admin {
-        id: staff.staff.id,
-        email: staff.staff.email.clone(),
-        name: staff.staff.name.clone(),
-        grants: staff.grants.clone(),
-        ip: origin.0.ip.clone(),
-    }
-}
-
-fn person_path(id: i64) -> String {
-    format!("{LIST}/{id}")
-}
-
-/// The person a page or form is about, if this administrator may see them; 404 otherwise
-/// (someone of another service looks exactly like nobody).
-async fn find(state: &AppState, admin: &Admin, id: &str) -> Result<Person, PageError> {
-    let id = id.parse::<i64>().map_err(|_| Status::NotFound)?;
-    staff_admin::person(&state.db, admin, id)
-        .await?
-        .ok_or(Status::NotFound.into())
-}
-
-fn status_tag(status: &str) -> (&'static str, &'static str) {
-    match status {
-        "active" => ("Active", "green"),
-        "invited" => ("Invited", "blue"),
-        "disabled" => ("Disabled", "grey"),
-        _ => ("Unknown", "grey"),
-    }
-}
-
-fn role_options(roles: &[Role]) -> Value {
-    Value::Array(
-        roles
-            .iter()
-            .map(|r| json!({"value": r.name(), "text": r.label()}))
-            .collect(),
-    )
-}
-
-// ---- the list ---------------------------------------------------------------------------
-
-#[rocket::get("/admin/staff?<notice>")]
-async fn list(
-    state: &State<AppState>,
-    staff: SignedIn,
-    origin: RequestOrigin,
-    notice: Option<&str>,
-) -> Result<Answer, PageError> {
-    let admin = admin_of(&staff, &origin);
-    let people = staff_admin::people(&state.db, &admin).await?;
-    let zone = state.config.time_zone;
-    let rows: Vec<Value> = people
-        .iter()
-        .map(|p| {
-            let (text, colour) = status_tag(&p.status);
-            json!({
-                "href": person_path(p.id),
-                "name": if p.name.is_empty() { p.email.clone() } else { p.name.clone() },
-                "email": p.email,
-                "access": p.access.iter().map(|a| format!("{} in {}", a.role.label(), a.service_name())).collect::<Vec<_>>(),
-                "status_text": text,
-                "status_colour": colour,
-                "last_sign_in": p.last_sign_in_at.map(|t| local_time(zone, t)).unwrap_or_else(|| "Never".into()),
-                "you": p.id == admin.id,
-            })
-        })
-        .collect();
-    let notice = match notice {
-        Some("revoked") => "Invitation withdrawn",
-        Some("removed") => {
-            "Access removed. The person no longer has access to any service you manage"
-        }
-        _ => "",
-    };
-    let mut c = pages::signed_in(state, &staff, LIST);
-    c.insert("people".into(), Value::Array(rows));
-    c.insert("notice".into(), json!(notice));
-    c.insert("zone".into(), json!(zone.name()));
-    c.insert("every_service".into(), json!(admin.scope() == Scope::Every));
-    Ok(Answer::Page(render("staff/index", c)))
-}
-
-// ---- inviting ---------------------------------------------------------------------------
-
-/// The invitation form, as posted.
-#[derive(FromForm, Default, Debug)]
-pub struct InviteFields {
-    #[field(default = String::new())]
-    email: String,
-    #[field(default = String::new())]
-    name: String,
-    /// `roles[<service slug>] = <role name>`; empty for no access.
-    #[field(default = HashMap::new())]
-    roles: HashMap<String, String>,
-    #[field(default = String::new())]
-    platform_admin: String,
-    #[field(default = String::new())]
-    code: String,
-    #[field(default = String::new())]
-    stepping_up: String,
-}
-
-async fn invite_context(
-    state: &AppState,
-    staff: &SignedIn,
-    admin: &Admin,
-    fields: &InviteFields,
-    problems: &[(String, String)],
-) -> Result<Map<String, Value>, PageError> {
-    let services = staff_admin::managed_services(&state.db, admin).await?;
-    let first_field = services
-        .first()
-        .map(|s| format!("role-{}", s.slug))
-        .unwrap_or_else(|| "email".into());
-    let field_error = |field: &str| {
-        problems
-            .iter()
-            .find(|(f, _)| f == field)
-            .map(|(_, m)| m.clone())
-            .unwrap_or_default()
-    };
-    let rows: Vec<Value> = services
-        .iter()
-        .map(|s| {
-            let field = format!("role-{}", s.slug);
-            let mut options = vec![json!({"value": "", "text": "No access"})];
-            if let Value::Array(more) =
-                role_options(&staff_admin::grantable_roles(&admin.grants, Some(s.id)))
-            {
-                options.extend(more);
-            }
-            json!({
-                "slug": s.slug,
-                "name": s.name,
-                "field": field,
-                "options": options,
-                "selected": fields.roles.get(&s.slug).cloned().unwrap_or_default(),
-                "error": field_error(&field),
-            })
-        })
-        .collect();
-    let mut errors = Vec::new();
-    for (field, message) in problems {
-        let target = if field == "roles" {
-            first_field.clone()
-        } else {
-            field.clone()
-        };
-        errors.push(problem(&target, message.clone()));
-    }
-    let mut c = pages::signed_in(state, staff, LIST);
-    c.insert("services".into(), Value::Array(rows));
-    c.insert(
-        "fields".into(),
-        json!({
-            "email": cut(&fields.email),
-            "name": cut(&fields.name),
-            "platform_admin": !fields.platform_admin.is_empty(),
-        }),
-    );
-    c.insert(
-        "can_grant_global".into(),
-        json!(admin.scope() == Scope::Every),
-    );
-    c.insert("roles_error".into(), json!(field_error("roles")));
-    c.insert("email_error".into(), json!(field_error("email")));
-    c.insert("name_error".into(), json!(field_error("name")));
-    c.insert("errors".into(), Value::Array(errors));
-    c.insert(
-        "hours".into(),
-        json!(staff_admin::INVITE_VALID.whole_hours()),
-    );
-    Ok(c)
-}
-
-#[rocket::get("/admin/staff/invite")]
-async fn invite_page(
-    state: &State<AppState>,
-    staff: SignedIn,
-    origin: RequestOrigin,
-) -> Result<Answer, PageError> {
-    let admin = admin_of(&staff, &origin);
-    let c = invite_context(
-        state,
-        &staff,
-        &admin,
-        &<InviteFields as Default>::default(),
-        &[],
-    )
-    .await?;
-    Ok(Answer::Page(render("staff/invite", c)))
-}
-
-#[rocket::post("/admin/staff/invite", data = "<form>")]
-async fn invite(
-    state: &State<AppState>,
-    limiter: &State<SignInLimiter>,
-    client_ip: Option<IpAddr>,
-    staff: SignedIn,
-    origin: RequestOrigin,
-    form: CsrfForm<InviteFields>,
-) -> Result<Answer, PageError> {
-    let fields = form.0;
-    let admin = admin_of(&staff, &origin);
-    let mut roles: Vec<(String, String)> = fields
-        .roles
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    roles.sort();
-    let ask = InviteForm {
-        email: fields.email.clone(),
-        name: fields.name.clone(),
-        roles: roles.clone(),
-        platform_admin: !fields.platform_admin.is_empty(),
-    };
-    let role_fields: Vec<(String, String)> = (roles.iter())
-        .map(|(slug, role)| (format!("roles[{slug}]"), role.clone()))
-        .collect();
-    let mut hidden = vec![
-        ("email", cut(&fields.email)),
-        ("name", cut(&fields.name)),
-        ("platform_admin", fields.platform_admin.clone()),
-    ];
-    hidden.extend(role_fields.iter().map(|(k, v)| (k.as_str(), v.clone())));
-    hidden.push(("stepping_up", "1".into()));
-    let gate = stepup::Gate {
-        code: &fields.code,
-        stepping_up: &fields.stepping_up,
-        what: "staff invitation",
-        action: "/admin/staff/invite".into(),
-        hidden,
-        purpose: format!("invite {}", cut(fields.email.trim())),
-        button: "Send invitation",
-        back: "/admin/staff/invite".into(),
-    };
-    if let Some(page) = stepup::require(state, limiter, client_ip, &staff, &origin.0, gate).await? {
-        return Ok(page);
-    }
-    let outcome = staff_admin::invite(state, &admin, &ask).await?;
-    match outcome {
-        Ok(Invited::New { staff_id }) => Ok(Answer::Redirect(Redirect::to(format!(
-            "{}?notice=invited",
-            person_path(staff_id)
-        )))),
-        Ok(Invited::AddedTo { staff_id, .. }) => Ok(Answer::Redirect(Redirect::to(format!(
-            "{}?notice=added",
-            person_path(staff_id)
-        )))),
-        Err(problems) => {
-            let c = invite_context(state, &staff, &admin, &fields, &problems).await?;
-            Ok(Answer::Invalid(render("staff/invite", c)))
-        }
-    }
-}
 
 // ---- a person's page --------------------------------------------------------------------
 
@@ -428,7 +139,7 @@ async fn person_context(
 }
 
 #[rocket::get("/admin/staff/<id>?<notice>")]
-async fn person_page(
+pub(super) async fn person_page(
     state: &State<AppState>,
     staff: SignedIn,
     origin: RequestOrigin,
@@ -480,9 +191,9 @@ pub struct PersonFields {
     #[field(default = String::new())]
     role: String,
     #[field(default = String::new())]
-    code: String,
+    pub(super) code: String,
     #[field(default = String::new())]
-    stepping_up: String,
+    pub(super) stepping_up: String,
 }
 
 fn gate_for<'a>(
@@ -518,7 +229,7 @@ fn to_person(person: &Person, notice: &str) -> Answer {
 
 #[rocket::post("/admin/staff/<id>/role", data = "<form>")]
 #[allow(clippy::too_many_arguments)]
-async fn set_role(
+pub(super) async fn set_role(
     state: &State<AppState>,
     limiter: &State<SignInLimiter>,
     client_ip: Option<IpAddr>,
@@ -558,7 +269,7 @@ async fn set_role(
 }
 
 #[rocket::post("/admin/staff/<id>/remove", data = "<form>")]
-async fn remove(
+pub(super) async fn remove(
     state: &State<AppState>,
     staff: SignedIn,
     origin: RequestOrigin,
@@ -666,7 +377,7 @@ async fn account_action(
 
 #[rocket::post("/admin/staff/<id>/disable", data = "<form>")]
 #[allow(clippy::too_many_arguments)]
-async fn disable(
+pub(super) async fn disable(
     state: &State<AppState>,
     limiter: &State<SignInLimiter>,
     client_ip: Option<IpAddr>,
@@ -690,7 +401,7 @@ async fn disable(
 
 #[rocket::post("/admin/staff/<id>/enable", data = "<form>")]
 #[allow(clippy::too_many_arguments)]
-async fn enable(
+pub(super) async fn enable(
     state: &State<AppState>,
     limiter: &State<SignInLimiter>,
     client_ip: Option<IpAddr>,
@@ -713,7 +424,7 @@ async fn enable(
 }
 
 #[rocket::post("/admin/staff/<id>/sign-out", data = "<_form>")]
-async fn sign_out(
+pub(super) async fn sign_out(
     state: &State<AppState>,
     staff: SignedIn,
     origin: RequestOrigin,
@@ -730,7 +441,7 @@ async fn sign_out(
 
 #[rocket::post("/admin/staff/<id>/reset-authenticator", data = "<form>")]
 #[allow(clippy::too_many_arguments)]
-async fn reset_authenticator(
+pub(super) async fn reset_authenticator(
     state: &State<AppState>,
     limiter: &State<SignInLimiter>,
     client_ip: Option<IpAddr>,
@@ -753,7 +464,7 @@ async fn reset_authenticator(
 }
 
 #[rocket::post("/admin/staff/<id>/resend", data = "<_form>")]
-async fn resend(
+pub(super) async fn resend(
     state: &State<AppState>,
     staff: SignedIn,
     origin: RequestOrigin,
@@ -769,7 +480,7 @@ async fn resend(
 }
 
 #[rocket::post("/admin/staff/<id>/revoke", data = "<_form>")]
-async fn revoke(
+pub(super) async fn revoke(
     state: &State<AppState>,
     staff: SignedIn,
     origin: RequestOrigin,
@@ -783,71 +494,5 @@ async fn revoke(
             "{LIST}?notice=revoked"
         )))),
         Err(r) => refused(state, &staff, &admin, &person, r).await,
-    }
-}
-
-// ---- the access review ------------------------------------------------------------------
-
-/// A CSV download.
-#[derive(rocket::Responder)]
-pub struct CsvFile {
-    body: (ContentType, String),
-    disposition: Header<'static>,
-}
-
-#[derive(rocket::Responder)]
-pub enum Download {
-    File(CsvFile),
-    Page(Answer),
-}
-
-#[rocket::post("/admin/staff/access-review", data = "<form>")]
-async fn access_review(
-    state: &State<AppState>,
-    limiter: &State<SignInLimiter>,
-    client_ip: Option<IpAddr>,
-    staff: SignedIn,
-    origin: RequestOrigin,
-    form: CsrfForm<PersonFields>,
-) -> Result<Download, PageError> {
-    let f = form.0;
-    let admin = admin_of(&staff, &origin);
-    let gate = stepup::Gate {
-        code: &f.code,
-        stepping_up: &f.stepping_up,
-        what: "access review export",
-        action: format!("{LIST}/access-review"),
-        hidden: vec![("stepping_up", "1".into())],
-        purpose: "download the access review".into(),
-        button: "Download access review",
-        back: LIST.into(),
-    };
-    if let Some(page) = stepup::require(state, limiter, client_ip, &staff, &origin.0, gate).await? {
-        return Ok(Download::Page(page));
-    }
-    let (csv, _rows) = review::export(state, &admin).await?;
-    let date = state
-        .clock
-        .now()
-        .format(time::macros::format_description!("[year]-[month]-[day]"))
-        .unwrap_or_default();
-    Ok(Download::File(CsvFile {
-        body: (ContentType::CSV, csv),
-        disposition: Header::new(
-            "Content-Disposition",
-            format!("attachment; filename=\"access-review-{date}.csv\""),
-        ),
-    }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_status_has_a_tag() {
-        for s in ["active", "invited", "disabled"] {
-            assert_ne!(status_tag(s).0, "Unknown");
-        }
     }
 }
