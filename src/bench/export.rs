@@ -17,7 +17,7 @@ use super::search::{self as sb, BenchService, SeedPlan, Target};
 use crate::exports::{self, Filter, Plan};
 use crate::identity::permissions::Role;
 use crate::money::thousands;
-use crate::store::exports::{self as export_store, DateBasis};
+use crate::store::exports::DateBasis;
 use crate::store::{self, Backend, Db};
 use crate::timezone::Zone;
 use crate::AppState;
@@ -384,7 +384,7 @@ async fn direct(
         (Db::Sqlite(..), Target::Sqlite(path)) => {
             let mut script = String::new();
             for s in &statements {
-                script.push_str(&export_store::inline(store::Backend::Sqlite, s)?);
+                script.push_str(&crate::store::sql::inline(store::Backend::Sqlite, s)?);
                 script.push_str(";\n");
             }
             let started = Instant::now();
@@ -421,7 +421,7 @@ async fn direct(
             for s in &statements {
                 let sql = format!(
                     "COPY ({}) TO STDOUT WITH CSV",
-                    export_store::inline(store::Backend::Postgres, s)?
+                    crate::store::sql::inline(store::Backend::Postgres, s)?
                 );
                 let mut stream = conn.copy_out_raw(&sql).await?;
                 while let Some(chunk) = stream.next().await {

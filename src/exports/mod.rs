@@ -181,7 +181,7 @@ impl Plan {
 
     /// Each slice's rows in one statement, without paging: what the bench runs through the
     /// database's own bulk export.
-    pub fn bulk_queries(&self, backend: store::Backend) -> Vec<crate::store::search::Built> {
+    pub fn bulk_queries(&self, backend: store::Backend) -> Vec<crate::store::sql::Built> {
         (0..self.slices.len())
             .filter_map(|i| self.slice(i))
             .map(|s| export_store::page_query(backend, &s, None, i64::MAX))

@@ -12,7 +12,7 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use sqlx::FromRow;
 
-use super::search::{bound, Bind, Builder, Built};
+use super::sql::{bound, inline, Builder, Built};
 use super::{Db, StoreResult, Tx};
 use crate::on_db;
 
@@ -171,24 +171,18 @@ fn scope(b: &mut Builder, s: &Slice<'_>, lower: bool) -> (String, [&'static str;
     };
     let service = b.int(s.service_id);
     let mut cond = vec![format!("{table}.service_id = {service}")];
-    match s.range {
-        Range::Created { from, to } => {
-            if lower {
-                let f = b.int(*from);
-                cond.push(format!("{table}.created_at >= {f}"));
-            }
-            let t = b.int(*to);
-            cond.push(format!("{table}.created_at < {t}"));
-        }
-        Range::Settled { from, to } => {
-            if lower {
-                let f = b.text(from);
-                cond.push(format!("{table}.settled_date >= {f}"));
-            }
-            let t = b.text(to);
-            cond.push(format!("{table}.settled_date <= {t}"));
-        }
-    }
+    cond.extend(match s.range {
+        Range::Created { from, to } => b.half_open(
+            &format!("{table}.created_at"),
+            lower.then_some(*from),
+            Some(*to),
+        ),
+        Range::Settled { from, to } => b.dates(
+            &format!("{table}.settled_date"),
+            lower.then_some(from.as_str()),
+            Some(to),
+        ),
+    });
     match s.pass {
         Pass::Payments if !s.statuses.is_empty() => {
             let any: Vec<String> = s
@@ -1007,53 +1001,6 @@ pub async fn expire(tx: &mut Tx, id: i64, now: i64) -> StoreResult<bool> {
     Ok(done == 1)
 }
 
-/// The text of a built query with its values written in, for statements that take no binds
-/// (PostgreSQL's COPY) and for the bench's "same SQL run directly". One pass over the text,
-/// so that a value is never read again as a placeholder; text is quoted for `backend`
-/// whatever its content (PostgreSQL's `E'…'` form does not depend on
-/// `standard_conforming_strings`).
-pub fn inline(backend: super::Backend, built: &Built) -> StoreResult<String> {
-    let bad = |what: String| super::StoreError::Invalid(format!("an inlined query: {what}"));
-    let mut sql = String::with_capacity(built.sql.len() + 64);
-    let mut chars = built.sql.char_indices().peekable();
-    while let Some((at, c)) = chars.next() {
-        let digits = built.sql[at + c.len_utf8()..]
-            .bytes()
-            .take_while(u8::is_ascii_digit)
-            .count();
-        if c != '$' || digits == 0 {
-            sql.push(c);
-            continue;
-        }
-        let number = &built.sql[at + 1..at + 1 + digits];
-        for _ in 0..digits {
-            chars.next();
-        }
-        let index: usize = number.parse().map_err(|_| bad(format!("${number}")))?;
-        let bind = index
-            .checked_sub(1)
-            .and_then(|i| built.binds.get(i))
-            .ok_or_else(|| bad(format!("no value for ${number}")))?;
-        match bind {
-            Bind::Int(v) => sql.push_str(&v.to_string()),
-            Bind::Text(t) if t.contains('\0') => return Err(bad("a NUL in a text value".into())),
-            Bind::Text(t) => match backend {
-                super::Backend::Sqlite => {
-                    sql.push('\'');
-                    sql.push_str(&t.replace('\'', "''"));
-                    sql.push('\'');
-                }
-                super::Backend::Postgres => {
-                    sql.push_str("E'");
-                    sql.push_str(&t.replace('\\', "\\\\").replace('\'', "''"));
-                    sql.push('\'');
-                }
-            },
-        }
-    }
-    Ok(sql)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1254,42 +1201,5 @@ mod tests {
         assert_eq!((empty.count, empty.last), (0, None));
         assert!(JsonKeys::scan("[[1]]", &created).is_err());
         assert!(JsonKeys::scan("{}", &created).is_err());
-    }
-
-    #[test]
-    fn inlined_values_are_quoted_once_and_never_read_as_placeholders() {
-        let built = Built {
-            sql: "SELECT $1, $2, $10, '$' || $2".into(),
-            binds: vec![
-                Bind::Text("it's $10 \\ ok".into()),
-                Bind::Int(-5),
-                Bind::Int(1),
-                Bind::Int(2),
-                Bind::Int(3),
-                Bind::Int(4),
-                Bind::Int(5),
-                Bind::Int(6),
-                Bind::Int(7),
-                Bind::Int(99),
-            ],
-        };
-        assert_eq!(
-            inline(crate::store::Backend::Postgres, &built).unwrap(),
-            "SELECT E'it''s $10 \\\\ ok', -5, 99, '$' || -5"
-        );
-        assert_eq!(
-            inline(crate::store::Backend::Sqlite, &built).unwrap(),
-            "SELECT 'it''s $10 \\ ok', -5, 99, '$' || -5"
-        );
-        let missing = Built {
-            sql: "SELECT $2".into(),
-            binds: vec![Bind::Int(1)],
-        };
-        assert!(inline(crate::store::Backend::Postgres, &missing).is_err());
-        let nul = Built {
-            sql: "SELECT $1".into(),
-            binds: vec![Bind::Text("a\0b".into())],
-        };
-        assert!(inline(crate::store::Backend::Postgres, &nul).is_err());
     }
 }

@@ -15,6 +15,7 @@ pub mod scratch;
 pub mod search;
 pub mod service_admin;
 pub mod services;
+pub mod sql;
 pub mod staff;
 pub mod staff_admin;
 pub mod standing;

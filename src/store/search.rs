@@ -18,6 +18,7 @@
 
 use crate::on_db;
 use crate::search::query::{BoxTerm, Range, Search, Sort, StatusGroup};
+use crate::store::sql::{bound, Builder, Built};
 use crate::store::{Backend, Db, StoreError, StoreResult};
 
 /// A "contains" or prefix filter matching at most this many rows is a lookup.
@@ -43,60 +44,16 @@ pub struct Row {
 const COLUMNS: &str = "j.id, j.service_id, j.payment_id, j.reference, j.email, j.amount, j.status, j.state_code, j.card_brand, j.last_digits, j.created_at, j.needs_attention";
 const OUTER_COLUMNS: &str = "id, service_id, payment_id, reference, email, amount, status, state_code, card_brand, last_digits, created_at, needs_attention";
 
-/// A value bound to a placeholder.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Bind {
-    Int(i64),
-    Text(String),
+/// A column that must not drive the query (see the module notes): on SQLite, `+j.column`.
+trait Unindexed {
+    fn residual(&self, column: &str) -> String;
 }
 
-/// SQL text with its binds, ready to run on one backend.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Built {
-    pub sql: String,
-    pub binds: Vec<Bind>,
-}
-
-pub(crate) struct Builder {
-    backend: Backend,
-    binds: Vec<Bind>,
-}
-
-impl Builder {
-    pub(crate) fn new(backend: Backend) -> Builder {
-        Builder {
-            backend,
-            binds: Vec::new(),
-        }
-    }
-
-    pub(crate) fn int(&mut self, v: i64) -> String {
-        self.binds.push(Bind::Int(v));
-        format!("${}", self.binds.len())
-    }
-
-    pub(crate) fn text(&mut self, v: &str) -> String {
-        self.binds.push(Bind::Text(v.to_string()));
-        format!("${}", self.binds.len())
-    }
-
-    /// A column that must not drive the query (see the module notes).
+impl Unindexed for Builder {
     fn residual(&self, column: &str) -> String {
-        match self.backend {
+        match self.backend() {
             Backend::Sqlite => format!("+j.{column}"),
             Backend::Postgres => format!("j.{column}"),
-        }
-    }
-
-    pub(crate) fn ids(&mut self, services: &[i64]) -> String {
-        let list: Vec<String> = services.iter().map(|s| self.int(*s)).collect();
-        list.join(", ")
-    }
-
-    pub(crate) fn finish(self, sql: String) -> Built {
-        Built {
-            sql,
-            binds: self.binds,
         }
     }
 }
@@ -293,7 +250,7 @@ fn driver_condition(b: &mut Builder, d: &Driver, services: &[i64]) -> String {
                 None => format!("j.id IN (SELECT journey_id FROM journey_metadata WHERE service_id IN ({ids}) AND key = {key})"),
             }
         }
-        Driver::ReferencePrefix(r) => match b.backend {
+        Driver::ReferencePrefix(r) => match b.backend() {
             // SQLite compares bytes: the prefix's range is [r, r + U+10FFFF).
             Backend::Sqlite => {
                 let lo = b.text(r);
@@ -307,7 +264,7 @@ fn driver_condition(b: &mut Builder, d: &Driver, services: &[i64]) -> String {
                 )
             }
         },
-        Driver::EmailContains(e) => match b.backend {
+        Driver::EmailContains(e) => match b.backend() {
             Backend::Sqlite => format!(
                 "j.id IN (SELECT rowid FROM journey_text WHERE journey_text MATCH {})",
                 b.text(&fts_phrase("email", e))
@@ -316,7 +273,7 @@ fn driver_condition(b: &mut Builder, d: &Driver, services: &[i64]) -> String {
                 format!("j.email_key LIKE {} ESCAPE '\\'", b.text(&like(e, false)))
             }
         },
-        Driver::CardholderContains(c) => match b.backend {
+        Driver::CardholderContains(c) => match b.backend() {
             Backend::Sqlite => format!(
                 "j.id IN (SELECT rowid FROM journey_text WHERE journey_text MATCH {})",
                 b.text(&fts_phrase("cardholder_name", c))
@@ -334,7 +291,7 @@ fn driver_condition(b: &mut Builder, d: &Driver, services: &[i64]) -> String {
         }
         Driver::Found(_, ids) => {
             let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-            match b.backend {
+            match b.backend() {
                 Backend::Sqlite => format!(
                     "j.id IN (SELECT value FROM json_each({}))",
                     b.text(&format!("[{list}]"))
@@ -347,12 +304,7 @@ fn driver_condition(b: &mut Builder, d: &Driver, services: &[i64]) -> String {
         }
         Driver::Settled(lo, hi) => {
             let mut parts = vec!["j.settled_date IS NOT NULL".to_string()];
-            if let Some(lo) = lo {
-                parts.push(format!("j.settled_date >= {}", b.text(lo)));
-            }
-            if let Some(hi) = hi {
-                parts.push(format!("j.settled_date <= {}", b.text(hi)));
-            }
+            parts.extend(b.dates("j.settled_date", lo.as_deref(), hi.as_deref()));
             parts.join(" AND ")
         }
     }
@@ -472,12 +424,7 @@ fn residuals(b: &mut Builder, s: &Search, skip: Option<&Driver>, walk: &Walk) ->
             } else {
                 "j.created_at".to_string()
             };
-            if let Some(lo) = lo {
-                c.push(format!("{col} >= {}", b.int(*lo)));
-            }
-            if let Some(hi) = hi {
-                c.push(format!("{col} < {}", b.int(*hi)));
-            }
+            c.extend(b.half_open(&col, *lo, *hi));
         }
         None => {}
     }
@@ -501,13 +448,7 @@ fn residuals(b: &mut Builder, s: &Search, skip: Option<&Driver>, walk: &Walk) ->
 
 /// An amount range on `col`, either end open.
 fn amount_condition(b: &mut Builder, col: &str, lo: Option<i64>, hi: Option<i64>) -> String {
-    let mut parts = Vec::new();
-    if let Some(lo) = lo {
-        parts.push(format!("{col} >= {}", b.int(lo)));
-    }
-    if let Some(hi) = hi {
-        parts.push(format!("{col} <= {}", b.int(hi)));
-    }
+    let parts = b.inclusive(col, lo, hi);
     if parts.is_empty() {
         "TRUE".into()
     } else {
@@ -590,12 +531,7 @@ fn residual_condition(b: &mut Builder, d: &Driver) -> String {
         Driver::Settled(lo, hi) => {
             let col = b.residual("settled_date");
             let mut parts = vec![format!("{col} IS NOT NULL")];
-            if let Some(lo) = lo {
-                parts.push(format!("{col} >= {}", b.text(lo)));
-            }
-            if let Some(hi) = hi {
-                parts.push(format!("{col} <= {}", b.text(hi)));
-            }
+            parts.extend(b.dates(&col, lo.as_deref(), hi.as_deref()));
             parts.join(" AND ")
         }
     }
@@ -694,12 +630,7 @@ fn metadata_walk(
     let mut conds = Vec::new();
     // The walk reads the time range on the metadata rows, where its index is.
     if let Some(Range::Created(lo, hi)) = &s.range {
-        if let Some(lo) = lo {
-            conds.push(format!("m.created_at >= {}", b.int(*lo)));
-        }
-        if let Some(hi) = hi {
-            conds.push(format!("m.created_at < {}", b.int(*hi)));
-        }
+        conds.extend(b.half_open("m.created_at", *lo, *hi));
     }
     // The remaining filters are checks on the journey found, never a way in.
     let walked = Driver::Metadata(key.to_string(), Some(value.to_string()));
@@ -869,20 +800,6 @@ async fn fetch_ids(db: &Db, built: &Built) -> StoreResult<Vec<i64>> {
         on_db!(db, pool => bound!(sqlx::query_scalar::<_, i64>(&built.sql), &built.binds).fetch_all(pool).await?),
     )
 }
-
-macro_rules! bound {
-    ($q:expr, $binds:expr) => {{
-        let mut q = $q;
-        for bind in $binds {
-            q = match bind {
-                Bind::Int(v) => q.bind(*v),
-                Bind::Text(v) => q.bind(v.clone()),
-            };
-        }
-        q
-    }};
-}
-pub(crate) use bound;
 
 /// The rows of a list query, in `s`'s reading order.
 ///

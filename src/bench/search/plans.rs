@@ -2,7 +2,8 @@
 
 use super::{figures::*, mix::*};
 use crate::search::query::{Form, COUNT_CAP, PAGE_SIZE};
-use crate::store::search::{self as search_store, Bind, Built};
+use crate::store::search as search_store;
+use crate::store::sql::{Bind, Built};
 use crate::AppState;
 
 // ---- plans --------------------------------------------------------------------------------
