@@ -57,38 +57,35 @@ impl Builder {
     /// The conditions of a range of integers (times in microseconds) on `col`, from inclusive
     /// to exclusive, either end open: `col >= $1`, `col < $2`.
     pub(crate) fn half_open(&mut self, col: &str, lo: Option<i64>, hi: Option<i64>) -> Vec<String> {
-        let mut parts = Vec::new();
-        if let Some(lo) = lo {
-            parts.push(format!("{col} >= {}", self.int(lo)));
-        }
-        if let Some(hi) = hi {
-            parts.push(format!("{col} < {}", self.int(hi)));
-        }
-        parts
+        self.bounds(col, lo.map(Bind::Int), (hi.map(Bind::Int), "<"))
     }
 
     /// The conditions of a range of integers (amounts) on `col`, both ends inclusive, either
     /// end open: `col >= $1`, `col <= $2`.
     pub(crate) fn inclusive(&mut self, col: &str, lo: Option<i64>, hi: Option<i64>) -> Vec<String> {
-        let mut parts = Vec::new();
-        if let Some(lo) = lo {
-            parts.push(format!("{col} >= {}", self.int(lo)));
-        }
-        if let Some(hi) = hi {
-            parts.push(format!("{col} <= {}", self.int(hi)));
-        }
-        parts
+        self.bounds(col, lo.map(Bind::Int), (hi.map(Bind::Int), "<="))
     }
 
     /// The conditions of a range of dates (`YYYY-MM-DD`, which sort as text) on `col`, both
     /// ends inclusive, either end open.
     pub(crate) fn dates(&mut self, col: &str, lo: Option<&str>, hi: Option<&str>) -> Vec<String> {
+        let text = |v: &str| Bind::Text(v.to_string());
+        self.bounds(col, lo.map(text), (hi.map(text), "<="))
+    }
+
+    /// `col >= lo` and `col {op} hi`, for the ends that are given, in that order.
+    fn bounds(
+        &mut self,
+        col: &str,
+        lo: Option<Bind>,
+        (hi, op): (Option<Bind>, &str),
+    ) -> Vec<String> {
         let mut parts = Vec::new();
-        if let Some(lo) = lo {
-            parts.push(format!("{col} >= {}", self.text(lo)));
-        }
-        if let Some(hi) = hi {
-            parts.push(format!("{col} <= {}", self.text(hi)));
+        for (v, op) in [(lo, ">="), (hi, op)] {
+            if let Some(v) = v {
+                self.binds.push(v);
+                parts.push(format!("{col} {op} ${}", self.binds.len()));
+            }
         }
         parts
     }
