@@ -1,6 +1,9 @@
 //! Finding payments: the payments page's filters read from the URL (`query`), and running a
 //! search within the services a person holds, a page at a time, with a capped count.
 
+mod dates;
+mod filters;
+mod form;
 pub mod query;
 
 use crate::store::search::{self as sql, Row, Shape};
