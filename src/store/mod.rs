@@ -5,6 +5,7 @@
 pub mod api_tokens;
 pub mod audit;
 pub mod audit_search;
+pub mod bench;
 pub mod dashboard;
 pub mod events;
 pub mod exports;
