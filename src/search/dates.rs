@@ -58,6 +58,9 @@ pub fn parse_time(raw: &str) -> Option<Time> {
     Time::from_hms(h, m, 0).ok()
 }
 
+/// One end of a range as typed: a day, and a time on it when one was given.
+type DayAndTime = Option<(Date, Option<Time>)>;
+
 pub(super) fn range(
     problems: &mut Vec<Problem>,
     form: &Form,
@@ -81,7 +84,7 @@ pub(super) fn range(
     .iter()
     .any(|v| !v.trim().is_empty());
     let before = problems.len();
-    let (from, to): (Option<(Date, Option<Time>)>, Option<(Date, Option<Time>)>) = if custom {
+    let (from, to): (DayAndTime, DayAndTime) = if custom {
         let from_time = optional_time(problems, "from_time", "From time", &form.from_time);
         let to_time = optional_time(problems, "to_time", "To time", &form.to_time);
         let from = optional_date(problems, "from_date", "From date", &form.from_date);
