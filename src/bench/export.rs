@@ -17,7 +17,7 @@ use super::search::{self as sb, BenchService, SeedPlan, Target};
 use crate::exports::{self, Filter, Plan};
 use crate::identity::permissions::Role;
 use crate::money::thousands;
-use crate::store::exports::{self as export_store, DateBasis};
+use crate::store::exports::DateBasis;
 use crate::store::{self, Backend, Db};
 use crate::timezone::Zone;
 use crate::AppState;
@@ -230,29 +230,16 @@ async fn one(target: &Target, settings: &ExportBench) -> anyhow::Result<ExportFi
 }
 
 async fn count(db: &Db) -> anyhow::Result<i64> {
-    Ok(
-        crate::on_db!(db, pool => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM journeys")
-        .fetch_one(pool)
-        .await?),
-    )
+    Ok(crate::store::bench::count_journeys(db).await?)
 }
 
 /// Whole local days, ending with the newest journey's, holding at least `want` journeys.
 async fn days_holding(db: &Db, want: i64) -> anyhow::Result<(String, String)> {
     let zone = Zone::named("Europe/London").unwrap_or_else(Zone::utc);
-    let (newest, nth): (i64, Option<i64>) = crate::on_db!(db, pool => sqlx::query_as::<_, (i64, Option<i64>)>(
-        "SELECT (SELECT MAX(created_at) FROM journeys), \
-                (SELECT created_at FROM journeys ORDER BY created_at DESC LIMIT 1 OFFSET $1)")
-        .bind(want - 1)
-        .fetch_one(pool)
-        .await?);
+    let (newest, nth) = crate::store::bench::newest_and_nth_created(db, want - 1).await?;
     let oldest = match nth {
         Some(t) => t,
-        None => {
-            crate::on_db!(db, pool => sqlx::query_scalar::<_, i64>("SELECT MIN(created_at) FROM journeys")
-            .fetch_one(pool)
-            .await?)
-        }
+        None => crate::store::bench::oldest_created(db).await?,
     };
     let day = |us: i64| exports::filter::iso(zone.date_of(store::from_micros(us)));
     Ok((day(oldest), day(newest)))
@@ -384,7 +371,7 @@ async fn direct(
         (Db::Sqlite(..), Target::Sqlite(path)) => {
             let mut script = String::new();
             for s in &statements {
-                script.push_str(&export_store::inline(store::Backend::Sqlite, s)?);
+                script.push_str(&crate::store::sql::inline(store::Backend::Sqlite, s)?);
                 script.push_str(";\n");
             }
             let started = Instant::now();
@@ -413,22 +400,9 @@ async fn direct(
             }
             Ok((started.elapsed(), bytes, "sqlite3 -csv".into()))
         }
-        (Db::Postgres(pool, _), Target::Postgres(..)) => {
-            use futures::StreamExt;
-            let mut conn = pool.acquire().await?;
-            let started = Instant::now();
-            let mut bytes = 0u64;
-            for s in &statements {
-                let sql = format!(
-                    "COPY ({}) TO STDOUT WITH CSV",
-                    export_store::inline(store::Backend::Postgres, s)?
-                );
-                let mut stream = conn.copy_out_raw(&sql).await?;
-                while let Some(chunk) = stream.next().await {
-                    bytes += chunk?.len() as u64;
-                }
-            }
-            Ok((started.elapsed(), bytes, "COPY … TO STDOUT WITH CSV".into()))
+        (Db::Postgres(..), Target::Postgres(..)) => {
+            let (took, bytes) = crate::store::bench::copy_csv(&state.db, &statements).await?;
+            Ok((took, bytes, "COPY … TO STDOUT WITH CSV".into()))
         }
         _ => bail!("the database and the bench target disagree"),
     }

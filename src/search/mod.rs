@@ -1,9 +1,13 @@
 //! Finding payments: the payments page's filters read from the URL (`query`), and running a
 //! search within the services a person holds, a page at a time, with a capped count.
 
+mod dates;
+mod filters;
+mod form;
 pub mod query;
 
 use crate::store::search::{self as sql, Row, Shape};
+use crate::store::sql::Built;
 use crate::store::{Db, StoreResult};
 use query::{Cursor, Search, COUNT_CAP, PAGE_SIZE};
 
@@ -34,21 +38,21 @@ impl Results {
 /// counted afresh.
 #[derive(Default)]
 pub struct CountCache {
-    entries: std::sync::Mutex<std::collections::HashMap<sql::Built, std::time::Instant>>,
+    entries: std::sync::Mutex<std::collections::HashMap<Built, std::time::Instant>>,
 }
 
 impl CountCache {
     const FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(60);
     const MAX_ENTRIES: usize = 2_000;
 
-    fn capped(&self, query: &sql::Built) -> bool {
+    fn capped(&self, query: &Built) -> bool {
         self.entries
             .lock()
             .map(|m| m.get(query).is_some_and(|t| t.elapsed() < Self::FRESH_FOR))
             .unwrap_or(false)
     }
 
-    fn remember(&self, query: &sql::Built) {
+    fn remember(&self, query: &Built) {
         if let Ok(mut m) = self.entries.lock() {
             if m.len() >= Self::MAX_ENTRIES {
                 m.retain(|_, t| t.elapsed() < Self::FRESH_FOR);
@@ -83,7 +87,7 @@ pub async fn run_with(
         });
     }
     let limit = PAGE_SIZE as i64 + 1;
-    let known_many = |probe: &sql::Built| cache.is_some_and(|c| c.capped(probe));
+    let known_many = |probe: &Built| cache.is_some_and(|c| c.capped(probe));
     let plan = sql::plan(db, services, search, limit, COUNT_CAP, &known_many).await?;
     if let Some(c) = cache {
         for (probe, found) in &plan.probes {
@@ -131,7 +135,7 @@ pub async fn page(
         search,
         page_size as i64 + 1,
         COUNT_CAP,
-        &|_: &sql::Built| false,
+        &|_: &Built| false,
     )
     .await?;
     let rows = sql::fetch_rows(db, &plan.list, search).await?;

@@ -2,7 +2,8 @@
 //! by sequence number (keyset), within the services a person may read.
 
 use super::audit::AuditRow;
-use super::{Db, StoreResult};
+use super::sql::{bound, Builder, Built};
+use super::{Backend, Db, StoreResult};
 use crate::on_db;
 
 /// Which entries, and which page of them.
@@ -26,60 +27,46 @@ pub struct AuditQuery {
     pub limit: i64,
 }
 
-enum Bind {
-    Int(i64),
-    Text(String),
-}
-
 /// An entry is about a service when its object is the service itself, or a payment of the
 /// service. Entries about nothing in particular (sign-ins, the process starting) belong to
 /// no service, and only a person holding the permission everywhere sees them.
-fn scope_clause(services: &[i64], binds: &mut Vec<Bind>) -> String {
+fn scope_clause(b: &mut Builder, services: &[i64]) -> String {
     if services.is_empty() {
         return "1 = 0".into();
     }
-    let mut targets = Vec::new();
-    for id in services {
-        binds.push(Bind::Text(format!("service:{id}")));
-        targets.push(format!("${}", binds.len()));
-    }
-    let mut ids = Vec::new();
-    for id in services {
-        binds.push(Bind::Int(*id));
-        ids.push(format!("${}", binds.len()));
-    }
+    let targets: Vec<String> = services
+        .iter()
+        .map(|id| b.text(&format!("service:{id}")))
+        .collect();
+    let ids = b.ids(services);
     format!(
         "(a.target IN ({}) OR (a.target LIKE 'payment:%' AND EXISTS (SELECT 1 FROM journeys j \
-         WHERE j.service_id IN ({}) AND j.payment_id = substr(a.target, 9))))",
-        targets.join(", "),
-        ids.join(", ")
+         WHERE j.service_id IN ({ids}) AND j.payment_id = substr(a.target, 9))))",
+        targets.join(", ")
     )
 }
 
-fn build(q: &AuditQuery) -> (String, Vec<Bind>) {
-    let mut binds = Vec::new();
+fn build(backend: Backend, q: &AuditQuery) -> Built {
+    let mut b = Builder::new(backend);
     let mut clauses = Vec::new();
-    let mut text = |binds: &mut Vec<Bind>, column: &str, v: &Option<String>| {
+    for (column, v) in [
+        ("actor_label", &q.actor_label),
+        ("action", &q.action),
+        ("target", &q.target),
+    ] {
         if let Some(v) = v {
-            binds.push(Bind::Text(v.clone()));
-            clauses.push(format!("a.{column} = ${}", binds.len()));
+            clauses.push(format!("a.{column} = {}", b.text(v)));
         }
-    };
-    text(&mut binds, "actor_label", &q.actor_label);
-    text(&mut binds, "action", &q.action);
-    text(&mut binds, "target", &q.target);
-    let mut int = |binds: &mut Vec<Bind>, cond: &str, v: Option<i64>| {
-        if let Some(v) = v {
-            binds.push(Bind::Int(v));
-            clauses.push(format!("{cond} ${}", binds.len()));
-        }
-    };
-    int(&mut binds, "a.occurred_at >=", q.from);
-    int(&mut binds, "a.occurred_at <", q.to);
-    int(&mut binds, "a.seq <", q.before_seq);
-    int(&mut binds, "a.seq >", q.after_seq);
+    }
+    clauses.extend(b.half_open("a.occurred_at", q.from, q.to));
+    if let Some(v) = q.before_seq {
+        clauses.push(format!("a.seq < {}", b.int(v)));
+    }
+    if let Some(v) = q.after_seq {
+        clauses.push(format!("a.seq > {}", b.int(v)));
+    }
     if let Some(services) = &q.services {
-        let clause = scope_clause(services, &mut binds);
+        let clause = scope_clause(&mut b, services);
         clauses.push(clause);
     }
     let filter = if clauses.is_empty() {
@@ -93,28 +80,19 @@ fn build(q: &AuditQuery) -> (String, Vec<Bind>) {
     } else {
         "DESC"
     };
-    binds.push(Bind::Int(q.limit));
-    let sql = format!(
+    let lim = b.int(q.limit);
+    b.finish(format!(
         "SELECT a.seq, a.occurred_at, a.actor_type, a.actor_id, a.actor_label, a.action, a.target, \
-         a.outcome, a.origin_ip, a.details, a.hash FROM audit_log a{filter} ORDER BY a.seq {order} LIMIT ${}",
-        binds.len()
-    );
-    (sql, binds)
+         a.outcome, a.origin_ip, a.details, a.hash FROM audit_log a{filter} ORDER BY a.seq {order} LIMIT {lim}"
+    ))
 }
 
 /// The entries matching `q`, newest first, at most `q.limit`.
 pub async fn search(db: &Db, q: &AuditQuery) -> StoreResult<Vec<AuditRow>> {
-    let (sql, binds) = build(q);
-    let mut rows = on_db!(db, pool => {
-        let mut query = sqlx::query_as::<_, AuditRow>(&sql);
-        for b in &binds {
-            query = match b {
-                Bind::Int(v) => query.bind(*v),
-                Bind::Text(v) => query.bind(v.as_str()),
-            };
-        }
-        query.fetch_all(pool).await?
-    });
+    let built = build(db.backend(), q);
+    let mut rows = on_db!(db, pool => bound!(sqlx::query_as::<_, AuditRow>(&built.sql), &built.binds)
+        .fetch_all(pool)
+        .await?);
     if q.after_seq.is_some() && q.before_seq.is_none() {
         rows.reverse();
     }
@@ -138,18 +116,21 @@ mod tests {
             services: Some(vec![4, 5]),
             limit: 21,
         };
-        let (sql, binds) = build(&q);
+        let Built { sql, binds } = build(Backend::Sqlite, &q);
         assert!(!sql.contains("OR 1=1"));
         assert!(sql.contains("a.target IN ($6, $7)"), "{sql}");
         assert!(sql.contains("j.service_id IN ($8, $9)"), "{sql}");
         assert!(sql.ends_with("ORDER BY a.seq DESC LIMIT $10"), "{sql}");
         assert_eq!(binds.len(), 10);
-        let none = build(&AuditQuery {
-            services: Some(vec![]),
-            limit: 5,
-            ..Default::default()
-        })
-        .0;
+        let none = build(
+            Backend::Postgres,
+            &AuditQuery {
+                services: Some(vec![]),
+                limit: 5,
+                ..Default::default()
+            },
+        )
+        .sql;
         assert!(none.contains("1 = 0"));
     }
 }

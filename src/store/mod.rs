@@ -5,6 +5,7 @@
 pub mod api_tokens;
 pub mod audit;
 pub mod audit_search;
+pub mod bench;
 pub mod dashboard;
 pub mod events;
 pub mod exports;
@@ -15,6 +16,7 @@ pub mod scratch;
 pub mod search;
 pub mod service_admin;
 pub mod services;
+pub mod sql;
 pub mod staff;
 pub mod staff_admin;
 pub mod standing;

@@ -1459,8 +1459,8 @@ async fn pages_join_up_exactly_across_ties_in_time_and_settlement_date() {
                 let mut q = sqlx::query_scalar::<_, String>(&built.sql);
                 for b in &built.binds {
                     q = match b {
-                        paydesk::store::search::Bind::Int(v) => q.bind(*v),
-                        paydesk::store::search::Bind::Text(t) => q.bind(t.clone()),
+                        paydesk::store::sql::Bind::Int(v) => q.bind(*v),
+                        paydesk::store::sql::Bind::Text(t) => q.bind(t.clone()),
                     };
                 }
                 pages.push(q.fetch_one(pool).await.unwrap());

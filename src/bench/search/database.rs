@@ -1,5 +1,5 @@
 //! The bench database: where it lives, its services, its seeding (resumable, deterministic)
-//! and the signed-in bench person. All of the bench's own SQL is here.
+//! and the signed-in bench person. The SQL it runs is in `store::bench`.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -16,7 +16,7 @@ use crate::identity::permissions::Role;
 use crate::identity::{accounts, signin};
 use crate::services::{self, NewService};
 use crate::store::scratch::with_database;
-use crate::store::{self, staff as staff_store, Backend, Db};
+use crate::store::{self, bench as bench_store, staff as staff_store, Backend, Db};
 use crate::AppState;
 
 /// Where a bench database lives.
@@ -39,15 +39,10 @@ impl Target {
         match self {
             Target::Sqlite(path) => remove_sqlite(path),
             Target::Postgres(server, name) => {
-                use sqlx::Connection;
-                let mut conn = sqlx::PgConnection::connect(server)
-                    .await
-                    .with_context(|| format!("connecting to {}", store::redact_url(server)))?;
                 eprintln!("[postgres] dropping database {name}…");
-                sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                    .execute(&mut conn)
-                    .await?;
-                conn.close().await?;
+                bench_store::drop_postgres_database(server, name)
+                    .await
+                    .with_context(|| format!("at {}", store::redact_url(server)))?;
                 create_postgres_database(server, name).await
             }
         }
@@ -68,22 +63,11 @@ pub(crate) fn remove_sqlite(path: &Path) -> anyhow::Result<()> {
 
 /// Create the bench database `name` on `server` unless it exists.
 pub(crate) async fn create_postgres_database(server: &str, name: &str) -> anyhow::Result<()> {
-    use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(server)
-        .await
-        .with_context(|| format!("connecting to {}", store::redact_url(server)))?;
-    let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
-        .bind(name)
-        .fetch_optional(&mut conn)
-        .await?;
-    if exists.is_none() {
-        eprintln!("[postgres] creating database {name}…");
-        sqlx::raw_sql(&format!("CREATE DATABASE \"{name}\""))
-            .execute(&mut conn)
-            .await?;
-    }
-    conn.close().await?;
-    Ok(())
+    bench_store::create_postgres_database(server, name, || {
+        eprintln!("[postgres] creating database {name}…")
+    })
+    .await
+    .with_context(|| format!("at {}", store::redact_url(server)))
 }
 
 /// A service of the bench database.
@@ -131,11 +115,7 @@ pub(crate) async fn ensure_services(state: &AppState) -> anyhow::Result<Vec<Benc
 }
 
 pub(crate) async fn count_journeys(db: &Db) -> anyhow::Result<i64> {
-    Ok(
-        crate::on_db!(db, pool => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM journeys")
-        .fetch_one(pool)
-        .await?),
-    )
+    Ok(bench_store::count_journeys(db).await?)
 }
 
 // ---- seeding ------------------------------------------------------------------------------
@@ -171,11 +151,7 @@ pub(crate) async fn plan_seeding(db: &Db, want: i64) -> anyhow::Result<SeedPlan>
         });
     }
     let step = (SPAN_MICROS / want).max(1);
-    let (first, last): (i64, i64) = crate::on_db!(db, pool => sqlx::query_as::<_, (i64, i64)>(
-        "SELECT (SELECT created_at FROM journeys ORDER BY id LIMIT 1), \
-                (SELECT created_at FROM journeys ORDER BY id DESC LIMIT 1)")
-        .fetch_one(pool)
-        .await?);
+    let (first, last) = bench_store::first_and_last_created(db).await?;
     let expected = first + (have - 1) * step;
     Ok(if (last - expected).abs() <= 2 * step {
         SeedPlan::Seed { have, start: first }
@@ -228,13 +204,7 @@ pub(crate) async fn seed(
         let mut tx = db.begin().await?;
         tx.relax_durability().await?;
         let sql = gen.insert_sql(from, to);
-        crate::on_tx!(&mut tx, conn => {
-            if backend == Backend::Sqlite {
-                // A large page cache for this connection while the indexes grow.
-                sqlx::raw_sql("PRAGMA cache_size = -1048576").execute(&mut *conn).await?;
-            }
-            sqlx::raw_sql(&sql).execute(&mut *conn).await?;
-        });
+        bench_store::run_seed_chunk(&mut tx, &sql).await?;
         tx.commit().await?;
         let done = to - have;
         let secs = started.elapsed().as_secs_f64();
@@ -246,11 +216,9 @@ pub(crate) async fn seed(
         from = to + 1;
     }
     match db {
-        Db::Sqlite(_, writer) => {
+        Db::Sqlite(..) => {
             eprintln!("[sqlite] checkpointing the write-ahead log…");
-            sqlx::raw_sql("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA cache_size = -65536;")
-                .execute(&writer.pool)
-                .await?;
+            bench_store::checkpoint(db).await?;
         }
         Db::Postgres(..) => {
             if bulk {
@@ -266,94 +234,22 @@ pub(crate) async fn seed(
     Ok(Seeding::Seeded { rows, took })
 }
 
-/// A bench-owned table holding the definitions of the indexes dropped for a bulk load, so
-/// that a load interrupted half-way can still rebuild them; dropped once they are rebuilt.
-pub(crate) const DROPPED_INDEXES: &str = "paydesk_bench_dropped_indexes";
-
-/// Drop every index on journeys and journey_metadata that does not back a constraint,
-/// saving each one's definition as PostgreSQL prints it, in one transaction: the indexes
-/// rebuilt afterwards are exactly those the migrations made, whichever migration made them.
+/// Drop the journeys' indexes for a bulk load on PostgreSQL (see `store::bench`).
 pub(crate) async fn drop_indexes_for_load(db: &Db) -> anyhow::Result<()> {
-    let Db::Postgres(pool, _) = db else {
+    if db.backend() != Backend::Postgres {
         return Ok(());
-    };
-    eprintln!("[postgres] dropping the journeys' indexes for the bulk load (rebuilt afterwards)…");
-    let mut tx = pool.begin().await?;
-    sqlx::raw_sql(&format!(
-        "CREATE TABLE IF NOT EXISTS {DROPPED_INDEXES} (name TEXT PRIMARY KEY, definition TEXT NOT NULL)"
-    ))
-    .execute(&mut *tx)
-    .await?;
-    let indexes: Vec<(String, String)> = sqlx::query_as(
-        "SELECT c.relname::text, pg_get_indexdef(x.indexrelid) FROM pg_index x \
-         JOIN pg_class c ON c.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid \
-         WHERE t.relname IN ('journeys', 'journey_metadata') \
-         AND t.relnamespace = current_schema()::regnamespace \
-         AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = x.indexrelid)",
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    for (name, definition) in &indexes {
-        sqlx::query(&format!(
-            "INSERT INTO {DROPPED_INDEXES} (name, definition) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING"
-        ))
-        .bind(name)
-        .bind(definition)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::raw_sql(&format!("DROP INDEX \"{name}\""))
-            .execute(&mut *tx)
-            .await?;
     }
-    tx.commit().await?;
-    Ok(())
+    eprintln!("[postgres] dropping the journeys' indexes for the bulk load (rebuilt afterwards)…");
+    Ok(bench_store::drop_indexes_for_load(db).await?)
 }
 
 /// Rebuild the indexes a bulk load dropped (also after an interrupted one); a no-op when
 /// none are pending.
 pub(crate) async fn restore_dropped_indexes(db: &Db) -> anyhow::Result<()> {
-    let Db::Postgres(pool, _) = db else {
-        return Ok(());
-    };
-    let pending: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
-        .bind(DROPPED_INDEXES)
-        .fetch_one(pool)
-        .await?;
-    if !pending {
-        return Ok(());
-    }
-    let indexes: Vec<(String, String)> = sqlx::query_as(&format!(
-        "SELECT name, definition FROM {DROPPED_INDEXES} ORDER BY name"
-    ))
-    .fetch_all(pool)
-    .await?;
-    let mut conn = pool.acquire().await?;
-    sqlx::raw_sql("SET maintenance_work_mem = '1GB'")
-        .execute(&mut *conn)
-        .await?;
-    for (name, definition) in indexes {
-        let present: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
-            .bind(&name)
-            .fetch_one(&mut *conn)
-            .await?;
-        if !present {
-            eprintln!("[postgres] building index {name}…");
-            let t = Instant::now();
-            sqlx::raw_sql(&definition).execute(&mut *conn).await?;
-            eprintln!(
-                "[postgres] built {name} in {:.1} s",
-                t.elapsed().as_secs_f64()
-            );
-        }
-        sqlx::query(&format!("DELETE FROM {DROPPED_INDEXES} WHERE name = $1"))
-            .bind(&name)
-            .execute(&mut *conn)
-            .await?;
-    }
-    sqlx::raw_sql(&format!(
-        "RESET maintenance_work_mem; DROP TABLE {DROPPED_INDEXES}"
-    ))
-    .execute(&mut *conn)
+    bench_store::restore_dropped_indexes(db, |name, took| match took {
+        None => eprintln!("[postgres] building index {name}…"),
+        Some(t) => eprintln!("[postgres] built {name} in {:.1} s", t.as_secs_f64()),
+    })
     .await?;
     Ok(())
 }
@@ -423,59 +319,14 @@ pub(crate) async fn bench_session(
     ))
 }
 
-/// A real journey to take search values from.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub(crate) struct Sample {
-    pub(crate) payment_id: String,
-    pub(crate) reference: String,
-    pub(crate) email: Option<String>,
-    pub(crate) last_digits: Option<String>,
-    pub(crate) first_digits: Option<String>,
-    pub(crate) case_reference: Option<String>,
-    pub(crate) cardholder_name: Option<String>,
-}
-
-/// The first successful journey with a case reference from row `from_id` on, in `service_id`.
-pub(crate) async fn sample_journey(
-    db: &Db,
-    service_id: i64,
-    from_id: i64,
-) -> anyhow::Result<Option<Sample>> {
-    Ok(crate::on_db!(db, pool => sqlx::query_as::<_, Sample>(
-        "SELECT payment_id, reference, email, last_digits, first_digits, case_reference, cardholder_name \
-         FROM journeys WHERE service_id = $1 AND id >= $2 AND status = 'success' \
-         AND case_reference IS NOT NULL ORDER BY id LIMIT 1")
-        .bind(service_id)
-        .bind(from_id)
-        .fetch_optional(pool)
-        .await?))
-}
-
-/// The (created_at, id) keyset position of the newest journey made at or before `micros`.
-pub(crate) async fn newest_key_at_or_before(
-    db: &Db,
-    service_id: i64,
-    micros: i64,
-) -> anyhow::Result<Option<(i64, i64)>> {
-    Ok(crate::on_db!(db, pool => sqlx::query_as::<_, (i64, i64)>(
-        "SELECT created_at, id FROM journeys WHERE service_id = $1 AND created_at <= $2 \
-         ORDER BY created_at DESC, id DESC LIMIT 1")
-        .bind(service_id)
-        .bind(micros)
-        .fetch_optional(pool)
-        .await?))
-}
+pub(crate) use bench_store::{newest_key_at_or_before, sample_journey};
 
 /// As autovacuum would have by the time anyone searched: the visibility map makes index-only
 /// scans possible and hint bits are set. Quick when already done. PostgreSQL only.
 pub(crate) async fn vacuum_analyze(db: &Db) -> anyhow::Result<()> {
-    if let Db::Postgres(pool, _) = db {
+    if db.backend() == Backend::Postgres {
         eprintln!("[postgres] VACUUM ANALYZE…");
-        for table in ["journeys", "journey_metadata"] {
-            sqlx::raw_sql(&format!("VACUUM (ANALYZE) {table}"))
-                .execute(pool)
-                .await?;
-        }
+        bench_store::vacuum_analyze(db).await?;
     }
     Ok(())
 }

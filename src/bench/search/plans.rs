@@ -2,7 +2,7 @@
 
 use super::{figures::*, mix::*};
 use crate::search::query::{Form, COUNT_CAP, PAGE_SIZE};
-use crate::store::search::{self as search_store, Bind, Built};
+use crate::store::search as search_store;
 use crate::AppState;
 
 // ---- plans --------------------------------------------------------------------------------
@@ -50,12 +50,10 @@ pub(crate) async fn plans(state: &AppState, cases: &[Case]) -> anyhow::Result<Ve
                 service_id,
                 ..
             } => {
-                // The same statement as `store::search::by_payment_id`; then the journey by
-                // its primary key.
-                let built = Built {
-                    sql: "SELECT id, service_id FROM journeys WHERE payment_id = $1 AND service_id IN ($2) ORDER BY service_id".into(),
-                    binds: vec![Bind::Text(payment_id.clone()), Bind::Int(*service_id)],
-                };
+                // The statement of `store::search::by_payment_id`; then the journey by its
+                // primary key.
+                let built =
+                    search_store::by_payment_id_query(db.backend(), &[*service_id], payment_id);
                 out.push(PlanReport {
                     name: case.name.clone(),
                     shape: "by payment id".into(),
