@@ -121,12 +121,27 @@ mod tests {
     fn the_page_says_why_nothing_can_be_refunded() {
         assert_eq!(figures(100, 0, 0, "available").why_none("success"), None);
         let waiting = figures(0, 38_914, 38_914, "available").why_none("success");
-        assert!(waiting.unwrap().contains("awaiting approval"), "{waiting:?}");
+        assert!(
+            waiting.unwrap().contains("awaiting approval"),
+            "{waiting:?}"
+        );
         let sending = figures(0, 500, 0, "available").why_none("success");
         assert!(sending.unwrap().contains("being sent"), "{sending:?}");
-        assert!(figures(0, 0, 0, "full").why_none("success").unwrap().contains("in full"));
-        assert!(figures(0, 0, 0, "pending").why_none("success").unwrap().contains("captured"));
-        assert!(figures(0, 0, 0, "unavailable").why_none("success").unwrap().contains("disputed"));
-        assert!(figures(0, 0, 0, "unavailable").why_none("failed").unwrap().contains("successful"));
+        assert!(figures(0, 0, 0, "full")
+            .why_none("success")
+            .unwrap()
+            .contains("in full"));
+        assert!(figures(0, 0, 0, "pending")
+            .why_none("success")
+            .unwrap()
+            .contains("captured"));
+        assert!(figures(0, 0, 0, "unavailable")
+            .why_none("success")
+            .unwrap()
+            .contains("disputed"));
+        assert!(figures(0, 0, 0, "unavailable")
+            .why_none("failed")
+            .unwrap()
+            .contains("successful"));
     }
 }

@@ -5,13 +5,13 @@
 
 use time::OffsetDateTime;
 
-use crate::money;
 use super::dates::range;
 pub use super::dates::{parse_date, parse_time};
 pub use super::filters::{
     recognise, BoxTerm, Cursor, DateField, Problem, Range, Search, Sort, StatusGroup, BRANDS,
 };
 pub use super::form::Form;
+use crate::money;
 pub use crate::timezone::Period;
 use crate::timezone::Zone;
 

@@ -325,7 +325,8 @@ async fn journey(
     let mut c = pages::signed_in(state, &staff, "/payments");
     let group = StatusGroup::of(&j.status, j.state_code.as_deref());
     // The refund figures every page shows, from the refunds capability (open requests count).
-    let figures = crate::refunds::figures::of_journey(&state.db, svc.id, &j.payment_id, j.id).await?;
+    let figures =
+        crate::refunds::figures::of_journey(&state.db, svc.id, &j.payment_id, j.id).await?;
     let metadata: Vec<Value> = j
         .metadata
         .as_deref()
@@ -417,7 +418,8 @@ async fn journey(
         ),
     );
     c.insert("timeline".into(), Value::Array(entries));
-    let refund_part = super::refunds::journey_section(state, &staff, &svc, &j, &figures, &back).await?;
+    let refund_part =
+        super::refunds::journey_section(state, &staff, &svc, &j, &figures, &back).await?;
     c.insert("refund_requests".into(), refund_part);
     c.insert("show_all".into(), json!(show_all));
     c.insert(

@@ -794,8 +794,14 @@ async fn a_full_refund_awaiting_approval_counts_on_the_payment_page_and_says_why
     let page = format!("/payments/{}?service=parking", p.id);
     let (status, html) = w.get(&page).await;
     assert_eq!(status, Status::Ok);
-    assert!(summary_value(&html, "Pending").contains("£389.14"), "{html}");
-    assert!(summary_value(&html, "Still refundable").contains("£0.00"), "{html}");
+    assert!(
+        summary_value(&html, "Pending").contains("£389.14"),
+        "{html}"
+    );
+    assert!(
+        summary_value(&html, "Still refundable").contains("£0.00"),
+        "{html}"
+    );
     assert!(!html.contains("Refund this payment"), "no button: {html}");
     assert!(
         html.contains("a refund request is awaiting approval by someone with the finance role"),
