@@ -309,6 +309,15 @@ async fn columns_refund_rows_metadata_and_audit() {
     )
     .await;
     paydesk_request(&app, parking, "pay-a-1", "rf-1", 400, asker.id, finance.id).await;
+    // The caseworker typed a case reference of the refund's own.
+    paydesk::on_db!(&app.state.db, pool => sqlx::query(
+        "UPDATE refund_requests SET case_reference = $1 WHERE platform_refund_id = $2")
+        .bind("REFUND-9")
+        .bind("rf-1")
+        .execute(pool)
+        .await
+        .map(|_| ())
+        .unwrap());
     // The service links case references into its case system.
     paydesk::on_db!(&app.state.db, pool => sqlx::query(
         "UPDATE services SET deep_link_template = $1 WHERE id = $2")
@@ -388,6 +397,13 @@ async fn columns_refund_rows_metadata_and_audit() {
     assert_eq!(r[col("Issued By")], "case@example.gov");
     assert_eq!(r[col("Approved By")], "finance@example.gov");
     assert_eq!(r[col("ledger")], "L-9");
+    // The refund row carries the refund's own case reference (and its link); the payment
+    // row keeps the payment's.
+    assert_eq!(r[col("Case Reference")], "REFUND-9");
+    assert_eq!(
+        r[col("Case Link")],
+        "https://crm.example.gov/cases/REFUND-9?from=pay-a-1"
+    );
 
     // The row count equals the database's count, and the download is audited with its
     // filter and row count.

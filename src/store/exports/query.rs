@@ -18,7 +18,8 @@ const PAYMENT_COLUMNS: &str = "j.id, j.settled_date, j.created_at, j.payment_id,
 const REFUND_COLUMNS: &str = "r.id, r.settled_date, r.created_at, j.payment_id, j.reference, \
     j.description, j.email, j.amount, j.card_brand, j.cardholder_name, j.expiry_date, j.last_digits, \
     j.status, j.state_code, j.state_message, j.finished, j.provider_id, j.corporate_surcharge, \
-    j.total_amount, j.wallet_type, j.fee, j.card_type, j.payment_provider, j.case_reference, \
+    j.total_amount, j.wallet_type, j.fee, j.card_type, j.payment_provider, \
+    COALESCE(rr.case_reference, j.case_reference) AS case_reference, \
     j.metadata, r.refund_id, r.amount AS refund_amount, rr.reason AS refund_reason, \
     asker.email AS requested_by, approver.email AS approved_by";
 
