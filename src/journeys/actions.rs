@@ -25,9 +25,9 @@ pub struct PlatformAccess<'a> {
 /// What a refresh came to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Refresh {
-    /// Read again; the journey's state moved.
+    /// Read again; the journey's state moved, or the timeline gained events.
     Changed,
-    /// Read again; the journey's state is as it was.
+    /// Read again; nothing new: the same state and no new events.
     Unchanged,
     /// The platform could not be reached or did not answer (audited as a failed refresh).
     NoAnswer,
@@ -95,10 +95,14 @@ async fn write_refresh(
     read: &sync::PaymentRead,
 ) -> Result<Result<bool, String>, SyncError> {
     let mut tx = db.begin().await?;
+    let events_before = journey_store::event_count(&mut tx, journey.id).await?;
     let stored = match sync::store_payment(&mut tx, service.id, read, now).await {
         Ok(stored) => stored,
         Err(e) => return Ok(Err(e.to_string())),
     };
+    // Changed: the state moved, or the platform told of events (a refund, a step of the
+    // payment) the timeline did not have yet.
+    let events_after = journey_store::event_count(&mut tx, stored.id).await?;
     journey_store::record_staff_event(
         &mut tx,
         stored.id,
@@ -116,7 +120,9 @@ async fn write_refresh(
     )
     .await?;
     tx.commit().await?;
-    Ok(Ok(stored.status != journey.status))
+    Ok(Ok(
+        stored.status != journey.status || events_after > events_before
+    ))
 }
 
 /// Cancel `payment_id` in `service` for `who`. Every way it can fail is audited as a failed

@@ -491,6 +491,14 @@ pub async fn record_system_event(
     Ok(())
 }
 
+/// How many timeline events a journey has, read in `tx` (to tell whether a refresh added any).
+pub async fn event_count(tx: &mut Tx, journey_id: i64) -> StoreResult<i64> {
+    let sql = "SELECT COUNT(*) FROM journey_events WHERE journey_id = $1";
+    Ok(
+        on_tx!(tx, conn => sqlx::query_scalar::<_, i64>(sql).bind(journey_id).fetch_one(conn).await?),
+    )
+}
+
 /// Note something a member of staff did to a journey in its timeline.
 pub async fn record_staff_event(
     tx: &mut Tx,

@@ -158,6 +158,26 @@ impl SandboxProcess {
         log["deliveries"].as_array().cloned().unwrap_or_default()
     }
 
+    /// A refund of `amount` made at the platform directly (not through paydesk), as a
+    /// platform's own admin tool would; returns the answer's status.
+    pub async fn refund_directly(
+        &self,
+        api_key: &str,
+        payment_id: &str,
+        amount: i64,
+        available: i64,
+    ) -> u16 {
+        self.http
+            .post(self.url(&format!("/v1/payments/{payment_id}/refunds")))
+            .bearer_auth(api_key)
+            .json(&json!({"amount": amount, "refund_amount_available": available}))
+            .send()
+            .await
+            .expect("refund at the platform")
+            .status()
+            .as_u16()
+    }
+
     /// A new payment through the API (201 expected); returns its JSON.
     pub async fn create_payment(&self, api_key: &str, amount: i64, reference: &str) -> Value {
         let response = self

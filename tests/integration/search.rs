@@ -704,6 +704,19 @@ async fn refresh_from_the_platform_brings_the_journey_up_to_date() {
         "{}",
         audit[0].details
     );
+    // A refund made at the platform directly: the state is the same, but the timeline gains
+    // the refund, so the page does not say that nothing had changed.
+    let made = sandbox
+        .refund_directly(&SandboxProcess::api_key(1), &payment_id, 1_000, 4_200)
+        .await;
+    assert!((200..300).contains(&made), "refund made: {made}");
+    let (_, to) = post_refresh(&app, &payment_id).await;
+    assert!(to.contains("notice=refreshed"), "new events are news: {to}");
+    let (_, html) = get(&app, &to).await;
+    assert!(!html.contains("Nothing had changed"), "{html}");
+    // Nothing new at all: now it says so.
+    let (_, to) = post_refresh(&app, &payment_id).await;
+    assert!(to.contains("notice=unchanged"), "{to}");
 }
 
 #[tokio::test]
