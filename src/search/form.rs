@@ -129,6 +129,20 @@ impl Form {
         };
         self.first_page() != blank
     }
+
+    /// Whether a filter inside the Filters panel is set (the search box, the order and the
+    /// page position are outside it): the panel opens only then, so a box search shows its
+    /// results straight away.
+    pub fn panel_filters_set(&self) -> bool {
+        let outside = Form {
+            q: self.q.clone(),
+            sort: self.sort.clone(),
+            after: self.after.clone(),
+            before: self.before.clone(),
+            ..Form::default()
+        };
+        *self != outside
+    }
 }
 
 fn push_nonempty(list: &mut Vec<String>, v: String) {

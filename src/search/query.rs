@@ -376,6 +376,17 @@ mod tests {
     }
 
     #[test]
+    fn the_filters_panel_opens_only_for_a_filter_inside_it() {
+        let f = |q: &str| Form::from_query(q).panel_filters_set();
+        assert!(!f(""));
+        assert!(!f("q=Priya+Harris"));
+        assert!(!f("q=05461673&sort=oldest&after=123_45"));
+        assert!(f("q=x&status=success"));
+        assert!(f("min_amount=12"));
+        assert!(f("attention=yes"));
+    }
+
+    #[test]
     fn amount_filters_are_read_by_the_one_money_rule() {
         let s = parse_q("min_amount=£12.3&max_amount=100000").unwrap();
         assert_eq!((s.min_amount, s.max_amount), (Some(1230), Some(10_000_000)));

@@ -87,8 +87,14 @@ fn filters_context(
     let mut c = Map::new();
     // The form keeps no page position, so a search paged through shows one form.
     c.insert("form".into(), json!(form.first_page()));
+    // The panel opens when a filter inside it is set, or one of its fields has a problem.
+    let panel_problem = field_errors.keys().any(|k| k != "q");
     c.insert("field_errors".into(), Value::Object(field_errors));
     c.insert("filtered".into(), json!(form.is_filtered()));
+    c.insert(
+        "filters_open".into(),
+        json!(form.panel_filters_set() || panel_problem),
+    );
     c.insert(
         "service_options".into(),
         Value::Array(

@@ -895,3 +895,20 @@ async fn a_metadata_value_or_settled_day_shared_by_thousands_pages_in_order() {
         assert_eq!(found(&back), want[50..100], "{q}: back to page two");
     }
 }
+
+#[tokio::test]
+async fn a_box_search_leaves_the_filters_closed() {
+    let app = seeded().await;
+    viewer(&app, "parking").await;
+    let closed = "<details class=\"govuk-details\">";
+    let open = "<details class=\"govuk-details\" open>";
+    // The box alone: the results come first, the panel stays shut.
+    let (status, html) = get(&app, "/payments?q=permit-001").await;
+    assert_eq!(status, Status::Ok);
+    assert!(html.contains(closed) && !html.contains(open), "{html}");
+    // A filter inside the panel, or a problem with one, opens it.
+    let (_, html) = get(&app, "/payments?q=permit&status=success").await;
+    assert!(html.contains(open), "{html}");
+    let (_, html) = get(&app, "/payments?last4=12").await;
+    assert!(html.contains(open), "{html}");
+}
