@@ -78,7 +78,7 @@ pub async fn successful_payments_by_day(
 }
 
 /// Refunds created in `[from, to)` in `services`, by status: (status, count, sum in pence).
-/// Only the statuses the dashboard shows: `success` (money returned) and `error` (failed).
+/// Only `success` (money returned): failed refunds are counted by `refunds::failed`.
 pub async fn refunds_by_status(
     db: &Db,
     services: &[i64],
@@ -96,7 +96,7 @@ pub async fn refunds_by_status(
         for id in services {
             list.push_bind(*id);
         }
-        qb.push(") AND status IN ('success', 'error') AND created_at >= ");
+        qb.push(") AND status = 'success' AND created_at >= ");
         qb.push_bind(from);
         qb.push(" AND created_at < ");
         qb.push_bind(to);

@@ -64,13 +64,11 @@ pub async fn journey_section(
     let can_request =
         may_request && rules::refundable(figures.status.as_deref()) && figures.available > 0;
     // Someone who may ask is told why they cannot, instead of finding no button.
-    let why_not = (may_request && !can_request)
-        .then(|| figures.why_none(&j.status))
-        .flatten()
-        .or_else(|| {
-            (may_request && !can_request)
-                .then_some("The platform does not allow this payment to be refunded now.")
-        });
+    let why_not = (may_request && !can_request).then(|| {
+        figures
+            .why_none(&j.status)
+            .unwrap_or("The platform does not allow this payment to be refunded now.")
+    });
     let href = {
         let mut q = url::form_urlencoded::Serializer::new(String::new());
         q.append_pair("service", &svc.slug);
