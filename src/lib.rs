@@ -14,6 +14,7 @@ pub mod crypto;
 pub mod csv;
 pub mod dashboard;
 pub mod demo;
+pub mod drafts;
 pub mod exports;
 pub mod identity;
 pub mod integrations;

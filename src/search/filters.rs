@@ -91,8 +91,10 @@ pub enum BoxTerm {
     EmailPart(String),
     LastFour(String),
     FirstSix(String),
-    /// Anything else: a platform payment id, a reference, a case reference or a provider id,
-    /// exactly (references and case references in any case).
+    /// Anything else: a platform payment id, a reference (with or without its prefix, such as
+    /// "PRK-"), the payment's or a refund's case reference, or a provider id, exactly
+    /// (references and case references in any case); and, from 3 characters, part of the
+    /// payer's email or the cardholder's name (a surname, a whole name) in any case.
     Identifier(String),
 }
 
@@ -104,12 +106,20 @@ impl BoxTerm {
             BoxTerm::EmailPart(e) => format!("payer email contains “{e}”"),
             BoxTerm::LastFour(d) => format!("card number ends {d}"),
             BoxTerm::FirstSix(d) => format!("card number starts {d}"),
+            BoxTerm::Identifier(t) if t.chars().count() >= WORDS_MIN => format!(
+                "payment id, reference, case reference or provider id is “{t}”, \
+                 or payer email or cardholder name contains it"
+            ),
             BoxTerm::Identifier(t) => {
                 format!("payment id, reference, case reference or provider id is “{t}”")
             }
         }
     }
 }
+
+/// The fewest characters of the search box's text that are looked for inside names and
+/// emails (a trigram index needs three to look anything up).
+pub const WORDS_MIN: usize = 3;
 
 /// Read the search box: an @ means an email, 4 digits the last four, 6 digits the first six,
 /// anything else an identifier.

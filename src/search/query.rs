@@ -9,6 +9,7 @@ use super::dates::range;
 pub use super::dates::{parse_date, parse_time};
 pub use super::filters::{
     recognise, BoxTerm, Cursor, DateField, Problem, Range, Search, Sort, StatusGroup, BRANDS,
+    WORDS_MIN,
 };
 pub use super::form::Form;
 use crate::money;

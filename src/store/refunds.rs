@@ -113,6 +113,19 @@ pub async fn by_form_key(
     )
 }
 
+/// The request a form key made, read outside a transaction (the pages after the form).
+pub async fn by_form_key_read(
+    db: &Db,
+    service_id: i64,
+    form_key: &str,
+) -> StoreResult<Option<RequestRow>> {
+    let sql =
+        format!("SELECT {COLUMNS} FROM refund_requests WHERE service_id = $1 AND form_key = $2");
+    Ok(
+        on_db!(db, pool => sqlx::query_as::<_, RequestRow>(&sql).bind(service_id).bind(form_key).fetch_optional(pool).await?),
+    )
+}
+
 pub async fn by_id(db: &Db, id: i64) -> StoreResult<Option<RequestRow>> {
     let sql = format!("SELECT {COLUMNS} FROM refund_requests WHERE id = $1");
     Ok(

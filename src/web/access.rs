@@ -60,6 +60,8 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("POST", "/reset-password/<token>", Access::Public),
     // Your account.
     ("GET", "/account?<notice>", Access::SignedIn),
+    // The "Confirm it's you" page of an action waiting for the second factor.
+    ("GET", "/confirm-identity?<waiting>", Access::SignedIn),
     ("GET", "/account/password", Access::SignedIn),
     ("POST", "/account/password", Access::SignedIn),
     ("GET", "/account/authenticator", Access::SignedIn),
@@ -101,6 +103,11 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     (
         "POST",
         "/payments/<id>/refund",
+        Access::Permission(Permission::RefundsRequest),
+    ),
+    (
+        "GET",
+        "/payments/<id>/refund/check?<service>&<form_key>&<back>",
         Access::Permission(Permission::RefundsRequest),
     ),
     (

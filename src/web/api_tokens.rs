@@ -6,7 +6,6 @@
 //! `crate::integrations::api_tokens`.
 
 use std::collections::{BTreeSet, HashMap};
-use std::net::IpAddr;
 
 use rocket::form::FromForm;
 use rocket::http::Status;
@@ -19,7 +18,6 @@ use super::auth::RequestOrigin;
 use super::errors::PageError;
 use super::format::local_time;
 use super::pages::{self, problem, render, Answer};
-use super::ratelimit::SignInLimiter;
 use super::session::{CsrfForm, SignedIn};
 use super::stepup;
 use crate::identity::permissions::Permission;
@@ -271,8 +269,7 @@ async fn new_form(state: &State<AppState>, staff: SignedIn) -> Result<Answer, Pa
 #[rocket::post("/admin/tokens", data = "<form>")]
 async fn create(
     state: &State<AppState>,
-    limiter: &State<SignInLimiter>,
-    client_ip: Option<IpAddr>,
+    check: stepup::Check<'_>,
     staff: SignedIn,
     origin: RequestOrigin,
     form: CsrfForm<Fields>,
@@ -338,7 +335,7 @@ async fn create(
         button: "Make the token",
         back: "/admin/tokens/new".into(),
     };
-    if let Some(page) = stepup::require(state, limiter, client_ip, &staff, &origin.0, gate).await? {
+    if let Some(page) = check.require(state, &staff, &origin.0, gate).await? {
         return Ok(page);
     }
     match api_tokens::create(
@@ -460,8 +457,7 @@ struct HandOverFields {
 #[allow(clippy::too_many_arguments)]
 async fn hand_over(
     state: &State<AppState>,
-    limiter: &State<SignInLimiter>,
-    client_ip: Option<IpAddr>,
+    check: stepup::Check<'_>,
     staff: SignedIn,
     origin: RequestOrigin,
     id: &str,
@@ -509,7 +505,7 @@ async fn hand_over(
         button: "Hand over the token",
         back: format!("/admin/tokens/{}", token.id),
     };
-    if let Some(page) = stepup::require(state, limiter, client_ip, &staff, &origin.0, gate).await? {
+    if let Some(page) = check.require(state, &staff, &origin.0, gate).await? {
         return Ok(page);
     }
     match api_tokens::hand_over(

@@ -5,7 +5,6 @@
 //! shows pages and says what happened. Another service's endpoint answers 404.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 
 use rocket::form::FromForm;
 use rocket::http::Status;
@@ -17,7 +16,6 @@ use super::auth::RequestOrigin;
 use super::errors::PageError;
 use super::format::local_time;
 use super::pages::{self, problem, render, Answer};
-use super::ratelimit::SignInLimiter;
 use super::session::{CsrfForm, SignedIn};
 use super::stepup;
 use crate::identity::permissions::Permission;
@@ -304,8 +302,7 @@ fn secret_page(
 #[allow(clippy::too_many_arguments)]
 async fn create(
     state: &State<AppState>,
-    limiter: &State<SignInLimiter>,
-    client_ip: Option<IpAddr>,
+    check: stepup::Check<'_>,
     staff: SignedIn,
     origin: RequestOrigin,
     form: CsrfForm<EndpointFields>,
@@ -334,7 +331,7 @@ async fn create(
         button: "Add endpoint",
         back: "/integrations/events".into(),
     };
-    if let Some(page) = stepup::require(state, limiter, client_ip, &staff, &origin.0, gate).await? {
+    if let Some(page) = check.require(state, &staff, &origin.0, gate).await? {
         return Ok(page);
     }
     let made = events::create(
@@ -643,8 +640,7 @@ async fn disable(
 #[allow(clippy::too_many_arguments)]
 async fn rotate(
     state: &State<AppState>,
-    limiter: &State<SignInLimiter>,
-    client_ip: Option<IpAddr>,
+    check: stepup::Check<'_>,
     staff: SignedIn,
     origin: RequestOrigin,
     id: &str,
@@ -662,7 +658,7 @@ async fn rotate(
         button: "Make a new secret",
         back: href.clone(),
     };
-    if let Some(page) = stepup::require(state, limiter, client_ip, &staff, &origin.0, gate).await? {
+    if let Some(page) = check.require(state, &staff, &origin.0, gate).await? {
         return Ok(page);
     }
     let rotated = events::rotate(

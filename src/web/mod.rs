@@ -51,6 +51,7 @@ pub fn mount(rocket: Rocket<Build>, state: &AppState) -> Rocket<Build> {
         .mount("/", dashboard::routes())
         .mount("/", auth::routes())
         .mount("/", account::routes())
+        .mount("/", stepup::routes())
         .mount("/", sso::routes())
         .mount("/", hooks::routes())
         .mount("/", payments::routes())

@@ -199,8 +199,16 @@ async fn a_token_is_shown_once_stored_hashed_and_refused_once_revoked_or_expired
         ("expires", "30"),
     ];
     let r = app.post_form("/admin/tokens", &fields).await;
-    assert_eq!(r.status(), Status::Ok);
-    let html = r.into_string().await.unwrap();
+    assert_eq!(r.status(), Status::SeeOther);
+    let wait = crate::common::location(&r);
+    let html = app
+        .client
+        .get(wait)
+        .dispatch()
+        .await
+        .into_string()
+        .await
+        .unwrap();
     assert!(html.contains("Confirm it"), "step-up first");
     assert!(!html.contains("pdk_"), "no token before the code");
     app.next_code_window();

@@ -155,13 +155,26 @@ impl World {
         input_value(&html, "form_key").expect("a form_key field")
     }
 
+    /// Send the refund form's answers: the answer is a redirect to "Check your answers",
+    /// which is read by GET (post/redirect/get). Returns the check page and its address.
+    async fn answer(&self, p: &Paid, fields: &[(&str, &str)]) -> (String, String) {
+        let (status, loc, html) = self.post(&refund_path(p, ""), fields).await;
+        assert_eq!(status, Status::SeeOther, "to the check page: {html}");
+        assert!(
+            loc.starts_with(&refund_path(p, "/check?service=parking")),
+            "{loc}"
+        );
+        let (status, html) = self.get(&loc).await;
+        assert_eq!(status, Status::Ok, "the check page: {html}");
+        (html, loc)
+    }
+
     /// Ask for a partial refund through form, check and confirm (no step-up expected);
     /// returns the request's id.
     async fn ask_through_pages(&self, p: &Paid, amount: &str, reason: &str) -> i64 {
         let key = self.form_key(p).await;
         let fields = partial(&key, amount, reason);
-        let (status, _, html) = self.post(&refund_path(p, ""), &fields).await;
-        assert_eq!(status, Status::Ok, "the check page: {html}");
+        let (html, _) = self.answer(p, &fields).await;
         assert!(html.contains("Check your answers"), "{html}");
         let seen = input_value(&html, "seen").expect("the amount seen");
         let mut confirm = fields.clone();
@@ -238,24 +251,30 @@ async fn a_caseworker_asks_for_a_partial_refund_through_the_pages() {
     let key = input_value(&html, "form_key").expect("a one-time form key");
     assert_eq!(key.len(), 36, "a UUID: {key}");
 
-    // Continue: "Check your answers", nothing asked for yet.
+    // Continue: "Check your answers", nothing asked for yet, reached by GET so that Back
+    // and refresh never send the form again.
     let fields = partial(&key, "20.00", "duplicate");
-    let (status, _, html) = w.post(&refund_path(&p, ""), &fields).await;
-    assert_eq!(status, Status::Ok, "{html}");
+    let (html, check) = w.answer(&p, &fields).await;
     assert!(html.contains("Check your answers before asking for a refund"));
     assert!(html.contains("£20.00") && html.contains("Duplicate payment"));
     assert!(html.contains("CASE-42") && html.contains("Paid twice by mistake"));
     assert!(html.contains("Someone with the finance role must approve it"));
     assert!(html.contains("Confirm refund"));
-    // "Change your answers" posts the answers back and shows the form with them kept; the
-    // free-text answers never travel in an address.
+    // The answers are kept on the server under the form's key: no answer travels in an
+    // address, and the confirm form carries only the key and the amount seen.
     assert!(
-        !html.contains("Paid%20twice") && !html.contains("Paid+twice"),
-        "no comment in a link"
+        !check.contains("Paid") && !check.contains("20.00") && check.contains(&key),
+        "{check}"
     );
-    let mut edit = fields.clone();
-    edit.push(("edit", "yes"));
-    let (status, _, form) = w.post(&refund_path(&p, ""), &edit).await;
+    assert!(input_value(&html, "comment").is_none(), "{html}");
+    // Reading the check page again (a refresh, or Back to it) shows the same answers.
+    let (status, again) = w.get(&check).await;
+    assert_eq!(status, Status::Ok);
+    assert!(again.contains("£20.00") && again.contains("Paid twice by mistake"));
+    // "Change your answers" is a link to the form with the answers kept.
+    let change = refund_path(&p, &format!("?service=parking&form_key={key}"));
+    assert!(html.contains(&change), "{html}");
+    let (status, form) = w.get(&change).await;
     assert_eq!(status, Status::Ok);
     assert!(form.contains("value=\"20.00\""), "{form}");
     assert!(form.contains(&format!("name=\"form_key\" value=\"{key}\"")));
@@ -302,6 +321,12 @@ async fn a_caseworker_asks_for_a_partial_refund_through_the_pages() {
     assert_eq!(status, Status::SeeOther);
     assert_eq!(again, loc, "the same request, the same answer");
     assert_eq!(w.requests(&p).await.len(), 1, "one request, however often");
+    // Back to the check page after confirming: it says the refund was asked for, and
+    // offers nothing to send again.
+    let (status, html) = w.get(&check).await;
+    assert_eq!(status, Status::Ok);
+    assert!(html.contains("You have asked for this refund"), "{html}");
+    assert!(!html.contains("Confirm refund"), "{html}");
 
     // A new form (a new key) offers only what is left: £30.00.
     let (_, html) = w.get(&refund_path(&p, "?service=parking")).await;
@@ -320,21 +345,25 @@ async fn the_second_factor_is_asked_again_after_five_minutes() {
     w.app.clock.advance(time::Duration::minutes(6));
     let key = w.form_key(&p).await;
     let fields = partial(&key, "15.00", "requested_by_payer");
-    let (status, _, html) = w.post(&refund_path(&p, ""), &fields).await;
-    assert_eq!(status, Status::Ok, "{html}");
+    let (html, check) = w.answer(&p, &fields).await;
+    assert!(html.contains("Check your answers"), "{html}");
     let mut confirm = fields.clone();
     confirm.push(("seen", "1500"));
 
-    // Confirm: the code is asked for first, the refund's fields kept in the page.
-    let (status, _, html) = w.post(&refund_path(&p, "/confirm"), &confirm).await;
+    // Confirm: the code is asked for first, on a page of its own reached by GET; the
+    // refund waits for it (its answers kept on the server).
+    let (status, wait, _) = w.post(&refund_path(&p, "/confirm"), &confirm).await;
+    assert_eq!(status, Status::SeeOther);
+    assert!(wait.starts_with("/confirm-identity?waiting="), "{wait}");
+    let (status, html) = w.get(&wait).await;
     assert_eq!(status, Status::Ok, "{html}");
     assert!(html.contains("Confirm it's you"), "{html}");
     assert_eq!(
         input_value(&html, "form_key").as_deref(),
         Some(key.as_str())
     );
-    assert_eq!(input_value(&html, "amount").as_deref(), Some("15.00"));
     assert_eq!(input_value(&html, "seen").as_deref(), Some("1500"));
+    assert!(html.contains(&check), "Back goes to the check page: {html}");
     assert!(w.requests(&p).await.is_empty(), "nothing before the code");
 
     // A wrong code: asked again, nothing made.
@@ -372,10 +401,27 @@ async fn the_second_factor_is_asked_again_after_five_minutes() {
         html.contains("Refund of £15.00 is being sent to the platform"),
         "{html}"
     );
-    // The same code again is refused: each code works once.
+    // Back to the code page afterwards: nothing is waiting any more.
+    let (status, html) = w.get(&wait).await;
+    assert_eq!(status, Status::Ok);
+    assert!(
+        html.contains("Nothing is waiting for you to confirm"),
+        "{html}"
+    );
+    // The same code again, for another refund, is refused: each code works once.
     w.app.clock.advance(time::Duration::minutes(6));
-    let (status, _, html) = w.post(&refund_path(&p, "/confirm"), &with_code).await;
+    let key = w.form_key(&p).await;
+    let fields = partial(&key, "1.00", "requested_by_payer");
+    w.answer(&p, &fields).await;
+    let mut reused = fields.clone();
+    reused.extend([
+        ("seen", "100"),
+        ("stepping_up", "1"),
+        ("code", code.as_str()),
+    ]);
+    let (status, _, html) = w.post(&refund_path(&p, "/confirm"), &reused).await;
     assert_eq!(status, Status::UnprocessableEntity, "{html}");
+    assert_eq!(w.requests(&p).await.len(), 1);
     // The step-up and the wrong code are in the audit log.
     let db = &w.app.state.db;
     let stepped = paydesk::store::audit::by_action(db, "authn_step_up")
@@ -414,7 +460,8 @@ async fn bad_amounts_are_shown_again_with_their_values_and_ask_for_nothing() {
         ),
     ] {
         let fields = partial(&key, amount, "duplicate");
-        for path in [refund_path(&p, ""), refund_path(&p, "/confirm")] {
+        {
+            let path = refund_path(&p, "");
             let (status, _, html) = w.post(&path, &fields).await;
             assert_eq!(status, Status::UnprocessableEntity, "{amount:?} at {path}");
             assert!(html.contains("There is a problem"), "{amount:?}: {html}");
@@ -431,6 +478,16 @@ async fn bad_amounts_are_shown_again_with_their_values_and_ask_for_nothing() {
             assert!(html.contains("<title>Error: "), "the title says Error:");
         }
     }
+    // Confirming answers that were never kept (refused, or an hour old): the form again,
+    // saying so; nothing is asked for.
+    let (status, _, html) = w
+        .post(
+            &refund_path(&p, "/confirm"),
+            &partial(&key, "5.00", "duplicate"),
+        )
+        .await;
+    assert_eq!(status, Status::UnprocessableEntity, "{html}");
+    assert!(html.contains("Your answers were not kept"), "{html}");
     // No reason, no choice, an "other" without a comment.
     let (status, _, html) = w
         .post(
@@ -734,12 +791,14 @@ async fn finance_rejects_with_a_reason() {
     assert_eq!(state(&w.requests(&p).await[0]), State::AwaitingApproval);
     // After 5 minutes the code is asked for again, the comment kept.
     w.app.clock.advance(time::Duration::minutes(6));
-    let (status, _, html) = w
+    let (status, wait, html) = w
         .post(
             &format!("/refunds/{id}/reject"),
             &[("rejection_comment", "Not a duplicate: two permits")],
         )
         .await;
+    assert_eq!(status, Status::SeeOther, "{html}");
+    let (status, html) = w.get(&wait).await;
     assert_eq!(status, Status::Ok);
     assert!(html.contains("Confirm it's you"), "{html}");
     assert_eq!(

@@ -269,6 +269,109 @@ async fn the_search_box_understands_what_it_is_given() {
     );
 }
 
+/// The box finds people as a caseworker types them: a cardholder's whole name or surname, part
+/// of an email without its @, a reference without its prefix, and the case reference typed
+/// for a refund. (Issue 18 item 6: each of these found nothing before.)
+#[tokio::test]
+async fn the_search_box_finds_people_and_references_as_typed() {
+    let app = TestApp::new().await;
+    let a = app.service("parking").await;
+    let mut rows = Vec::new();
+    let mut r = journey("PRK-05461673", t(1));
+    r.email = Some("priya.harris88@example.org".into());
+    r.cardholder_name = Some("Priya Harris".into());
+    rows.push(r);
+    let mut r = journey("PRK-05461674", t(2));
+    r.email = Some("d.harrison@council.example".into());
+    r.cardholder_name = Some("Dev Harrison".into());
+    rows.push(r);
+    let mut r = journey("PRK-99000001", t(3));
+    r.email = Some("sam@example.org".into());
+    r.cardholder_name = Some("Sam Okafor".into());
+    r.refund_status = Some("available".into());
+    r.refund_available = Some(1000);
+    rows.push(r);
+    store(&app, a, &rows).await;
+    // A refund of the third payment, with its own case reference.
+    let asker = app
+        .person(
+            "caseworker@example.gov.uk",
+            Role::Caseworker,
+            Some("parking"),
+        )
+        .await;
+    let third = paydesk::store::journeys::journey(&app.state.db, a, "payprk99000001")
+        .await
+        .unwrap()
+        .expect("stored");
+    let asked = paydesk::refunds::request(
+        &app.state.db,
+        app.state.clock.now(),
+        &paydesk::refunds::Staff {
+            id: asker.id,
+            email: asker.email.clone(),
+            name: "Case Worker".into(),
+            ip: None,
+        },
+        &paydesk::refunds::Ask {
+            service_id: a,
+            journey_id: third.id,
+            payment_id: third.payment_id.clone(),
+            how_much: Ok(paydesk::refunds::HowMuch::Partial(100)),
+            reason: "duplicate".into(),
+            case_reference: "COMPLAINT-4411".into(),
+            form_key: "search-box-form".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("refund requested");
+    assert!(
+        matches!(asked, paydesk::refunds::Asked::Made { .. }),
+        "{asked:?}"
+    );
+    viewer(&app, "parking").await;
+    let cases: &[(&str, &[&str])] = &[
+        ("q=Priya%20Harris", &["PRK-05461673"]),
+        ("q=priya%20harris", &["PRK-05461673"]),
+        // A surname finds both spellings that contain it, newest first.
+        ("q=Harris", &["PRK-05461674", "PRK-05461673"]),
+        ("q=harrison", &["PRK-05461674"]),
+        ("q=Okafor", &["PRK-99000001"]),
+        // Part of an email, no @.
+        ("q=priya.harris", &["PRK-05461673"]),
+        ("q=council.example", &["PRK-05461674"]),
+        // A reference without its prefix, and with it.
+        ("q=05461673", &["PRK-05461673"]),
+        ("q=PRK-05461673", &["PRK-05461673"]),
+        // A refund's case reference, in any case.
+        ("q=complaint-4411", &["PRK-99000001"]),
+        ("q=COMPLAINT-4411", &["PRK-99000001"]),
+        ("q=Nobody%20Here", &[]),
+    ];
+    for (q, expected) in cases {
+        assert_eq!(&search(&app, q).await, expected, "{q}");
+    }
+    // The same words combine with filters: the surname among payments of 1 pound or less.
+    assert_eq!(
+        search(&app, "q=Harris&max_amount=1").await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        search(&app, "q=Harris&min_amount=10&max_amount=10").await,
+        vec!["PRK-05461674", "PRK-05461673"]
+    );
+    let (_, html) = get(&app, "/payments?q=Harris").await;
+    assert!(
+        html.contains("or payer email or cardholder name contains it"),
+        "says what it looked for"
+    );
+    assert!(
+        html.contains("with or without its prefix"),
+        "the hint says what the box matches"
+    );
+}
+
 #[tokio::test]
 async fn another_services_payments_are_never_seen() {
     let app = seeded().await;

@@ -216,8 +216,16 @@ async fn tokens_act_with_their_makers_permissions_now_and_can_be_handed_over() {
     assert!(html.contains("does not hold refunds:request"), "{html}");
     // To someone who does: the second factor again, then audited.
     app.clock.advance(time::Duration::minutes(6));
-    let (status, _, html) = post(&app, &hand, &[("to", &other.id.to_string())]).await;
-    assert_eq!(status, Status::Ok);
+    let (status, wait, _) = post(&app, &hand, &[("to", &other.id.to_string())]).await;
+    assert_eq!(status, Status::SeeOther);
+    let html = app
+        .client
+        .get(wait)
+        .dispatch()
+        .await
+        .into_string()
+        .await
+        .unwrap();
     assert!(html.contains("Confirm it"), "step-up first: {html}");
     app.next_code_window();
     let code = app.code_now(&other.secret);

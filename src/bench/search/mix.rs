@@ -40,6 +40,13 @@ pub(crate) fn enc(v: &str) -> String {
     url::form_urlencoded::byte_serialize(v.as_bytes()).collect()
 }
 
+/// A reference without its prefix: what follows its first hyphen.
+fn tail(reference: &str) -> &str {
+    reference
+        .split_once('-')
+        .map_or(reference, |(_, rest)| rest)
+}
+
 /// The fixed mix, with values read from the seeded data.
 pub(crate) async fn mix(
     state: &AppState,
@@ -86,6 +93,13 @@ pub(crate) async fn mix(
         list("box: last 4", format!("q={last4}")),
         list("box: first 6", format!("q={first6}")),
         list("box: case reference", format!("q={}", enc(&case_ref))),
+        list("box: cardholder name", format!("q={}", enc(&cardholder))),
+        list("box: surname", format!("q={}", enc(&family))),
+        list("box: part of an email", format!("q={}", enc(&name_part))),
+        list(
+            "box: reference without prefix",
+            format!("q={}", enc(tail(&sample.reference))),
+        ),
         list(
             "reference is",
             format!("reference={}", enc(&sample.reference)),

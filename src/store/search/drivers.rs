@@ -2,7 +2,7 @@
 //! as the condition its own index serves, and as a plain check on the row. On SQLite a check
 //! names its column `+j.column`, which keeps the planner off that column's index.
 
-use crate::search::query::{BoxTerm, Range, Search};
+use crate::search::query::{BoxTerm, Range, Search, WORDS_MIN};
 use crate::store::sql::Builder;
 use crate::store::Backend;
 
@@ -35,13 +35,32 @@ fn like(v: &str, prefix_only: bool) -> String {
 
 /// An FTS5 query for a phrase in one column: the trigrams of `v`, in order.
 fn fts_phrase(column: &str, v: &str) -> String {
-    format!("{column} : \"{}\"", v.replace('"', "\"\""))
+    format!("{column} : {}", fts_any(v))
+}
+
+/// An FTS5 query for a phrase in any of the table's columns.
+fn fts_any(v: &str) -> String {
+    format!("\"{}\"", v.replace('"', "\"\""))
+}
+
+/// A reference without its prefix: the part of `column` (a lower-cased reference) after its
+/// first hyphen, or all of it. The same expression as the index `journeys_service_reference_tail`.
+fn reference_tail(b: &Builder, column: &str) -> String {
+    match b.backend() {
+        Backend::Sqlite => format!("substr({column}, instr({column}, '-') + 1)"),
+        Backend::Postgres => format!("substr({column}, strpos({column}, '-') + 1)"),
+    }
 }
 
 /// The filter a lookup is driven by.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Driver {
+    /// The search box's text, exactly: a payment id, a reference (with or without its
+    /// prefix), the payment's or a refund's case reference, a provider id.
     Identifier(String),
+    /// The search box's text as an identifier, or inside the payer's email or the
+    /// cardholder's name.
+    Words(String),
     EmailIs(String),
     LastFour(String),
     FirstSix(String),
@@ -75,7 +94,7 @@ impl Driver {
     /// match on SQLite, which must find every match before it can count any.
     pub(super) fn counts_through_index(&self, backend: Backend) -> bool {
         match self {
-            Driver::EmailContains(_) | Driver::CardholderContains(_) => {
+            Driver::EmailContains(_) | Driver::CardholderContains(_) | Driver::Words(_) => {
                 backend == Backend::Postgres
             }
             _ => true,
@@ -88,7 +107,7 @@ impl Driver {
     pub(super) fn probe_keeps_ids(&self) -> bool {
         matches!(
             self,
-            Driver::EmailContains(_) | Driver::CardholderContains(_)
+            Driver::EmailContains(_) | Driver::CardholderContains(_) | Driver::Words(_)
         )
     }
 
@@ -98,6 +117,7 @@ impl Driver {
         matches!(
             self,
             Driver::ReferencePrefix(_)
+                | Driver::Words(_)
                 | Driver::EmailContains(_)
                 | Driver::CardholderContains(_)
                 | Driver::FirstSix(_)
@@ -107,11 +127,21 @@ impl Driver {
     }
 }
 
+/// The search box's text that is not an email or card digits: looked for inside names and
+/// emails as well when it is long enough.
+pub(super) fn box_text(t: &str) -> Driver {
+    if t.chars().count() >= WORDS_MIN {
+        Driver::Words(t.to_string())
+    } else {
+        Driver::Identifier(t.to_string())
+    }
+}
+
 /// The candidate drivers of a search, most selective first.
 pub(super) fn drivers(s: &Search, backend: Backend) -> Vec<Driver> {
     let mut d = Vec::new();
     match &s.text {
-        Some(BoxTerm::Identifier(t)) => d.push(Driver::Identifier(t.clone())),
+        Some(BoxTerm::Identifier(t)) => d.push(box_text(t)),
         Some(BoxTerm::Email(e)) => d.push(Driver::EmailIs(e.clone())),
         Some(BoxTerm::LastFour(x)) => d.push(Driver::LastFour(x.clone())),
         _ => {}
@@ -167,6 +197,7 @@ pub(super) fn lookup_scope(b: &mut Builder, d: &Driver, services: &[i64]) -> Str
     let by_id = matches!(
         d,
         Driver::Identifier(_)
+            | Driver::Words(_)
             | Driver::Metadata(..)
             | Driver::EmailContains(_)
             | Driver::CardholderContains(_)
@@ -183,18 +214,25 @@ pub(super) fn lookup_scope(b: &mut Builder, d: &Driver, services: &[i64]) -> Str
 /// The condition a driver adds, written so that its index serves it.
 pub(super) fn driver_condition(b: &mut Builder, d: &Driver, services: &[i64]) -> String {
     match d {
-        Driver::Identifier(t) => {
-            let lower = t.to_lowercase();
-            let (s1, r) = (b.ids(services), b.text(&lower));
-            let (s2, p) = (b.ids(services), b.text(t));
-            let (s3, c) = (b.ids(services), b.text(&lower));
-            let (s4, v) = (b.ids(services), b.text(t));
-            format!(
-                "j.id IN (SELECT id FROM journeys WHERE service_id IN ({s1}) AND reference_key = {r} \
-                 UNION SELECT id FROM journeys WHERE payment_id = {p} AND service_id IN ({s2}) \
-                 UNION SELECT id FROM journeys WHERE service_id IN ({s3}) AND lower(case_reference) = {c} \
-                 UNION SELECT id FROM journeys WHERE service_id IN ({s4}) AND provider_id = {v})"
-            )
+        Driver::Identifier(t) => format!("j.id IN ({})", identifier_ids(b, t, services)),
+        Driver::Words(t) => {
+            let ids = identifier_ids(b, t, services);
+            let words = match b.backend() {
+                Backend::Sqlite => format!(
+                    "SELECT rowid FROM journey_text WHERE journey_text MATCH {}",
+                    b.text(&fts_any(&t.to_lowercase()))
+                ),
+                Backend::Postgres => {
+                    let scope = b.ids(services);
+                    let pattern = like(&t.to_lowercase(), false);
+                    let (e, n) = (b.text(&pattern), b.text(&pattern));
+                    format!(
+                        "SELECT id FROM journeys WHERE service_id IN ({scope}) AND \
+                         (email_key LIKE {e} ESCAPE '\\' OR lower(cardholder_name) LIKE {n} ESCAPE '\\')"
+                    )
+                }
+            };
+            format!("j.id IN ({ids} UNION {words})")
         }
         Driver::EmailIs(e) => format!("j.email_key = {}", b.text(e)),
         Driver::LastFour(x) => format!("j.last_digits = {}", b.text(x)),
@@ -272,6 +310,28 @@ pub(super) fn driver_condition(b: &mut Builder, d: &Driver, services: &[i64]) ->
     }
 }
 
+/// The journeys (within `services`) that the search box's text names exactly, each through its
+/// own index: reference, reference without its prefix, payment id, case reference, provider
+/// id, and the case reference typed for one of its refunds.
+fn identifier_ids(b: &mut Builder, t: &str, services: &[i64]) -> String {
+    let lower = t.to_lowercase();
+    let tail = reference_tail(b, "reference_key");
+    let (s1, r) = (b.ids(services), b.text(&lower));
+    let (s2, p) = (b.ids(services), b.text(t));
+    let (s3, c) = (b.ids(services), b.text(&lower));
+    let (s4, v) = (b.ids(services), b.text(t));
+    let (s5, rt) = (b.ids(services), b.text(&lower));
+    let (s6, rc) = (b.ids(services), b.text(&lower));
+    format!(
+        "SELECT id FROM journeys WHERE service_id IN ({s1}) AND reference_key = {r} \
+         UNION SELECT id FROM journeys WHERE payment_id = {p} AND service_id IN ({s2}) \
+         UNION SELECT id FROM journeys WHERE service_id IN ({s3}) AND lower(case_reference) = {c} \
+         UNION SELECT id FROM journeys WHERE service_id IN ({s4}) AND provider_id = {v} \
+         UNION SELECT id FROM journeys WHERE service_id IN ({s5}) AND {tail} = {rt} \
+         UNION SELECT journey_id FROM refund_requests WHERE service_id IN ({s6}) AND lower(case_reference) = {rc}"
+    )
+}
+
 /// An amount range on `col`, either end open.
 pub(super) fn amount_condition(
     b: &mut Builder,
@@ -287,19 +347,35 @@ pub(super) fn amount_condition(
     }
 }
 
+/// The search box's text as an exact identifier, checked on the row (see `identifier_ids`).
+fn identifier_check(b: &mut Builder, t: &str) -> String {
+    let lower = t.to_lowercase();
+    let reference = b.residual("reference_key");
+    let tail = reference_tail(b, &reference);
+    let (r, p, c, v) = (b.text(&lower), b.text(t), b.text(&lower), b.text(t));
+    let (rt, rc) = (b.text(&lower), b.text(&lower));
+    format!(
+        "({reference} = {r} OR {} = {p} OR lower({}) = {c} OR {} = {v} OR {tail} = {rt} \
+         OR EXISTS (SELECT 1 FROM refund_requests rr WHERE rr.journey_id = j.id AND lower(rr.case_reference) = {rc}))",
+        b.residual("payment_id"),
+        b.residual("case_reference"),
+        b.residual("provider_id")
+    )
+}
+
 /// A driver's filter written as a plain check on the row (no index wanted).
 pub(super) fn residual_condition(b: &mut Builder, d: &Driver) -> String {
     match d {
         Driver::Found(filter, _) => residual_condition(b, filter),
-        Driver::Identifier(t) => {
-            let lower = t.to_lowercase();
-            let (r, p, c, v) = (b.text(&lower), b.text(t), b.text(&lower), b.text(t));
+        Driver::Identifier(t) => identifier_check(b, t),
+        Driver::Words(t) => {
+            let exact = identifier_check(b, t);
+            let pattern = like(&t.to_lowercase(), false);
+            let (e, n) = (b.text(&pattern), b.text(&pattern));
             format!(
-                "({} = {r} OR {} = {p} OR lower({}) = {c} OR {} = {v})",
-                b.residual("reference_key"),
-                b.residual("payment_id"),
-                b.residual("case_reference"),
-                b.residual("provider_id")
+                "({exact} OR {} LIKE {e} ESCAPE '\\' OR lower({}) LIKE {n} ESCAPE '\\')",
+                b.residual("email_key"),
+                b.residual("cardholder_name")
             )
         }
         Driver::EmailIs(e) => format!("{} = {}", b.residual("email_key"), b.text(e)),
@@ -380,6 +456,34 @@ mod tests {
             drivers(&search("email=jo"), Backend::Postgres),
             vec![Driver::EmailContains("jo".into())]
         );
+    }
+
+    #[test]
+    fn the_box_looks_inside_names_and_emails_from_three_characters() {
+        let d = drivers(&search("q=Harris"), Backend::Sqlite);
+        assert_eq!(d[0], Driver::Words("Harris".into()));
+        assert!(d[0].needs_probe() && d[0].probe_keeps_ids());
+        let d = drivers(&search("q=ab"), Backend::Postgres);
+        assert_eq!(d[0], Driver::Identifier("ab".into()));
+        assert!(!d[0].needs_probe());
+        for backend in [Backend::Sqlite, Backend::Postgres] {
+            let mut b = Builder::new(backend);
+            let found = driver_condition(&mut b, &Driver::Words("05461673".into()), &[1]);
+            // The reference's tail is written as its index is, and a refund's case
+            // reference is a way in of its own.
+            let tail = match backend {
+                Backend::Sqlite => "substr(reference_key, instr(reference_key, '-') + 1) = $",
+                Backend::Postgres => "substr(reference_key, strpos(reference_key, '-') + 1) = $",
+            };
+            assert!(found.contains(tail), "{found}");
+            assert!(found.contains("FROM refund_requests"), "{found}");
+            // Walked, the same meaning is a check on each row.
+            let check = residual_condition(&mut b, &Driver::Words("Harris".into()));
+            assert!(
+                check.contains("LIKE") && check.contains("EXISTS"),
+                "{check}"
+            );
+        }
     }
 
     #[test]

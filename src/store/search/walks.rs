@@ -2,7 +2,7 @@
 //! one status, brand, attention flag or metadata value) and every other filter written as a
 //! check on the rows walked or looked up.
 
-use super::drivers::{residual_condition, Driver, Unindexed};
+use super::drivers::{box_text, residual_condition, Driver, Unindexed};
 use crate::search::query::{BoxTerm, Range, Search, StatusGroup};
 use crate::store::sql::Builder;
 
@@ -63,7 +63,7 @@ pub(super) fn residuals(
         }
     };
     match &s.text {
-        Some(BoxTerm::Identifier(t)) => unless(Driver::Identifier(t.clone()), b, &mut c),
+        Some(BoxTerm::Identifier(t)) => unless(box_text(t), b, &mut c),
         Some(BoxTerm::Email(e)) => unless(Driver::EmailIs(e.clone()), b, &mut c),
         Some(BoxTerm::EmailPart(e)) => unless(Driver::EmailContains(e.clone()), b, &mut c),
         Some(BoxTerm::LastFour(x)) => unless(Driver::LastFour(x.clone()), b, &mut c),

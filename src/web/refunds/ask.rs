@@ -1,14 +1,16 @@
 //! Asking for a refund from a payment's page: the form (`/payments/<id>/refund`), "Check your
-//! answers", and the confirmation, which asks for the second factor again when the last one is
-//! more than 5 minutes old.
+//! answers" (`/payments/<id>/refund/check`), and the confirmation, which asks for the second
+//! factor again when the last one is more than 5 minutes old. Post/redirect/get throughout:
+//! the form's answers are kept as a draft (`crate::drafts`) under the form's one-time key and
+//! the check page is read by GET, so Back and refresh never send a form again.
 
 use std::collections::BTreeSet;
-use std::net::IpAddr;
 
 use rocket::form::FromForm;
 use rocket::http::uri::Origin;
 use rocket::response::Redirect;
 use rocket::State;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::shared::*;
@@ -21,13 +23,15 @@ use crate::web::auth::RequestOrigin;
 use crate::web::errors::PageError;
 use crate::web::journey_lookup::{back_query, find_journey, page_href};
 use crate::web::pages::{self, problem, render, Answer};
-use crate::web::ratelimit::SignInLimiter;
 use crate::web::session::{CsrfForm, SignedIn};
 use crate::web::stepup;
-use crate::AppState;
+use crate::{drafts, AppState};
 
-/// The refund form's fields, as posted (and as the "Change" links carry them back).
-#[derive(FromForm, Default, Debug, Clone)]
+/// The kind of draft a refund's answers are.
+const DRAFT: &str = "refund";
+
+/// The refund form's fields, as posted (and as kept between the form and the check page).
+#[derive(FromForm, Default, Debug, Clone, Serialize, Deserialize)]
 pub struct Fields {
     #[field(default = String::new())]
     service: String,
@@ -50,12 +54,11 @@ pub struct Fields {
     seen: String,
     /// The step-up code, when the "Confirm it's you" page sent it.
     #[field(default = String::new())]
+    #[serde(skip)]
     code: String,
-    /// Set by the "Change your answers" button of the check page: show the form again.
-    #[field(default = String::new())]
-    edit: String,
     /// Set by the "Confirm it's you" page, so an empty code there is a problem.
     #[field(default = String::new())]
+    #[serde(skip)]
     stepping_up: String,
 }
 
@@ -98,25 +101,49 @@ impl Fields {
         })
     }
 
-    /// The form's address with these values, for a "Change" link.
-    fn change_href(&self, payment_id: &str, slug: &str, anchor: &str) -> String {
+    /// The address of one of this refund's pages (`suffix`: "" for the form, "/check"):
+    /// the service, where Back goes, and the form's key, which finds the kept answers.
+    fn href(&self, payment_id: &str, slug: &str, suffix: &str) -> String {
         let mut q = url::form_urlencoded::Serializer::new(String::new());
         q.append_pair("service", slug);
-        for (k, v) in [
-            ("back", &self.back),
-            ("how_much", &self.how_much),
-            ("amount", &self.amount),
-            ("reason", &self.reason),
-            ("comment", &self.comment),
-            ("case_reference", &self.case_reference),
-            ("form_key", &self.form_key),
-        ] {
+        for (k, v) in [("back", &self.back), ("form_key", &self.form_key)] {
             if !v.is_empty() {
                 q.append_pair(k, v);
             }
         }
-        format!("{}?{}#{anchor}", form_path(payment_id), q.finish())
+        format!("{}{suffix}?{}", form_path(payment_id), q.finish())
     }
+
+    /// These answers as kept: without the step-up's fields.
+    fn kept(&self) -> Fields {
+        Fields {
+            code: String::new(),
+            stepping_up: String::new(),
+            seen: String::new(),
+            ..self.clone()
+        }
+    }
+}
+
+/// The answers kept under this form's key, if this person gave them for this payment.
+async fn kept_answers(
+    state: &AppState,
+    staff: &SignedIn,
+    j: &journey_store::JourneyRow,
+    form_key: &str,
+) -> Result<Option<Fields>, PageError> {
+    if !valid_form_key(form_key) {
+        return Ok(None);
+    }
+    let kept: Option<(String, Fields)> = drafts::read(
+        &state.db,
+        state.clock.now(),
+        staff.staff.id,
+        DRAFT,
+        form_key,
+    )
+    .await?;
+    Ok(kept.and_then(|(payment_id, f)| (payment_id == j.payment_id).then_some(f)))
 }
 
 /// A form key as paydesk makes them (a UUID); anything else is not one.
@@ -253,6 +280,10 @@ pub(super) async fn form(
         Fields::from_query(raw)
     };
     let (svc, j) = refundable_journey(state, &staff, &origin, id, &fields.service).await?;
+    // "Change your answers" comes back here with the form's key: the answers kept for it.
+    if let Some(kept) = kept_answers(state, &staff, &j, &fields.form_key).await? {
+        fields = kept;
+    }
     // A one-time key, made when the form is first shown and carried through to the
     // confirmation: submitting the same form twice makes one request.
     if !valid_form_key(&fields.form_key) {
@@ -294,24 +325,123 @@ pub(super) fn owned(problems: Vec<refunds::Problem>) -> Vec<(String, String)> {
 }
 
 #[rocket::post("/payments/<id>/refund", data = "<form>")]
-pub(super) async fn check(
+pub(super) async fn answers(
     state: &State<AppState>,
     staff: SignedIn,
     origin: RequestOrigin,
     id: &str,
     form: CsrfForm<Fields>,
 ) -> Result<Answer, PageError> {
-    let mut f = form.0;
+    let mut f = form.0.kept();
     let (svc, j) = refundable_journey(state, &staff, &origin, id, &f.service).await?;
     if !valid_form_key(&f.form_key) {
         f.form_key = new_form_key();
     }
-    // "Change your answers": the form again, as filled in (the values travel in the POST
-    // body, never in an address).
-    if f.edit == "yes" {
-        let c = form_page(state, &staff, &svc, &j, &f, &[]).await?;
-        return Ok(Answer::Page(render("refunds/form", c)));
+    f.service = svc.slug.clone();
+    f.back = back_query(Some(&f.back));
+    let settings = refund_store::settings(&state.db, svc.id).await?;
+    let (status, available) = refunds::available_now(&state.db, j.id).await?;
+    if let Err(problems) = refunds::check(
+        &ask_of(&svc, &j, &f, false),
+        &settings,
+        status.as_deref(),
+        available,
+    ) {
+        let c = form_page(state, &staff, &svc, &j, &f, &owned(problems)).await?;
+        return Ok(Answer::Invalid(render("refunds/form", c)));
     }
+    let now = state.clock.now();
+    let kept = (j.payment_id.clone(), f.clone());
+    drafts::keep(&state.db, now, staff.staff.id, DRAFT, &f.form_key, &kept).await?;
+    Ok(Answer::Redirect(Redirect::to(f.href(
+        &j.payment_id,
+        &svc.slug,
+        "/check",
+    ))))
+}
+
+/// The form again, with what is wrong, when the kept answers no longer make a refund (or
+/// were not kept: an hour passed, or another browser).
+async fn ask_again(
+    state: &AppState,
+    staff: &SignedIn,
+    svc: &ServiceAccount,
+    j: &journey_store::JourneyRow,
+    f: &Fields,
+    problems: &[(String, String)],
+) -> Result<Answer, PageError> {
+    let c = form_page(state, staff, svc, j, f, problems).await?;
+    Ok(Answer::Invalid(render("refunds/form", c)))
+}
+
+/// Answers that were not kept: the message the form shows.
+fn not_kept() -> Vec<(String, String)> {
+    vec![(
+        "how_much".into(),
+        "Your answers were not kept (more than an hour passed, or they were given in another browser). Enter them again".into(),
+    )]
+}
+
+/// The request this form's key already made, shown instead of asking again.
+async fn already_asked(
+    state: &AppState,
+    staff: &SignedIn,
+    svc: &ServiceAccount,
+    j: &journey_store::JourneyRow,
+    f: &Fields,
+) -> Result<Option<Answer>, PageError> {
+    let Some(made) = refund_store::by_form_key_read(&state.db, svc.id, &f.form_key).await? else {
+        return Ok(None);
+    };
+    let (state_name, colour) = state_tag(&made.state);
+    let mut c = pages::signed_in(state, staff, "/payments");
+    c.insert(
+        "journey".into(),
+        json!({"reference": j.reference, "service": svc.name}),
+    );
+    c.insert(
+        "asked".into(),
+        json!({"amount": pounds(made.amount), "state": state_name, "colour": colour}),
+    );
+    let back = back_query(Some(&f.back));
+    let href = page_href(&j.payment_id, &svc.slug, &back, &[]);
+    c.insert("back_href".into(), json!(href));
+    c.insert("cancel_href".into(), json!(href));
+    Ok(Some(Answer::Page(render("refunds/check", c))))
+}
+
+#[rocket::get("/payments/<id>/refund/check?<service>&<form_key>&<back>")]
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn check(
+    state: &State<AppState>,
+    staff: SignedIn,
+    origin: RequestOrigin,
+    id: &str,
+    service: Option<&str>,
+    form_key: Option<&str>,
+    back: Option<&str>,
+) -> Result<Answer, PageError> {
+    let service = service.unwrap_or_default();
+    let (svc, j) = refundable_journey(state, &staff, &origin, id, service).await?;
+    let asked = Fields {
+        service: svc.slug.clone(),
+        form_key: form_key.unwrap_or_default().chars().take(64).collect(),
+        back: back_query(back),
+        ..Default::default()
+    };
+    if valid_form_key(&asked.form_key) {
+        if let Some(page) = already_asked(state, &staff, &svc, &j, &asked).await? {
+            return Ok(page);
+        }
+    }
+    let Some(mut f) = kept_answers(state, &staff, &j, &asked.form_key).await? else {
+        let fresh = Fields {
+            form_key: new_form_key(),
+            ..asked
+        };
+        return ask_again(state, &staff, &svc, &j, &fresh, &not_kept()).await;
+    };
+    f.back = back_query(Some(&f.back));
     let settings = refund_store::settings(&state.db, svc.id).await?;
     let (status, available) = refunds::available_now(&state.db, j.id).await?;
     let checked = match refunds::check(
@@ -321,22 +451,8 @@ pub(super) async fn check(
         available,
     ) {
         Ok(c) => c,
-        Err(problems) => {
-            let c = form_page(state, &staff, &svc, &j, &f, &owned(problems)).await?;
-            return Ok(Answer::Invalid(render("refunds/form", c)));
-        }
-    };
-    let back = back_query(Some(&f.back));
-    f.back = back.clone();
-    // Back to a fresh form for this refund (same one-time key); the free-text answers are
-    // only ever sent back in a POST ("Change your answers" below).
-    let change = |anchor: &str| {
-        Fields {
-            comment: String::new(),
-            case_reference: String::new(),
-            ..f.clone()
-        }
-        .change_href(&j.payment_id, &svc.slug, anchor)
+        // What is available changed since the answers were given.
+        Err(problems) => return ask_again(state, &staff, &svc, &j, &f, &owned(problems)).await,
     };
     let amount_text = if f.how_much == "full" {
         format!(
@@ -354,12 +470,13 @@ pub(super) async fn check(
     } else {
         "None needed: it is sent to the platform straight away.".to_string()
     };
+    let change = f.href(&j.payment_id, &svc.slug, "");
     let rows = json!([
         {"key": "Payment", "value": format!("{} ({}, {})", j.reference, svc.name, pounds(j.amount))},
-        {"key": "Amount to refund", "value": amount_text},
-        {"key": "Reason", "value": checked.reason.label()},
-        {"key": "Comment", "value": checked.comment.clone().unwrap_or_else(|| "None".into())},
-        {"key": "Case reference", "value": checked.case_reference.clone().unwrap_or_else(|| "None".into())},
+        {"key": "Amount to refund", "value": amount_text, "href": format!("{change}#how_much")},
+        {"key": "Reason", "value": checked.reason.label(), "href": format!("{change}#reason")},
+        {"key": "Comment", "value": checked.comment.clone().unwrap_or_else(|| "None".into()), "href": format!("{change}#comment")},
+        {"key": "Case reference", "value": checked.case_reference.clone().unwrap_or_else(|| "None".into()), "href": format!("{change}#case_reference")},
         {"key": "Approval", "value": approval},
     ]);
     let mut c = pages::signed_in(state, &staff, "/payments");
@@ -374,33 +491,25 @@ pub(super) async fn check(
     );
     c.insert(
         "hidden".into(),
-        hidden_fields(hidden_pairs(&svc.slug, &f, Some(checked.amount))),
+        hidden_fields(confirm_pairs(&svc.slug, &f, Some(checked.amount))),
     );
-    c.insert("change_action".into(), json!(form_path(&j.payment_id)));
+    c.insert("change_href".into(), json!(change));
     c.insert("amount".into(), json!(pounds(checked.amount)));
-    c.insert("back_href".into(), json!(change("how_much")));
+    c.insert("back_href".into(), json!(change));
     c.insert(
         "cancel_href".into(),
-        json!(page_href(&j.payment_id, &svc.slug, &back, &[])),
+        json!(page_href(&j.payment_id, &svc.slug, &f.back, &[])),
     );
     Ok(Answer::Page(render("refunds/check", c)))
 }
 
-/// The refund's fields as hidden inputs, for the confirm and "Confirm it's you" forms.
-pub(super) fn hidden_pairs(
-    slug: &str,
-    f: &Fields,
-    seen: Option<i64>,
-) -> Vec<(&'static str, String)> {
+/// What the confirm form (and the "Confirm it's you" form after it) carries: the answers
+/// themselves stay kept on the server under the form's key.
+fn confirm_pairs(slug: &str, f: &Fields, seen: Option<i64>) -> Vec<(&'static str, String)> {
     let cut = |s: &str| s.chars().take(ECHO_LIMIT).collect::<String>();
     vec![
         ("service", slug.to_string()),
         ("back", cut(&f.back)),
-        ("how_much", cut(&f.how_much)),
-        ("amount", cut(&f.amount)),
-        ("reason", cut(&f.reason)),
-        ("comment", cut(&f.comment)),
-        ("case_reference", cut(&f.case_reference)),
         ("form_key", cut(&f.form_key)),
         ("seen", seen.map(|p| p.to_string()).unwrap_or_default()),
     ]
@@ -415,40 +524,56 @@ pub(super) fn hidden_fields(pairs: Vec<(&str, String)>) -> Value {
     )
 }
 
+/// The payment's page, saying the refund was asked for.
+fn to_payment(svc: &ServiceAccount, j: &journey_store::JourneyRow, back: &str, id: i64) -> Answer {
+    let back = back_query(Some(back));
+    Answer::Redirect(Redirect::to(page_href(
+        &j.payment_id,
+        &svc.slug,
+        &back,
+        &[("notice", &format!("refund-{id}"))],
+    )))
+}
+
 #[rocket::post("/payments/<id>/refund/confirm", data = "<form>")]
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn confirm(
     state: &State<AppState>,
-    limiter: &State<SignInLimiter>,
-    client_ip: Option<IpAddr>,
+    check: stepup::Check<'_>,
     staff: SignedIn,
     origin: RequestOrigin,
     id: &str,
     form: CsrfForm<Fields>,
 ) -> Result<Answer, PageError> {
-    let f = form.0;
-    let (svc, j) = refundable_journey(state, &staff, &origin, id, &f.service).await?;
-    if !valid_form_key(&f.form_key) {
-        let mut again = f.clone();
-        again.form_key = new_form_key();
-        let c = form_page(
-            state,
-            &staff,
-            &svc,
-            &j,
-            &again,
-            &[(
-                "how_much".into(),
-                "Check the refund and continue again".into(),
-            )],
-        )
-        .await?;
-        return Ok(Answer::Invalid(render("refunds/form", c)));
+    let sent = form.0;
+    let (svc, j) = refundable_journey(state, &staff, &origin, id, &sent.service).await?;
+    // A double click, or Back and Confirm again: the request this form made, as the first
+    // confirmation answered.
+    if valid_form_key(&sent.form_key) {
+        if let Some(made) =
+            refund_store::by_form_key_read(&state.db, svc.id, &sent.form_key).await?
+        {
+            return Ok(to_payment(&svc, &j, &sent.back, made.id));
+        }
     }
+    // The answers checked on the check page, kept under the form's key.
+    let Some(kept) = kept_answers(state, &staff, &j, &sent.form_key).await? else {
+        let fresh = Fields {
+            form_key: new_form_key(),
+            back: sent.back.clone(),
+            ..Default::default()
+        };
+        return ask_again(state, &staff, &svc, &j, &fresh, &not_kept()).await;
+    };
+    let f = Fields {
+        seen: sent.seen.clone(),
+        code: sent.code.clone(),
+        stepping_up: sent.stepping_up.clone(),
+        ..kept
+    };
     let now = state.clock.now();
     let seen = f.seen.trim().parse::<i64>().ok();
     let what = seen.map(pounds).unwrap_or_else(|| "this payment".into());
-    let mut hidden = hidden_pairs(&svc.slug, &f, seen);
+    let mut hidden = confirm_pairs(&svc.slug, &f, seen);
     hidden.push(("stepping_up", "1".into()));
     let gate = stepup::Gate {
         code: &f.code,
@@ -458,21 +583,16 @@ pub(super) async fn confirm(
         hidden,
         purpose: format!("ask for a refund of {what}"),
         button: "Confirm refund",
-        back: page_href(&j.payment_id, &svc.slug, &back_query(Some(&f.back)), &[]),
+        back: f.href(&j.payment_id, &svc.slug, "/check"),
     };
-    if let Some(page) = stepup::require(state, limiter, client_ip, &staff, &origin.0, gate).await? {
+    if let Some(page) = check.require(state, &staff, &origin.0, gate).await? {
         return Ok(page);
     }
     let ask = ask_of(&svc, &j, &f, true);
     match refunds::request(&state.db, now, &who(&staff, origin.0.ip.clone()), &ask).await? {
         Asked::Made { id, .. } => {
-            let back = back_query(Some(&f.back));
-            Ok(Answer::Redirect(Redirect::to(page_href(
-                &j.payment_id,
-                &svc.slug,
-                &back,
-                &[("notice", &format!("refund-{id}"))],
-            ))))
+            drafts::forget(&state.db, staff.staff.id, &f.form_key).await?;
+            Ok(to_payment(&svc, &j, &f.back, id))
         }
         Asked::Refused(problems) => {
             // A full refund was confirmed for the amount the check page showed; if that is
@@ -490,8 +610,7 @@ pub(super) async fn confirm(
                     }
                 })
                 .collect();
-            let c = form_page(state, &staff, &svc, &j, &f, &problems).await?;
-            Ok(Answer::Invalid(render("refunds/form", c)))
+            ask_again(state, &staff, &svc, &j, &f, &problems).await
         }
     }
 }
@@ -509,26 +628,31 @@ mod tests {
     }
 
     #[test]
-    fn change_links_carry_the_values_back() {
+    fn a_refunds_pages_carry_only_the_key_to_its_answers() {
         let f = Fields {
             how_much: "partial".into(),
             amount: "12.50".into(),
             reason: "other".into(),
             comment: "a & b".into(),
             form_key: "k-1".into(),
+            back: "q=x".into(),
             ..Default::default()
         };
-        let href = f.change_href("pay1", "parking", "amount");
-        assert!(href.starts_with("/payments/pay1/refund?service=parking&"));
-        let query = href
-            .split_once('?')
-            .map(|(_, q)| q)
-            .unwrap_or_default()
-            .trim_end_matches("#amount");
-        let back = Fields::from_query(query);
-        assert_eq!(back.amount, "12.50");
-        assert_eq!(back.comment, "a & b");
-        assert_eq!(back.form_key, "k-1");
-        assert_eq!(back.service, "parking");
+        let href = f.href("pay1", "parking", "/check");
+        assert_eq!(
+            href,
+            "/payments/pay1/refund/check?service=parking&back=q%3Dx&form_key=k-1"
+        );
+        // The answers themselves never travel in an address.
+        assert!(!href.contains("12.50") && !href.contains("a+%26+b"));
+        let kept = Fields {
+            code: "123456".into(),
+            stepping_up: "1".into(),
+            seen: "1250".into(),
+            ..f
+        }
+        .kept();
+        assert!(kept.code.is_empty() && kept.stepping_up.is_empty() && kept.seen.is_empty());
+        assert_eq!(kept.comment, "a & b");
     }
 }

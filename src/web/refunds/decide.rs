@@ -2,7 +2,6 @@
 //! page with its Approve and Reject forms.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 
 use rocket::form::FromForm;
 use rocket::http::Status;
@@ -25,7 +24,6 @@ use crate::web::errors::PageError;
 use crate::web::format::local_time;
 use crate::web::journey_lookup::page_href;
 use crate::web::pages::{self, problem, render, Answer};
-use crate::web::ratelimit::SignInLimiter;
 use crate::web::session::{CsrfForm, SignedIn};
 use crate::web::stepup;
 use crate::AppState;
@@ -311,8 +309,7 @@ pub(super) fn comment_problem(comment: &str, required: bool) -> Option<&'static 
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn decision_step_up(
     state: &AppState,
-    limiter: &SignInLimiter,
-    client_ip: Option<IpAddr>,
+    check: &stepup::Check<'_>,
     staff: &SignedIn,
     origin: &RequestOrigin,
     row: &RequestRow,
@@ -350,15 +347,14 @@ pub(super) async fn decision_step_up(
         button,
         back: format!("/refunds/{}", row.id),
     };
-    stepup::require(state, limiter, client_ip, staff, &origin.0, gate).await
+    check.require(state, staff, &origin.0, gate).await
 }
 
 #[rocket::post("/refunds/<id>/approve", data = "<form>")]
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn approve(
     state: &State<AppState>,
-    limiter: &State<SignInLimiter>,
-    client_ip: Option<IpAddr>,
+    check: stepup::Check<'_>,
     staff: SignedIn,
     origin: RequestOrigin,
     id: &str,
@@ -387,9 +383,7 @@ pub(super) async fn approve(
         let c = review_page(state, &staff, &row, &svc, problems, &d).await?;
         return Ok(Answer::Invalid(render("refunds/review", c)));
     };
-    if let Some(page) =
-        decision_step_up(state, limiter, client_ip, &staff, &origin, &row, &d, true).await?
-    {
+    if let Some(page) = decision_step_up(state, &check, &staff, &origin, &row, &d, true).await? {
         return Ok(page);
     }
     let outcome = refunds::approve(
@@ -448,8 +442,7 @@ pub(super) async fn refused(
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn reject(
     state: &State<AppState>,
-    limiter: &State<SignInLimiter>,
-    client_ip: Option<IpAddr>,
+    check: stepup::Check<'_>,
     staff: SignedIn,
     origin: RequestOrigin,
     id: &str,
@@ -474,9 +467,7 @@ pub(super) async fn reject(
         .await?;
         return Ok(Answer::Invalid(render("refunds/review", c)));
     }
-    if let Some(page) =
-        decision_step_up(state, limiter, client_ip, &staff, &origin, &row, &d, false).await?
-    {
+    if let Some(page) = decision_step_up(state, &check, &staff, &origin, &row, &d, false).await? {
         return Ok(page);
     }
     let outcome = refunds::reject(

@@ -18,6 +18,7 @@ use rocket::Route;
 pub fn routes() -> Vec<Route> {
     rocket::routes![
         ask::form,
+        ask::answers,
         ask::check,
         ask::confirm,
         decide::queue,

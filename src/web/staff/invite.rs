@@ -2,7 +2,6 @@
 //! invitation, behind a fresh second factor.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 
 use rocket::form::FromForm;
 use rocket::response::Redirect;
@@ -14,7 +13,6 @@ use crate::identity::staff_admin::{self, Admin, InviteForm, Invited, Scope};
 use crate::web::auth::RequestOrigin;
 use crate::web::errors::PageError;
 use crate::web::pages::{self, problem, render, Answer};
-use crate::web::ratelimit::SignInLimiter;
 use crate::web::session::{CsrfForm, SignedIn};
 use crate::web::stepup;
 use crate::AppState;
@@ -133,8 +131,7 @@ pub(super) async fn invite_page(
 #[rocket::post("/admin/staff/invite", data = "<form>")]
 pub(super) async fn invite(
     state: &State<AppState>,
-    limiter: &State<SignInLimiter>,
-    client_ip: Option<IpAddr>,
+    check: stepup::Check<'_>,
     staff: SignedIn,
     origin: RequestOrigin,
     form: CsrfForm<InviteFields>,
@@ -173,7 +170,7 @@ pub(super) async fn invite(
         button: "Send invitation",
         back: "/admin/staff/invite".into(),
     };
-    if let Some(page) = stepup::require(state, limiter, client_ip, &staff, &origin.0, gate).await? {
+    if let Some(page) = check.require(state, &staff, &origin.0, gate).await? {
         return Ok(page);
     }
     let outcome = staff_admin::invite(state, &admin, &ask).await?;

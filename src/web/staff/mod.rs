@@ -8,8 +8,6 @@
 mod invite;
 mod person;
 
-use std::net::IpAddr;
-
 use rocket::http::{ContentType, Header, Status};
 use rocket::{Route, State};
 use serde_json::{json, Value};
@@ -18,7 +16,6 @@ use super::auth::RequestOrigin;
 use super::errors::PageError;
 use super::format::local_time;
 use super::pages::{self, render, Answer};
-use super::ratelimit::SignInLimiter;
 use super::session::{CsrfForm, SignedIn};
 use super::stepup;
 use crate::identity::access_review as review;
@@ -155,8 +152,7 @@ pub enum Download {
 #[rocket::post("/admin/staff/access-review", data = "<form>")]
 async fn access_review(
     state: &State<AppState>,
-    limiter: &State<SignInLimiter>,
-    client_ip: Option<IpAddr>,
+    check: stepup::Check<'_>,
     staff: SignedIn,
     origin: RequestOrigin,
     form: CsrfForm<PersonFields>,
@@ -173,7 +169,7 @@ async fn access_review(
         button: "Download access review",
         back: LIST.into(),
     };
-    if let Some(page) = stepup::require(state, limiter, client_ip, &staff, &origin.0, gate).await? {
+    if let Some(page) = check.require(state, &staff, &origin.0, gate).await? {
         return Ok(Download::Page(page));
     }
     let (csv, _rows) = review::export(state, &admin).await?;

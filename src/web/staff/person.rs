@@ -1,8 +1,6 @@
 //! A person's page (`/admin/staff/<id>`): their roles and sessions, and the account actions on
 //! it (role, removal, disable, enable, sign-out, authenticator reset, invitation resend or revoke).
 
-use std::net::IpAddr;
-
 use rocket::form::FromForm;
 use rocket::http::Status;
 use rocket::response::Redirect;
@@ -18,7 +16,6 @@ use crate::web::auth::RequestOrigin;
 use crate::web::errors::PageError;
 use crate::web::format::local_time;
 use crate::web::pages::{self, problem, render, Answer};
-use crate::web::ratelimit::SignInLimiter;
 use crate::web::session::{CsrfForm, SignedIn};
 use crate::web::stepup;
 use crate::AppState;
@@ -231,8 +228,7 @@ fn to_person(person: &Person, notice: &str) -> Answer {
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn set_role(
     state: &State<AppState>,
-    limiter: &State<SignInLimiter>,
-    client_ip: Option<IpAddr>,
+    check: stepup::Check<'_>,
     staff: SignedIn,
     origin: RequestOrigin,
     id: &str,
@@ -252,7 +248,7 @@ pub(super) async fn set_role(
         format!("change {}'s access", person.name),
         "Change access",
     );
-    if let Some(page) = stepup::require(state, limiter, client_ip, &staff, &origin.0, gate).await? {
+    if let Some(page) = check.require(state, &staff, &origin.0, gate).await? {
         return Ok(page);
     }
     match staff_admin::set_role(state, &admin, &person, &f.service, &f.role).await? {
@@ -338,8 +334,7 @@ impl AccountAction {
 #[allow(clippy::too_many_arguments)]
 async fn account_action(
     state: &AppState,
-    limiter: &SignInLimiter,
-    client_ip: Option<IpAddr>,
+    check: &stepup::Check<'_>,
     staff: &SignedIn,
     origin: &RequestOrigin,
     id: &str,
@@ -353,7 +348,7 @@ async fn account_action(
     }
     let (what, verb, button, notice) = action.words();
     let gate = gate_for(&f, &person, what, verb, action.purpose(&person), button);
-    if let Some(page) = stepup::require(state, limiter, client_ip, staff, &origin.0, gate).await? {
+    if let Some(page) = check.require(state, staff, &origin.0, gate).await? {
         return Ok(page);
     }
     let outcome = match action {
@@ -379,8 +374,7 @@ async fn account_action(
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn disable(
     state: &State<AppState>,
-    limiter: &State<SignInLimiter>,
-    client_ip: Option<IpAddr>,
+    check: stepup::Check<'_>,
     staff: SignedIn,
     origin: RequestOrigin,
     id: &str,
@@ -388,8 +382,7 @@ pub(super) async fn disable(
 ) -> Result<Answer, PageError> {
     account_action(
         state,
-        limiter,
-        client_ip,
+        &check,
         &staff,
         &origin,
         id,
@@ -403,8 +396,7 @@ pub(super) async fn disable(
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn enable(
     state: &State<AppState>,
-    limiter: &State<SignInLimiter>,
-    client_ip: Option<IpAddr>,
+    check: stepup::Check<'_>,
     staff: SignedIn,
     origin: RequestOrigin,
     id: &str,
@@ -412,8 +404,7 @@ pub(super) async fn enable(
 ) -> Result<Answer, PageError> {
     account_action(
         state,
-        limiter,
-        client_ip,
+        &check,
         &staff,
         &origin,
         id,
@@ -443,8 +434,7 @@ pub(super) async fn sign_out(
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn reset_authenticator(
     state: &State<AppState>,
-    limiter: &State<SignInLimiter>,
-    client_ip: Option<IpAddr>,
+    check: stepup::Check<'_>,
     staff: SignedIn,
     origin: RequestOrigin,
     id: &str,
@@ -452,8 +442,7 @@ pub(super) async fn reset_authenticator(
 ) -> Result<Answer, PageError> {
     account_action(
         state,
-        limiter,
-        client_ip,
+        &check,
         &staff,
         &origin,
         id,
