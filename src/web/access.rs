@@ -56,6 +56,7 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("POST", "/setup/<token>", Access::Public),
     ("GET", "/forgot-password", Access::Public),
     ("POST", "/forgot-password", Access::Public),
+    ("GET", "/forgot-password/sent", Access::Public),
     ("GET", "/reset-password/<token>", Access::Public),
     ("POST", "/reset-password/<token>", Access::Public),
     // Your account.
@@ -298,6 +299,11 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
         Access::Permission(Permission::IntegrationsManage),
     ),
     (
+        "GET",
+        "/integrations/events/<id>/secret",
+        Access::Permission(Permission::IntegrationsManage),
+    ),
+    (
         "POST",
         "/integrations/events/<id>/deliveries/<delivery>/replay",
         Access::Permission(Permission::IntegrationsManage),
@@ -363,6 +369,11 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     (
         "GET",
         "/admin/tokens/<id>",
+        Access::Permission(Permission::IntegrationsManage),
+    ),
+    (
+        "GET",
+        "/admin/tokens/<id>/made",
         Access::Permission(Permission::IntegrationsManage),
     ),
     (

@@ -8,7 +8,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use rocket::form::FromForm;
-use rocket::http::Status;
+use rocket::http::{CookieJar, Status};
 use rocket::response::Redirect;
 use rocket::{Route, State};
 use rocket_dyn_templates::Template;
@@ -18,6 +18,7 @@ use super::auth::RequestOrigin;
 use super::errors::PageError;
 use super::format::local_time;
 use super::pages::{self, problem, render, Answer};
+use super::reveal::{self, Reveal};
 use super::session::{CsrfForm, SignedIn};
 use super::stepup;
 use crate::identity::permissions::Permission;
@@ -28,7 +29,7 @@ use crate::store::{api_tokens as token_store, staff as staff_store};
 use crate::AppState;
 
 pub fn routes() -> Vec<Route> {
-    rocket::routes![index, new_form, create, show, revoke, hand_over, docs]
+    rocket::routes![index, new_form, create, made, show, revoke, hand_over, docs]
 }
 
 /// How long a new token lasts: (form value, label, days).
@@ -270,6 +271,7 @@ async fn new_form(state: &State<AppState>, staff: SignedIn) -> Result<Answer, Pa
 async fn create(
     state: &State<AppState>,
     check: stepup::Check<'_>,
+    jar: &CookieJar<'_>,
     staff: SignedIn,
     origin: RequestOrigin,
     form: CsrfForm<Fields>,
@@ -349,17 +351,20 @@ async fn create(
     .await?
     {
         Ok(created) => {
-            let mut names = Names::default();
-            let mut c = pages::signed_in(state, &staff, "/admin/tokens");
-            let found = token_store::by_id_with_maker(&state.db, created.token.id)
-                .await?
-                .ok_or(Status::NotFound)?;
-            c.insert(
-                "token".into(),
-                token_view(state, &mut names, &mine, &found).await?,
+            let id = created.token.id;
+            reveal::hold(
+                jar,
+                &state.config,
+                &Reveal {
+                    what: "api_token".into(),
+                    id,
+                    secret: created.secret,
+                    until: None,
+                },
             );
-            c.insert("secret".into(), json!(created.secret));
-            Ok(Answer::Page(render("api_tokens/created", c)))
+            Ok(Answer::Redirect(Redirect::to(format!(
+                "/admin/tokens/{id}/made"
+            ))))
         }
         Err(found) => {
             let problems: Vec<(String, String)> =
@@ -384,6 +389,27 @@ async fn token_of(
         .filter(|t| ids.contains(&t.token.service_id))
         .ok_or(Status::NotFound)?;
     Ok((mine, token))
+}
+
+/// The token just made, with its secret this once (post/redirect/get); read again, the page
+/// says the secret is not kept.
+#[rocket::get("/admin/tokens/<id>/made")]
+async fn made(
+    state: &State<AppState>,
+    staff: SignedIn,
+    jar: &CookieJar<'_>,
+    id: &str,
+) -> Result<Answer, PageError> {
+    let (mine, token) = token_of(state, &staff, id).await?;
+    let mut names = Names::default();
+    let mut c = pages::signed_in(state, &staff, "/admin/tokens");
+    c.insert(
+        "token".into(),
+        token_view(state, &mut names, &mine, &token).await?,
+    );
+    let shown = reveal::take(jar, "api_token", token.token.id);
+    c.insert("secret".into(), json!(shown.map(|r| r.secret)));
+    Ok(Answer::Page(render("api_tokens/created", c)))
 }
 
 #[rocket::get("/admin/tokens/<id>")]

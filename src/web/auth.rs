@@ -33,6 +33,7 @@ pub fn routes() -> Vec<Route> {
         setup,
         forgot_page,
         forgot,
+        forgot_sent,
         reset_page,
         reset,
     ]
@@ -636,8 +637,16 @@ async fn forgot(
         return Ok(Answer::Invalid(render("auth/forgot", c)));
     }
     accounts::request_password_reset(state, &email, req_origin.0.ip.clone()).await?;
-    let c = pages::signed_out(state, &csrf.0);
-    Ok(Answer::Page(render("auth/forgot_sent", c)))
+    Ok(Answer::Redirect(Redirect::to("/forgot-password/sent")))
+}
+
+/// What the form said once sent (the same whatever the address was).
+#[rocket::get("/forgot-password/sent")]
+fn forgot_sent(state: &State<AppState>, csrf: CsrfToken) -> Answer {
+    Answer::Page(render(
+        "auth/forgot_sent",
+        pages::signed_out(state, &csrf.0),
+    ))
 }
 
 #[rocket::get("/reset-password/<token>")]

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use rocket::form::FromForm;
-use rocket::http::Status;
+use rocket::http::{CookieJar, Status};
 use rocket::response::Redirect;
 use rocket::{Route, State};
 use serde_json::{json, Map, Value};
@@ -16,6 +16,7 @@ use super::auth::RequestOrigin;
 use super::errors::PageError;
 use super::format::local_time;
 use super::pages::{self, problem, render, Answer};
+use super::reveal::{self, Reveal};
 use super::session::{CsrfForm, SignedIn};
 use super::stepup;
 use crate::identity::permissions::Permission;
@@ -38,6 +39,7 @@ pub fn routes() -> Vec<Route> {
         enable,
         disable,
         rotate,
+        secret,
         replay,
         replay_failed
     ]
@@ -283,19 +285,48 @@ async fn new_form(
     Ok(Answer::Page(render("events/form", c)))
 }
 
-/// The page that shows a new secret, once.
-fn secret_page(
+/// A new signing secret goes to the page after the redirect, which shows it once.
+fn show_secret(
+    jar: &CookieJar<'_>,
     state: &AppState,
-    staff: &SignedIn,
     endpoint_id: i64,
-    secret: &str,
-    rotated_until: Option<String>,
+    secret: String,
+    until: Option<String>,
 ) -> Answer {
-    let mut c = pages::signed_in(state, staff, "/integrations/events");
-    c.insert("secret".into(), json!(secret));
-    c.insert("endpoint_href".into(), json!(endpoint_href(endpoint_id)));
-    c.insert("rotated_until".into(), json!(rotated_until));
-    Answer::Page(render("events/secret", c))
+    reveal::hold(
+        jar,
+        &state.config,
+        &Reveal {
+            what: "event_endpoint".into(),
+            id: endpoint_id,
+            secret,
+            until,
+        },
+    );
+    Answer::Redirect(Redirect::to(format!(
+        "{}/secret",
+        endpoint_href(endpoint_id)
+    )))
+}
+
+/// The endpoint's new signing secret, this once; read again, the page says it is not kept.
+#[rocket::get("/integrations/events/<id>/secret")]
+async fn secret(
+    state: &State<AppState>,
+    staff: SignedIn,
+    jar: &CookieJar<'_>,
+    id: &str,
+) -> Result<Answer, PageError> {
+    let (endpoint, _) = endpoint_of(state, &staff, id).await?;
+    let shown = reveal::take(jar, "event_endpoint", endpoint.id);
+    let mut c = pages::signed_in(state, &staff, "/integrations/events");
+    c.insert(
+        "secret".into(),
+        json!(shown.as_ref().map(|r| r.secret.clone())),
+    );
+    c.insert("endpoint_href".into(), json!(endpoint_href(endpoint.id)));
+    c.insert("rotated_until".into(), json!(shown.and_then(|r| r.until)));
+    Ok(Answer::Page(render("events/secret", c)))
 }
 
 #[rocket::post("/integrations/events/new", data = "<form>")]
@@ -303,6 +334,7 @@ fn secret_page(
 async fn create(
     state: &State<AppState>,
     check: stepup::Check<'_>,
+    jar: &CookieJar<'_>,
     staff: SignedIn,
     origin: RequestOrigin,
     form: CsrfForm<EndpointFields>,
@@ -346,7 +378,7 @@ async fn create(
     )
     .await?;
     match made {
-        Ok((id, secret)) => Ok(secret_page(state, &staff, id, &secret, None)),
+        Ok((id, secret)) => Ok(show_secret(jar, state, id, secret, None)),
         Err(problems) => {
             let c = form_page(state, &staff, &services, None, &f, &problems);
             Ok(Answer::Invalid(render("events/form", c)))
@@ -641,6 +673,7 @@ async fn disable(
 async fn rotate(
     state: &State<AppState>,
     check: stepup::Check<'_>,
+    jar: &CookieJar<'_>,
     staff: SignedIn,
     origin: RequestOrigin,
     id: &str,
@@ -673,13 +706,7 @@ async fn rotate(
     .ok_or(Status::NotFound)?;
     let (secret, until) = rotated;
     let until = local_time(state.config.time_zone, store::to_micros(until));
-    Ok(secret_page(
-        state,
-        &staff,
-        endpoint.id,
-        &secret,
-        Some(until),
-    ))
+    Ok(show_secret(jar, state, endpoint.id, secret, Some(until)))
 }
 
 /// A replay the rules refused: the endpoint page again, saying why.

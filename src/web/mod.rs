@@ -24,6 +24,7 @@ pub mod payments;
 pub mod ratelimit;
 pub mod refunds;
 pub mod request;
+pub mod reveal;
 pub mod session;
 pub mod sso;
 pub mod staff;

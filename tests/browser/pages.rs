@@ -762,6 +762,20 @@ async fn a_large_refund_is_asked_for_and_approved_by_someone_else() {
         banner.contains("Refund of £100.01 requested; it needs approval"),
         "{banner}"
     );
+    // Back from the result: the check page, read by GET (no "Confirm Form Resubmission"),
+    // says the refund was asked for and offers nothing to send again.
+    c.back().await.unwrap();
+    check(
+        &browser,
+        "refund-already-asked",
+        "You have asked for this refund",
+        &mut errors,
+    )
+    .await;
+    assert!(
+        !c.source().await.unwrap().contains("Confirm refund"),
+        "nothing to confirm again"
+    );
     demo.sign_out(&browser, &mut errors).await;
 
     // Finance: the queue, the request, a rejection without a reason, then approval.

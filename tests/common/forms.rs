@@ -76,4 +76,18 @@ impl TestApp {
             .dispatch()
             .await
     }
+
+    /// A form's answer that is a redirect (post/redirect/get), followed as a browser would:
+    /// the page it leads to, read by GET.
+    pub async fn follow(&self, response: LocalResponse<'_>) -> String {
+        assert_eq!(
+            response.status(),
+            rocket::http::Status::SeeOther,
+            "a redirect after the form"
+        );
+        let to = location(&response);
+        let page = self.client.get(to.clone()).dispatch().await;
+        assert_eq!(page.status(), rocket::http::Status::Ok, "{to}");
+        page.into_string().await.unwrap_or_default()
+    }
 }

@@ -217,9 +217,22 @@ async fn a_token_is_shown_once_stored_hashed_and_refused_once_revoked_or_expired
     with_code.push(("stepping_up", "1"));
     with_code.push(("code", &code));
     let r = app.post_form("/admin/tokens", &with_code).await;
-    assert_eq!(r.status(), Status::Ok);
-    let html = r.into_string().await.unwrap();
+    let made = crate::common::location(&r);
+    let html = app.follow(r).await;
     let secret = input_value(&html, "token-secret").expect("the token is shown");
+    // Read again (Back, a refresh): the token is not shown.
+    let again = app
+        .client
+        .get(made)
+        .dispatch()
+        .await
+        .into_string()
+        .await
+        .unwrap();
+    assert!(
+        !again.contains(&secret) && again.contains("shown once"),
+        "{again}"
+    );
     assert!(secret.starts_with("pdk_") && secret.len() == 47, "{secret}");
 
     // Stored hashed: the row holds SHA-256 of the token and nothing of the rest of it.

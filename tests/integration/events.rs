@@ -329,11 +329,25 @@ async fn refund_and_payment_events_are_signed_and_retried_with_one_id() {
             ],
         )
         .await;
-    assert_eq!(r.status(), Status::Ok);
-    let html = r.into_string().await.unwrap();
+    // Post/redirect/get: the secret is shown on the page after the redirect, once.
+    let to = crate::common::location(&r);
+    let html = app.follow(r).await;
     let secret = input_value(&html, "secret").expect("the secret is shown");
     assert!(signature::secret_bytes(&secret).is_ok(), "{secret}");
     let endpoint_id = event_store::all_endpoints(&app.state.db).await.unwrap()[0].id;
+    assert_eq!(to, format!("/integrations/events/{endpoint_id}/secret"));
+    // Back, or a refresh: the page says it is not kept, and shows no secret.
+    let again = app
+        .client
+        .get(to)
+        .dispatch()
+        .await
+        .into_string()
+        .await
+        .unwrap();
+    assert!(input_value(&again, "secret").is_none(), "{again}");
+    assert!(again.contains("shown once"), "{again}");
+    assert!(!again.contains(&secret));
     let page = app
         .client
         .get(format!("/integrations/events/{endpoint_id}"))
@@ -897,8 +911,7 @@ async fn a_rotated_secret_signs_beside_the_new_one_during_the_overlap() {
     let r = app
         .post_form(&rotate, &[("csrf_token", &app.token())])
         .await;
-    assert_eq!(r.status(), Status::Ok);
-    let html = r.into_string().await.unwrap();
+    let html = app.follow(r).await;
     assert!(html.contains("name=\"stepping_up\""), "{html}");
     assert!(
         input_value(&html, "secret").is_none(),
@@ -927,8 +940,7 @@ async fn a_rotated_secret_signs_beside_the_new_one_during_the_overlap() {
             ],
         )
         .await;
-    assert_eq!(r.status(), Status::Ok);
-    let new = input_value(&r.into_string().await.unwrap(), "secret").unwrap();
+    let new = input_value(&app.follow(r).await, "secret").unwrap();
     assert_ne!(new, old);
 
     emit(&app, service_id, EventType::RefundSucceeded, 1).await;

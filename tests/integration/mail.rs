@@ -37,20 +37,26 @@ async fn forgot_password_mails_a_single_use_link_and_answers_the_same_for_unknow
                     &[("csrf_token", &token), ("email", email)],
                 )
                 .await;
+            // Post/redirect/get: the page after the form is read by GET.
+            let status = r.status();
+            let to = crate::common::location(&r);
+            let page = app.client.get(to.clone()).dispatch().await;
             (
-                r.status(),
-                r.into_string().await.unwrap().replace(&token, "TOKEN"),
+                status,
+                to,
+                page.into_string().await.unwrap().replace(&token, "TOKEN"),
             )
         }
     };
     let unknown = ask("nobody@example.gov.uk").await;
     let known = ask("ada@example.gov.uk").await;
-    assert_eq!(known.0, Status::Ok);
+    assert_eq!(known.0, Status::SeeOther);
+    assert_eq!(known.1, "/forgot-password/sent");
     assert_eq!(
         unknown, known,
         "the same answer whether or not the address has an account"
     );
-    assert!(known.1.contains("Check your email"));
+    assert!(known.2.contains("Check your email"));
 
     // The mail goes out through the job queue, to the real SMTP server.
     let pass = app.state.job_runner().run_due().await.unwrap();

@@ -93,7 +93,7 @@ async fn ask_reset(app: &TestApp, ip: &str, email: &str) -> String {
         &[("csrf_token", &token), ("email", email)],
     )
     .await;
-    assert_eq!(status, Status::Ok);
+    assert_eq!(status, Status::SeeOther);
     let mails = queued_mail(app, email).await;
     assert_eq!(mails.len(), before + 1, "a reset email");
     // Newest first: the link in the mail just queued.
