@@ -90,6 +90,8 @@ pub struct Plan {
     statuses: Vec<(&'static str, Option<&'static str>)>,
     /// (service id, pass), in the order they are written.
     slices: Vec<(i64, Pass)>,
+    /// Only these journeys, when the export is of what a search found.
+    journeys: Option<Vec<i64>>,
     /// The export's own connection: its counts, metadata keys and pages are read there, so
     /// that reading millions of rows fills one small cache (see `Reader`), not the pool's.
     reader: tokio::sync::Mutex<Option<Reader>>,
@@ -158,8 +160,48 @@ impl Plan {
             services,
             layout,
             slices,
+            journeys: None,
             reader: tokio::sync::Mutex::new(Some(reader)),
         })
+    }
+
+    /// An export of the payments a search found (`ids`, at most the search's count cap, in
+    /// `services`): payment rows only, with the same columns and rules as any export, in
+    /// the order they were made. The payments page's "download these results".
+    pub async fn of_journeys(
+        db: &Db,
+        services: Vec<ServiceAccount>,
+        ids: Vec<i64>,
+        time_zone: &str,
+    ) -> Result<Plan, ExportError> {
+        let filter = Filter {
+            services: services.iter().map(|s| s.slug.clone()).collect(),
+            by: export_store::DateBasis::Created,
+            from: String::new(),
+            to: String::new(),
+            time_zone: time_zone.to_string(),
+            statuses: Vec::new(),
+            payments: true,
+            refunds: false,
+        };
+        let mut plan = Plan::prepare(db, filter, services, None).await?;
+        plan.range = Range::Created {
+            from: i64::MIN,
+            to: i64::MAX,
+        };
+        plan.journeys = Some(ids);
+        Ok(plan)
+    }
+
+    /// What the audit entry says the export was of.
+    fn described(&self) -> Value {
+        match &self.journeys {
+            Some(ids) => json!({
+                "search_results": ids.len(),
+                "services": self.filter.services,
+            }),
+            None => filter_json(&self.filter),
+        }
     }
 
     /// Close the export's connection (it also closes when the plan is dropped).
@@ -176,6 +218,7 @@ impl Plan {
             pass,
             range: &self.range,
             statuses: &self.statuses,
+            journeys: self.journeys.as_deref(),
         })
     }
 
@@ -359,7 +402,7 @@ pub fn stream(db: Db, clock: SharedClock, plan: Plan, who: Downloader) -> Chunks
         let mut event = AuditEvent::new(who.actor, "export_downloaded", "export:stream")
             .from_ip(who.ip)
             .details(json!({
-                "filter": filter_json(&plan.filter),
+                "filter": plan.described(),
                 "rows": rows,
                 "streamed": true,
                 "problem": outcome.as_ref().err(),

@@ -6,6 +6,7 @@ mod filters;
 mod form;
 pub mod query;
 
+pub use crate::store::search::Totals;
 use crate::store::search::{self as sql, Row, Shape};
 use crate::store::sql::Built;
 use crate::store::{Db, StoreResult};
@@ -22,6 +23,8 @@ pub struct Results {
     pub next: Option<String>,
     pub previous: Option<String>,
     pub shape: Shape,
+    /// What the matching payments add up to, when there are no more than `COUNT_CAP`.
+    pub totals: Option<Totals>,
 }
 
 impl Results {
@@ -84,6 +87,7 @@ pub async fn run_with(
             next: None,
             previous: None,
             shape: Shape::Branches(0),
+            totals: None,
         });
     }
     let limit = PAGE_SIZE as i64 + 1;
@@ -115,7 +119,32 @@ pub async fn run_with(
             c.remember(&plan.count);
         }
     }
-    Ok(paginate(rows, count, search, plan.shape, PAGE_SIZE))
+    // Totals of a result set small enough to count: every row it matches is read (a capped
+    // count skips this, so the broadest lists cost nothing more).
+    let totals = if count > 0 && count <= COUNT_CAP {
+        Some(sql::totals(db, &plan).await?)
+    } else {
+        None
+    };
+    let mut results = paginate(rows, count, search, plan.shape, PAGE_SIZE);
+    results.totals = totals.or((count == 0).then(Totals::default));
+    Ok(results)
+}
+
+/// Every payment `search` matches in `services`, as journey ids, when there are no more than
+/// `COUNT_CAP` of them (None when there are more): what "download these results" writes.
+pub async fn all_matching(
+    db: &Db,
+    services: &[i64],
+    search: &Search,
+) -> StoreResult<Option<Vec<i64>>> {
+    if services.is_empty() {
+        return Ok(Some(Vec::new()));
+    }
+    let plan = sql::plan(db, services, search, 1, COUNT_CAP, &|_: &Built| false).await?;
+    let ids = sql::matching_ids(db, &plan).await?;
+    // Each walk stops after the cap + 1: more than the cap in all means the set is not whole.
+    Ok((ids.len() as i64 <= COUNT_CAP).then_some(ids))
 }
 
 /// One page of `page_size` rows of `search` in `services`, without a count (for the API,
@@ -181,5 +210,6 @@ fn paginate(
         rows,
         count,
         shape,
+        totals: None,
     }
 }

@@ -56,6 +56,22 @@ impl Builder {
 
     /// The conditions of a range of integers (times in microseconds) on `col`, from inclusive
     /// to exclusive, either end open: `col >= $1`, `col < $2`.
+    /// `col` is one of `ids`, however many: one bound value (a JSON array read by SQLite's
+    /// `json_each`, a PostgreSQL array), not one per id.
+    pub(crate) fn one_of(&mut self, col: &str, ids: &[i64]) -> String {
+        let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        match self.backend {
+            Backend::Sqlite => format!(
+                "{col} IN (SELECT value FROM json_each({}))",
+                self.text(&format!("[{list}]"))
+            ),
+            Backend::Postgres => format!(
+                "{col} = ANY(CAST({} AS BIGINT[]))",
+                self.text(&format!("{{{list}}}"))
+            ),
+        }
+    }
+
     pub(crate) fn half_open(&mut self, col: &str, lo: Option<i64>, hi: Option<i64>) -> Vec<String> {
         self.bounds(col, lo.map(Bind::Int), (hi.map(Bind::Int), "<"))
     }

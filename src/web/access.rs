@@ -96,6 +96,12 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
         Access::Permission(Permission::PaymentsCancel),
     ),
     // Refunds: asking for one on a payment's page, and approving them.
+    // The payments page's results as a CSV, for those who may export them.
+    (
+        "GET",
+        "/payments/download",
+        Access::Permission(Permission::ExportsCreate),
+    ),
     (
         "GET",
         "/payments/<id>/refund",

@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value};
 
 use super::auth::RequestOrigin;
 use super::errors::PageError;
+use super::exports::search::download_href;
 use super::format::{local_time, thousands};
 use super::journey_lookup::{back_query, find_journey, page_href, readable_services};
 use super::pages::{self, problem, render, Answer};
@@ -18,6 +19,7 @@ use super::payment_rows::{card_summary, result_rows};
 use super::session::{CsrfForm, SignedIn};
 use crate::audit::{self, AuditEvent};
 use crate::dashboard::money;
+use crate::exports;
 use crate::identity::permissions::Permission;
 use crate::journeys::actions::{self, Cancel, PlatformAccess, Refresh};
 use crate::search::query::{self, Form, Period, Sort, StatusGroup, BRANDS, COUNT_CAP};
@@ -255,12 +257,30 @@ async fn list(
             f.before = before.cloned().unwrap_or_default();
             format!("/payments?{}", f.to_query())
         };
+        // What the results add up to, and their download, when the count is whole; the
+        // download only where the person may export every service searched.
+        let exportable = exports::exportable_services(&state.db, &staff.grants).await?;
+        let may_download = !chosen.is_empty()
+            && chosen
+                .iter()
+                .all(|s| exportable.iter().any(|e| e.id == s.id));
+        let totals = results.totals.filter(|_| results.count > 0).map(|t| {
+            json!({
+                "amount": crate::money::pounds(t.amount),
+                "taken": crate::money::pounds(t.taken),
+            })
+        });
+        let download_href = (may_download && results.totals.is_some() && results.count > 0)
+            .then(|| download_href(&form));
         c.insert(
             "results".into(),
             json!({
                 "rows_html": rows_html,
                 "has_rows": !results.rows.is_empty(),
                 "count_text": count_text,
+                "totals": totals,
+                "download_href": download_href,
+                "count_capped": results.count_capped(),
                 "next_href": results.next.as_ref().map(|n| link(Some(n), None)),
                 "prev_href": results.previous.as_ref().map(|p| link(None, Some(p))),
                 "first_href": search.cursor.map(|_| link(None, None)),

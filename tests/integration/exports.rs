@@ -23,7 +23,7 @@ use crate::common::{form_body, location, TestApp};
 /// Parse CSV strictly: records end with CRLF; a field is either unquoted (no quote, comma,
 /// CR or LF inside) or quoted with inner quotes doubled and nothing after the closing quote
 /// but a comma or CRLF; every record has as many fields as the first.
-fn strict_csv(text: &str) -> Result<Vec<Vec<String>>, String> {
+pub(crate) fn strict_csv(text: &str) -> Result<Vec<Vec<String>>, String> {
     let b = text.as_bytes();
     let mut records = Vec::new();
     let mut record = Vec::new();
@@ -105,7 +105,7 @@ fn the_strict_reader_is_strict() {
 
 // ---- fixtures --------------------------------------------------------------------------------
 
-fn journey(reference: &str, created: OffsetDateTime) -> JourneyRecord {
+pub(crate) fn journey(reference: &str, created: OffsetDateTime) -> JourneyRecord {
     let mut j = crate::common::journey_record(
         &format!("pay-{}", reference.to_lowercase()),
         reference,
@@ -117,7 +117,7 @@ fn journey(reference: &str, created: OffsetDateTime) -> JourneyRecord {
     j
 }
 
-async fn store(app: &TestApp, service_id: i64, records: &[JourneyRecord]) {
+pub(crate) async fn store(app: &TestApp, service_id: i64, records: &[JourneyRecord]) {
     crate::common::store_journeys(app, service_id, records).await
 }
 
@@ -193,7 +193,7 @@ async fn paydesk_request(
 }
 
 /// An app with a "parking" service and a finance person who may export from it.
-async fn parking_with_finance() -> (TestApp, i64, crate::common::Person) {
+pub(crate) async fn parking_with_finance() -> (TestApp, i64, crate::common::Person) {
     let app = TestApp::new().await;
     let parking = app.service("parking").await;
     let finance = app
@@ -203,7 +203,7 @@ async fn parking_with_finance() -> (TestApp, i64, crate::common::Person) {
 }
 
 /// Sign out, then in as `person`.
-async fn switch_to(app: &TestApp, person: &crate::common::Person) {
+pub(crate) async fn switch_to(app: &TestApp, person: &crate::common::Person) {
     if app.session_cookie().is_some() {
         let token = app.token();
         let r = app.post_form("/logout", &[("csrf_token", &token)]).await;
@@ -241,7 +241,7 @@ async fn post_export(app: &TestApp, fields: &[(&str, &str)]) -> Csv {
     }
 }
 
-fn column(records: &[Vec<String>], name: &str) -> usize {
+pub(crate) fn column(records: &[Vec<String>], name: &str) -> usize {
     records[0]
         .iter()
         .position(|h| h == name)
@@ -249,7 +249,7 @@ fn column(records: &[Vec<String>], name: &str) -> usize {
 }
 
 /// Pounds text to pence, exactly.
-fn pence(s: &str) -> i64 {
+pub(crate) fn pence(s: &str) -> i64 {
     let neg = s.starts_with('-');
     let t = s.trim_start_matches('-');
     let (a, b) = t.split_once('.').expect("two decimals");
@@ -262,7 +262,7 @@ fn pence(s: &str) -> i64 {
     }
 }
 
-async fn audit_details(app: &TestApp, action: &str) -> Vec<Value> {
+pub(crate) async fn audit_details(app: &TestApp, action: &str) -> Vec<Value> {
     let rows: Vec<String> = paydesk::on_db!(&app.state.db, pool => sqlx::query_scalar::<_, String>(
         "SELECT details FROM audit_log WHERE action = $1 ORDER BY seq")
         .bind(action)
@@ -1463,6 +1463,7 @@ async fn pages_join_up_exactly_across_ties_in_time_and_settlement_date() {
                 pass: Pass::Payments,
                 range,
                 statuses: &[],
+                journeys: None,
             };
             let after = Key {
                 date: Some("2026-10-06".into()),

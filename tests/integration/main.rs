@@ -25,6 +25,7 @@ mod process;
 mod refund_pages;
 mod refunds;
 mod search;
+mod search_download;
 mod sso;
 mod trust_access;
 mod trust_addresses;

@@ -68,6 +68,8 @@ pub struct Slice<'a> {
     pub range: &'a Range,
     /// (status, state code) pairs a payment must match; empty: any status.
     pub statuses: &'a [(&'static str, Option<&'static str>)],
+    /// Only these journeys (the payments a search found), when given.
+    pub journeys: Option<&'a [i64]>,
 }
 
 /// A row as the export writes it, its text borrowed from the page it was read from where it

@@ -74,6 +74,9 @@ pub(super) fn scope(b: &mut Builder, s: &Slice<'_>, lower: bool) -> (String, [&'
         // Refund rows are money that has left: the refunds the platform says succeeded.
         Pass::Refunds => cond.push("r.status = 'success'".into()),
     }
+    if let Some(ids) = s.journeys {
+        cond.push(b.one_of("j.id", ids));
+    }
     (format!("{from} WHERE {}", cond.join(" AND ")), cols)
 }
 
@@ -208,6 +211,7 @@ pub async fn totals_by_settlement(
         pass,
         range: &range,
         statuses: &[],
+        journeys: None,
     };
     let mut b = Builder::new(db.backend());
     let (sql, [date, ..]) = scope(&mut b, &s, true);

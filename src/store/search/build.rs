@@ -167,19 +167,71 @@ pub(super) fn build_count(
     cap: i64,
 ) -> Built {
     let mut b = Builder::new(backend);
+    let parts = matching(&mut b, services, s, driver, cap, "1 AS one");
+    let sql = match parts.as_slice() {
+        [one] => format!("SELECT COUNT(*) FROM ({one}) AS c"),
+        _ => {
+            let counts: Vec<String> = parts
+                .iter()
+                .enumerate()
+                .map(|(n, p)| format!("(SELECT COUNT(*) FROM ({p}) AS c{n})"))
+                .collect();
+            format!("SELECT {}", counts.join(" + "))
+        }
+    };
+    b.finish(sql)
+}
+
+/// The rows a search matches, at most `cap` + 1 of each walk (every one of them when the
+/// count is no more than `cap`), as (id, amount, status, total_amount): what the page's
+/// totals add up and what "download these results" writes.
+pub(super) fn build_matching(
+    backend: Backend,
+    services: &[i64],
+    s: &Search,
+    driver: Option<&Driver>,
+    cap: i64,
+) -> Built {
+    let mut b = Builder::new(backend);
+    let parts = matching(
+        &mut b,
+        services,
+        s,
+        driver,
+        cap,
+        "j.id AS id, j.amount AS amount, j.status AS status, j.total_amount AS total_amount",
+    );
+    let sql = parts
+        .iter()
+        .enumerate()
+        .map(|(n, p)| format!("SELECT * FROM ({p}) AS m{n}"))
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    b.finish(sql)
+}
+
+/// The statements that find a search's rows (`select` of each), each stopping after `cap` +
+/// 1: one led by `driver`, or one per walk of each service (the walks do not overlap).
+fn matching(
+    b: &mut Builder,
+    services: &[i64],
+    s: &Search,
+    driver: Option<&Driver>,
+    cap: i64,
+    select: &str,
+) -> Vec<String> {
     let mut s = s.clone();
     s.cursor = None;
     match driver {
         Some(d) => {
-            let mut conds = vec![lookup_scope(&mut b, d, services)];
-            conds.push(driver_condition(&mut b, d, services));
-            conds.extend(residuals(&mut b, &s, Some(d), &Walk::All));
+            let mut conds = vec![lookup_scope(b, d, services)];
+            conds.push(driver_condition(b, d, services));
+            conds.extend(residuals(b, &s, Some(d), &Walk::All));
             let lim = b.int(cap + 1);
-            let sql = format!(
-                "SELECT COUNT(*) FROM (SELECT 1 AS one FROM journeys j WHERE {} LIMIT {lim}) AS c",
+            vec![format!(
+                "SELECT {select} FROM journeys j WHERE {} LIMIT {lim}",
                 conds.join(" AND ")
-            );
-            b.finish(sql)
+            )]
         }
         None => {
             let mut parts = Vec::new();
@@ -196,20 +248,18 @@ pub(super) fn build_count(
                         Walk::Attention => conds.push("j.needs_attention".into()),
                         Walk::Metadata(k, v) => {
                             let d = Driver::Metadata(k.clone(), Some(v.clone()));
-                            conds.push(driver_condition(&mut b, &d, &[*service]));
+                            conds.push(driver_condition(b, &d, &[*service]));
                         }
                     }
-                    conds.extend(residuals(&mut b, &by_time, None, &walk));
+                    conds.extend(residuals(b, &by_time, None, &walk));
                     let lim = b.int(cap + 1);
                     parts.push(format!(
-                        "(SELECT COUNT(*) FROM (SELECT 1 AS one FROM journeys j WHERE {} LIMIT {lim}) AS c{})",
-                        conds.join(" AND "),
-                        parts.len()
+                        "SELECT {select} FROM journeys j WHERE {} LIMIT {lim}",
+                        conds.join(" AND ")
                     ));
                 }
             }
-            let sql = format!("SELECT {}", parts.join(" + "));
-            b.finish(sql)
+            parts
         }
     }
 }

@@ -289,19 +289,7 @@ pub(super) fn driver_condition(b: &mut Builder, d: &Driver, services: &[i64]) ->
             let amount = amount_condition(b, "j.amount", *lo, *hi);
             format!("j.card_brand = {brand} AND {amount}")
         }
-        Driver::Found(_, ids) => {
-            let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-            match b.backend() {
-                Backend::Sqlite => format!(
-                    "j.id IN (SELECT value FROM json_each({}))",
-                    b.text(&format!("[{list}]"))
-                ),
-                Backend::Postgres => format!(
-                    "j.id = ANY(CAST({} AS BIGINT[]))",
-                    b.text(&format!("{{{list}}}"))
-                ),
-            }
-        }
+        Driver::Found(_, ids) => b.one_of("j.id", ids),
         Driver::Settled(lo, hi) => {
             let mut parts = vec!["j.settled_date IS NOT NULL".to_string()];
             parts.extend(b.dates("j.settled_date", lo.as_deref(), hi.as_deref()));

@@ -31,7 +31,7 @@ use crate::on_db;
 use crate::search::query::Search;
 use crate::store::sql::{bound, Builder, Built};
 use crate::store::{Backend, Db, StoreResult};
-use build::{build_count, build_list, build_probe};
+use build::{build_count, build_list, build_matching, build_probe};
 use drivers::{drivers, Driver};
 pub use rows::{fetch_rows, sort_for_reading, Row};
 use walks::{residuals, walks, Walk};
@@ -64,6 +64,8 @@ pub struct Plan {
     pub shape: Shape,
     pub list: Built,
     pub count: Built,
+    /// The rows matched, up to the count's cap (see `build_matching`).
+    pub matching: Built,
     /// The count, when a probe has already counted exactly what `count` would.
     pub counted: Option<i64>,
     /// The probes run to choose, with what each found.
@@ -148,9 +150,42 @@ pub async fn plan(
         shape,
         list: build_list(backend, services, s, chosen.as_ref(), limit),
         count: build_count(backend, services, s, counter.as_ref(), cap),
+        matching: build_matching(backend, services, s, counter.as_ref(), cap),
         counted,
         probes,
     })
+}
+
+/// What the rows a search matched add up to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct Totals {
+    /// The payments' amounts, whatever became of them.
+    pub amount: i64,
+    /// The money taken: successful payments' total amount (with any surcharge). The same
+    /// rule as an export's Total Amount column (`exports::columns::payment_total_and_net`), so
+    /// the figure equals that column's sum in "download these results".
+    pub taken: i64,
+}
+
+/// The totals of the rows `plan` matches (every one of them when its count is under the cap).
+pub async fn totals(db: &Db, plan: &Plan) -> StoreResult<Totals> {
+    let sql = format!(
+        "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS amount, \
+         CAST(COALESCE(SUM(CASE WHEN status = 'success' THEN COALESCE(total_amount, amount) ELSE 0 END), 0) AS BIGINT) AS taken \
+         FROM ({}) AS matched",
+        plan.matching.sql
+    );
+    Ok(
+        on_db!(db, pool => bound!(sqlx::query_as::<_, Totals>(&sql), &plan.matching.binds).fetch_one(pool).await?),
+    )
+}
+
+/// The ids of the rows `plan` matches (every one of them when its count is under the cap).
+pub async fn matching_ids(db: &Db, plan: &Plan) -> StoreResult<Vec<i64>> {
+    let sql = format!("SELECT id FROM ({}) AS matched", plan.matching.sql);
+    Ok(
+        on_db!(db, pool => bound!(sqlx::query_scalar::<_, i64>(&sql), &plan.matching.binds).fetch_all(pool).await?),
+    )
 }
 
 /// The database's plan for a query, as text.

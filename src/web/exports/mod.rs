@@ -32,11 +32,13 @@ use crate::web::session::{CsrfForm, SignedIn};
 use crate::AppState;
 
 mod month_end;
+pub mod search;
 
 pub fn routes() -> Vec<Route> {
     rocket::routes![
         form_page,
         create,
+        search::download,
         export_page,
         export_status,
         download,
