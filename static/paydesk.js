@@ -129,6 +129,13 @@
     if (!event.persisted) {
       return;
     }
+    // A step of a flow whose answer may have changed since (a "Check your answers" page once
+    // confirmed, a "Confirm it's you" page once done) is read again rather than shown as it
+    // was: the server says what now holds.
+    if (document.querySelector('[data-paydesk-reload-on-back]')) {
+      window.location.reload();
+      return;
+    }
     var forms = document.querySelectorAll('form[data-paydesk-submitted-at]');
     Array.prototype.forEach.call(forms, function (form) {
       form.removeAttribute('data-paydesk-submitted-at');
