@@ -16,7 +16,6 @@ use super::auth::RequestOrigin;
 use super::errors::PageError;
 use super::format::local_time;
 use super::pages::{self, problem, render, Answer};
-use super::reveal::{self, Reveal};
 use super::session::{CsrfForm, SignedIn};
 use super::stepup;
 use crate::identity::permissions::Permission;
@@ -25,6 +24,9 @@ use crate::services::{self, ServiceAccount};
 use crate::store;
 use crate::store::events::{self as event_store, EndpointRow};
 use crate::AppState;
+
+mod secret;
+use secret::show_secret;
 
 const SECRET_STEP_UP: &str = "event endpoint secret"; // the step-up's name in the audit log
 
@@ -39,7 +41,7 @@ pub fn routes() -> Vec<Route> {
         enable,
         disable,
         rotate,
-        secret,
+        secret::secret,
         replay,
         replay_failed
     ]
@@ -283,50 +285,6 @@ async fn new_form(
     };
     let c = form_page(state, &staff, &services, None, &fields, &[]);
     Ok(Answer::Page(render("events/form", c)))
-}
-
-/// A new signing secret goes to the page after the redirect, which shows it once.
-fn show_secret(
-    jar: &CookieJar<'_>,
-    state: &AppState,
-    endpoint_id: i64,
-    secret: String,
-    until: Option<String>,
-) -> Answer {
-    reveal::hold(
-        jar,
-        &state.config,
-        &Reveal {
-            what: "event_endpoint".into(),
-            id: endpoint_id,
-            secret,
-            until,
-        },
-    );
-    Answer::Redirect(Redirect::to(format!(
-        "{}/secret",
-        endpoint_href(endpoint_id)
-    )))
-}
-
-/// The endpoint's new signing secret, this once; read again, the page says it is not kept.
-#[rocket::get("/integrations/events/<id>/secret")]
-async fn secret(
-    state: &State<AppState>,
-    staff: SignedIn,
-    jar: &CookieJar<'_>,
-    id: &str,
-) -> Result<Answer, PageError> {
-    let (endpoint, _) = endpoint_of(state, &staff, id).await?;
-    let shown = reveal::take(jar, "event_endpoint", endpoint.id);
-    let mut c = pages::signed_in(state, &staff, "/integrations/events");
-    c.insert(
-        "secret".into(),
-        json!(shown.as_ref().map(|r| r.secret.clone())),
-    );
-    c.insert("endpoint_href".into(), json!(endpoint_href(endpoint.id)));
-    c.insert("rotated_until".into(), json!(shown.and_then(|r| r.until)));
-    Ok(Answer::Page(render("events/secret", c)))
 }
 
 #[rocket::post("/integrations/events/new", data = "<form>")]
