@@ -7,6 +7,8 @@
 pub mod failed;
 pub mod figures;
 mod history;
+pub mod list;
+pub mod list_filters;
 pub mod rules;
 pub mod submit;
 

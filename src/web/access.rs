@@ -26,6 +26,9 @@ pub enum Access {
     /// Signed-in staff holding the permission in at least one service; the handler checks
     /// the permission against the service of the object it touches.
     Permission(Permission),
+    /// Signed-in staff holding at least one of these permissions in at least one service;
+    /// the handler shows each person what their own permissions allow.
+    AnyPermission(&'static [Permission]),
     /// CRM and case systems holding a live API token (`Authorization: Bearer`); the handler
     /// checks the token's scope and service. Anything else gets a 401 problem document.
     ApiToken,
@@ -132,6 +135,12 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
         "GET",
         "/refunds/failed",
         Access::Permission(Permission::PaymentsRead),
+    ),
+    // Refund requests: a caseworker's own, and for finance every one of their services.
+    (
+        "GET",
+        "/refunds/requests",
+        Access::AnyPermission(&[Permission::RefundsRequest, Permission::RefundsApprove]),
     ),
     (
         "GET",

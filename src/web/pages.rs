@@ -82,6 +82,12 @@ pub fn signed_in(state: &AppState, session: &CurrentSession, current: &str) -> M
         .can_somewhere(crate::identity::permissions::Permission::RefundsApprove)
     {
         items.push(("/refunds", "Refunds"));
+    } else if session
+        .grants
+        .can_somewhere(crate::identity::permissions::Permission::RefundsRequest)
+    {
+        // A caseworker's refunds are the ones they asked for.
+        items.push(("/refunds/requests", "Refunds"));
     }
     if session
         .grants

@@ -14,6 +14,7 @@ use super::csrf;
 use super::request::origin_ip;
 use crate::audit::{self, Actor, AuditEvent};
 use crate::config::Config;
+use crate::identity::permissions::Permission;
 use crate::identity::sessions::{COOKIE_NAME, INSECURE_COOKIE_NAME};
 use crate::identity::signin::{self, CurrentSession, NoSession, Origin, Stage};
 use crate::AppState;
@@ -121,9 +122,14 @@ impl<'r> FromRequest<'r> for SignedIn {
             return Outcome::Error((Status::InternalServerError, ()));
         };
         let declared = req.route().and_then(access::for_route);
-        let needed = match declared {
-            Some(Access::SignedIn) => None,
-            Some(Access::Permission(p)) => Some(p),
+        let one;
+        let needed: &[Permission] = match declared {
+            Some(Access::SignedIn) => &[],
+            Some(Access::Permission(p)) => {
+                one = [p];
+                &one
+            }
+            Some(Access::AnyPermission(any)) => any,
             other => {
                 // Deny by default: a route must say who may use it.
                 tracing::error!(route = ?req.route().map(|r| r.uri.to_string()), declared = ?other, "route has no access declaration for signed-in use; refusing");
@@ -134,19 +140,18 @@ impl<'r> FromRequest<'r> for SignedIn {
             Ok(s) => s,
             Err(status) => return Outcome::Error((status, ())),
         };
-        if let Some(permission) = needed {
-            if !session.grants.can_somewhere(permission) {
-                let _ = audit::record(
-                    &state.db,
-                    state.clock.now(),
-                    AuditEvent::new(session.actor(), "authz_fail", req.uri().path().to_string())
-                        .failed()
-                        .from_ip(origin_ip(req))
-                        .details(json!({"needs": permission.name()})),
-                )
-                .await;
-                return Outcome::Error((Status::Forbidden, ()));
-            }
+        if !needed.is_empty() && !needed.iter().any(|p| session.grants.can_somewhere(*p)) {
+            let names: Vec<&str> = needed.iter().map(|p| p.name()).collect();
+            let _ = audit::record(
+                &state.db,
+                state.clock.now(),
+                AuditEvent::new(session.actor(), "authz_fail", req.uri().path().to_string())
+                    .failed()
+                    .from_ip(origin_ip(req))
+                    .details(json!({"needs": names.join(" or ")})),
+            )
+            .await;
+            return Outcome::Error((Status::Forbidden, ()));
         }
         Outcome::Success(SignedIn(session))
     }

@@ -149,7 +149,16 @@ async fn every_route_answers_every_role_as_declared() {
                 (Access::ApiToken, _) => status == Status::Unauthorized,
                 (_, Who::SignedOut) => to_login,
                 (Access::SignedIn, _) => !to_login && status != Status::Forbidden,
-                (Access::Permission(_), Who::NoRole) => status == Status::Forbidden,
+                (Access::Permission(_) | Access::AnyPermission(_), Who::NoRole) => {
+                    status == Status::Forbidden
+                }
+                (Access::AnyPermission(any), Who::Role(role)) => {
+                    if any.iter().any(|p| role.allows(*p)) {
+                        !to_login && status != Status::Forbidden
+                    } else {
+                        status == Status::Forbidden
+                    }
+                }
                 (Access::Permission(p), Who::Role(role)) => {
                     if role.allows(p) {
                         !to_login && status != Status::Forbidden

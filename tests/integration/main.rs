@@ -22,6 +22,7 @@ mod jobs;
 mod mail;
 mod platform;
 mod process;
+mod refund_list;
 mod refund_pages;
 mod refunds;
 mod search;

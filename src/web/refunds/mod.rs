@@ -9,6 +9,7 @@ mod ask;
 mod decide;
 mod failed;
 mod journey;
+mod list;
 mod shared;
 
 pub use journey::{journey_notice, journey_section};
@@ -23,6 +24,7 @@ pub fn routes() -> Vec<Route> {
         ask::confirm,
         decide::queue,
         failed::failed_page,
+        list::requests,
         decide::review,
         decide::approve,
         decide::reject
