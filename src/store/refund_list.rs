@@ -168,7 +168,7 @@ mod tests {
         assert!(!sql.contains("OR 1=1"), "{sql}");
         assert!(
             sql.contains(
-                "((r.service_id IN ($1) OR (r.service_id IN ($2, $3) AND r.requested_by = $4)) \
+                "WHERE (r.service_id IN ($1) OR (r.service_id IN ($2, $3) AND r.requested_by = $4)) \
                  AND r.state IN ($5) AND r.requested_at >= $6 AND \
                  (r.requested_at < $7 OR (r.requested_at = $8 AND r.id < $9))"
             ),
