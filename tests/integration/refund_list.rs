@@ -260,6 +260,22 @@ async fn a_caseworker_sees_only_their_own_requests_and_finance_every_one_of_its_
         "{html}"
     );
 
+    // A payment's page leads to the list, and finance's refunds page too.
+    for (who, text) in [
+        (&cw, "All your refund requests"),
+        (&fin, "All refund requests in this service"),
+    ] {
+        let (status, html) = who.get("/payments/pa1?service=parking").await;
+        assert_eq!(status, Status::Ok);
+        let link = between(&html, "id=\"refund-list-link\"", "</a>").expect("a link to the list");
+        assert!(
+            link.contains("href=\"/refunds/requests?service=parking\"") && link.contains(text),
+            "{link}"
+        );
+    }
+    let (_, queue) = fin.get("/refunds").await;
+    assert!(queue.contains("href=\"/refunds/requests\""), "{queue}");
+
     // Someone who may neither ask for nor approve refunds has no such page.
     let viewer = w
         .app

@@ -102,10 +102,19 @@ pub async fn journey_section(
             "review_href": (may_approve && r.state == "awaiting_approval").then(|| format!("/refunds/{}", r.id)),
         }));
     }
+    // Where to follow them up: finance sees every request of the service, a caseworker theirs.
+    let list_href = (may_request || may_approve).then(|| {
+        let q: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("service", &svc.slug)
+            .finish();
+        format!("/refunds/requests?{q}")
+    });
     Ok(json!({
         "can_request": can_request,
         "why_not": why_not,
         "href": href,
         "requests": requests,
+        "list_href": list_href,
+        "list_text": if may_approve { "All refund requests in this service" } else { "All your refund requests" },
     }))
 }
