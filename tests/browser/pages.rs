@@ -776,6 +776,41 @@ async fn a_large_refund_is_asked_for_and_approved_by_someone_else() {
         !c.source().await.unwrap().contains("Confirm refund"),
         "nothing to confirm again"
     );
+    // The caseworker's own refund requests, from the payment's page, then a filter that
+    // cannot be read.
+    c.goto(&demo.url(&payment_path)).await.unwrap();
+    check(&browser, "refund-payment", "Payment", &mut errors).await;
+    c.find(Locator::Id("refund-list-link"))
+        .await
+        .expect("a link to the caseworker's refund requests")
+        .click()
+        .await
+        .unwrap();
+    check(
+        &browser,
+        "refund-requests",
+        "Your refund requests",
+        &mut errors,
+    )
+    .await;
+    assert!(
+        c.find(Locator::XPath(&format!(
+            "//table[@id='requests']//a[normalize-space()='{reference}']"
+        )))
+        .await
+        .is_ok(),
+        "the request is listed"
+    );
+    fill(&browser, "from", "31/2/2026").await;
+    submit(&browser, "/refunds/requests").await;
+    check(
+        &browser,
+        "refund-requests-error",
+        "Your refund requests",
+        &mut errors,
+    )
+    .await;
+    assert!(c.find(Locator::Css(".govuk-error-summary")).await.is_ok());
     demo.sign_out(&browser, &mut errors).await;
 
     // Finance: the queue, the request, a rejection without a reason, then approval.
@@ -790,6 +825,18 @@ async fn a_large_refund_is_asked_for_and_approved_by_someone_else() {
     // The failed refunds behind the dashboard's figure, then back to the queue.
     c.goto(&demo.url("/refunds/failed")).await.unwrap();
     check(&browser, "refunds-failed", "Failed refunds", &mut errors).await;
+    // Every refund request of finance's services, with filters.
+    c.goto(&demo.url("/refunds/requests?state=awaiting_approval"))
+        .await
+        .unwrap();
+    check(
+        &browser,
+        "refund-requests-finance",
+        "Refund requests",
+        &mut errors,
+    )
+    .await;
+    c.back().await.unwrap();
     c.back().await.unwrap();
     let review = c
         .find(Locator::XPath(&format!(
