@@ -115,7 +115,6 @@ async fn request(
 
 struct World {
     app: TestApp,
-    parking: i64,
     caseworker: Person,
     other_caseworker: Person,
     finance: Person,
@@ -191,7 +190,6 @@ async fn world() -> World {
     tx.commit().await.expect("commit");
     World {
         app,
-        parking,
         caseworker,
         other_caseworker,
         finance,
@@ -286,7 +284,6 @@ async fn a_caseworker_sees_only_their_own_requests_and_finance_every_one_of_its_
         .get("/refunds/requests")
         .await;
     assert_eq!(status, Status::Forbidden);
-    let _ = w.parking;
 }
 
 #[tokio::test]
