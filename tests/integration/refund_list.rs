@@ -231,8 +231,9 @@ async fn a_caseworker_sees_only_their_own_requests_and_finance_every_one_of_its_
     }
     // A caseworker's own list has no "asked for by" column or "only mine" box.
     assert!(!table.contains("Asked for by") && !html.contains("name=\"mine\""));
-    // The navigation leads a caseworker here.
-    assert!(html.contains("href=\"/refunds/requests\""), "{html}");
+    // The menu leads a caseworker here.
+    let menu = between(&html, "govuk-service-navigation", "</nav>").expect("a menu");
+    assert!(menu.contains("href=\"/refunds/requests\""), "{menu}");
 
     let other = As::new(&w.app, &w.other_caseworker).await;
     assert_eq!(listed(&other.list("").await), ["REF-pa3"]);
@@ -279,11 +280,11 @@ async fn a_caseworker_sees_only_their_own_requests_and_finance_every_one_of_its_
         .app
         .person("viewer@example.gov.uk", Role::Viewer, Some("parking"))
         .await;
-    let (status, _) = As::new(&w.app, &viewer)
-        .await
-        .get("/refunds/requests")
-        .await;
+    let viewing = As::new(&w.app, &viewer).await;
+    let (status, _) = viewing.get("/refunds/requests").await;
     assert_eq!(status, Status::Forbidden);
+    let (_, html) = viewing.get("/payments/pa1?service=parking").await;
+    assert!(!html.contains("refund-list-link") && !html.contains("/refunds/requests"));
 }
 
 #[tokio::test]
