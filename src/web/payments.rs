@@ -19,7 +19,6 @@ use super::payment_rows::{card_summary, result_rows};
 use super::session::{CsrfForm, SignedIn};
 use crate::audit::{self, AuditEvent};
 use crate::dashboard::money;
-use crate::exports;
 use crate::identity::permissions::Permission;
 use crate::journeys::actions::{self, Cancel, PlatformAccess, Refresh};
 use crate::search::query::{self, Form, Period, Sort, StatusGroup, BRANDS, COUNT_CAP};
@@ -259,11 +258,10 @@ async fn list(
         };
         // What the results add up to, and their download, when the count is whole; the
         // download only where the person may export every service searched.
-        let exportable = exports::exportable_services(&state.db, &staff.grants).await?;
         let may_download = !chosen.is_empty()
             && chosen
                 .iter()
-                .all(|s| exportable.iter().any(|e| e.id == s.id));
+                .all(|s| staff.grants.can(Permission::ExportsCreate, s.id));
         let totals = results.totals.filter(|_| results.count > 0).map(|t| {
             json!({
                 "amount": crate::money::pounds(t.amount),
