@@ -500,6 +500,8 @@ pub struct PayRec {
     pub moto: bool,
     /// A disputed payment cannot be refunded (`refund_summary.status` unavailable).
     pub disputed: bool,
+    /// The dispute itself (`GET /v1/disputes`), on a disputed payment.
+    pub dispute: Option<Box<super::disputes::DisputeRec>>,
     /// A successful payment is settled this many days after capture.
     pub settle_days: u8,
     pub metadata: Option<Metadata>,
@@ -642,6 +644,7 @@ impl PayRec {
             total_amount: None,
             fee,
             net_amount: fee.map(|f| self.amount - f),
+            disputed: self.disputed.then_some(true),
             links: Some(links),
         }
     }
@@ -691,6 +694,7 @@ mod tests {
             delayed_capture: false,
             moto: false,
             disputed: false,
+            dispute: None,
             settle_days: 2,
             metadata: None,
             card: None,
