@@ -622,7 +622,9 @@ pub struct DisputeSearch {
 
 impl DisputeSearch {
     pub fn pairs(&self) -> Vec<(&'static str, String)> {
-        // The platform wants second-level accuracy here: `YYYY-MM-DDThh:mm:ssZ`.
+        // The platform wants second-level accuracy here: `YYYY-MM-DDThh:mm:ssZ`. The window
+        // only ever widens to whole seconds (`from` down, the exclusive `to` up), so nothing
+        // raised in its last part-second is missed.
         let second = |t: OffsetDateTime| {
             let s = wire_time::format(t);
             format!("{}Z", &s[..19])
@@ -632,7 +634,12 @@ impl DisputeSearch {
             q.push(("from_date", second(d)));
         }
         if let Some(d) = self.to_date {
-            q.push(("to_date", second(d)));
+            let up = if d.nanosecond() == 0 {
+                d
+            } else {
+                d + time::Duration::seconds(1)
+            };
+            q.push(("to_date", second(up)));
         }
         if let Some(d) = self.from_settled_date {
             q.push(("from_settled_date", format_date(d)));
@@ -767,6 +774,25 @@ mod tests {
         assert!(PaymentStatus::ALL
             .iter()
             .all(|s| PaymentStatus::parse(s.as_str()) == Some(*s)));
+    }
+
+    #[test]
+    fn dispute_search_widens_its_window_to_whole_seconds() {
+        let at = |s: &str| wire_time::parse(s).unwrap();
+        let q = DisputeSearch {
+            from_date: Some(at("2026-12-07T17:08:00.700Z")),
+            to_date: Some(at("2026-12-07T17:08:00.300Z")),
+            status: Some(DisputeStatus::UnderReview),
+            ..Default::default()
+        };
+        assert_eq!(
+            q.pairs(),
+            vec![
+                ("from_date", "2026-12-07T17:08:00Z".to_string()),
+                ("to_date", "2026-12-07T17:08:01Z".to_string()),
+                ("status", "under_review".to_string()),
+            ]
+        );
     }
 
     #[test]
