@@ -330,7 +330,9 @@ async fn raise_dispute(shared: &State<Arc<Shared>>, id: &str, data: Data<'_>) ->
                     .raise_dispute(idx, new, &mut rand::thread_rng(), ctx)
                     .map(|_| {
                         let p = account.payment(idx);
-                        p.dispute.as_deref().map(|d| d.wire(p, &base, ctx.now))
+                        p.dispute
+                            .as_deref()
+                            .map(|d| d.wire(&p.id, p.amount, &base, ctx.now))
                     }),
             )
         });

@@ -10,7 +10,7 @@ use rand::SeedableRng;
 use sha2::{Digest, Sha256};
 use time::Date;
 
-use super::data::{date_of, get_link, to_time, Id, Millis, PayRec, DAY, HOUR};
+use super::primitives::{date_of, get_link, to_time, Id, Millis, DAY, HOUR};
 use crate::platform::types::{
     format_date, wire_time, Dispute, DisputeLinks, DisputeStatus, RefundSettlement,
 };
@@ -95,16 +95,17 @@ impl DisputeRec {
         (d <= date_of(now)).then_some(d)
     }
 
-    pub fn wire(&self, payment: &PayRec, base: &str, now: Millis) -> Dispute {
+    /// As the dispute search shows it: the dispute of payment `payment_id` of `amount`.
+    pub fn wire(&self, payment_id: &Id, amount: i64, base: &str, now: Millis) -> Dispute {
         let status = self.status_at(now);
         let lost = status == DisputeStatus::Lost;
         Dispute {
             dispute_id: self.id.to_string(),
-            payment_id: payment.id.to_string(),
-            amount: payment.amount,
+            payment_id: payment_id.to_string(),
+            amount,
             fee: Some(self.fee),
             // What the provider takes from the next payout: the amount and the fee.
-            net_amount: lost.then(|| -(payment.amount + self.fee)),
+            net_amount: lost.then(|| -(amount + self.fee)),
             created_date: to_time(self.created),
             evidence_due_date: Some(wire_time::format(to_time(self.evidence_due))),
             reason: Some(self.reason().to_string()),
@@ -113,19 +114,19 @@ impl DisputeRec {
                 settled_date: self.settled_date(now).map(format_date),
             }),
             links: Some(DisputeLinks {
-                payment: Some(get_link(format!("{base}/v1/payments/{}", payment.id))),
+                payment: Some(get_link(format!("{base}/v1/payments/{payment_id}"))),
             }),
         }
     }
 }
 
-/// The dispute of a seeded disputed payment, from its id alone (a hash): seeding draws
+/// The dispute of a seeded disputed payment (captured at `captured`), from its id alone (a hash): seeding draws
 /// nothing more from the payment's random stream, so the payments stay as they were and the
 /// same seed gives the same disputes. Raised within `SEED_WINDOW` before `anchor` (at least an
 /// hour after capture), so a seed holds disputes at every stage; about half are lost.
-pub fn seeded(p: &PayRec, anchor: Millis) -> Option<DisputeRec> {
-    let captured = p.captured_at()?;
-    let hash = Sha256::digest(format!("dispute:{}", p.id).as_bytes());
+pub fn seeded(payment_id: &Id, captured: Option<Millis>, anchor: Millis) -> Option<DisputeRec> {
+    let captured = captured?;
+    let hash = Sha256::digest(format!("dispute:{payment_id}").as_bytes());
     let word = |i: usize| {
         let mut b = [0u8; 8];
         b.copy_from_slice(&hash[i..i + 8]);

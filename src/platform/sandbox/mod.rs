@@ -18,6 +18,7 @@ pub mod disputes;
 pub mod faults;
 mod options;
 pub mod persist;
+pub mod primitives;
 pub mod search;
 pub mod seed;
 mod server;

@@ -400,7 +400,7 @@ impl SeedPlan {
             rec.refunds = refunds_for(&mut rng, &rec, anchor);
         }
         if disputed {
-            rec.dispute = super::disputes::seeded(&rec, anchor).map(Box::new);
+            rec.dispute = super::disputes::seeded(&rec.id, rec.captured_at(), anchor).map(Box::new);
         }
         rec
     }

@@ -24,7 +24,9 @@ pub(super) async fn search_disputes(caller: Caller, uri: &rocket::http::uri::Ori
             .into_iter()
             .filter_map(|i| {
                 let p = account.payment(i);
-                p.dispute.as_deref().map(|d| d.wire(p, origin, ctx.now))
+                p.dispute
+                    .as_deref()
+                    .map(|d| d.wire(&p.id, p.amount, origin, ctx.now))
             })
             .collect();
         (total, results)
