@@ -9,7 +9,8 @@ pub mod rules;
 use time::OffsetDateTime;
 
 use crate::platform::client::{PaymentPlatform, PlatformError};
-use crate::platform::types::{Dispute, DisputeSearch, Payment, PaymentStatus};
+use crate::platform::dispute_wire::{Dispute, DisputeSearch};
+use crate::platform::types::{Payment, PaymentStatus};
 use crate::store::disputes::{self as dispute_store, DisputeFilter, DisputeRow};
 use crate::store::{Db, StoreError, Tx};
 

@@ -1,7 +1,8 @@
 //! The rules of disputes, pure: how a platform dispute is stored, that a dispute never moves
 //! back, and how long is left to answer one.
 
-use crate::platform::types::{parse_date, wire_time, Dispute, DisputeStatus};
+use crate::platform::dispute_wire::{Dispute, DisputeStatus};
+use crate::platform::types::{parse_date, wire_time};
 use crate::store::disputes::DisputeRecord;
 use crate::store::to_micros;
 

@@ -16,9 +16,8 @@ use time::OffsetDateTime;
 use super::record::{stuck_before, JourneyRecord, RefundRecord};
 use crate::jobs::{self, JobContext, JobFailure, JobHandler, JobKind, JobRun};
 use crate::platform::client::{PaymentPlatform, PlatformError};
-use crate::platform::types::{
-    Dispute, DisputeSearch, DisputesPage, Payment, PaymentSearch, Refund, RefundSearch, SearchPage,
-};
+use crate::platform::dispute_wire::{Dispute, DisputeSearch, DisputesPage};
+use crate::platform::types::{Payment, PaymentSearch, Refund, RefundSearch, SearchPage};
 use crate::services::{self, ServiceAccount, ServiceError};
 use crate::store::journeys::{self as journey_store, Source, StateEvent, SyncStateRow};
 use crate::store::{self, services as service_store, Db, StoreError};

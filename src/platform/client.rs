@@ -18,9 +18,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 use url::Url;
 
+use super::dispute_wire::{DisputeSearch, DisputesPage};
 use super::types::{
-    CreatePayment, DisputeSearch, DisputesPage, ErrorBody, Payment, PaymentEvent, PaymentEvents,
-    PaymentRefunds, PaymentSearch, Refund, RefundRequest, RefundSearch, SearchPage,
+    CreatePayment, ErrorBody, Payment, PaymentEvent, PaymentEvents, PaymentRefunds, PaymentSearch,
+    Refund, RefundRequest, RefundSearch, SearchPage,
 };
 
 /// How paydesk proves who it is to the platform.

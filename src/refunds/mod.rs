@@ -226,9 +226,12 @@ pub fn check(
     }
 }
 
-/// Why a refund of a disputed payment is refused.
-pub const DISPUTED: &str =
-    "This payment cannot be refunded: it is disputed (the payer's bank has challenged it), and a disputed payment cannot be refunded";
+/// Why a refund of a disputed payment is refused when it is asked for.
+pub const DISPUTED: &str = "This payment cannot be refunded: the payer's bank has disputed it";
+
+/// Why one asked for before the dispute was known is not sent.
+pub const DISPUTED_NOT_SENT: &str =
+    "Not sent: the payer's bank has disputed this payment, and a disputed payment cannot be refunded.";
 
 /// What is still available for a new request on a journey: the platform's view less what
 /// open requests hold. Read only (the request itself checks again with the journey locked).

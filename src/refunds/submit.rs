@@ -187,7 +187,7 @@ impl JobHandler for SubmitJob {
                 .await
                 .map_err(retry)?
             {
-                return fail(ctx, &row, &format!("Not sent: {}.", super::DISPUTED)).await;
+                return fail(ctx, &row, super::DISPUTED_NOT_SENT).await;
             }
         }
         let client = ctx.platforms.client(&ctx.config, &service).map_err(retry)?;
@@ -249,7 +249,7 @@ pub async fn submit(
     };
     let summary = payment.refund_summary.clone().unwrap_or_default();
     if payment.disputed == Some(true) {
-        return fail(ctx, row, &format!("Not sent: {}.", super::DISPUTED)).await;
+        return fail(ctx, row, super::DISPUTED_NOT_SENT).await;
     }
     if summary.status != "available" || summary.amount_available < row.amount {
         return fail(

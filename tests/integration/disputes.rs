@@ -10,8 +10,8 @@ use paydesk::audit::Actor;
 use paydesk::identity::permissions::Role;
 use paydesk::journeys::sync::{self, BackfillSettings, Pass, Stream};
 use paydesk::platform::client::{Credentials, PaymentPlatform};
+use paydesk::platform::dispute_wire::Dispute;
 use paydesk::platform::signature;
-use paydesk::platform::types::Dispute;
 use paydesk::refunds::{self, Ask, Asked, HowMuch, Staff};
 use paydesk::services::{self, NewService};
 use paydesk::store::{journeys as journey_store, refunds as refund_store};
@@ -86,7 +86,7 @@ async fn stored(app: &TestApp, service_id: i64, payment_id: &str) -> Vec<(String
 
 /// What the platform said of a dispute at some earlier time, delivered late.
 async fn record_stale(app: &TestApp, service_id: i64, mut d: Dispute, status: &str) -> usize {
-    d.status = paydesk::platform::types::DisputeStatus::parse(status).unwrap();
+    d.status = paydesk::platform::dispute_wire::DisputeStatus::parse(status).unwrap();
     d.net_amount = None;
     let now = paydesk::store::to_micros(time::OffsetDateTime::now_utc());
     let mut tx = app.state.db.begin().await.unwrap();

@@ -11,9 +11,8 @@ use sha2::{Digest, Sha256};
 use time::Date;
 
 use super::primitives::{date_of, get_link, to_time, Id, Millis, DAY, HOUR};
-use crate::platform::types::{
-    format_date, wire_time, Dispute, DisputeLinks, DisputeStatus, RefundSettlement,
-};
+use crate::platform::dispute_wire::{Dispute, DisputeLinks, DisputeStatus};
+use crate::platform::types::{format_date, wire_time, RefundSettlement};
 
 /// The reasons the platform gives, in its words.
 pub const REASONS: [&str; 9] = [

@@ -5,7 +5,8 @@
 use time::Date;
 
 use super::data::{from_time, get_link, Brand, Millis, PayRec};
-use crate::platform::types::{parse_date, wire_time, DisputeStatus, PaymentStatus, SearchLinks};
+use crate::platform::dispute_wire::DisputeStatus;
+use crate::platform::types::{parse_date, wire_time, PaymentStatus, SearchLinks};
 
 /// The largest (and default) page.
 pub const MAX_PAGE_SIZE: usize = 500;

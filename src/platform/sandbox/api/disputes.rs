@@ -6,8 +6,8 @@ use rocket::http::Status;
 
 use super::caller::{admit, Caller};
 use super::reply::{invalid_parameters, Reply};
+use crate::platform::dispute_wire::DisputesPage;
 use crate::platform::sandbox::search::{dispute_query, page_links, pairs};
-use crate::platform::types::DisputesPage;
 
 #[get("/v1/disputes")]
 pub(super) async fn search_disputes(caller: Caller, uri: &rocket::http::uri::Origin<'_>) -> Reply {
