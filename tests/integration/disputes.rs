@@ -450,3 +450,44 @@ async fn finance_sees_disputes_others_see_them_on_the_payment_and_services_stay_
     assert_eq!(status, Status::Ok);
     assert!(payment.contains("id=\"dispute-heading\"") && payment.contains("Needs response"));
 }
+
+/// The store's upsert and `disputes::rules::may_move` are one rule: every pair of statuses,
+/// the first stored and the second read after it, ends as the rule says.
+#[tokio::test]
+async fn the_store_keeps_the_never_backwards_rule_for_every_pair_of_statuses() {
+    use paydesk::disputes::rules::may_move;
+    use paydesk::platform::dispute_wire::DisputeStatus;
+    let app = TestApp::new().await;
+    let service_id = app.service("parking").await;
+    let dispute = |id: &str, status: DisputeStatus| -> Dispute {
+        serde_json::from_value(json!({
+            "dispute_id": id, "payment_id": format!("pay-{id}"), "amount": 1000, "fee": 2000,
+            "created_date": "2026-11-01T10:00:00.000Z",
+            "evidence_due_date": "2026-11-11T10:00:00.000Z",
+            "reason": "fraudulent", "status": status.as_str()
+        }))
+        .unwrap()
+    };
+    for from in DisputeStatus::ALL {
+        for to in DisputeStatus::ALL {
+            let id = format!("{}-{}", from.as_str(), to.as_str());
+            let mut tx = app.state.db.begin().await.unwrap();
+            let now = paydesk::store::to_micros(app.state.clock.now());
+            paydesk::disputes::record(&mut tx, service_id, &[dispute(&id, from)], now, now)
+                .await
+                .unwrap();
+            let moved =
+                paydesk::disputes::record(&mut tx, service_id, &[dispute(&id, to)], now + 1, now)
+                    .await
+                    .unwrap();
+            tx.commit().await.unwrap();
+            let expected = if may_move(from, to) { to } else { from };
+            assert_eq!(moved == 1, may_move(from, to), "{id}");
+            assert_eq!(
+                stored(&app, service_id, &format!("pay-{id}")).await[0].1,
+                expected.as_str(),
+                "{id}"
+            );
+        }
+    }
+}
