@@ -14,6 +14,7 @@ pub mod crypto;
 pub mod csv;
 pub mod dashboard;
 pub mod demo;
+pub mod disputes;
 pub mod drafts;
 pub mod exports;
 pub mod identity;

@@ -19,10 +19,11 @@ pub enum Permission {
     StaffManage,
     ServicesManage,
     IntegrationsManage,
+    DisputesRead,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 9] = [
+    pub const ALL: [Permission; 10] = [
         Permission::PaymentsRead,
         Permission::PaymentsCancel,
         Permission::RefundsRequest,
@@ -32,6 +33,7 @@ impl Permission {
         Permission::StaffManage,
         Permission::ServicesManage,
         Permission::IntegrationsManage,
+        Permission::DisputesRead,
     ];
 
     /// The permission's name as staff and logs see it.
@@ -46,6 +48,7 @@ impl Permission {
             Permission::StaffManage => "staff:manage",
             Permission::ServicesManage => "services:manage",
             Permission::IntegrationsManage => "integrations:manage",
+            Permission::DisputesRead => "disputes:read",
         }
     }
 }
@@ -117,7 +120,7 @@ impl Role {
         match self {
             Role::Viewer => &[PaymentsRead],
             Role::Caseworker => &[PaymentsRead, RefundsRequest],
-            Role::Finance => &[PaymentsRead, ExportsCreate, RefundsApprove],
+            Role::Finance => &[PaymentsRead, ExportsCreate, RefundsApprove, DisputesRead],
             // Everything about their own service: its settings, staff and integrations.
             // Creating new services needs the platform admin role.
             Role::ServiceAdmin => &[
@@ -130,6 +133,7 @@ impl Role {
                 StaffManage,
                 ServicesManage,
                 IntegrationsManage,
+                DisputesRead,
             ],
             Role::PlatformAdmin => &Permission::ALL,
         }
@@ -293,6 +297,10 @@ mod tests {
                 && !Role::Finance.allows(RefundsRequest)
         );
         assert!(!Role::Caseworker.allows(ExportsCreate));
+        // Issue 19: finance, service admins and platform admins read disputes; viewers and
+        // caseworkers see a dispute only on its payment's page.
+        assert!(Role::Finance.allows(DisputesRead) && Role::ServiceAdmin.allows(DisputesRead));
+        assert!(!Role::Viewer.allows(DisputesRead) && !Role::Caseworker.allows(DisputesRead));
         for p in Permission::ALL {
             assert!(Role::PlatformAdmin.allows(p));
         }

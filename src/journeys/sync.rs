@@ -1,7 +1,8 @@
 //! Keeping journeys in step with the platform:
-//! - `refresh` re-reads one payment (its state, history and refunds) and upserts it;
-//! - `backfill` pages through the platform's payment and refund searches from a stored cursor
-//!   (with overlap), committing its progress with every page so a crash resumes where it
+//! - `refresh` re-reads one payment (its state, history, refunds and disputes) and upserts it;
+//! - `backfill` pages through the platform's payment, refund and dispute searches from a stored
+//!   cursor (with overlap; disputes also from the oldest still open, so they are read again
+//!   until decided), committing its progress with every page so a crash resumes where it
 //!   stopped;
 //! - `flag_stuck` marks journeys that never reached a final state;
 //! - `schedule` queues each connected service's sync job, once across all instances.
@@ -15,6 +16,7 @@ use time::OffsetDateTime;
 use super::record::{stuck_before, JourneyRecord, RefundRecord};
 use crate::jobs::{self, JobContext, JobFailure, JobHandler, JobKind, JobRun};
 use crate::platform::client::{PaymentPlatform, PlatformError};
+use crate::platform::dispute_wire::{Dispute, DisputeSearch, DisputesPage};
 use crate::platform::types::{Payment, PaymentSearch, Refund, RefundSearch, SearchPage};
 use crate::services::{self, ServiceAccount, ServiceError};
 use crate::store::journeys::{self as journey_store, Source, StateEvent, SyncStateRow};
@@ -101,6 +103,7 @@ pub(crate) struct PaymentRead {
     pub payment: Payment,
     events: Vec<crate::platform::types::PaymentEvent>,
     refunds: Vec<Refund>,
+    disputes: Vec<Dispute>,
 }
 
 /// Ask the platform for one payment, its history and its refunds (nothing is written).
@@ -113,11 +116,13 @@ pub(crate) async fn read_payment(
         client.payment_events(payment_id),
         client.payment_refunds(payment_id),
     )?;
+    let disputes = crate::disputes::read_for_payment(client, &payment).await?;
     Ok(PaymentRead {
         payment_id: payment_id.to_string(),
         payment,
         events,
         refunds,
+        disputes,
     })
 }
 
@@ -158,6 +163,7 @@ pub(crate) async fn store_payment(
         .collect();
     journey_store::insert_state_events(tx, &history, now).await?;
     journey_store::upsert_refunds(tx, service_id, &refund_records, observed_at, now).await?;
+    crate::disputes::record(tx, service_id, &read.disputes, observed_at, now).await?;
     Ok(journey)
 }
 
@@ -186,18 +192,22 @@ async fn upsert_announcing(
     Ok(upserted)
 }
 
-/// The two searches a backfill walks.
+/// The searches a backfill walks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {
     Payments,
     Refunds,
+    Disputes,
 }
 
 impl Stream {
+    pub const ALL: [Stream; 3] = [Stream::Payments, Stream::Refunds, Stream::Disputes];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Stream::Payments => "payments",
             Stream::Refunds => "refunds",
+            Stream::Disputes => "disputes",
         }
     }
 }
@@ -223,6 +233,7 @@ pub struct BackfillSettings {
 enum Page {
     Payments(SearchPage<Payment>),
     Refunds(SearchPage<Refund>),
+    Disputes(DisputesPage),
 }
 
 impl Page {
@@ -230,6 +241,7 @@ impl Page {
         let links = match self {
             Page::Payments(p) => &p.links,
             Page::Refunds(p) => &p.links,
+            Page::Disputes(p) => &p.links,
         };
         links.next_page.as_ref().map(|l| l.href.clone())
     }
@@ -247,6 +259,16 @@ async fn fetch(
     match (stream, href) {
         (Stream::Payments, Some(h)) => client.payments_page(h).await.map(Page::Payments),
         (Stream::Refunds, Some(h)) => client.refunds_page(h).await.map(Page::Refunds),
+        (Stream::Disputes, Some(h)) => client.disputes_page(h).await.map(Page::Disputes),
+        (Stream::Disputes, None) => client
+            .search_disputes(&DisputeSearch {
+                from_date: from,
+                to_date: to,
+                display_size: Some(page_size),
+                ..Default::default()
+            })
+            .await
+            .map(Page::Disputes),
         (Stream::Payments, None) => client
             .search_payments(&PaymentSearch {
                 from_date: from,
@@ -276,6 +298,7 @@ async fn fetch_link(
     match stream {
         Stream::Payments => client.payments_page(href).await.map(Page::Payments),
         Stream::Refunds => client.refunds_page(href).await.map(Page::Refunds),
+        Stream::Disputes => client.disputes_page(href).await.map(Page::Disputes),
     }
 }
 
@@ -306,6 +329,11 @@ pub async fn backfill(
         state.run_from = state
             .cursor_at
             .map(|c| store::to_micros(store::from_micros(c) - overlap));
+        // A dispute moves on after it was raised: read the open ones again until decided.
+        if let (Stream::Disputes, Some(from)) = (stream, state.run_from) {
+            let open = crate::disputes::oldest_open(db, service_id).await?;
+            state.run_from = Some(open.map_or(from, |o| o.min(from)));
+        }
         state.run_to = Some(store::to_micros(now));
         state.run_next_page = None;
         state.run_imported = 0;
@@ -376,6 +404,13 @@ async fn write_page(
                     .min(),
             )
         }
+        Page::Disputes(p) => (
+            crate::disputes::record(&mut tx, service_id, &p.results, observed_at, now).await?,
+            p.results
+                .iter()
+                .map(|d| store::to_micros(d.created_date))
+                .min(),
+        ),
         Page::Refunds(p) => {
             let records: Vec<RefundRecord> = p
                 .results
@@ -572,7 +607,7 @@ impl JobHandler for SyncJob {
             page_size: 500,
             budget: Some(budget),
         };
-        for stream in [Stream::Payments, Stream::Refunds] {
+        for stream in Stream::ALL {
             let clock = ctx.clock.clone();
             let result = backfill(
                 &ctx.db,

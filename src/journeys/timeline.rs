@@ -15,8 +15,8 @@ use crate::store::journeys::{EventRow, JourneyRow};
 pub struct Entry {
     /// When it happened: UTC microseconds.
     pub at: i64,
-    /// `state`, `refund`, `webhook`, `staff`, `system` (done by paydesk itself), `attention`,
-    /// `seen` or `created`.
+    /// `state`, `refund`, `dispute`, `webhook`, `staff`, `system` (done by paydesk itself),
+    /// `attention`, `seen` or `created`.
     pub kind: String,
     pub title: String,
     pub text: String,
@@ -61,6 +61,17 @@ pub fn refund_title(status: &str) -> String {
         "success" => "Refund successful".into(),
         "error" => "Refund failed".into(),
         other => format!("Refund {other}"),
+    }
+}
+
+/// A dispute's status as GOV.UK Pay's timeline names it.
+pub fn dispute_title(status: &str) -> &'static str {
+    match status {
+        "needs_response" => "Dispute awaiting evidence",
+        "under_review" => "Dispute under review",
+        "lost" => "Dispute lost to user",
+        "won" => "Dispute won in your favour",
+        _ => "Dispute",
     }
 }
 
@@ -119,6 +130,11 @@ pub fn entries(journey: &JourneyRow, events: &[EventRow], with_webhooks: bool) -
                     format!("{amount}{by}{approved}"),
                 )
             }
+            "dispute" => (
+                "dispute",
+                dispute_title(e.status.as_deref().unwrap_or_default()).to_string(),
+                e.amount.map(money).unwrap_or_default(),
+            ),
             "webhook" => (
                 "webhook",
                 "Webhook received".to_string(),
@@ -204,12 +220,14 @@ mod tests {
             event(100, "state", Some("created"), None),
             event(350, "staff", None, None),
             event(360, "staff", Some("refund_sent"), None),
+            event(500, "dispute", Some("needs_response"), None),
         ];
         let got = entries(&j, &events, false);
         let titles: Vec<&str> = got.iter().map(|e| e.title.as_str()).collect();
         assert_eq!(
             titles,
             [
+                "Dispute awaiting evidence",
                 "Refund successful",
                 "Refund sent to the platform",
                 "Staff action",
@@ -220,8 +238,9 @@ mod tests {
             ]
         );
         assert!(got.windows(2).all(|w| w[0].at >= w[1].at));
-        assert_eq!(got[1].kind, "system");
-        assert_eq!(got[2].kind, "staff");
+        assert_eq!(got[0].kind, "dispute");
+        assert_eq!(got[2].kind, "system");
+        assert_eq!(got[3].kind, "staff");
     }
 
     #[test]

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 use url::Url;
 
+use super::dispute_wire::{DisputeSearch, DisputesPage};
 use super::types::{
     CreatePayment, ErrorBody, Payment, PaymentEvent, PaymentEvents, PaymentRefunds, PaymentSearch,
     Refund, RefundRequest, RefundSearch, SearchPage,
@@ -200,6 +201,10 @@ pub trait PaymentPlatform: Send + Sync {
     /// A further page, by the `_links.next_page` href of the page before.
     async fn payments_page(&self, href: &str) -> PlatformResult<SearchPage<Payment>>;
     async fn refunds_page(&self, href: &str) -> PlatformResult<SearchPage<Refund>>;
+    /// The first page of a dispute search.
+    async fn search_disputes(&self, query: &DisputeSearch) -> PlatformResult<DisputesPage>;
+    /// A further page, by the `links.next_page` href of the page before.
+    async fn disputes_page(&self, href: &str) -> PlatformResult<DisputesPage>;
     /// Only sandboxes and demos create payments through paydesk.
     async fn create_payment(&self, request: &CreatePayment) -> PlatformResult<Payment>;
 }
@@ -646,6 +651,15 @@ impl PaymentPlatform for GovUkPay {
     }
 
     async fn refunds_page(&self, href: &str) -> PlatformResult<SearchPage<Refund>> {
+        self.get(self.link(href)?).await
+    }
+
+    async fn search_disputes(&self, query: &DisputeSearch) -> PlatformResult<DisputesPage> {
+        self.get(self.with_query("v1/disputes", &query.pairs())?)
+            .await
+    }
+
+    async fn disputes_page(&self, href: &str) -> PlatformResult<DisputesPage> {
         self.get(self.link(href)?).await
     }
 

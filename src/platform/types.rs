@@ -250,6 +250,11 @@ pub struct Payment {
     pub fee: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub net_amount: Option<i64>,
+    /// `true` once the payer has disputed the payment (its refunds are then unavailable,
+    /// P0603). DOMAIN.md §6 and the ledger give it; the public spec 1.0.3 does not, so a
+    /// platform may leave it out: absent is read as "not known to be disputed".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disputed: Option<bool>,
     #[serde(default, rename = "_links", skip_serializing_if = "Option::is_none")]
     pub links: Option<PaymentLinks>,
 }

@@ -15,6 +15,9 @@ pub struct RefundFigures {
     pub status: Option<String>,
     /// Of `pending`: asked for in paydesk and waiting for a second person's approval.
     pub awaiting_approval: i64,
+    /// The payer has disputed the payment: nothing is available, whatever the platform said
+    /// before the dispute.
+    pub disputed: bool,
 }
 
 impl RefundFigures {
@@ -25,6 +28,9 @@ impl RefundFigures {
             return None;
         }
         Some(match self.status.as_deref() {
+            _ if self.disputed => {
+                "This payment is disputed: the payer's bank has challenged it, and a disputed payment cannot be refunded. The dispute is shown on this page."
+            }
             _ if payment_status != "success" => {
                 "Only a successful payment can be refunded: this one did not take any money."
             }
@@ -61,7 +67,7 @@ pub async fn of_journey(
     payment_id: &str,
     journey_id: i64,
 ) -> Result<RefundFigures, RefundError> {
-    let (platform, requests, (status, available)) = tokio::try_join!(
+    let (platform, requests, (status, available), disputed) = tokio::try_join!(
         async {
             journey_store::refunds_of(db, service_id, payment_id)
                 .await
@@ -73,6 +79,11 @@ pub async fn of_journey(
                 .map_err(RefundError::from)
         },
         available_now(db, journey_id),
+        async {
+            crate::disputes::payment_disputed(db, service_id, payment_id)
+                .await
+                .map_err(RefundError::from)
+        },
     )?;
     let refunded = platform
         .iter()
@@ -97,9 +108,10 @@ pub async fn of_journey(
     Ok(RefundFigures {
         refunded,
         pending: at_platform + held,
-        available,
+        available: if disputed { 0 } else { available },
         status,
         awaiting_approval,
+        disputed,
     })
 }
 
@@ -114,6 +126,7 @@ mod tests {
             available,
             status: Some(status.to_string()),
             awaiting_approval: awaiting,
+            disputed: false,
         }
     }
 
@@ -139,6 +152,14 @@ mod tests {
             .why_none("success")
             .unwrap()
             .contains("disputed"));
+        let disputed = RefundFigures {
+            disputed: true,
+            ..figures(0, 0, 0, "available")
+        };
+        assert!(disputed
+            .why_none("success")
+            .unwrap()
+            .contains("disputed payment cannot be refunded"));
         assert!(figures(0, 0, 0, "unavailable")
             .why_none("failed")
             .unwrap()

@@ -226,6 +226,13 @@ pub fn check(
     }
 }
 
+/// Why a refund of a disputed payment is refused when it is asked for.
+pub const DISPUTED: &str = "This payment cannot be refunded: the payer's bank has disputed it";
+
+/// Why one asked for before the dispute was known is not sent.
+pub const DISPUTED_NOT_SENT: &str =
+    "Not sent: the payer's bank has disputed this payment, and a disputed payment cannot be refunded.";
+
 /// What is still available for a new request on a journey: the platform's view less what
 /// open requests hold. Read only (the request itself checks again with the journey locked).
 pub async fn available_now(db: &Db, journey_id: i64) -> Result<(Option<String>, i64), RefundError> {
@@ -284,6 +291,11 @@ pub async fn request_as(
             "There is no such payment".into(),
         )]));
     };
+    // A disputed payment is never refunded, whatever the platform said of it before.
+    if crate::disputes::journey_disputed(&mut tx, ask.journey_id).await? {
+        tx.rollback().await?;
+        return Ok(Asked::Refused(vec![("how_much", DISPUTED.into())]));
+    }
     let held = refund_store::held(&mut tx, ask.journey_id).await?;
     let still = rules::still_available(available.unwrap_or(0), held);
     let checked = match check(ask, &settings, status.as_deref(), still) {

@@ -182,6 +182,13 @@ impl JobHandler for SubmitJob {
             if let Some(why) = lapsed(ctx, &row, &service.name).await.map_err(retry)? {
                 return fail(ctx, &row, &why).await;
             }
+            // Disputed since it was asked for: never sent.
+            if crate::disputes::payment_disputed(&ctx.db, row.service_id, &row.payment_id)
+                .await
+                .map_err(retry)?
+            {
+                return fail(ctx, &row, super::DISPUTED_NOT_SENT).await;
+            }
         }
         let client = ctx.platforms.client(&ctx.config, &service).map_err(retry)?;
         submit(ctx, client.as_ref(), &row, cut_short).await
@@ -241,6 +248,9 @@ pub async fn submit(
         Err(e) => return release(ctx, row, e).await,
     };
     let summary = payment.refund_summary.clone().unwrap_or_default();
+    if payment.disputed == Some(true) {
+        return fail(ctx, row, super::DISPUTED_NOT_SENT).await;
+    }
     if summary.status != "available" || summary.amount_available < row.amount {
         return fail(
             ctx,

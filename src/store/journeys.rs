@@ -493,7 +493,9 @@ pub async fn record_system_event(
 
 /// How many timeline events a journey has, read in `tx` (to tell whether a refresh added any).
 pub async fn event_count(tx: &mut Tx, journey_id: i64) -> StoreResult<i64> {
-    let sql = "SELECT COUNT(*) FROM journey_events WHERE journey_id = $1";
+    let sql = "SELECT (SELECT COUNT(*) FROM journey_events WHERE journey_id = $1) \
+                    + (SELECT COUNT(*) FROM dispute_events e JOIN journeys j \
+                         ON j.service_id = e.service_id AND j.payment_id = e.payment_id WHERE j.id = $1)";
     Ok(
         on_tx!(tx, conn => sqlx::query_scalar::<_, i64>(sql).bind(journey_id).fetch_one(conn).await?),
     )
@@ -552,9 +554,17 @@ pub struct EventRow {
     pub source: String,
 }
 
+/// A journey's timeline events, newest first, with its payment's dispute history (kind
+/// `dispute`, status the dispute's).
 pub async fn events(db: &Db, journey_id: i64) -> StoreResult<Vec<EventRow>> {
-    let sql = "SELECT occurred_at, kind, status, code, message, amount, detail, source FROM journey_events \
-               WHERE journey_id = $1 ORDER BY occurred_at DESC, id DESC";
+    let sql = "SELECT occurred_at, kind, status, code, message, amount, detail, source FROM ( \
+                 SELECT occurred_at, kind, status, code, message, amount, detail, source, id, 0 AS part \
+                   FROM journey_events WHERE journey_id = $1 \
+                 UNION ALL \
+                 SELECT e.occurred_at, 'dispute', e.status, NULL, NULL, e.amount, NULL, e.source, e.id, 1 \
+                   FROM dispute_events e JOIN journeys j ON j.service_id = e.service_id AND j.payment_id = e.payment_id \
+                  WHERE j.id = $1) t \
+               ORDER BY occurred_at DESC, part DESC, id DESC";
     Ok(
         on_db!(db, pool => sqlx::query_as::<_, EventRow>(sql).bind(journey_id).fetch_all(pool).await?),
     )

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod audit_search;
 pub mod bench;
 pub mod dashboard;
+pub mod disputes;
 pub mod drafts;
 pub mod events;
 pub mod exports;

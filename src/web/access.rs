@@ -130,6 +130,12 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
         "/refunds?<notice>",
         Access::Permission(Permission::RefundsApprove),
     ),
+    // Disputes, for finance (a payment's own dispute shows on its page to whoever may read it).
+    (
+        "GET",
+        "/disputes",
+        Access::Permission(Permission::DisputesRead),
+    ),
     // The failed refunds behind the dashboard's figure: whoever may read the payments.
     (
         "GET",

@@ -13,6 +13,7 @@ use super::errors::PageError;
 use super::pages::{self, render, Answer};
 use super::session::SignedIn;
 use crate::dashboard::{self, Choice, Figures, Period, Span};
+use crate::identity::permissions::Permission;
 use crate::AppState;
 
 pub fn routes() -> Vec<rocket::Route> {
@@ -120,17 +121,32 @@ async fn dashboard_page(
     );
     c.insert("figures".into(), figures_context(&figures, &span));
     // The list behind the failed-refunds figure: the same period and services.
-    let mut failed = url::form_urlencoded::Serializer::new(String::new());
-    failed.append_pair("period", choice.period.key());
-    if choice.narrowed {
-        for id in &choice.services {
-            failed.append_pair("service", &id.to_string());
+    let failed_href = {
+        let mut failed = url::form_urlencoded::Serializer::new(String::new());
+        failed.append_pair("period", choice.period.key());
+        if choice.narrowed {
+            for id in &choice.services {
+                failed.append_pair("service", &id.to_string());
+            }
         }
+        format!("/refunds/failed?{}", failed.finish())
+    };
+    c.insert("failed_refunds_href".into(), json!(failed_href));
+    // Disputes awaiting evidence, now, in the chosen services where this person reads them.
+    let dispute_services: Vec<i64> = choice
+        .services
+        .iter()
+        .copied()
+        .filter(|id| staff.grants.can(Permission::DisputesRead, *id))
+        .collect();
+    if !dispute_services.is_empty() {
+        let n = crate::disputes::needing_response(&state.db, &dispute_services).await?;
+        c.insert(
+            "disputes_attention".into(),
+            json!({"count": n, "text": plural(n, "dispute", "disputes"),
+                   "href": "/disputes?status=needs_response"}),
+        );
     }
-    c.insert(
-        "failed_refunds_href".into(),
-        json!(format!("/refunds/failed?{}", failed.finish())),
-    );
     Ok(Answer::Page(render("dashboard", c)))
 }
 

@@ -10,6 +10,7 @@ pub mod audit_view;
 pub mod auth;
 pub mod csrf;
 pub mod dashboard;
+pub mod disputes;
 pub mod errors;
 pub mod events;
 pub mod exports;
@@ -57,6 +58,7 @@ pub fn mount(rocket: Rocket<Build>, state: &AppState) -> Rocket<Build> {
         .mount("/", hooks::routes())
         .mount("/", payments::routes())
         .mount("/", refunds::routes())
+        .mount("/", disputes::routes())
         .mount("/", exports::routes())
         .mount("/", staff::routes())
         .mount("/", admin_services::routes())

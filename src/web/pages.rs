@@ -91,6 +91,12 @@ pub fn signed_in(state: &AppState, session: &CurrentSession, current: &str) -> M
     }
     if session
         .grants
+        .can_somewhere(crate::identity::permissions::Permission::DisputesRead)
+    {
+        items.push(("/disputes", "Disputes"));
+    }
+    if session
+        .grants
         .can_somewhere(crate::identity::permissions::Permission::ExportsCreate)
     {
         items.push(("/exports", "Exports"));

@@ -445,6 +445,8 @@ async fn journey(
     let refund_part =
         super::refunds::journey_section(state, &staff, &svc, &j, &figures, &back).await?;
     c.insert("refund_requests".into(), refund_part);
+    let disputes = super::disputes::panel(state, svc.id, &j.payment_id).await?;
+    c.insert("disputes".into(), disputes);
     c.insert("show_all".into(), json!(show_all));
     c.insert(
         "all_href".into(),

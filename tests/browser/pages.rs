@@ -838,6 +838,14 @@ async fn a_large_refund_is_asked_for_and_approved_by_someone_else() {
     .await;
     c.back().await.unwrap();
     c.back().await.unwrap();
+    // Disputes (finance reads them), then with a filter that is refused.
+    c.goto(&demo.url("/disputes")).await.unwrap();
+    check(&browser, "disputes", "Disputes", &mut errors).await;
+    c.goto(&demo.url("/disputes?status=open&from=31/2/2026"))
+        .await
+        .unwrap();
+    check(&browser, "disputes-error", "Disputes", &mut errors).await;
+    c.goto(&demo.url("/refunds")).await.unwrap();
     let review = c
         .find(Locator::XPath(&format!(
             "//table[@id='awaiting']//tr[td/a[normalize-space()='{reference}']]//a[starts-with(@href, '/refunds/')]"

@@ -125,6 +125,22 @@ impl SandboxProcess {
         .await
     }
 
+    /// The payer's bank disputes a successful payment now: `outcome` is how the bank decides
+    /// (`won` or `lost`), `evidence_days` when the evidence is due. Returns the dispute.
+    pub async fn raise_dispute(
+        &self,
+        payment_id: &str,
+        outcome: &str,
+        evidence_days: i64,
+    ) -> Value {
+        self.admin(
+            reqwest::Method::POST,
+            &format!("/sandbox/payments/{payment_id}/dispute"),
+            Some(json!({ "outcome": outcome, "evidence_days": evidence_days })),
+        )
+        .await
+    }
+
     /// Move sandbox time forwards (expiries and refund settlements follow at once).
     pub async fn advance_clock(&self, secs: i64) -> Value {
         self.admin(

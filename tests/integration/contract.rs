@@ -6,7 +6,8 @@
 //!
 //! The validator covers the part of OpenAPI the spec uses ($ref, type, enum, required,
 //! properties, items, nullable, and number/length bounds) and is strict: a property the schema
-//! does not declare is an error. Two places hold free keys by design: `metadata`
+//! does not declare is an error (but for a payment's `disputed`, which DOMAIN.md §6 gives and
+//! the 1.0.3 spec leaves out). Two places hold free keys by design: `metadata`
 //! (ExternalMetadata: keys with string, number or boolean values) and schemas that only
 //! declare `additionalProperties` (springdoc's rendering of a Java `Map<String, Object>`,
 //! whose values may be anything, e.g. `PostLink.params`).
@@ -167,6 +168,15 @@ impl Spec {
             match declared.and_then(|d| d.get(key)) {
                 Some(property) => self.check(property, v, &format!("{at}.{key}"), out),
                 None if free_keys => {}
+                // The one payment field paydesk reads that the 1.0.3 spec leaves out:
+                // `disputed` (DOMAIN.md §6, as the ledger gives it), a boolean.
+                None if key == "disputed"
+                    && declared.is_some_and(|d| d.contains_key("refund_summary")) =>
+                {
+                    if !v.is_boolean() {
+                        out.push(format!("{at}.disputed: expected a boolean, got {v}"));
+                    }
+                }
                 None => out.push(format!("{at}: property {key} is not in the schema")),
             }
         }
@@ -1138,4 +1148,182 @@ async fn webhooks_are_signed_and_carry_the_payment_as_the_api_shows_it() {
         "{:?}",
         sandbox.webhooks("account-1").await
     );
+}
+
+/// Disputes: the search with its filters and paging, a disputed payment (its refunds refused
+/// with P0603) and a dispute moving on with sandbox time, every answer checked against the spec.
+#[tokio::test]
+async fn the_dispute_search_answers_as_the_spec_says() {
+    let c = Contract {
+        spec: Spec::load(),
+        sandbox: SandboxProcess::start_with(&["--seed", "0", "--accounts", "1"]),
+        http: reqwest::Client::new(),
+    };
+    let key = Some(KEY);
+    let mut paid = Vec::new();
+    for (n, amount) in [(1, 4_200), (2, 1_000), (3, 700)] {
+        let p = c
+            .sandbox
+            .create_payment(KEY, amount, &format!("DSP-{n}"))
+            .await;
+        let id = p["payment_id"].as_str().unwrap().to_string();
+        c.sandbox.advance_payment(&id, "success", None).await;
+        paid.push(id);
+    }
+    let lost = c.sandbox.raise_dispute(&paid[0], "lost", 10).await;
+    assert_eq!(lost["status"], "needs_response");
+    assert_eq!(lost["fee"], 2000);
+    assert!(lost.get("net_amount").is_none());
+    c.sandbox.raise_dispute(&paid[1], "won", 2).await;
+    // Twice, or on a payment that is not successful: refused.
+    let again = c
+        .http
+        .post(
+            c.sandbox
+                .url(&format!("/sandbox/payments/{}/dispute", paid[0])),
+        )
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status().as_u16(), 409);
+
+    let page = c
+        .expect("GET", "/v1/disputes", "/v1/disputes", key, None, 200)
+        .await
+        .json();
+    assert_eq!(
+        (page["total"].as_i64(), page["count"].as_i64()),
+        (Some(2), Some(2))
+    );
+    // Newest first; the page links are `links`.
+    assert_eq!(page["results"][0]["payment_id"], paid[1].as_str());
+    assert!(page.get("_links").is_none() && page["links"]["self"]["href"].is_string());
+    let one = c
+        .expect(
+            "GET",
+            "/v1/disputes",
+            "/v1/disputes?display_size=1&status=needs_response",
+            key,
+            None,
+            200,
+        )
+        .await
+        .json();
+    assert_eq!(one["count"], 1);
+    let next = one["links"]["next_page"]["href"].as_str().unwrap();
+    assert!(
+        next.contains("status=needs_response") && next.contains("page=2"),
+        "{next}"
+    );
+    let none = c
+        .expect(
+            "GET",
+            "/v1/disputes",
+            "/v1/disputes?status=won",
+            key,
+            None,
+            200,
+        )
+        .await
+        .json();
+    assert_eq!(none["total"], 0);
+    c.expect(
+        "GET",
+        "/v1/disputes",
+        "/v1/disputes?status=open&from_date=yesterday",
+        key,
+        None,
+        422,
+    )
+    .await;
+    c.expect("GET", "/v1/disputes", "/v1/disputes", None, None, 401)
+        .await;
+
+    // The disputed payment says so, and its refunds are refused before anything is made.
+    let payment = c
+        .expect(
+            "GET",
+            "/v1/payments/{paymentId}",
+            &format!("/v1/payments/{}", paid[0]),
+            key,
+            None,
+            200,
+        )
+        .await
+        .json();
+    assert_eq!(payment["disputed"], true);
+    assert_eq!(payment["refund_summary"]["status"], "unavailable");
+    // The spec lists no 400 for a refund; the platform answers one in its error shape.
+    let refused = c
+        .call(
+            "POST",
+            &format!("/v1/payments/{}/refunds", paid[0]),
+            key,
+            Some(r#"{"amount": 100}"#),
+        )
+        .await;
+    assert_eq!(refused.status, 400);
+    let refused = refused.json();
+    assert_schema(&c.spec, c.spec.named("RequestError"), &refused, "P0603");
+    assert_eq!(refused["code"], "P0603");
+    assert!(refused["description"]
+        .as_str()
+        .unwrap()
+        .contains("disputed"));
+    assert_eq!(c.sandbox.totals("account-1").await["refunds"], 0);
+    let undisputed = c
+        .call("GET", &format!("/v1/payments/{}", paid[2]), key, None)
+        .await
+        .json();
+    assert!(undisputed.get("disputed").is_none());
+
+    // Time moves them on: under review once the evidence is due, then decided; a lost one
+    // shows what the provider takes, and when, once it has.
+    c.sandbox.advance_clock(3 * 86_400).await;
+    let moved = c
+        .expect(
+            "GET",
+            "/v1/disputes",
+            "/v1/disputes?status=under_review",
+            key,
+            None,
+            200,
+        )
+        .await
+        .json();
+    assert_eq!(moved["results"][0]["payment_id"], paid[1].as_str());
+    c.sandbox.advance_clock(40 * 86_400).await;
+    let decided = c
+        .expect("GET", "/v1/disputes", "/v1/disputes", key, None, 200)
+        .await
+        .json();
+    let by_payment = |id: &str| {
+        decided["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["payment_id"] == id)
+            .cloned()
+            .unwrap()
+    };
+    let lost = by_payment(&paid[0]);
+    assert_eq!(lost["status"], "lost");
+    assert_eq!(lost["net_amount"], -(4_200 + 2_000));
+    assert!(lost["settlement_summary"]["settled_date"].is_string());
+    let won = by_payment(&paid[1]);
+    assert_eq!(won["status"], "won");
+    assert!(won.get("net_amount").is_none() && won.get("settlement_summary").is_none());
+    let settled = c
+        .expect(
+            "GET",
+            "/v1/disputes",
+            "/v1/disputes?from_settled_date=2000-01-01",
+            key,
+            None,
+            200,
+        )
+        .await
+        .json();
+    assert_eq!(settled["total"], 1);
 }

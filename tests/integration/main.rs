@@ -14,6 +14,7 @@ mod audit_view;
 mod contract;
 mod dashboard;
 mod demo;
+mod disputes;
 mod events;
 mod exports;
 mod house;

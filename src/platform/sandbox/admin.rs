@@ -1,6 +1,6 @@
 //! The sandbox's own control endpoints under `/sandbox/`: accounts, webhook targets,
-//! faults, totals, the clock, driving a payment as a payer would, and the webhook delivery
-//! log. They have no authentication: the sandbox binds to 127.0.0.1 unless told otherwise.
+//! faults, totals, the clock, driving a payment as a payer would, a payer's bank disputing a
+//! payment, and the webhook delivery log. They have no authentication: the sandbox binds to 127.0.0.1 unless told otherwise.
 
 use std::sync::Arc;
 
@@ -10,7 +10,7 @@ use rocket::{get, post, put, routes, Route, State};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::account::{DriveRefusal, Target, WebhookTarget};
+use super::account::{DisputeRefusal, DriveRefusal, NewDispute, Target, WebhookTarget};
 use super::api::Reply;
 use super::data::{to_time, Brand, CardRec, CardType, View, DAY};
 use super::faults::Faults;
@@ -29,6 +29,7 @@ pub fn routes() -> Vec<Route> {
         get_clock,
         advance_clock,
         advance_payment,
+        raise_dispute,
         webhook_log,
     ]
 }
@@ -268,6 +269,84 @@ async fn advance_payment(shared: &State<Arc<Shared>>, id: &str, data: Data<'_>) 
             Err(DriveRefusal::Finished) => problem(Status::Conflict, "the payment has finished"),
             Err(DriveRefusal::Backwards) => {
                 problem(Status::Conflict, "the payment is already past that state")
+            }
+        };
+    }
+    problem(Status::NotFound, "no such payment")
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DisputeAsk {
+    #[serde(default)]
+    reason: Option<String>,
+    /// `won` or `lost` (the default): how the bank decides, once it does.
+    #[serde(default)]
+    outcome: Option<String>,
+    /// Days until the evidence is due (default 10).
+    #[serde(default)]
+    evidence_days: Option<i64>,
+}
+
+/// The payer's bank disputes a successful payment now: 201 with the dispute as the dispute
+/// search shows it; 409 when the payment is not successful or is disputed already.
+#[post("/sandbox/payments/<id>/dispute", data = "<data>")]
+async fn raise_dispute(shared: &State<Arc<Shared>>, id: &str, data: Data<'_>) -> Reply {
+    use super::disputes::{EVIDENCE_DAYS, REASONS};
+    let ask: DisputeAsk = match json_body(data).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let reason = ask.reason.as_deref().unwrap_or("fraudulent");
+    let Some(reason) = REASONS.iter().position(|r| *r == reason) else {
+        return problem(
+            Status::UnprocessableEntity,
+            &format!("reason must be one of {}", REASONS.join(", ")),
+        );
+    };
+    let lost = match ask.outcome.as_deref() {
+        None | Some("lost") => true,
+        Some("won") => false,
+        Some(_) => return problem(Status::UnprocessableEntity, "outcome must be won or lost"),
+    };
+    let evidence_days = ask.evidence_days.unwrap_or(EVIDENCE_DAYS);
+    if !(0..=60).contains(&evidence_days) {
+        return problem(
+            Status::UnprocessableEntity,
+            "evidence_days must be between 0 and 60",
+        );
+    }
+    let new = NewDispute {
+        reason: u8::try_from(reason).unwrap_or(0),
+        lost,
+        evidence_days,
+    };
+    for entry in shared.entries() {
+        let base = shared.base_url().to_string();
+        let outcome = shared.with_account(&entry, |account, ctx| {
+            let idx = account.find(id)?;
+            Some(
+                account
+                    .raise_dispute(idx, new, &mut rand::thread_rng(), ctx)
+                    .map(|_| {
+                        let p = account.payment(idx);
+                        p.dispute
+                            .as_deref()
+                            .map(|d| d.wire(&p.id, p.amount, &base, ctx.now))
+                    }),
+            )
+        });
+        let Some(outcome) = outcome else {
+            continue;
+        };
+        return match outcome {
+            Ok(dispute) => Reply::json(Status::Created, &dispute),
+            Err(DisputeRefusal::NotSuccessful) => problem(
+                Status::Conflict,
+                "only a successful payment can be disputed",
+            ),
+            Err(DisputeRefusal::AlreadyDisputed) => {
+                problem(Status::Conflict, "the payment is disputed already")
             }
         };
     }

@@ -74,6 +74,10 @@ pub async fn run(args: SandboxArgs) -> ExitCode {
     }
     banner.push_str("Test refund amounts: an amount ending in 13p (e.g. 113, 1013) ends in error; others succeed.\n");
     banner.push_str(&format!(
+        "Disputes: GET /v1/disputes (some seeded payments are disputed); dispute a successful payment with POST {}/sandbox/payments/ID/dispute; move the clock to move disputes on.\n",
+        sandbox.base_url()
+    ));
+    banner.push_str(&format!(
         "Admin: {0}/sandbox/accounts, {0}/sandbox/clock, {0}/sandbox/webhooks\n",
         sandbox.base_url()
     ));

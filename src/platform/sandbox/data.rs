@@ -3,74 +3,25 @@
 //! within a few hundred megabytes, and how a record is shown on the wire (`types::Payment`,
 //! `types::Refund`).
 
-use std::fmt;
 use std::sync::Arc;
 
-use rand::Rng;
 use serde_json::{Map, Number, Value};
 use sha2::{Digest, Sha256};
-use time::{Date, OffsetDateTime};
+use time::Date;
 
-use crate::platform::types::{
-    CardDetails, Link, Payment, PaymentLinks, PaymentState, PaymentStatus, PostLink, Refund,
-    RefundLinks, RefundSettlement, RefundStatus, RefundSummary, SettlementSummary,
+pub use super::primitives::{
+    date_of, from_time, get_link, start_of, to_time, Id, Millis, DAY, HOUR, MINUTE, SECOND,
 };
-
-/// Sandbox time, in milliseconds since the Unix epoch (UTC).
-pub type Millis = i64;
-
-pub const SECOND: Millis = 1_000;
-pub const MINUTE: Millis = 60 * SECOND;
-pub const HOUR: Millis = 60 * MINUTE;
-pub const DAY: Millis = 24 * HOUR;
+use crate::platform::types::{
+    CardDetails, Payment, PaymentLinks, PaymentState, PaymentStatus, PostLink, Refund, RefundLinks,
+    RefundSettlement, RefundStatus, RefundSummary, SettlementSummary,
+};
 
 /// Unpaid payments expire (failed, P0020) this long after they were created.
 pub const EXPIRY: Millis = 90 * MINUTE;
 
 /// The platform's largest payment and refund amount, in pence.
 pub const MAX_AMOUNT: i64 = 10_000_000;
-
-const ALPHABET: &[u8; 32] = b"0123456789abcdefghijklmnopqrstuv";
-
-/// A payment or refund id as the platform issues them: 26 characters of lower-case base32.
-/// Held inline so a million of them need no allocation.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Id([u8; 26]);
-
-impl Id {
-    pub fn random<R: Rng + ?Sized>(rng: &mut R) -> Id {
-        let mut bytes = [0u8; 26];
-        for b in bytes.iter_mut() {
-            *b = ALPHABET[rng.gen_range(0..ALPHABET.len())];
-        }
-        Id(bytes)
-    }
-
-    pub fn parse(s: &str) -> Option<Id> {
-        let bytes: [u8; 26] = s.as_bytes().try_into().ok()?;
-        bytes
-            .iter()
-            .all(|b| ALPHABET.contains(b))
-            .then_some(Id(bytes))
-    }
-
-    pub fn as_str(&self) -> &str {
-        // Only ever built from ALPHABET, so always ASCII.
-        std::str::from_utf8(&self.0).unwrap_or_default()
-    }
-}
-
-impl fmt::Display for Id {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl fmt::Debug for Id {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Id({})", self.as_str())
-    }
-}
 
 /// A payment's state: the platform's status with its failure code folded in, one byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -500,6 +451,8 @@ pub struct PayRec {
     pub moto: bool,
     /// A disputed payment cannot be refunded (`refund_summary.status` unavailable).
     pub disputed: bool,
+    /// The dispute itself (`GET /v1/disputes`), on a disputed payment.
+    pub dispute: Option<Box<super::disputes::DisputeRec>>,
     /// A successful payment is settled this many days after capture.
     pub settle_days: u8,
     pub metadata: Option<Metadata>,
@@ -642,34 +595,10 @@ impl PayRec {
             total_amount: None,
             fee,
             net_amount: fee.map(|f| self.amount - f),
+            disputed: self.disputed.then_some(true),
             links: Some(links),
         }
     }
-}
-
-pub fn get_link(href: String) -> Link {
-    Link {
-        href,
-        method: "GET".into(),
-    }
-}
-
-pub fn to_time(ms: Millis) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
-
-pub fn from_time(t: OffsetDateTime) -> Millis {
-    (t.unix_timestamp_nanos() / 1_000_000) as Millis
-}
-
-pub fn date_of(ms: Millis) -> Date {
-    to_time(ms).date()
-}
-
-/// Midnight UTC at the start of `d`.
-pub fn start_of(d: Date) -> Millis {
-    from_time(d.midnight().assume_utc())
 }
 
 #[cfg(test)]
@@ -691,6 +620,7 @@ mod tests {
             delayed_capture: false,
             moto: false,
             disputed: false,
+            dispute: None,
             settle_days: 2,
             metadata: None,
             card: None,

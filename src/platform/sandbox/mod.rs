@@ -1,8 +1,8 @@
 //! The sandbox payment platform: a real HTTP server speaking the GOV.UK Pay v1 API (`api`),
 //! with a payer's card page (`card_page`), seeded accounts (`seed`, `data`, `account`),
-//! webhooks (`webhooks`), fault injection (`faults`), admin endpoints (`admin`) and an
-//! optional data file (`persist`). `paydesk sandbox` runs it as a command (`cli`); `paydesk
-//! demo` and the benchmarks start it in-process with [`start`] (`server`), as `options` say;
+//! disputes (`disputes`), webhooks (`webhooks`), fault injection (`faults`), admin endpoints
+//! (`admin`) and an optional data file (`persist`). `paydesk sandbox` runs it as a command
+//! (`cli`); `paydesk demo` and the benchmarks start it in-process with [`start`] (`server`), as `options` say;
 //! the handlers share one state (`shared`).
 //!
 //! Sandbox time is real time plus an offset that `POST /sandbox/clock` moves forwards, so
@@ -14,9 +14,11 @@ pub mod api;
 pub mod card_page;
 pub mod cli;
 pub mod data;
+pub mod disputes;
 pub mod faults;
 mod options;
 pub mod persist;
+pub mod primitives;
 pub mod search;
 pub mod seed;
 mod server;

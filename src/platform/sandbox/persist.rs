@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 use super::data::{
     CardRec, CardType, EventRec, Id, Language, MetaVal, Millis, PayRec, Provider, RefundRec, St,
 };
+use super::disputes::{DisputeRec, REASONS};
 use super::options::AccountSpec;
 use crate::platform::types::{PaymentStatus, RefundStatus};
 
@@ -63,6 +64,47 @@ pub struct StoredRefund {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredDispute {
+    pub id: String,
+    pub created: Millis,
+    pub evidence_due: Millis,
+    pub decided_at: Millis,
+    pub lost: bool,
+    pub reason: String,
+    pub fee: i64,
+}
+
+impl StoredDispute {
+    fn from_rec(d: &DisputeRec) -> StoredDispute {
+        StoredDispute {
+            id: d.id.to_string(),
+            created: d.created,
+            evidence_due: d.evidence_due,
+            decided_at: d.decided_at,
+            lost: d.lost,
+            reason: d.reason().to_string(),
+            fee: d.fee,
+        }
+    }
+
+    fn into_rec(self) -> Result<DisputeRec, String> {
+        Ok(DisputeRec {
+            id: Id::parse(&self.id).ok_or_else(|| format!("bad dispute id {:?}", self.id))?,
+            created: self.created,
+            evidence_due: self.evidence_due,
+            decided_at: self.decided_at,
+            lost: self.lost,
+            reason: REASONS
+                .iter()
+                .position(|r| *r == self.reason)
+                .and_then(|i| u8::try_from(i).ok())
+                .ok_or_else(|| format!("bad dispute reason {:?}", self.reason))?,
+            fee: self.fee,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StoredPayment {
     pub id: String,
     pub created: Millis,
@@ -77,6 +119,8 @@ pub struct StoredPayment {
     pub delayed_capture: bool,
     pub moto: bool,
     pub disputed: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispute: Option<StoredDispute>,
     pub settle_days: u8,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Map<String, Value>>,
@@ -108,6 +152,7 @@ impl StoredPayment {
             delayed_capture: p.delayed_capture,
             moto: p.moto,
             disputed: p.disputed,
+            dispute: p.dispute.as_deref().map(StoredDispute::from_rec),
             settle_days: p.settle_days,
             metadata: p.metadata.as_ref().map(super::data::metadata_map),
             card: p.card.as_ref().map(|c| StoredCard {
@@ -213,6 +258,10 @@ impl StoredPayment {
             delayed_capture: self.delayed_capture,
             moto: self.moto,
             disputed: self.disputed,
+            dispute: match self.dispute {
+                Some(d) => Some(Box::new(d.into_rec()?)),
+                None => None,
+            },
             settle_days: self.settle_days,
             metadata,
             card,

@@ -5,6 +5,7 @@
 use time::Date;
 
 use super::data::{from_time, get_link, Brand, Millis, PayRec};
+use crate::platform::dispute_wire::DisputeStatus;
 use crate::platform::types::{parse_date, wire_time, PaymentStatus, SearchLinks};
 
 /// The largest (and default) page.
@@ -37,6 +38,18 @@ pub struct RefundQuery {
     pub to: Option<Millis>,
     pub from_settled: Option<Date>,
     pub to_settled: Option<Date>,
+    pub page: usize,
+    pub size: usize,
+    pub echo: Vec<(&'static str, String)>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DisputeQuery {
+    pub from: Option<Millis>,
+    pub to: Option<Millis>,
+    pub from_settled: Option<Date>,
+    pub to_settled: Option<Date>,
+    pub status: Option<DisputeStatus>,
     pub page: usize,
     pub size: usize,
     pub echo: Vec<(&'static str, String)>,
@@ -202,6 +215,28 @@ pub fn refund_query(pairs: &[(String, String)]) -> Result<RefundQuery, Vec<&'sta
     })
 }
 
+/// `GET /v1/disputes` parameters, or the names of the invalid ones.
+pub fn dispute_query(pairs: &[(String, String)]) -> Result<DisputeQuery, Vec<&'static str>> {
+    let mut p = Parser::new(pairs);
+    let from = p.field("from_date", parse_time);
+    let to = p.field("to_date", parse_time);
+    let from_settled = p.field("from_settled_date", parse_day);
+    let to_settled = p.field("to_settled_date", parse_day);
+    let status = p.field("status", |s| DisputeStatus::parse(s.trim()));
+    let (page, size) = p.paging();
+    let echo = p.finish()?;
+    Ok(DisputeQuery {
+        from,
+        to,
+        from_settled,
+        to_settled,
+        status,
+        page,
+        size,
+        echo,
+    })
+}
+
 /// Case-insensitive substring test; `needle` is already lower-case.
 fn contains_ci(hay: &str, needle: &str) -> bool {
     if needle.is_empty() {
@@ -357,6 +392,15 @@ mod tests {
             ]
         );
         assert!(refund_query(&q("to_settled_date=2024-13-01")).is_err());
+        assert_eq!(
+            dispute_query(&q(
+                "status=open&from_date=2024-01-01T00:00:00Z&display_size=0"
+            ))
+            .unwrap_err(),
+            vec!["status", "display_size"]
+        );
+        let ok = dispute_query(&q("status=needs_response&to_settled_date=2024-02-01")).unwrap();
+        assert_eq!(ok.status, Some(DisputeStatus::NeedsResponse));
     }
 
     #[test]

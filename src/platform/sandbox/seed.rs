@@ -388,6 +388,7 @@ impl SeedPlan {
             delayed_capture: false,
             moto,
             disputed,
+            dispute: None,
             settle_days,
             metadata,
             card,
@@ -397,6 +398,9 @@ impl SeedPlan {
         };
         if st == St::Success && !disputed && rng.gen_bool(0.08) {
             rec.refunds = refunds_for(&mut rng, &rec, anchor);
+        }
+        if disputed {
+            rec.dispute = super::disputes::seeded(&rec.id, rec.captured_at(), anchor).map(Box::new);
         }
         rec
     }

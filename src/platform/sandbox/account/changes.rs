@@ -49,6 +49,8 @@ pub enum DriveRefusal {
 pub enum RefundRefusal {
     /// P0603: the payment's refund status is not `available`.
     NotAvailable(String),
+    /// P0603: the payer has disputed the payment.
+    Disputed,
     /// P0604 (412): the caller's view of the available amount is stale.
     AvailableMismatch,
     /// P0602: more than is available.
@@ -140,6 +142,7 @@ impl Account {
             delayed_capture: new.delayed_capture,
             moto: new.moto,
             disputed: false,
+            dispute: None,
             settle_days: rng.gen_range(1..=3),
             metadata: new.metadata,
             card: None,
@@ -180,6 +183,9 @@ impl Account {
         ctx: &mut Ctx<'_>,
     ) -> Result<u32, RefundRefusal> {
         let p = self.payment(idx);
+        if p.disputed {
+            return Err(RefundRefusal::Disputed);
+        }
         let summary = p.refund_summary();
         if summary.status != "available" {
             return Err(RefundRefusal::NotAvailable(summary.status));

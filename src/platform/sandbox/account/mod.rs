@@ -3,6 +3,7 @@
 //! changes themselves are in `changes`, searches and totals in `queries`.
 
 mod changes;
+mod disputes;
 mod queries;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -15,6 +16,7 @@ use super::webhooks::Outgoing;
 use crate::platform::types::{wire_time, RefundStatus, WebhookMessage};
 
 pub use changes::{DriveRefusal, NewPayment, RefundRefusal, Target};
+pub use disputes::{DisputeRefusal, NewDispute};
 pub use queries::{CountAmount, Totals};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +62,8 @@ pub struct Account {
     order: Vec<u32>,
     /// (created, payment index, refund number), oldest first.
     refund_order: Vec<(Millis, u32, u32)>,
+    /// Disputed payments by (dispute created, payment index), oldest first.
+    dispute_order: Vec<(Millis, u32)>,
     expiries: BTreeSet<(Millis, u32)>,
     refunds_due: BTreeSet<(Millis, u32, u32)>,
     /// Payments that differ from what the seed gives (written to the data file).
@@ -95,6 +99,7 @@ impl Account {
             by_id: HashMap::new(),
             order: Vec::new(),
             refund_order: Vec::new(),
+            dispute_order: Vec::new(),
             expiries: BTreeSet::new(),
             refunds_due: BTreeSet::new(),
             dirty: HashSet::new(),
@@ -114,6 +119,11 @@ impl Account {
         for rec in stored {
             let at = match positions.get(&rec.id) {
                 Some(&i) => {
+                    let mut rec = rec;
+                    // A data file from before disputes were kept: the seed still has it.
+                    if rec.disputed && rec.dispute.is_none() {
+                        rec.dispute = self.payments[i as usize].dispute.take();
+                    }
                     self.payments[i as usize] = rec;
                     i
                 }
@@ -135,9 +145,13 @@ impl Account {
         self.expiries.clear();
         self.refunds_due.clear();
         self.refund_order.clear();
+        self.dispute_order.clear();
         for (i, p) in self.payments.iter().enumerate() {
             let i = i as u32;
             self.by_id.insert(p.id, i);
+            if let Some(d) = &p.dispute {
+                self.dispute_order.push((d.created, i));
+            }
             if !p.st.is_finished() {
                 self.expiries.insert((p.created + EXPIRY, i));
             }
@@ -153,6 +167,7 @@ impl Account {
         order.sort_unstable_by_key(|&i| (payments[i as usize].created, payments[i as usize].id));
         self.order = order;
         self.refund_order.sort_unstable();
+        self.dispute_order.sort_unstable();
     }
 
     pub fn find(&self, id: &str) -> Option<u32> {

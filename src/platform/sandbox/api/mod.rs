@@ -1,9 +1,10 @@
 //! The platform's v1 API and OAuth2 token endpoint as the sandbox serves them: callers are
 //! authenticated and pass their account's faults (`caller`), then are answered in the
-//! platform's shapes and codes (`reply`, `bodies`), per resource (`payments`, `refunds`, `oauth`).
+//! platform's shapes and codes (`reply`, `bodies`), per resource (`payments`, `refunds`, `disputes`, `oauth`).
 
 mod bodies;
 mod caller;
+mod disputes;
 mod oauth;
 mod payments;
 mod refunds;
@@ -27,6 +28,7 @@ pub fn routes() -> Vec<Route> {
         refunds::create_refund,
         refunds::get_refund,
         refunds::search_refunds,
+        disputes::search_disputes,
         oauth::oauth_token,
     ]
 }

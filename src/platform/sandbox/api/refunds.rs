@@ -86,6 +86,11 @@ pub(super) async fn create_refund(caller: Caller, id: &str, data: Data<'_>) -> R
             "P0603",
             &format!("The payment is not available for refund. Payment refund status: {status}"),
         ),
+        Some(Err(RefundRefusal::Disputed)) => Reply::error(
+            Status::BadRequest,
+            "P0603",
+            "The payment is disputed and cannot be refunded",
+        ),
         Some(Err(RefundRefusal::AvailableMismatch)) => Reply::error(
             Status::PreconditionFailed,
             "P0604",
