@@ -354,6 +354,19 @@ async fn a_disputed_payment_is_refused_before_any_platform_call_and_never_sent()
     assert!(html.contains("a disputed payment cannot be refunded"));
     assert!(!html.contains("Refund this payment"));
     assert!(html.contains("Dispute awaiting evidence"));
+    // The refund form, reached by its address, says the same and offers no form.
+    let (status, form) = page(
+        &app,
+        &cw,
+        &format!("/payments/{}/refund?service=parking", first.0),
+    )
+    .await;
+    assert_eq!(status, Status::Ok);
+    assert!(
+        form.contains("a disputed payment cannot be refunded"),
+        "{form}"
+    );
+    assert!(!form.contains("name=\"how_much\""), "{form}");
 }
 
 /// Sign in as `p` by session cookie and GET `path`: (status, body).

@@ -221,9 +221,17 @@ pub(super) async fn form_page(
             "available": pounds(money.available),
         }),
     );
+    let refundable = rules::refundable(money.status.as_deref()) && money.available > 0;
+    c.insert("refundable".into(), json!(refundable));
+    // Why not, in the same words as the payment's page (disputed, fully refunded, awaiting
+    // approval…).
     c.insert(
-        "refundable".into(),
-        json!(rules::refundable(money.status.as_deref()) && money.available > 0),
+        "why_not".into(),
+        json!((!refundable).then(|| {
+            money.why_none(&j.status).unwrap_or(
+                "This payment cannot be refunded: the platform says nothing is available to refund.",
+            )
+        })),
     );
     c.insert(
         "full_label".into(),
