@@ -14,6 +14,7 @@ pub enum Permission {
     PaymentsCancel,
     RefundsRequest,
     RefundsApprove,
+    RefundsBulk,
     ExportsCreate,
     AuditRead,
     StaffManage,
@@ -22,11 +23,12 @@ pub enum Permission {
 }
 
 impl Permission {
-    pub const ALL: [Permission; 9] = [
+    pub const ALL: [Permission; 10] = [
         Permission::PaymentsRead,
         Permission::PaymentsCancel,
         Permission::RefundsRequest,
         Permission::RefundsApprove,
+        Permission::RefundsBulk,
         Permission::ExportsCreate,
         Permission::AuditRead,
         Permission::StaffManage,
@@ -41,6 +43,7 @@ impl Permission {
             Permission::PaymentsCancel => "payments:cancel",
             Permission::RefundsRequest => "refunds:request",
             Permission::RefundsApprove => "refunds:approve",
+            Permission::RefundsBulk => "refunds:bulk",
             Permission::ExportsCreate => "exports:create",
             Permission::AuditRead => "audit:read",
             Permission::StaffManage => "staff:manage",
@@ -117,7 +120,7 @@ impl Role {
         match self {
             Role::Viewer => &[PaymentsRead],
             Role::Caseworker => &[PaymentsRead, RefundsRequest],
-            Role::Finance => &[PaymentsRead, ExportsCreate, RefundsApprove],
+            Role::Finance => &[PaymentsRead, ExportsCreate, RefundsApprove, RefundsBulk],
             // Everything about their own service: its settings, staff and integrations.
             // Creating new services needs the platform admin role.
             Role::ServiceAdmin => &[
@@ -125,6 +128,7 @@ impl Role {
                 PaymentsCancel,
                 RefundsRequest,
                 RefundsApprove,
+                RefundsBulk,
                 ExportsCreate,
                 AuditRead,
                 StaffManage,

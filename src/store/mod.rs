@@ -12,6 +12,7 @@ pub mod events;
 pub mod exports;
 pub mod jobs;
 pub mod journeys;
+pub mod refund_batches;
 pub mod refunds;
 pub mod scratch;
 pub mod search;
