@@ -56,6 +56,6 @@ CREATE INDEX refund_batch_rows_waiting ON refund_batch_rows (batch_id, send_stat
 ALTER TABLE refund_requests ADD COLUMN batch_id INTEGER REFERENCES refund_batches (id);
 CREATE INDEX refund_requests_batch ON refund_requests (batch_id) WHERE batch_id IS NOT NULL;
 
--- A bulk file names payments by id or reference, in any of the person's services.
-CREATE INDEX journeys_payment_id ON journeys (payment_id);
+-- A bulk file names payments by id (journeys_payment_id, 0004) or by reference, in any of
+-- the person's services.
 CREATE INDEX journeys_reference_key ON journeys (reference_key);

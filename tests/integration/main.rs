@@ -11,6 +11,7 @@ mod admin_staff;
 mod api;
 mod audit;
 mod audit_view;
+mod bulk;
 mod contract;
 mod dashboard;
 mod demo;
