@@ -35,6 +35,8 @@ CREATE TABLE refund_batch_rows (
     -- The row as the file gave it (JSON) and its dry-run outcome.
     input           TEXT    NOT NULL,
     ready           BOOLEAN NOT NULL,
+    -- Why it was refused, as the summary counts it (NULL: ready).
+    refusal         TEXT,
     message         TEXT    NOT NULL,
     service_id      INTEGER,
     journey_id      INTEGER,

@@ -52,6 +52,7 @@ pub struct RowRow {
     pub line: i64,
     pub input: String,
     pub ready: bool,
+    pub refusal: Option<String>,
     pub message: String,
     pub service_id: Option<i64>,
     pub journey_id: Option<i64>,
@@ -67,7 +68,7 @@ pub struct RowRow {
     pub request_failure: Option<String>,
 }
 
-const ROW_COLUMNS: &str = "b.batch_id, b.line, b.input, b.ready, b.message, b.service_id, b.journey_id, \
+const ROW_COLUMNS: &str = "b.batch_id, b.line, b.input, b.ready, b.refusal, b.message, b.service_id, b.journey_id, \
     b.payment_id, b.amount, b.reason, b.comment, b.case_reference, b.needs_approval, b.send_state, b.request_id, \
     r.state AS request_state, r.failure AS request_failure";
 
@@ -76,6 +77,7 @@ pub struct NewRow<'a> {
     pub line: i64,
     pub input: String,
     pub ready: bool,
+    pub refusal: Option<&'static str>,
     pub message: &'a str,
     pub service_id: Option<i64>,
     pub journey_id: Option<i64>,
@@ -100,7 +102,7 @@ pub async fn insert(tx: &mut Tx, b: &NewBatch<'_>, now: i64) -> StoreResult<i64>
 
 /// Store a batch's rows, many to a statement.
 pub async fn insert_rows(tx: &mut Tx, batch_id: i64, rows: &[NewRow<'_>]) -> StoreResult<()> {
-    const PER: usize = 14;
+    const PER: usize = 15;
     for chunk in rows.chunks(150) {
         let values: Vec<String> = (0..chunk.len())
             .map(|i| {
@@ -110,14 +112,14 @@ pub async fn insert_rows(tx: &mut Tx, batch_id: i64, rows: &[NewRow<'_>]) -> Sto
             })
             .collect();
         let sql = format!(
-            "INSERT INTO refund_batch_rows (batch_id, line, input, ready, message, service_id, journey_id, payment_id, \
+            "INSERT INTO refund_batch_rows (batch_id, line, input, ready, refusal, message, service_id, journey_id, payment_id, \
              amount, reason, comment, case_reference, needs_approval, send_state) VALUES {}",
             values.join(", ")
         );
         on_tx!(tx, conn => {
             let mut q = sqlx::query(&sql);
             for r in chunk {
-                q = q.bind(batch_id).bind(r.line).bind(&r.input).bind(r.ready).bind(r.message)
+                q = q.bind(batch_id).bind(r.line).bind(&r.input).bind(r.ready).bind(r.refusal).bind(r.message)
                     .bind(r.service_id).bind(r.journey_id).bind(r.payment_id).bind(r.amount)
                     .bind(r.reason).bind(r.comment).bind(r.case_reference).bind(r.needs_approval)
                     .bind(if r.ready { "waiting" } else { "left_out" });
@@ -362,4 +364,11 @@ pub async fn refundable_sample(
     Ok(
         on_db!(db, pool => sqlx::query_as::<_, (String, i64, i64)>(sql).bind(service_id).bind(limit).fetch_all(pool).await?),
     )
+}
+
+/// How many rows were refused for each reason: (label, count).
+pub async fn refusals(db: &Db, id: i64) -> StoreResult<Vec<(String, i64)>> {
+    let sql = "SELECT refusal, COUNT(*) FROM refund_batch_rows WHERE batch_id = $1 AND refusal IS NOT NULL \
+               GROUP BY refusal ORDER BY COUNT(*) DESC, refusal";
+    Ok(on_db!(db, pool => sqlx::query_as::<_, (String, i64)>(sql).bind(id).fetch_all(pool).await?))
 }

@@ -12,6 +12,7 @@ mod api;
 mod audit;
 mod audit_view;
 mod bulk;
+mod bulk_pages;
 mod contract;
 mod dashboard;
 mod demo;

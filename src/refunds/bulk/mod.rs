@@ -147,6 +147,7 @@ pub async fn upload(
             line: r.input.line as i64,
             input: serde_json::to_string(&r.input).unwrap_or_default(),
             ready: r.ready(),
+            refusal: r.refusal.map(|k| k.label()),
             message: &r.message,
             service_id: r.service_id,
             journey_id: r.journey_id,
