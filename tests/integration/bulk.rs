@@ -375,3 +375,67 @@ async fn another_services_payments_are_refused_and_pause_holds_the_rest() {
     assert_eq!(w.platform_refunds("account-1").await - before.0, 3);
     assert_eq!(w.platform_refunds("account-2").await, before.1);
 }
+
+/// `paydesk serve` processes working the same database: the first is killed with SIGKILL
+/// part-way through a batch, and two more (two instances at once) finish it. Every row makes
+/// exactly one platform refund.
+#[tokio::test]
+async fn a_batch_survives_kill_9_and_two_instances_at_once() {
+    use crate::common::{eventually, Server};
+    use std::time::Duration;
+    let w = world(700, None).await;
+    let mut rows = w.refundable(w.service_id, 400).await;
+    rows.retain(|r| r.2 >= 100);
+    rows.truncate(300);
+    assert_eq!(rows.len(), 300);
+    let before = w.platform_refunds("account-1").await;
+    let id = w
+        .upload(&w.finance, &csv_of(&rows, |_| "1.00".into()))
+        .await;
+    let b = w.batch(id).await;
+    bulk::confirm(
+        &w.app.state.db,
+        w.app.state.clock.now(),
+        &w.finance,
+        id,
+        &b.file_hash,
+        false,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let env = [
+        ("PAYDESK_JOB_LEASE_SECS", "3"),
+        ("PAYDESK_JOB_POLL_MS", "100"),
+        ("PAYDESK_JOB_CONCURRENCY", "8"),
+        ("PAYDESK_PLATFORM_TIMEOUT_MS", "1500"),
+        ("PAYDESK_PLATFORM_RETRIES", "0"),
+    ];
+    let url = w.app.db.url().to_string();
+    let first = Server::start(&url, &env);
+    let db = w.app.state.db.clone();
+    let partway = eventually(Duration::from_secs(60), || async {
+        let p = bulk::progress(&db, id).await.unwrap();
+        (p.requested >= 60).then_some(p)
+    })
+    .await;
+    assert!(partway.is_some(), "the first instance started the batch");
+    first.kill_hard();
+    let p = bulk::progress(&db, id).await.unwrap();
+    assert!(p.waiting > 0, "killed mid-batch: {p:?}");
+    let second = Server::start(&url, &env);
+    let third = Server::start(&url, &env);
+    let done = eventually(Duration::from_secs(120), || async {
+        let made = w.platform_refunds("account-1").await - before;
+        let p = bulk::progress(&db, id).await.unwrap();
+        (made >= 300 && p.waiting == 0 && p.in_flight == 0).then_some(made)
+    })
+    .await;
+    let p = bulk::progress(&db, id).await.unwrap();
+    assert_eq!(done, Some(300), "{p:?}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(w.platform_refunds("account-1").await - before, 300);
+    assert_eq!((p.requested, p.succeeded, p.failed), (300, 300, 0));
+    drop(second);
+    drop(third);
+}
