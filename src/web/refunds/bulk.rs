@@ -224,7 +224,7 @@ pub(super) async fn upload(
     let Some(f) = upload
         .file
         .as_ref()
-        .filter(|f| f.len() > 0 || f.name().is_some())
+        .filter(|f| !f.is_empty() || f.name().is_some())
     else {
         return refuse("Select a CSV file of refunds".into()).await;
     };
