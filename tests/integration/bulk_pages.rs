@@ -237,6 +237,16 @@ async fn upload_fix_approve_send_and_download() {
     let csv = r.into_string().await.unwrap_or_default();
     assert!(csv.starts_with("line,payment_id,reference,amount,reason"));
     assert_eq!(csv.lines().count(), 3);
+    // Each row is an ordinary refund request that names its batch.
+    let rows = batch_store::rows(&w.app.state.db, id, 0, 10).await.unwrap();
+    let request = rows[0].request_id.expect("the row's request");
+    let (_, html) = w.page(&format!("/refunds/{request}")).await;
+    assert!(
+        html.contains(&format!("href=\"/refunds/bulk/{id}\"")),
+        "{html}"
+    );
+    let (_, html) = w.page("/refunds").await;
+    assert!(html.contains("href=\"/refunds/bulk\""));
     let r = w
         .app
         .client
