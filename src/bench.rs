@@ -1,5 +1,6 @@
 //! `paydesk bench …`: commands that measure and print figures. They are not tests.
 
+pub mod bulk_refunds;
 pub mod export;
 pub mod platform;
 pub mod refunds;

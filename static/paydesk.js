@@ -246,7 +246,51 @@
     schedule(left);
   }
 
+  /*
+   * A bulk refund batch's progress (data-progress: where to read it as JSON)
+   * updates every 2 seconds while the batch is sending; the page works the
+   * same without it (reload to see the latest figures).
+   */
+  function initBatchProgress() {
+    var box = document.querySelector('[data-progress]');
+    if (!box || !window.fetch) {
+      return;
+    }
+    var url = box.getAttribute('data-progress');
+    function set(name, value) {
+      var el = box.querySelector('[data-field="' + name + '"]');
+      if (el) {
+        el.textContent = String(value);
+      }
+    }
+    function poll() {
+      window.fetch(url, { credentials: 'same-origin', headers: { Accept: 'application/json' } })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (data) {
+          if (!data) {
+            return;
+          }
+          var p = data.progress;
+          ['percent', 'requested', 'succeeded', 'failed', 'in_flight'].forEach(function (k) {
+            set(k, p[k]);
+          });
+          var bar = box.querySelector('progress');
+          if (bar) {
+            bar.value = p.percent;
+            bar.textContent = p.percent + '%';
+          }
+          var unfinished = p.waiting + p.in_flight > 0;
+          if (data.state === 'sending' || (data.state === 'sent' && unfinished)) {
+            window.setTimeout(poll, 2000);
+          }
+        })
+        .catch(function () { window.setTimeout(poll, 5000); });
+    }
+    window.setTimeout(poll, 1000);
+  }
+
   function init() {
+    initBatchProgress();
     focusErrorSummary();
     initTimeoutWarning();
     document.addEventListener('click', onErrorSummaryClick);

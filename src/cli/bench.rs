@@ -39,6 +39,20 @@ pub(super) enum BenchCommand {
         #[arg(long, env = "PAYDESK_BENCH_POSTGRES_URL")]
         postgres_url: Option<String>,
     },
+    /// Bulk refunds: the dry run of a `--rows` file against `--payments` payments (target
+    /// at most 5 s for 10,000 rows), then `--send` rows sent end to end against the sandbox
+    /// platform in this process, as refunds completed per second (target at least 50);
+    /// checks exactly one platform refund per row.
+    BulkRefunds {
+        #[arg(long, default_value_t = 20_000)]
+        payments: usize,
+        #[arg(long, default_value_t = 10_000)]
+        rows: usize,
+        #[arg(long, default_value_t = 1_000)]
+        send: usize,
+        #[arg(long, env = "PAYDESK_BENCH_POSTGRES_URL")]
+        postgres_url: Option<String>,
+    },
     /// Audit appends per second (1 and 8 writers) and the time to verify a large log, on
     /// SQLite and, given a server, PostgreSQL. Each runs in a scratch database.
     Audit {
@@ -131,6 +145,28 @@ pub(super) async fn bench(command: BenchCommand) -> ExitCode {
         } => match paydesk::bench::refunds::refunds(steady, burst, postgres_url.as_deref()).await {
             Ok(figures) => {
                 paydesk::bench::refunds::print(&figures);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("paydesk: bench failed: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        BenchCommand::BulkRefunds {
+            payments,
+            rows,
+            send,
+            postgres_url,
+        } => match paydesk::bench::bulk_refunds::bulk_refunds(
+            payments,
+            rows,
+            send,
+            postgres_url.as_deref(),
+        )
+        .await
+        {
+            Ok(figures) => {
+                paydesk::bench::bulk_refunds::print(&figures);
                 ExitCode::SUCCESS
             }
             Err(e) => {

@@ -14,6 +14,7 @@ pub enum Permission {
     PaymentsCancel,
     RefundsRequest,
     RefundsApprove,
+    RefundsBulk,
     ExportsCreate,
     AuditRead,
     StaffManage,
@@ -23,11 +24,12 @@ pub enum Permission {
 }
 
 impl Permission {
-    pub const ALL: [Permission; 10] = [
+    pub const ALL: [Permission; 11] = [
         Permission::PaymentsRead,
         Permission::PaymentsCancel,
         Permission::RefundsRequest,
         Permission::RefundsApprove,
+        Permission::RefundsBulk,
         Permission::ExportsCreate,
         Permission::AuditRead,
         Permission::StaffManage,
@@ -43,6 +45,7 @@ impl Permission {
             Permission::PaymentsCancel => "payments:cancel",
             Permission::RefundsRequest => "refunds:request",
             Permission::RefundsApprove => "refunds:approve",
+            Permission::RefundsBulk => "refunds:bulk",
             Permission::ExportsCreate => "exports:create",
             Permission::AuditRead => "audit:read",
             Permission::StaffManage => "staff:manage",
@@ -120,7 +123,13 @@ impl Role {
         match self {
             Role::Viewer => &[PaymentsRead],
             Role::Caseworker => &[PaymentsRead, RefundsRequest],
-            Role::Finance => &[PaymentsRead, ExportsCreate, RefundsApprove, DisputesRead],
+            Role::Finance => &[
+                PaymentsRead,
+                ExportsCreate,
+                RefundsApprove,
+                DisputesRead,
+                RefundsBulk,
+            ],
             // Everything about their own service: its settings, staff and integrations.
             // Creating new services needs the platform admin role.
             Role::ServiceAdmin => &[
@@ -128,6 +137,7 @@ impl Role {
                 PaymentsCancel,
                 RefundsRequest,
                 RefundsApprove,
+                RefundsBulk,
                 ExportsCreate,
                 AuditRead,
                 StaffManage,

@@ -4,6 +4,7 @@
 //! Every move of a request is one conditional UPDATE, made in one transaction with its audit
 //! entry, its timeline entry and its next job.
 
+pub mod bulk;
 pub mod failed;
 pub mod figures;
 mod history;
@@ -569,9 +570,12 @@ pub async fn expire_due(db: &Db, now: OffsetDateTime) -> Result<Vec<i64>, Refund
     Ok(ids)
 }
 
-/// This capability's job handlers: submitting refunds and following them up.
+/// This capability's job handlers: submitting refunds, following them up, and sending bulk
+/// batches row by row.
 pub fn handlers() -> Vec<std::sync::Arc<dyn crate::jobs::JobHandler>> {
-    submit::handlers()
+    let mut all = submit::handlers();
+    all.push(std::sync::Arc::new(bulk::send::SendJob));
+    all
 }
 
 /// This capability's periodic work: refund requests nobody decided in time lapse (each

@@ -196,7 +196,7 @@ impl JobHandler for SubmitJob {
 }
 
 /// Why a request about to be sent must not be: the person who asked no longer holds
-/// refunds:request in its service, or the person who approved it no longer holds
+/// refunds:request (refunds:bulk for a batch's row) in its service, or the person who approved it no longer holds
 /// refunds:approve there (demoted, removed or disabled since).
 async fn lapsed(
     ctx: &JobContext,
@@ -205,13 +205,13 @@ async fn lapsed(
 ) -> Result<Option<String>, StoreError> {
     use crate::identity::permissions::Permission;
     use crate::identity::standing;
-    let asker = standing::of(
-        &ctx.db,
-        row.requested_by,
-        row.service_id,
-        &[Permission::RefundsRequest],
-    )
-    .await?;
+    // A batch's row was asked for with refunds:bulk, a single refund with refunds:request.
+    let asked_with = if row.batch_id.is_some() {
+        Permission::RefundsBulk
+    } else {
+        Permission::RefundsRequest
+    };
+    let asker = standing::of(&ctx.db, row.requested_by, row.service_id, &[asked_with]).await?;
     if let Some(why) = asker.reason("requester", service_name) {
         return Ok(Some(format!("Not sent: {why}")));
     }

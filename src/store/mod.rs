@@ -13,6 +13,7 @@ pub mod events;
 pub mod exports;
 pub mod jobs;
 pub mod journeys;
+pub mod refund_batches;
 pub mod refund_list;
 pub mod refunds;
 pub mod scratch;

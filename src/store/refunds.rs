@@ -65,11 +65,13 @@ pub struct RequestRow {
     pub submitted_at: Option<i64>,
     pub finished_at: Option<i64>,
     pub failure: Option<String>,
+    /// The bulk refund batch whose row made this request, if one did.
+    pub batch_id: Option<i64>,
 }
 
 const COLUMNS: &str = "id, service_id, journey_id, payment_id, amount, reason, comment, case_reference, state, \
     requested_by, requested_at, approval_required, decided_by, decided_at, decision_comment, expires_at, \
-    submit_started_at, available_before, platform_refund_id, submitted_at, finished_at, failure";
+    submit_started_at, available_before, platform_refund_id, submitted_at, finished_at, failure, batch_id";
 
 /// A new request.
 pub struct NewRequest<'a> {

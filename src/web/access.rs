@@ -163,6 +163,58 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
         "/refunds/<id>/reject",
         Access::Permission(Permission::RefundsApprove),
     ),
+    // Bulk refunds: upload, dry run, approval by a second person, progress (the handlers
+    // check each batch's services).
+    (
+        "GET",
+        "/refunds/bulk?<notice>",
+        Access::Permission(Permission::RefundsBulk),
+    ),
+    (
+        "POST",
+        "/refunds/bulk",
+        Access::Permission(Permission::RefundsBulk),
+    ),
+    (
+        "POST",
+        "/refunds/bulk/confirm-identity",
+        Access::Permission(Permission::RefundsBulk),
+    ),
+    (
+        "GET",
+        "/refunds/bulk/<id>?<notice>",
+        Access::Permission(Permission::RefundsBulk),
+    ),
+    (
+        "POST",
+        "/refunds/bulk/<id>/confirm",
+        Access::Permission(Permission::RefundsBulk),
+    ),
+    (
+        "POST",
+        "/refunds/bulk/<id>/approve",
+        Access::Permission(Permission::RefundsApprove),
+    ),
+    (
+        "POST",
+        "/refunds/bulk/<id>/pause",
+        Access::Permission(Permission::RefundsBulk),
+    ),
+    (
+        "POST",
+        "/refunds/bulk/<id>/resume",
+        Access::Permission(Permission::RefundsBulk),
+    ),
+    (
+        "GET",
+        "/refunds/bulk/<id>/progress",
+        Access::Permission(Permission::RefundsBulk),
+    ),
+    (
+        "GET",
+        "/refunds/bulk/<id>/results.csv",
+        Access::Permission(Permission::RefundsBulk),
+    ),
     // Staff administration: people of the services the person manages.
     (
         "GET",

@@ -261,36 +261,7 @@ where
             Err(_) => return Outcome::Error((Status::BadRequest, ())),
         };
         if let Err(reason) = check(req, state, &body) {
-            set_refusal(req, Refusal::Csrf);
-            let actor = match session_cookie_value(req, &state.config) {
-                Some(id) => match signin::load_session(state, &id, Stage::Active).await {
-                    Ok(Ok(s)) => s.actor(),
-                    _ => Actor::Anonymous,
-                },
-                None => Actor::Anonymous,
-            };
-            if actor == Actor::Anonymous {
-                // Summarised per source and minute, never one chained entry per request.
-                state.refusals.note(
-                    &state.metrics,
-                    state.clock.now(),
-                    crate::audit::refusals::Kind::Csrf,
-                    origin_ip(req).as_deref(),
-                    req.uri().path().as_str(),
-                    reason,
-                );
-                return Outcome::Error((Status::Forbidden, ()));
-            }
-            let _ = audit::record(
-                &state.db,
-                state.clock.now(),
-                AuditEvent::new(actor, "csrf_fail", req.uri().path().to_string())
-                    .failed()
-                    .from_ip(origin_ip(req))
-                    .details(json!({"reason": reason})),
-            )
-            .await;
-            return Outcome::Error((Status::Forbidden, ()));
+            return Outcome::Error((refuse(req, state, reason).await, ()));
         }
         match Form::<T>::parse_encoded(rocket::http::RawStr::new(&body)) {
             Ok(value) => Outcome::Success(CsrfForm(value)),
@@ -300,6 +271,27 @@ where
 }
 
 fn check(req: &Request<'_>, state: &AppState, body: &str) -> Result<(), &'static str> {
+    let submitted = Form::values(body)
+        .find(|f| f.name == "csrf_token")
+        .map(|f| f.value.to_string())
+        .unwrap_or_default();
+    check_token(req, state, &submitted)
+}
+
+/// The origin checks, and the token a form carried.
+fn check_token(req: &Request<'_>, state: &AppState, submitted: &str) -> Result<(), &'static str> {
+    check_origin(req, state)?;
+    let Some(bound) = csrf_binding(req, &state.config) else {
+        return Err("no cookie to bind the token to");
+    };
+    if csrf::token_matches(&state.config.csrf_key(), &bound, submitted) {
+        Ok(())
+    } else {
+        Err("token missing or wrong")
+    }
+}
+
+fn check_origin(req: &Request<'_>, state: &AppState) -> Result<(), &'static str> {
     let headers = req.headers();
     let mut own = vec![state.config.public_url.clone()];
     if let Some(host) = headers.get_one("Host") {
@@ -311,17 +303,79 @@ fn check(req: &Request<'_>, state: &AppState, body: &str) -> Result<(), &'static
         headers.get_one("Origin"),
         &own,
     )
-    .map_err(|_| "request from another site")?;
-    let submitted = Form::values(body)
-        .find(|f| f.name == "csrf_token")
-        .map(|f| f.value.to_string())
-        .unwrap_or_default();
-    let Some(bound) = csrf_binding(req, &state.config) else {
-        return Err("no cookie to bind the token to");
+    .map_err(|_| "request from another site")
+}
+
+/// A form refused by the CSRF checks: noted (summarised for strangers, audited for staff), 403.
+async fn refuse(req: &Request<'_>, state: &AppState, reason: &'static str) -> Status {
+    set_refusal(req, Refusal::Csrf);
+    let actor = match session_cookie_value(req, &state.config) {
+        Some(id) => match signin::load_session(state, &id, Stage::Active).await {
+            Ok(Ok(s)) => s.actor(),
+            _ => Actor::Anonymous,
+        },
+        None => Actor::Anonymous,
     };
-    if csrf::token_matches(&state.config.csrf_key(), &bound, &submitted) {
-        Ok(())
-    } else {
-        Err("token missing or wrong")
+    if actor == Actor::Anonymous {
+        // Summarised per source and minute, never one chained entry per request.
+        state.refusals.note(
+            &state.metrics,
+            state.clock.now(),
+            crate::audit::refusals::Kind::Csrf,
+            origin_ip(req).as_deref(),
+            req.uri().path().as_str(),
+            reason,
+        );
+        return Status::Forbidden;
+    }
+    let _ = audit::record(
+        &state.db,
+        state.clock.now(),
+        AuditEvent::new(actor, "csrf_fail", req.uri().path().to_string())
+            .failed()
+            .from_ip(origin_ip(req))
+            .details(json!({"reason": reason})),
+    )
+    .await;
+    Status::Forbidden
+}
+
+/// A form that carries its CSRF token as a field (a file upload's multipart form).
+pub trait CarriesCsrf {
+    fn csrf_token(&self) -> &str;
+}
+
+/// A file upload (`multipart/form-data`) that passed the CSRF checks, parsed into `T`; or,
+/// when the body could not be read as the form (larger than the limits, say), `Err` so that
+/// the page can say so. Either way nothing was acted on.
+pub struct CsrfUpload<T>(pub Result<T, ()>);
+
+#[rocket::async_trait]
+impl<'r, T> FromData<'r> for CsrfUpload<T>
+where
+    T: FromForm<'r> + CarriesCsrf + Send + 'r,
+{
+    type Error = ();
+
+    async fn from_data(req: &'r Request<'_>, data: Data<'r>) -> data::Outcome<'r, Self> {
+        let Some(state) = req.rocket().state::<AppState>() else {
+            return Outcome::Error((Status::InternalServerError, ()));
+        };
+        if !req.content_type().is_some_and(|ct| ct.is_form_data()) {
+            return Outcome::Error((Status::UnsupportedMediaType, ()));
+        }
+        if let Err(reason) = check_origin(req, state) {
+            return Outcome::Error((refuse(req, state, reason).await, ()));
+        }
+        match Form::<T>::from_data(req, data).await {
+            Outcome::Success(form) => {
+                let form = form.into_inner();
+                if let Err(reason) = check_token(req, state, form.csrf_token()) {
+                    return Outcome::Error((refuse(req, state, reason).await, ()));
+                }
+                Outcome::Success(CsrfUpload(Ok(form)))
+            }
+            _ => Outcome::Success(CsrfUpload(Err(()))),
+        }
     }
 }

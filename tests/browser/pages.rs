@@ -9,7 +9,7 @@ use crate::harness::{assert_no_violations, Browser};
 
 /// Check the page the browser shows now: axe, a screenshot, and its heading.
 /// A click returns before the next page has loaded, so wait for the expected heading first.
-async fn check(browser: &Browser, name: &str, heading: &str, errors: &mut Vec<String>) {
+pub(crate) async fn check(browser: &Browser, name: &str, heading: &str, errors: &mut Vec<String>) {
     let started = std::time::Instant::now();
     let mut h1 = String::new();
     while started.elapsed() < std::time::Duration::from_secs(10) {
@@ -42,7 +42,7 @@ async fn check(browser: &Browser, name: &str, heading: &str, errors: &mut Vec<St
     }
 }
 
-async fn fill(browser: &Browser, id: &str, text: &str) {
+pub(crate) async fn fill(browser: &Browser, id: &str, text: &str) {
     let field = browser
         .client
         .find(Locator::Id(id))
@@ -52,7 +52,7 @@ async fn fill(browser: &Browser, id: &str, text: &str) {
     field.send_keys(text).await.expect("type");
 }
 
-async fn submit(browser: &Browser, form_action: &str) {
+pub(crate) async fn submit(browser: &Browser, form_action: &str) {
     browser
         .client
         .find(Locator::Css(&format!(
@@ -478,7 +478,7 @@ async fn the_demo_lets_a_newcomer_sign_in_without_an_app() {
 
 /// A running `paydesk demo` (killed when dropped), its console's port and the demo accounts
 /// it printed: (email, password).
-struct Demo {
+pub(crate) struct Demo {
     child: std::process::Child,
     port: u16,
     accounts: Vec<(String, String)>,
@@ -493,7 +493,7 @@ impl Drop for Demo {
 }
 
 impl Demo {
-    async fn start(payments: &str, extra_env: &[(&str, &str)]) -> Demo {
+    pub(crate) async fn start(payments: &str, extra_env: &[(&str, &str)]) -> Demo {
         use std::io::{BufRead, BufReader};
         let folder = tempfile::tempdir().unwrap();
         let db_url = format!("sqlite://{}/demo.db", folder.path().display());
@@ -571,12 +571,12 @@ impl Demo {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
     /// The demo's database, as another paydesk process would open it.
-    async fn db(&self) -> paydesk::store::Db {
+    pub(crate) async fn db(&self) -> paydesk::store::Db {
         let url = format!("sqlite://{}/demo.db", self._folder.path().display());
         paydesk::store::Db::connect(&url, &paydesk::store::PoolSettings::default())
             .await
@@ -592,7 +592,7 @@ impl Demo {
     }
 
     /// Sign in as the demo `role` with the code the demo shows.
-    async fn sign_in(&self, browser: &Browser, role: &str, errors: &mut Vec<String>) {
+    pub(crate) async fn sign_in(&self, browser: &Browser, role: &str, errors: &mut Vec<String>) {
         let (email, password) = self.account(role);
         let c = &browser.client;
         c.goto(&self.url("/login")).await.unwrap();
@@ -618,7 +618,7 @@ impl Demo {
         check(browser, &format!("demo-home-{role}"), "Dashboard", errors).await;
     }
 
-    async fn sign_out(&self, browser: &Browser, errors: &mut Vec<String>) {
+    pub(crate) async fn sign_out(&self, browser: &Browser, errors: &mut Vec<String>) {
         browser.client.goto(&self.url("/account")).await.unwrap();
         submit(browser, "/logout").await;
         check(browser, "demo-signed-out", "Sign in", errors).await;

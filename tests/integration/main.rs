@@ -11,6 +11,8 @@ mod admin_staff;
 mod api;
 mod audit;
 mod audit_view;
+mod bulk;
+mod bulk_pages;
 mod contract;
 mod dashboard;
 mod demo;

@@ -152,6 +152,12 @@ pub(super) async fn queue(
     );
     c.insert("notice".into(), json!(notice_text.unwrap_or_default()));
     c.insert("zone".into(), json!(zone.name()));
+    c.insert(
+        "may_bulk".into(),
+        json!(staff
+            .grants
+            .can_somewhere(crate::identity::permissions::Permission::RefundsBulk)),
+    );
     Ok(Answer::Page(render("refunds/queue", c)))
 }
 
@@ -225,6 +231,7 @@ pub(super) async fn review_page(
             "decided": row.decided_at.map(|t| local_time(zone, t)),
             "decision_comment": row.decision_comment,
             "failure": row.failure,
+            "batch": row.batch_id,
         }),
     );
     c.insert(

@@ -2,10 +2,12 @@
 //! (`/payments/<id>/refund`), "Check your answers", and the confirmation, which asks for the
 //! second factor again when the last one is more than 5 minutes old. Approving: the queue of
 //! requests awaiting a decision (`/refunds`) and a request's review page with its Approve and
-//! Reject forms. The rules and every change live in `crate::refunds`; this module only reads
+//! Reject forms. Bulk refunds: a file uploaded, its dry run, its approval and its progress
+//! (`/refunds/bulk`). The rules and every change live in `crate::refunds`; this module only reads
 //! forms, shows pages and says what happened.
 
 mod ask;
+mod bulk;
 mod decide;
 mod failed;
 mod journey;
@@ -27,6 +29,16 @@ pub fn routes() -> Vec<Route> {
         list::requests,
         decide::review,
         decide::approve,
-        decide::reject
+        decide::reject,
+        bulk::upload_form,
+        bulk::step_up,
+        bulk::upload,
+        bulk::batch,
+        bulk::confirm,
+        bulk::approve,
+        bulk::pause,
+        bulk::resume,
+        bulk::progress,
+        bulk::results
     ]
 }
