@@ -52,6 +52,15 @@ const JOURNEY_COLUMNS: [&str; 37] = [
     "observed_at",
 ];
 
+/// The payer's personal data on a journey: what retention and erasure empty.
+pub const REDACTED_COLUMNS: [&str; 5] = [
+    "description",
+    "email",
+    "email_key",
+    "cardholder_name",
+    "metadata",
+];
+
 /// Columns that follow the state: they change only when the state moves forward.
 const STATE_COLUMNS: [&str; 5] = [
     "status",
@@ -75,8 +84,14 @@ fn upsert_journeys_sql_tail() -> String {
         if STATE_COLUMNS.contains(&c) || FIXED_COLUMNS.contains(&c) || c == "case_reference" {
             continue;
         }
+        // Payer data removed under retention or erasure (`personal_data`) is never read back.
+        let kept = if REDACTED_COLUMNS.contains(&c) {
+            "journeys.redacted_at IS NULL AND "
+        } else {
+            ""
+        };
         sets.push(format!(
-            "{c} = CASE WHEN excluded.observed_at >= journeys.observed_at THEN excluded.{c} ELSE journeys.{c} END"
+            "{c} = CASE WHEN {kept}excluded.observed_at >= journeys.observed_at THEN excluded.{c} ELSE journeys.{c} END"
         ));
     }
     // A case reference linked in paydesk outlives the metadata's (which cannot change anyway).
