@@ -29,6 +29,7 @@ CREATE INDEX personal_data_holds_service ON personal_data_holds (service_id, pla
 -- SHA-256(salt ‖ value). Erasing sets value and salt to NULL; the chain still verifies.
 CREATE TABLE audit_personal (
     digest     TEXT    PRIMARY KEY,
+    seq        INTEGER NOT NULL,        -- the audit entry that commits to it
     target     TEXT    NOT NULL,        -- the entry's target, e.g. payment:<id>
     salt       TEXT,
     value      TEXT,
@@ -36,3 +37,4 @@ CREATE TABLE audit_personal (
     erased_at  INTEGER
 );
 CREATE INDEX audit_personal_target ON audit_personal (target);
+CREATE INDEX audit_personal_seq ON audit_personal (seq);

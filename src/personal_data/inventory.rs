@@ -59,7 +59,7 @@ pub const COLUMNS: &[(&str, &str, Class)] = &[
     ("journey_events", "kind", NotPayerData),
     ("journey_events", "status", NotPayerData),
     ("journey_events", "code", NotPayerData),
-    ("journey_events", "message", NotPayerData),
+    ("journey_events", "message", RedactedCopy),
     ("journey_events", "detail", RedactedCopy),
     ("journey_events", "source", NotPayerData),
     ("journey_events", "dedupe_key", NotPayerData),

@@ -164,15 +164,24 @@ pub async fn redact(
         for (id, _) in journeys { q = q.bind(*id); }
         q.execute(conn).await?.rows_affected()
     });
-    // A staff note's comment in the timeline.
-    let strip = match backend {
-        Backend::Sqlite => "json_remove(detail, '$.comment')",
-        Backend::Postgres => "(detail::jsonb - 'comment')::text",
+    // A staff note's comment in the timeline: in its detail, and in its words (a rejection
+    // quotes it).
+    let (strip, comment) = match backend {
+        Backend::Sqlite => (
+            "json_remove(detail, '$.comment')",
+            "json_extract(detail, '$.comment')",
+        ),
+        Backend::Postgres => (
+            "(detail::jsonb - 'comment')::text",
+            "(detail::jsonb ->> 'comment')",
+        ),
     };
     let ids1 = placeholders(1, journeys.len());
     let sql = format!(
-        "UPDATE journey_events SET detail = {strip} WHERE journey_id IN ({ids1}) \
-         AND detail LIKE '%\"comment\"%'"
+        "UPDATE journey_events SET detail = {strip}, \
+         message = CASE WHEN coalesce({comment}, '') <> '' AND message IS NOT NULL \
+                   THEN replace(message, {comment}, '[comment removed]') ELSE message END \
+         WHERE journey_id IN ({ids1}) AND detail LIKE '%\"comment\"%'"
     );
     out.timeline_entries = crate::on_tx!(tx, conn => {
         let mut q = sqlx::query(&sql);
@@ -348,4 +357,36 @@ pub async fn scrub(db: &Db) -> StoreResult<()> {
             .await?;
     }
     Ok(())
+}
+
+/// Keep one personal value of audit entry `seq` beside the chain (`audit::personal`).
+pub async fn insert_audit_value(
+    tx: &mut Tx,
+    digest: &str,
+    seq: i64,
+    target: &str,
+    salt: &str,
+    value: &str,
+    now: i64,
+) -> StoreResult<()> {
+    crate::on_tx!(tx, conn => sqlx::query(
+        "INSERT INTO audit_personal (digest, seq, target, salt, value, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(digest).bind(seq).bind(target).bind(salt).bind(value).bind(now)
+        .execute(conn).await?.rows_affected());
+    Ok(())
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AuditValue {
+    pub digest: String,
+    pub seq: i64,
+    pub salt: Option<String>,
+    pub value: Option<String>,
+}
+
+/// The personal values still kept beside the audit chain (not erased), in entry order.
+pub async fn kept_audit_values(db: &Db) -> StoreResult<Vec<AuditValue>> {
+    let sql = "SELECT digest, seq, salt, value FROM audit_personal \
+               WHERE erased_at IS NULL ORDER BY seq, digest";
+    Ok(crate::on_db!(db, pool => sqlx::query_as::<_, AuditValue>(sql).fetch_all(pool).await?))
 }

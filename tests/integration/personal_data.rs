@@ -141,7 +141,7 @@ async fn retention_redacts_everywhere_keeps_totals_chain_and_holds() {
          'ok zqgonename0', 0, 0)")).await;
     exec(db, &format!(
         "INSERT INTO journey_events (journey_id, occurred_at, kind, message, detail, source, dedupe_key, recorded_at) \
-         VALUES ({g0}, 0, 'staff', 'A refund was asked for', '{{\"amount\":100,\"comment\":\"Spoke to Ann zqgonename0\"}}', 'paydesk', 'n1', 0)")).await;
+         VALUES ({g0}, 0, 'staff', 'Sam rejected the refund of £1.00: Spoke to Ann zqgonename0', '{{\"amount\":100,\"comment\":\"Spoke to Ann zqgonename0\"}}', 'paydesk', 'n1', 0)")).await;
     exec(db, &format!(
         "INSERT INTO refund_requests (service_id, journey_id, payment_id, amount, reason, comment, state, form_key, \
          requested_by, requested_at, approval_required, expires_at, updated_at) \
@@ -158,6 +158,22 @@ async fn retention_redacts_everywhere_keeps_totals_chain_and_holds() {
     exec(db, "INSERT INTO api_idempotency (token_id, idem_key, fingerprint, status, body, created_at) \
          VALUES (1, 'i1', 'f', 201, '{\"payment_id\":\"pay0\",\"email\":\"zqgonemail0@example.org\"}', 0)").await;
 
+    // A refund decision's audit entry: its comment sits beside the chain.
+    let mut tx = db.begin().await.expect("begin");
+    paydesk::audit::append(
+        &mut tx,
+        app.state.clock.now(),
+        paydesk::audit::AuditEvent::new(
+            paydesk::audit::Actor::System,
+            "refund_approved",
+            "payment:pay0",
+        )
+        .details(serde_json::json!({"request": 1, "comment": "x"}))
+        .personal("comment", "Spoke to Ann zqgonename0"),
+    )
+    .await
+    .expect("audit");
+    tx.commit().await.expect("commit");
     let admin = paydesk::audit::Actor::staff(1, "cw@example.gov");
     holds::place(
         db,
@@ -246,6 +262,20 @@ async fn retention_redacts_everywhere_keeps_totals_chain_and_holds() {
     assert_eq!(details["refund_comments"], 1, "{details}");
     assert_eq!(details["mail"], 1, "{details}");
 
+    // Any other change is still found, and named.
+    let size = report.entries;
+    crate::audit::tamper(
+        db,
+        "UPDATE audit_log SET action = 'nothing_to_see' WHERE seq = 2",
+    )
+    .await;
+    let report = paydesk::audit::verify(db, None).await.expect("verify");
+    assert_eq!(
+        report.problem.map(|p| p.first_bad_seq()),
+        Some(2),
+        "of {size}"
+    );
+
     // A second run finds nothing more to do; releasing the hold lets the next one redact it.
     let again = retention::run(db, now).await.expect("run again");
     assert_eq!((again.redacted, again.held), (0, 2));
@@ -294,4 +324,47 @@ async fn retention_setting_is_checked_and_audited() {
     )
     .await
     .is_err());
+}
+
+#[tokio::test]
+async fn audit_personal_values_are_outside_the_chain_and_checked() {
+    let app = TestApp::new().await;
+    let db = &app.state.db;
+    let row = paydesk::audit::record(
+        db,
+        app.state.clock.now(),
+        paydesk::audit::AuditEvent::new(
+            paydesk::audit::Actor::System,
+            "refund_rejected",
+            "payment:p1",
+        )
+        .details(serde_json::json!({"request": 1}))
+        .personal("comment", "Called Mrs Zqside"),
+    )
+    .await
+    .expect("record");
+    assert!(!row.details.contains("Zqside"), "{}", row.details);
+    assert!(row.details.contains("\"personal\""), "{}", row.details);
+    assert!(paydesk::audit::verify(db, None)
+        .await
+        .expect("verify")
+        .intact());
+    // A changed side value is named at its entry.
+    exec(
+        db,
+        "UPDATE audit_personal SET value = 'Called someone else'",
+    )
+    .await;
+    let report = paydesk::audit::verify(db, None).await.expect("verify");
+    assert_eq!(report.problem.map(|p| p.first_bad_seq()), Some(row.seq));
+    // Erased, the chain verifies again.
+    exec(
+        db,
+        "UPDATE audit_personal SET value = NULL, salt = NULL, erased_at = 1",
+    )
+    .await;
+    assert!(paydesk::audit::verify(db, None)
+        .await
+        .expect("verify")
+        .intact());
 }
