@@ -38,3 +38,23 @@ CREATE TABLE audit_personal (
 );
 CREATE INDEX audit_personal_target ON audit_personal (target);
 CREATE INDEX audit_personal_seq ON audit_personal (seq);
+
+-- Erasure on request: asked for by one person with personal_data:manage, carried out only when
+-- a second one approves. Who the payer is (email, or card last 4 and name) is cleared once the
+-- request is decided; the outcome keeps counts and the held payments' ids.
+CREATE TABLE erasure_requests (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    requested_by    INTEGER NOT NULL REFERENCES staff (id),
+    requested_at    INTEGER NOT NULL,
+    service_ids     TEXT    NOT NULL,          -- JSON array
+    email_key       TEXT,
+    last4           TEXT,
+    name_key        TEXT,
+    reason          TEXT    NOT NULL,
+    case_reference  TEXT    NOT NULL,
+    state           TEXT    NOT NULL CHECK (state IN ('awaiting_approval', 'done', 'rejected')),
+    decided_by      INTEGER REFERENCES staff (id),
+    decided_at      INTEGER,
+    outcome         TEXT                       -- JSON: counts and held payments
+);
+CREATE INDEX erasure_requests_state ON erasure_requests (state, requested_at);

@@ -139,6 +139,15 @@ pub const COLUMNS: &[(&str, &str, Class)] = &[
     ("audit_personal", "target", KeptForReconciliation),
     ("audit_personal", "salt", RedactedCopy),
     ("audit_personal", "value", RedactedCopy),
+    // Erasure requests: who the payer is, cleared once the request is decided.
+    ("erasure_requests", "service_ids", NotPayerData),
+    ("erasure_requests", "email_key", Redacted),
+    ("erasure_requests", "last4", Redacted),
+    ("erasure_requests", "name_key", Redacted),
+    ("erasure_requests", "reason", NotPayerData),
+    ("erasure_requests", "case_reference", KeptForReconciliation),
+    ("erasure_requests", "state", NotPayerData),
+    ("erasure_requests", "outcome", KeptForReconciliation),
     // Holds name payments and why they are held (staff-typed, about the case).
     ("personal_data_holds", "reason", NotPayerData),
     // Services, staff, sessions, tokens, sync: not payer data.

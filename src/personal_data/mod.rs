@@ -9,6 +9,8 @@
 //! refunds and timeline, stored API answers that name it, mail sent to the payer, and the
 //! personal values audit entries about it keep beside the chain.
 
+pub mod access;
+pub mod erasure;
 pub mod holds;
 pub mod inventory;
 pub mod retention;

@@ -23,6 +23,7 @@ pub mod sql;
 pub mod staff;
 pub mod staff_admin;
 pub mod standing;
+pub mod subject_access;
 
 use std::str::FromStr;
 use std::sync::Arc;

@@ -95,19 +95,25 @@ pub async fn of_payer(
     if service_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let services = placeholders(4, service_ids.len());
+    let (who, values): (&str, Vec<String>) = match (email_key, card) {
+        (Some(e), _) => ("j.email_key = $1", vec![e.to_string()]),
+        (None, Some((last4, name))) => (
+            "j.last_digits = $1 AND lower(j.cardholder_name) = $2",
+            vec![last4.to_string(), name.to_lowercase()],
+        ),
+        (None, None) => return Ok(Vec::new()),
+    };
+    let services = placeholders(values.len() + 1, service_ids.len());
     let sql = format!(
         "SELECT j.id, j.payment_id, j.created_at, j.email_key, {HELD_BY} AS held_by FROM journeys j \
-         WHERE j.service_id IN ({services}) AND j.redacted_at IS NULL \
-           AND (j.email_key = $1 OR (j.last_digits = $2 AND lower(j.cardholder_name) = $3)) \
+         WHERE j.service_id IN ({services}) AND j.redacted_at IS NULL AND {who} \
          ORDER BY j.created_at, j.id"
     );
-    let (last4, name) = card.unwrap_or(("", ""));
     crate::on_db!(db, pool => {
-        let mut q = sqlx::query_as::<_, Due>(&sql)
-            .bind(email_key.unwrap_or("\u{0}"))
-            .bind(if card.is_some() { last4 } else { "\u{0}" })
-            .bind(name.to_lowercase());
+        let mut q = sqlx::query_as::<_, Due>(&sql);
+        for v in &values {
+            q = q.bind(v.as_str());
+        }
         for id in service_ids {
             q = q.bind(*id);
         }

@@ -368,3 +368,194 @@ async fn audit_personal_values_are_outside_the_chain_and_checked() {
         .expect("verify")
         .intact());
 }
+
+fn manager(
+    p: &crate::common::Person,
+    services: &[i64],
+) -> paydesk::personal_data::erasure::Manager {
+    paydesk::personal_data::erasure::Manager {
+        staff_id: p.id,
+        actor: paydesk::audit::Actor::staff(p.id, &p.email),
+        ip: None,
+        service_ids: services.to_vec(),
+    }
+}
+
+#[tokio::test]
+async fn subject_access_finds_the_payer_across_services_with_who_viewed() {
+    use paydesk::personal_data::access::{self, Payer};
+    let app = TestApp::new().await;
+    let db = &app.state.db;
+    let parking = app.service("parking").await;
+    let permits = app.service("permits").await;
+    let other = app.service("other").await;
+    let mut a = payer(1, "zqsar", start_time());
+    a.email = Some("Same.Payer@example.org".into());
+    let mut b = payer(2, "zqsar", start_time());
+    b.email = Some("same.payer@example.org".into());
+    let mut c = payer(3, "zqsar", start_time());
+    c.email = Some("same.payer@example.org".into());
+    store_journeys(&app, parking, &[a]).await;
+    store_journeys(&app, permits, &[b]).await;
+    store_journeys(&app, other, &[c]).await;
+    // A caseworker looked at the first payment.
+    paydesk::audit::record(
+        db,
+        start_time(),
+        paydesk::audit::AuditEvent::new(
+            paydesk::audit::Actor::staff(9, "viewer@example.gov"),
+            "sensitive_read",
+            "payment:pay1",
+        )
+        .details(serde_json::json!({"what": "journey page"})),
+    )
+    .await
+    .expect("view");
+    let payer = Payer::parse("same.payer@EXAMPLE.org", "", "").expect("payer");
+    let doc = access::bundle(
+        db,
+        start_time(),
+        paydesk::audit::Actor::System,
+        None,
+        &[parking, permits],
+        &payer,
+    )
+    .await
+    .expect("bundle");
+    let ids: Vec<&str> = doc["payments"]
+        .as_array()
+        .expect("payments")
+        .iter()
+        .map(|p| p["payment_id"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(ids, ["pay1", "pay2"], "both services, not the third: {doc}");
+    assert_eq!(doc["viewed_by"][0]["who"], "viewer@example.gov", "{doc}");
+    assert_eq!(doc["viewed_by"][0]["payment_id"], "pay1");
+    // By card and name too.
+    let by_card = Payer::parse("", "4242", "ANN zqsarname2").expect("payer");
+    let doc = access::bundle(
+        db,
+        start_time(),
+        paydesk::audit::Actor::System,
+        None,
+        &[parking, permits],
+        &by_card,
+    )
+    .await
+    .expect("bundle");
+    assert_eq!(doc["payments"].as_array().map(|p| p.len()), Some(1));
+    let last = paydesk::store::audit::latest(db, 1).await.expect("latest");
+    assert_eq!(last[0].action, "personal_data_access");
+    assert!(
+        !last[0].details.contains("zqsar"),
+        "the search is beside the chain: {}",
+        last[0].details
+    );
+}
+
+#[tokio::test]
+async fn erasure_needs_a_second_person_and_skips_held_payments() {
+    use paydesk::identity::permissions::Role;
+    use paydesk::personal_data::access::Payer;
+    use paydesk::personal_data::erasure;
+    let app = TestApp::new().await;
+    let db = &app.state.db;
+    let parking = app.service("parking").await;
+    let asker = app
+        .person("asker@example.gov", Role::ServiceAdmin, Some("parking"))
+        .await;
+    let second = app
+        .person("second@example.gov", Role::ServiceAdmin, Some("parking"))
+        .await;
+    let mut records: Vec<_> = (1..=3).map(|n| payer(n, "zqerase", start_time())).collect();
+    for r in &mut records {
+        r.email = Some("erase.me@example.org".into());
+    }
+    store_journeys(&app, parking, &records).await;
+    holds::place(
+        db,
+        start_time(),
+        paydesk::audit::Actor::System,
+        asker.id,
+        None,
+        parking,
+        "pay3",
+        "Legal claim",
+    )
+    .await
+    .expect("hold");
+    let payer = Payer::parse("erase.me@example.org", "", "").expect("payer");
+    let id = erasure::request(
+        db,
+        start_time(),
+        &manager(&asker, &[parking]),
+        &payer,
+        "Payer asked",
+        "DPA-7",
+    )
+    .await
+    .expect("request");
+    // The asker alone cannot carry it out.
+    let alone = erasure::decide(db, start_time(), &manager(&asker, &[parking]), id, true).await;
+    assert!(
+        matches!(
+            alone,
+            Err(paydesk::personal_data::PersonalDataError::Refused(_))
+        ),
+        "{alone:?}"
+    );
+    assert!(
+        !scan(db, "zqerasename1").await.is_empty(),
+        "nothing erased yet"
+    );
+    let done = erasure::decide(db, start_time(), &manager(&second, &[parking]), id, true)
+        .await
+        .expect("approve")
+        .expect("done");
+    assert_eq!(done.redacted, 2);
+    assert_eq!(done.held.len(), 1);
+    assert_eq!(done.held[0].0, "pay3");
+    for gone in ["zqerasename1", "zqerasemeta2"] {
+        assert!(scan(db, gone).await.is_empty(), "{gone} erased");
+    }
+    assert!(
+        !scan(db, "zqerasename3").await.is_empty(),
+        "held payment kept"
+    );
+    // Erased payments look like retention's, but say why.
+    let why: Vec<Option<String>> = match db {
+        Db::Sqlite(pool, _) => {
+            sqlx::query_scalar("SELECT redacted_reason FROM journeys ORDER BY id")
+                .fetch_all(pool)
+                .await
+                .expect("q")
+        }
+        Db::Postgres(pool, _) => {
+            sqlx::query_scalar("SELECT redacted_reason FROM journeys ORDER BY id")
+                .fetch_all(pool)
+                .await
+                .expect("q")
+        }
+    };
+    assert_eq!(
+        why,
+        [
+            Some("erasure".to_string()),
+            Some("erasure".to_string()),
+            None
+        ]
+    );
+    // Decided once; the request no longer says who the payer was.
+    assert!(
+        erasure::decide(db, start_time(), &manager(&second, &[parking]), id, true)
+            .await
+            .is_err()
+    );
+    // Only the held payment still has the address.
+    assert_eq!(
+        scan(db, "erase.me").await,
+        ["journeys.email (1)", "journeys.email_key (1)"]
+    );
+    let report = paydesk::audit::verify(db, None).await.expect("verify");
+    assert!(report.intact(), "{:?}", report.problem);
+}
