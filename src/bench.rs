@@ -3,6 +3,7 @@
 pub mod export;
 pub mod platform;
 pub mod refunds;
+pub mod retention;
 pub mod search;
 
 use std::time::{Duration, Instant};
