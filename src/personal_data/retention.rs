@@ -66,6 +66,16 @@ pub fn cutoff(now: OffsetDateTime, days: i64) -> OffsetDateTime {
     now - Duration::days(days)
 }
 
+/// What a redacted payment's page says (the same whether retention or an erasure removed it).
+pub fn redacted_notice(at: OffsetDateTime) -> String {
+    let day = at
+        .format(time::macros::format_description!(
+            "[day padding:none] [month repr:long] [year]"
+        ))
+        .unwrap_or_default();
+    format!("Personal details removed on {day} under the service's retention policy")
+}
+
 /// Change a service's retention period; audited.
 pub async fn set_days(
     db: &Db,
@@ -246,6 +256,14 @@ mod tests {
         for bad in ["", "1e3", "-5", "2,555", "365.0", "+400", "36501"] {
             assert!(parse_days(bad, true).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn personal_redacted_notice_names_the_day() {
+        assert_eq!(
+            redacted_notice(time::macros::datetime!(2033-12-07 03:00 UTC)),
+            "Personal details removed on 7 December 2033 under the service's retention policy"
+        );
     }
 
     #[test]

@@ -150,9 +150,11 @@ pub struct JourneyRow {
     pub first_seen_at: i64,
     pub language: Option<String>,
     pub moto: Option<bool>,
+    /// When the payer's personal data was removed (retention or erasure).
+    pub redacted_at: Option<i64>,
 }
 
-const JOURNEY_ROW: &str = "id, service_id, payment_id, status, finished, state_code, state_message, amount, description, reference, email, cardholder_name, card_brand, first_digits, last_digits, created_at, settled_date, fee, net_amount, refund_status, refund_available, refund_submitted, metadata, case_reference, needs_attention, attention_reason, observed_at, card_type, expiry_date, wallet_type, payment_provider, provider_id, captured_date, corporate_surcharge, total_amount, first_seen_at, language, moto";
+const JOURNEY_ROW: &str = "id, service_id, payment_id, status, finished, state_code, state_message, amount, description, reference, email, cardholder_name, card_brand, first_digits, last_digits, created_at, settled_date, fee, net_amount, refund_status, refund_available, refund_submitted, metadata, case_reference, needs_attention, attention_reason, observed_at, card_type, expiry_date, wallet_type, payment_provider, provider_id, captured_date, corporate_surcharge, total_amount, first_seen_at, language, moto, redacted_at";
 
 /// Where a timeline entry came from (see the `source` column).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -545,6 +545,20 @@ async fn erasure_needs_a_second_person_and_skips_held_payments() {
             None
         ]
     );
+    // The erased payment's page says so, and shows no error for the empty fields.
+    app.sign_in(&second).await;
+    let page = app
+        .client
+        .get("/payments/pay1?service=parking")
+        .dispatch()
+        .await;
+    assert_eq!(page.status(), rocket::http::Status::Ok);
+    let html = page.into_string().await.unwrap_or_default();
+    assert!(
+        html.contains("Personal details removed on 20 November 2026 under the service&#x27;s retention policy")
+            || html.contains("Personal details removed on 20 November 2026 under the service's retention policy"),
+        "{html}"
+    );
     // Decided once; the request no longer says who the payer was.
     assert!(
         erasure::decide(db, start_time(), &manager(&second, &[parking]), id, true)
