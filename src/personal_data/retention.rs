@@ -76,6 +76,14 @@ pub fn redacted_notice(at: OffsetDateTime) -> String {
     format!("Personal details removed on {day} under the service's retention policy")
 }
 
+/// A service's retention setting.
+pub async fn of_service(
+    db: &Db,
+    service_id: i64,
+) -> Result<Option<pd_store::Retention>, PersonalDataError> {
+    Ok(pd_store::retention_of(db, service_id).await?)
+}
+
 /// Change a service's retention period; audited.
 pub async fn set_days(
     db: &Db,

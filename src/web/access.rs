@@ -260,6 +260,16 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
         "/admin/services/<id>/test",
         Access::Permission(Permission::ServicesManage),
     ),
+    (
+        "GET",
+        "/admin/services/<id>/retention",
+        Access::Permission(Permission::ServicesManage),
+    ),
+    (
+        "POST",
+        "/admin/services/<id>/retention",
+        Access::Permission(Permission::ServicesManage),
+    ),
     // The audit log.
     ("GET", "/audit", Access::Permission(Permission::AuditRead)),
     (

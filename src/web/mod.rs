@@ -21,6 +21,7 @@ pub mod journey_lookup;
 pub mod pages;
 pub mod payment_rows;
 pub mod payments;
+pub mod personal_data;
 pub mod ratelimit;
 pub mod refunds;
 pub mod request;
@@ -60,6 +61,7 @@ pub fn mount(rocket: Rocket<Build>, state: &AppState) -> Rocket<Build> {
         .mount("/", exports::routes())
         .mount("/", staff::routes())
         .mount("/", admin_services::routes())
+        .mount("/", personal_data::routes())
         .manage(std::sync::Arc::new(
             crate::audit_view::ChainVerifier::default(),
         ))

@@ -573,3 +573,63 @@ async fn erasure_needs_a_second_person_and_skips_held_payments() {
     let report = paydesk::audit::verify(db, None).await.expect("verify");
     assert!(report.intact(), "{:?}", report.problem);
 }
+
+#[tokio::test]
+async fn retention_page_on_the_service_settings() {
+    use paydesk::identity::permissions::Role;
+    let app = TestApp::new().await;
+    let parking = app.service("parking").await;
+    let admin = app
+        .person("admin@example.gov", Role::ServiceAdmin, Some("parking"))
+        .await;
+    app.sign_in(&admin).await;
+    let show = app
+        .client
+        .get(format!("/admin/services/{parking}"))
+        .dispatch()
+        .await;
+    let html = show.into_string().await.unwrap_or_default();
+    assert!(html.contains("2555 days"), "{html}");
+    let form = app
+        .client
+        .get(format!("/admin/services/{parking}/retention"))
+        .dispatch()
+        .await;
+    assert_eq!(form.status(), rocket::http::Status::Ok);
+    let token = app.token();
+    // Below a year is for platform admins only: the form comes back with the error.
+    for (typed, error) in [
+        ("100", "at least 365"),
+        ("seven years", "whole number"),
+        ("", "Enter how many days"),
+    ] {
+        let r = app
+            .post_form(
+                &format!("/admin/services/{parking}/retention"),
+                &[("csrf_token", &token), ("days", typed)],
+            )
+            .await;
+        assert_eq!(r.status(), rocket::http::Status::Ok);
+        let html = r.into_string().await.unwrap_or_default();
+        assert!(
+            html.contains("Error:") && html.contains(error),
+            "{typed}: {html}"
+        );
+    }
+    let r = app
+        .post_form(
+            &format!("/admin/services/{parking}/retention"),
+            &[("csrf_token", &token), ("days", "400")],
+        )
+        .await;
+    let page = app.follow(r).await;
+    assert!(page.contains("400 days"), "{page}");
+    // Another service's page is not there for them.
+    let other = app.service("other").await;
+    let r = app
+        .client
+        .get(format!("/admin/services/{other}/retention"))
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), rocket::http::Status::NotFound);
+}
