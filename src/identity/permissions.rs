@@ -19,10 +19,12 @@ pub enum Permission {
     StaffManage,
     ServicesManage,
     IntegrationsManage,
+    /// Subject access and erasure of payers' personal data.
+    PersonalDataManage,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 9] = [
+    pub const ALL: [Permission; 10] = [
         Permission::PaymentsRead,
         Permission::PaymentsCancel,
         Permission::RefundsRequest,
@@ -32,6 +34,7 @@ impl Permission {
         Permission::StaffManage,
         Permission::ServicesManage,
         Permission::IntegrationsManage,
+        Permission::PersonalDataManage,
     ];
 
     /// The permission's name as staff and logs see it.
@@ -46,6 +49,7 @@ impl Permission {
             Permission::StaffManage => "staff:manage",
             Permission::ServicesManage => "services:manage",
             Permission::IntegrationsManage => "integrations:manage",
+            Permission::PersonalDataManage => "personal_data:manage",
         }
     }
 }
@@ -130,6 +134,7 @@ impl Role {
                 StaffManage,
                 ServicesManage,
                 IntegrationsManage,
+                PersonalDataManage,
             ],
             Role::PlatformAdmin => &Permission::ALL,
         }

@@ -262,6 +262,21 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ),
     (
         "GET",
+        "/personal-data/access",
+        Access::Permission(Permission::PersonalDataManage),
+    ),
+    (
+        "POST",
+        "/personal-data/access",
+        Access::Permission(Permission::PersonalDataManage),
+    ),
+    (
+        "GET",
+        "/personal-data/access/<key>",
+        Access::Permission(Permission::PersonalDataManage),
+    ),
+    (
+        "GET",
         "/admin/services/<id>/retention",
         Access::Permission(Permission::ServicesManage),
     ),

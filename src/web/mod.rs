@@ -30,6 +30,7 @@ pub mod session;
 pub mod sso;
 pub mod staff;
 pub mod stepup;
+pub mod subject_access;
 
 use rocket::fs::FileServer;
 use rocket::{Build, Rocket};
@@ -62,6 +63,7 @@ pub fn mount(rocket: Rocket<Build>, state: &AppState) -> Rocket<Build> {
         .mount("/", staff::routes())
         .mount("/", admin_services::routes())
         .mount("/", personal_data::routes())
+        .mount("/", subject_access::routes())
         .manage(std::sync::Arc::new(
             crate::audit_view::ChainVerifier::default(),
         ))

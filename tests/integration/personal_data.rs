@@ -633,3 +633,48 @@ async fn retention_page_on_the_service_settings() {
         .await;
     assert_eq!(r.status(), rocket::http::Status::NotFound);
 }
+
+#[tokio::test]
+async fn subject_access_page_downloads_the_bundle() {
+    use paydesk::identity::permissions::Role;
+    let app = TestApp::new().await;
+    let parking = app.service("parking").await;
+    let mut a = payer(1, "zqweb", start_time());
+    a.email = Some("web.payer@example.org".into());
+    store_journeys(&app, parking, &[a]).await;
+    let admin = app
+        .person("sa@example.gov", Role::ServiceAdmin, Some("parking"))
+        .await;
+    app.sign_in(&admin).await;
+    let form = app.client.get("/personal-data/access").dispatch().await;
+    assert_eq!(form.status(), rocket::http::Status::Ok);
+    let token = app.token();
+    let r = app
+        .post_form(
+            "/personal-data/access",
+            &[("csrf_token", &token), ("email", "")],
+        )
+        .await;
+    assert_eq!(r.status(), rocket::http::Status::UnprocessableEntity);
+    assert!(r.into_string().await.unwrap_or_default().contains("Error:"));
+    let r = app
+        .post_form(
+            "/personal-data/access",
+            &[("csrf_token", &token), ("email", "WEB.payer@example.org")],
+        )
+        .await;
+    assert_eq!(r.status(), rocket::http::Status::SeeOther);
+    let to = crate::common::location(&r);
+    let file = app.client.get(to.clone()).dispatch().await;
+    assert_eq!(file.status(), rocket::http::Status::Ok);
+    let doc: serde_json::Value =
+        serde_json::from_str(&file.into_string().await.unwrap_or_default()).expect("json");
+    assert_eq!(doc["payments"][0]["payment_id"], "pay1", "{doc}");
+    // Used once.
+    let again = app.client.get(to).dispatch().await;
+    assert_eq!(again.status(), rocket::http::Status::NotFound);
+    let last = paydesk::store::audit::latest(&app.state.db, 1)
+        .await
+        .expect("latest");
+    assert_eq!(last[0].action, "personal_data_access");
+}
