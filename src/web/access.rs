@@ -262,6 +262,21 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ),
     (
         "GET",
+        "/personal-data/erasure?<notice>",
+        Access::Permission(Permission::PersonalDataManage),
+    ),
+    (
+        "POST",
+        "/personal-data/erasure",
+        Access::Permission(Permission::PersonalDataManage),
+    ),
+    (
+        "POST",
+        "/personal-data/erasure/<id>",
+        Access::Permission(Permission::PersonalDataManage),
+    ),
+    (
+        "GET",
         "/personal-data/access",
         Access::Permission(Permission::PersonalDataManage),
     ),

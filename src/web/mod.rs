@@ -10,6 +10,7 @@ pub mod audit_view;
 pub mod auth;
 pub mod csrf;
 pub mod dashboard;
+pub mod erasure;
 pub mod errors;
 pub mod events;
 pub mod exports;
@@ -64,6 +65,7 @@ pub fn mount(rocket: Rocket<Build>, state: &AppState) -> Rocket<Build> {
         .mount("/", admin_services::routes())
         .mount("/", personal_data::routes())
         .mount("/", subject_access::routes())
+        .mount("/", erasure::routes())
         .manage(std::sync::Arc::new(
             crate::audit_view::ChainVerifier::default(),
         ))

@@ -678,3 +678,67 @@ async fn subject_access_page_downloads_the_bundle() {
         .expect("latest");
     assert_eq!(last[0].action, "personal_data_access");
 }
+
+#[tokio::test]
+async fn erasure_pages_need_a_second_person() {
+    use paydesk::identity::permissions::Role;
+    let app = TestApp::new().await;
+    let parking = app.service("parking").await;
+    let mut a = payer(1, "zqpage", start_time());
+    a.email = Some("page.payer@example.org".into());
+    store_journeys(&app, parking, &[a]).await;
+    let asker = app
+        .person("asker@example.gov", Role::ServiceAdmin, Some("parking"))
+        .await;
+    let second = app
+        .person("second@example.gov", Role::ServiceAdmin, Some("parking"))
+        .await;
+    app.sign_in(&asker).await;
+    let token = app.token();
+    let r = app
+        .post_form(
+            "/personal-data/erasure",
+            &[("csrf_token", &token), ("email", "page.payer@example.org")],
+        )
+        .await;
+    assert_eq!(
+        r.status(),
+        rocket::http::Status::UnprocessableEntity,
+        "reason and case reference needed"
+    );
+    let r = app
+        .post_form(
+            "/personal-data/erasure",
+            &[
+                ("csrf_token", &token),
+                ("email", "page.payer@example.org"),
+                ("reason", "Payer asked"),
+                ("case_reference", "DPA-9"),
+            ],
+        )
+        .await;
+    let html = app.follow(r).await;
+    assert!(html.contains("You asked for this"), "{html}");
+    // The asker alone is refused.
+    let r = app
+        .post_form(
+            "/personal-data/erasure/1",
+            &[("csrf_token", &token), ("decision", "approve")],
+        )
+        .await;
+    let html = r.into_string().await.unwrap_or_default();
+    assert!(html.contains("someone else must approve it"), "{html}");
+    assert!(!scan(&app.state.db, "zqpagename1").await.is_empty());
+    app.post_form("/logout", &[("csrf_token", &token)]).await;
+    app.sign_in(&second).await;
+    let token = app.token();
+    let r = app
+        .post_form(
+            "/personal-data/erasure/1",
+            &[("csrf_token", &token), ("decision", "approve")],
+        )
+        .await;
+    let html = app.follow(r).await;
+    assert!(html.contains("Erasure approved"), "{html}");
+    assert!(scan(&app.state.db, "zqpagename1").await.is_empty());
+}
