@@ -14,6 +14,7 @@
 //! expose truncation.
 
 pub mod anchor;
+pub mod personal;
 pub mod refusals;
 
 use futures::StreamExt;
@@ -94,6 +95,8 @@ pub struct AuditEvent {
     pub outcome: Outcome,
     pub origin_ip: Option<String>,
     pub details: Value,
+    /// Personal values kept beside the chain (`personal`), each under its key in `details`.
+    pub personal: Vec<(String, String)>,
 }
 
 impl AuditEvent {
@@ -107,6 +110,7 @@ impl AuditEvent {
             outcome: Outcome::Success,
             origin_ip: None,
             details: Value::Object(Default::default()),
+            personal: Vec::new(),
         }
     }
 
@@ -122,6 +126,13 @@ impl AuditEvent {
 
     pub fn details(mut self, details: Value) -> Self {
         self.details = details;
+        self
+    }
+
+    /// A value that may name a payer: the chained details hold only its salted digest under
+    /// `key`, the value itself sits beside the chain where it can be erased.
+    pub fn personal(mut self, key: &str, value: &str) -> Self {
+        self.personal.push((key.to_string(), value.to_string()));
         self
     }
 }
@@ -151,8 +162,13 @@ pub async fn append(
     event: AuditEvent,
 ) -> Result<AuditRow, AuditError> {
     let key = tx.audit_chain_key().ok_or(AuditError::NoChainKey)?;
+    let mut event = event;
+    let sides = personal::take(&mut event.details, std::mem::take(&mut event.personal));
+    let target = event.target.clone();
     let make = entry_maker(event, now, key);
-    Ok(audit_store::append(tx, make).await?)
+    let row = audit_store::append(tx, make).await?;
+    personal::keep(tx, row.seq, &target, &sides, store::to_micros(now)).await?;
+    Ok(row)
 }
 
 /// Append an entry on its own (for events that change nothing else, such as a failed sign-in
@@ -164,6 +180,12 @@ pub async fn record(
     event: AuditEvent,
 ) -> Result<AuditRow, AuditError> {
     let key = db.audit_chain_key().ok_or(AuditError::NoChainKey)?;
+    if !event.personal.is_empty() {
+        let mut tx = db.begin().await?;
+        let row = append(&mut tx, now, event).await?;
+        tx.commit().await?;
+        return Ok(row);
+    }
     let make = entry_maker(event, now, key);
     if let Some(row) = audit_store::append_alone(db, &make).await? {
         return Ok(row);
@@ -436,13 +458,17 @@ pub enum Break {
     /// No entry is linked with this paydesk's key: the log was rewritten with plain hashes (or
     /// is checked with another secret key).
     NotKeyed { entries: i64 },
+    /// A personal value kept beside the chain no longer matches the digest its entry holds.
+    PersonalValue { seq: i64 },
 }
 
 impl Break {
     /// The first sequence number that does not hold.
     pub fn first_bad_seq(&self) -> i64 {
         match self {
-            Break::HashMismatch { seq } | Break::CheckpointMismatch { seq } => *seq,
+            Break::HashMismatch { seq }
+            | Break::CheckpointMismatch { seq }
+            | Break::PersonalValue { seq } => *seq,
             Break::Gap { expected, .. } => *expected,
             Break::Truncated { log_size, .. } => log_size + 1,
             Break::NotKeyed { .. } => 1,
@@ -461,6 +487,7 @@ impl std::fmt::Display for Break {
                 log_size + 1
             ),
             Break::CheckpointMismatch { seq } => write!(f, "entry {seq} does not have the hash recorded in the checkpoint: the log up to it was rewritten"),
+            Break::PersonalValue { seq } => write!(f, "the personal value kept beside entry {seq} was changed: it no longer matches the digest in the entry"),
             Break::NotKeyed { entries } => write!(f, "none of the {entries} entries is linked with this paydesk's key: the log was rewritten, or paydesk runs with another secret key"),
         }
     }
@@ -555,6 +582,8 @@ pub async fn verify_against(
             });
         } else if entries > 0 && keyed_from.is_none() {
             problem = Some(Break::NotKeyed { entries });
+        } else if let Some(seq) = personal::first_changed(db).await? {
+            problem = Some(Break::PersonalValue { seq });
         }
     }
     Ok(VerifyReport {

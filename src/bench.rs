@@ -4,6 +4,7 @@ pub mod bulk_refunds;
 pub mod export;
 pub mod platform;
 pub mod refunds;
+pub mod retention;
 pub mod search;
 
 use std::time::{Duration, Instant};

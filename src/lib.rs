@@ -25,6 +25,7 @@ pub mod logging;
 pub mod mail;
 pub mod metrics;
 pub mod money;
+pub mod personal_data;
 pub mod platform;
 pub mod refunds;
 pub mod schedule;
@@ -158,6 +159,7 @@ pub fn job_registry() -> Registry {
             refunds::handlers(),
             exports::handlers(),
             integrations::events::handlers(),
+            personal_data::handlers(),
         ]
         .into_iter()
         .flatten(),
@@ -170,6 +172,7 @@ pub fn periodic_work() -> Vec<schedule::Periodic> {
         journeys::periodic(),
         refunds::periodic(),
         identity::periodic(),
+        personal_data::periodic(),
     ]
     .concat()
 }

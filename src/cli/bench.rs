@@ -82,6 +82,19 @@ pub(super) enum BenchCommand {
         #[arg(long)]
         skip_sqlite: bool,
     },
+    /// Time the retention run redacting every journey of a freshly seeded database, and the
+    /// payments search's p95 idle and while it runs.
+    Retention {
+        #[arg(long, default_value_t = 1_000_000)]
+        journeys: i64,
+        #[arg(long, env = "PAYDESK_BENCH_POSTGRES_URL")]
+        postgres_url: Option<String>,
+        #[arg(long, default_value = "var/bench-retention.db")]
+        sqlite_path: PathBuf,
+        /// Measure PostgreSQL only.
+        #[arg(long)]
+        skip_sqlite: bool,
+    },
     /// Time a fixed mix of payment searches and the journey page over HTTP (p50/p95/p99, and
     /// the ratio to the same search run directly), list pages per second with many clients,
     /// and print the query plans. Seeds persistent bench databases once and reuses them.
@@ -188,6 +201,37 @@ pub(super) async fn bench(command: BenchCommand) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        BenchCommand::Retention {
+            journeys,
+            postgres_url,
+            sqlite_path,
+            skip_sqlite,
+        } => {
+            let settings = bench::retention::RetentionBench {
+                journeys,
+                postgres_url,
+                sqlite_path,
+                skip_sqlite,
+            };
+            match bench::retention::retention(&settings).await {
+                Ok(figures) => {
+                    let misses: Vec<String> = figures.iter().flat_map(|f| f.misses()).collect();
+                    if misses.is_empty() {
+                        println!("every target met");
+                    } else {
+                        println!("targets missed:");
+                        for m in misses {
+                            println!("  {m}");
+                        }
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("paydesk: bench failed: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         BenchCommand::Audit {
             postgres_url,
             appends,

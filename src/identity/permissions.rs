@@ -21,10 +21,12 @@ pub enum Permission {
     ServicesManage,
     IntegrationsManage,
     DisputesRead,
+    /// Subject access and erasure of payers' personal data.
+    PersonalDataManage,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 11] = [
+    pub const ALL: [Permission; 12] = [
         Permission::PaymentsRead,
         Permission::PaymentsCancel,
         Permission::RefundsRequest,
@@ -36,6 +38,7 @@ impl Permission {
         Permission::ServicesManage,
         Permission::IntegrationsManage,
         Permission::DisputesRead,
+        Permission::PersonalDataManage,
     ];
 
     /// The permission's name as staff and logs see it.
@@ -52,6 +55,7 @@ impl Permission {
             Permission::ServicesManage => "services:manage",
             Permission::IntegrationsManage => "integrations:manage",
             Permission::DisputesRead => "disputes:read",
+            Permission::PersonalDataManage => "personal_data:manage",
         }
     }
 }
@@ -144,6 +148,7 @@ impl Role {
                 ServicesManage,
                 IntegrationsManage,
                 DisputesRead,
+                PersonalDataManage,
             ],
             Role::PlatformAdmin => &Permission::ALL,
         }

@@ -59,6 +59,13 @@ pub(crate) async fn write(
         }
     };
     let event = if note.failed { event.failed() } else { event };
+    // A comment may name the payer: the chained entry holds its digest, the text sits beside
+    // the chain where erasure and retention can remove it (`audit::personal`).
+    let comment = note.detail.get("comment").and_then(|c| c.as_str());
+    let event = match comment.filter(|c| !c.is_empty()) {
+        Some(c) => event.personal("comment", c),
+        None => event,
+    };
     audit::append(tx, now, event.details(note.detail)).await?;
     Ok(())
 }

@@ -52,6 +52,15 @@ const JOURNEY_COLUMNS: [&str; 37] = [
     "observed_at",
 ];
 
+/// The payer's personal data on a journey: what retention and erasure empty.
+pub const REDACTED_COLUMNS: [&str; 5] = [
+    "description",
+    "email",
+    "email_key",
+    "cardholder_name",
+    "metadata",
+];
+
 /// Columns that follow the state: they change only when the state moves forward.
 const STATE_COLUMNS: [&str; 5] = [
     "status",
@@ -75,8 +84,14 @@ fn upsert_journeys_sql_tail() -> String {
         if STATE_COLUMNS.contains(&c) || FIXED_COLUMNS.contains(&c) || c == "case_reference" {
             continue;
         }
+        // Payer data removed under retention or erasure (`personal_data`) is never read back.
+        let kept = if REDACTED_COLUMNS.contains(&c) {
+            "journeys.redacted_at IS NULL AND "
+        } else {
+            ""
+        };
         sets.push(format!(
-            "{c} = CASE WHEN excluded.observed_at >= journeys.observed_at THEN excluded.{c} ELSE journeys.{c} END"
+            "{c} = CASE WHEN {kept}excluded.observed_at >= journeys.observed_at THEN excluded.{c} ELSE journeys.{c} END"
         ));
     }
     // A case reference linked in paydesk outlives the metadata's (which cannot change anyway).
@@ -135,9 +150,11 @@ pub struct JourneyRow {
     pub first_seen_at: i64,
     pub language: Option<String>,
     pub moto: Option<bool>,
+    /// When the payer's personal data was removed (retention or erasure).
+    pub redacted_at: Option<i64>,
 }
 
-const JOURNEY_ROW: &str = "id, service_id, payment_id, status, finished, state_code, state_message, amount, description, reference, email, cardholder_name, card_brand, first_digits, last_digits, created_at, settled_date, fee, net_amount, refund_status, refund_available, refund_submitted, metadata, case_reference, needs_attention, attention_reason, observed_at, card_type, expiry_date, wallet_type, payment_provider, provider_id, captured_date, corporate_surcharge, total_amount, first_seen_at, language, moto";
+const JOURNEY_ROW: &str = "id, service_id, payment_id, status, finished, state_code, state_message, amount, description, reference, email, cardholder_name, card_brand, first_digits, last_digits, created_at, settled_date, fee, net_amount, refund_status, refund_available, refund_submitted, metadata, case_reference, needs_attention, attention_reason, observed_at, card_type, expiry_date, wallet_type, payment_provider, provider_id, captured_date, corporate_surcharge, total_amount, first_seen_at, language, moto, redacted_at";
 
 /// Where a timeline entry came from (see the `source` column).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

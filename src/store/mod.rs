@@ -13,6 +13,7 @@ pub mod events;
 pub mod exports;
 pub mod jobs;
 pub mod journeys;
+pub mod personal_data;
 pub mod refund_batches;
 pub mod refund_list;
 pub mod refunds;
@@ -24,6 +25,7 @@ pub mod sql;
 pub mod staff;
 pub mod staff_admin;
 pub mod standing;
+pub mod subject_access;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -166,6 +168,9 @@ impl Db {
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
                 .pragma("temp_store", "memory")
+                // Freed space is zeroed, so payer data removed under retention or erasure
+                // (`personal_data`) is gone from the file's bytes, not only from its tables.
+                .pragma("secure_delete", "ON")
                 // 64 MiB of page cache (allocated only as used): SQLite's default 2 MiB makes
                 // every insert into a large index a cache miss.
                 .pragma("cache_size", "-65536")

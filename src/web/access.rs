@@ -318,6 +318,46 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
         "/admin/services/<id>/test",
         Access::Permission(Permission::ServicesManage),
     ),
+    (
+        "GET",
+        "/personal-data/erasure?<notice>",
+        Access::Permission(Permission::PersonalDataManage),
+    ),
+    (
+        "POST",
+        "/personal-data/erasure",
+        Access::Permission(Permission::PersonalDataManage),
+    ),
+    (
+        "POST",
+        "/personal-data/erasure/<id>",
+        Access::Permission(Permission::PersonalDataManage),
+    ),
+    (
+        "GET",
+        "/personal-data/access",
+        Access::Permission(Permission::PersonalDataManage),
+    ),
+    (
+        "POST",
+        "/personal-data/access",
+        Access::Permission(Permission::PersonalDataManage),
+    ),
+    (
+        "GET",
+        "/personal-data/access/<key>",
+        Access::Permission(Permission::PersonalDataManage),
+    ),
+    (
+        "GET",
+        "/admin/services/<id>/retention",
+        Access::Permission(Permission::ServicesManage),
+    ),
+    (
+        "POST",
+        "/admin/services/<id>/retention",
+        Access::Permission(Permission::ServicesManage),
+    ),
     // The audit log.
     ("GET", "/audit", Access::Permission(Permission::AuditRead)),
     (

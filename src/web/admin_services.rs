@@ -393,6 +393,8 @@ async fn show(
             "emails": if extra.refund_email_enabled { "On" } else { "Off" },
             "email_wording": if extra.refund_email_subject.is_some() || extra.refund_email_text.is_some() { "The service's own wording" } else { "paydesk's standard wording" },
             "deep_link": extra.deep_link_template,
+            "retention_days": crate::personal_data::retention::of_service(&state.db, id).await?.map(|r| r.retention_days),
+            "retention_href": format!("{}/retention", service_path(s.id)),
             "edit_href": format!("{}/edit", service_path(s.id)),
             "test_action": format!("{}/test", service_path(s.id)),
             "connected": s.is_connected(),

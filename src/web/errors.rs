@@ -142,6 +142,18 @@ internal_from!(
     std::io::Error,
 );
 
+/// Personal data: something not found (or not the person's) is a 404; the rest is internal.
+impl From<crate::personal_data::PersonalDataError> for PageError {
+    fn from(e: crate::personal_data::PersonalDataError) -> PageError {
+        match e {
+            crate::personal_data::PersonalDataError::NotFound => {
+                PageError::Status(Status::NotFound)
+            }
+            other => PageError::internal(other),
+        }
+    }
+}
+
 impl<'r> Responder<'r, 'static> for PageError {
     fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
         if let PageError::Internal(cause) = &self {

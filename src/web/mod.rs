@@ -11,6 +11,7 @@ pub mod auth;
 pub mod csrf;
 pub mod dashboard;
 pub mod disputes;
+pub mod erasure;
 pub mod errors;
 pub mod events;
 pub mod exports;
@@ -22,6 +23,7 @@ pub mod journey_lookup;
 pub mod pages;
 pub mod payment_rows;
 pub mod payments;
+pub mod personal_data;
 pub mod ratelimit;
 pub mod refunds;
 pub mod request;
@@ -30,6 +32,7 @@ pub mod session;
 pub mod sso;
 pub mod staff;
 pub mod stepup;
+pub mod subject_access;
 
 use rocket::fs::FileServer;
 use rocket::{Build, Rocket};
@@ -62,6 +65,9 @@ pub fn mount(rocket: Rocket<Build>, state: &AppState) -> Rocket<Build> {
         .mount("/", exports::routes())
         .mount("/", staff::routes())
         .mount("/", admin_services::routes())
+        .mount("/", personal_data::routes())
+        .mount("/", subject_access::routes())
+        .mount("/", erasure::routes())
         .manage(std::sync::Arc::new(
             crate::audit_view::ChainVerifier::default(),
         ))

@@ -387,6 +387,8 @@ async fn journey(
         "journey".into(),
         json!({
             "payment_id": j.payment_id,
+            "redacted": j.redacted_at.map(|at| crate::personal_data::retention::redacted_notice(
+                crate::store::from_micros(at).to_offset(zone.offset_at(crate::store::from_micros(at))))),
             "service": svc.name,
             "service_slug": svc.slug,
             "amount": money(j.amount),

@@ -23,6 +23,7 @@ mod house;
 mod identity;
 mod jobs;
 mod mail;
+mod personal_data;
 mod platform;
 mod process;
 mod refund_list;

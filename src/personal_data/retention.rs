@@ -1,0 +1,285 @@
+//! Retention: each service keeps a journey's payer data for its retention period (2,555 days
+//! unless changed; at least a year unless a platform admin lowers it), then a daily run —
+//! claimed once across instances in `periodic_runs` and performed as the
+//! `personal_data_retention` job — redacts it in batches. Held journeys are skipped until their
+//! hold ends. Each batch commits with one audit entry of counts, never data.
+
+use serde_json::json;
+use time::{Duration, OffsetDateTime};
+
+use super::PersonalDataError;
+use crate::audit::{self, Actor, AuditEvent};
+use crate::jobs::{self, JobContext, JobFailure, JobHandler, JobKind, JobRun};
+use crate::store::personal_data::{self as pd_store, Due, Removed};
+use crate::store::staff_admin as admin_store;
+use crate::store::{self, Db, StoreError};
+
+pub const DEFAULT_DAYS: i64 = 2555;
+/// The shortest period a service admin may set; a platform admin may go lower.
+pub const MIN_DAYS: i64 = 365;
+/// The longest period anyone may set (a hundred years): beyond it is a typing slip.
+pub const MAX_DAYS: i64 = 36_500;
+/// Journeys redacted in one transaction (GOV.UK Pay's ledger does 2,500 a run).
+pub const BATCH: i64 = 2500;
+pub const EVERY: Duration = Duration::days(1);
+const TASK: &str = "personal_data_retention";
+
+pub const RUN: JobKind = JobKind {
+    name: "personal_data_retention",
+    retry_delays_secs: &[300, 1800, 7200],
+};
+
+/// Why a journey's data was removed, as stored on it and shown on its page.
+pub const BY_RETENTION: &str = "retention";
+pub const BY_ERASURE: &str = "erasure";
+
+/// Read a retention period typed on the service page: whole days, at least a year unless the
+/// person is a platform admin (then at least a day), at most a hundred years.
+pub fn parse_days(typed: &str, platform_admin: bool) -> Result<i64, String> {
+    let typed = typed.trim();
+    if typed.is_empty() {
+        return Err("Enter how many days payers' personal data is kept".into());
+    }
+    let days: i64 = typed
+        .parse()
+        .ok()
+        .filter(|_| typed.bytes().all(|b| b.is_ascii_digit()))
+        .ok_or("The retention period must be a whole number of days, like 2555")?;
+    let min = if platform_admin { 1 } else { MIN_DAYS };
+    if days < min {
+        return Err(if platform_admin {
+            "The retention period must be at least 1 day".into()
+        } else {
+            format!("The retention period must be at least {MIN_DAYS} days (only a platform admin can set a shorter one)")
+        });
+    }
+    if days > MAX_DAYS {
+        return Err(format!(
+            "The retention period must be {MAX_DAYS} days or fewer"
+        ));
+    }
+    Ok(days)
+}
+
+/// Journeys made before this moment are past a retention period of `days` at `now`.
+pub fn cutoff(now: OffsetDateTime, days: i64) -> OffsetDateTime {
+    now - Duration::days(days)
+}
+
+/// What a redacted payment's page says (the same whether retention or an erasure removed it).
+pub fn redacted_notice(at: OffsetDateTime) -> String {
+    let day = at
+        .format(time::macros::format_description!(
+            "[day padding:none] [month repr:long] [year]"
+        ))
+        .unwrap_or_default();
+    format!("Personal details removed on {day} under the service's retention policy")
+}
+
+/// A service's retention setting.
+pub async fn of_service(
+    db: &Db,
+    service_id: i64,
+) -> Result<Option<pd_store::Retention>, PersonalDataError> {
+    Ok(pd_store::retention_of(db, service_id).await?)
+}
+
+/// Change a service's retention period; audited.
+pub async fn set_days(
+    db: &Db,
+    now: OffsetDateTime,
+    actor: Actor,
+    ip: Option<String>,
+    service_id: i64,
+    days: i64,
+) -> Result<(), PersonalDataError> {
+    let mut tx = db.begin().await?;
+    let Some(before) =
+        pd_store::set_retention_days(&mut tx, service_id, days, store::to_micros(now)).await?
+    else {
+        tx.rollback().await?;
+        return Err(PersonalDataError::NotFound);
+    };
+    audit::append(
+        &mut tx,
+        now,
+        AuditEvent::new(actor, "retention_changed", format!("service:{service_id}"))
+            .from_ip(ip)
+            .details(json!({"retention_days": days, "before": before})),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// What one retention run did, per service and in all.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RunReport {
+    pub redacted: u64,
+    pub held: u64,
+    pub batches: u64,
+}
+
+/// Redact every journey past its service's retention period that no hold keeps.
+pub async fn run(db: &Db, now: OffsetDateTime) -> Result<RunReport, PersonalDataError> {
+    let mut report = RunReport::default();
+    for service in pd_store::retention_of_services(db).await? {
+        let cut = store::to_micros(cutoff(now, service.retention_days));
+        let mut after = (i64::MIN, i64::MIN);
+        loop {
+            let due = pd_store::due(db, service.id, cut, after, BATCH).await?;
+            let Some(last) = due.last() else { break };
+            after = (last.created_at, last.id);
+            let (held, free): (Vec<Due>, Vec<Due>) =
+                due.into_iter().partition(|d| d.held_by.is_some());
+            report.held += held.len() as u64;
+            if free.is_empty() {
+                continue;
+            }
+            let details = json!({
+                "reason": BY_RETENTION,
+                "retention_days": service.retention_days,
+                "held_skipped": held.len(),
+            });
+            let removed = redact(
+                db,
+                now,
+                Actor::System,
+                None,
+                &format!("service:{}", service.id),
+                &free,
+                cut,
+                BY_RETENTION,
+                details,
+            )
+            .await?;
+            report.redacted += removed.journeys;
+            report.batches += 1;
+        }
+    }
+    if report.redacted > 0 {
+        pd_store::scrub(db).await?;
+    }
+    Ok(report)
+}
+
+/// Redact `journeys` in one transaction with one audit entry of counts (`details` plus what
+/// was removed where). Shared by retention and erasure, so both leave a payment alike.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn redact(
+    db: &Db,
+    now: OffsetDateTime,
+    actor: Actor,
+    ip: Option<String>,
+    target: &str,
+    journeys: &[Due],
+    mail_before: i64,
+    reason: &str,
+    mut details: serde_json::Value,
+) -> Result<Removed, PersonalDataError> {
+    let ids: Vec<(i64, String)> = journeys
+        .iter()
+        .map(|d| (d.id, d.payment_id.clone()))
+        .collect();
+    let mut emails: Vec<String> = journeys
+        .iter()
+        .filter_map(|d| d.email_key.clone())
+        .collect();
+    emails.sort();
+    emails.dedup();
+    let mut tx = db.begin().await?;
+    let removed = pd_store::redact(
+        &mut tx,
+        &ids,
+        &emails,
+        mail_before,
+        store::to_micros(now),
+        reason,
+    )
+    .await?;
+    if let (Some(obj), Ok(serde_json::Value::Object(counts))) =
+        (details.as_object_mut(), serde_json::to_value(&removed))
+    {
+        obj.extend(counts);
+    }
+    audit::append(
+        &mut tx,
+        now,
+        AuditEvent::new(actor, "personal_data_redacted", target)
+            .from_ip(ip)
+            .details(details),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(removed)
+}
+
+/// Queue today's run if no instance has yet: true when this call queued it.
+pub async fn schedule(db: &Db, now: OffsetDateTime) -> Result<bool, StoreError> {
+    let mut tx = db.begin().await?;
+    let at = store::to_micros(now);
+    if !admin_store::claim_periodic(&mut tx, TASK, at, store::to_micros(now + EVERY)).await? {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    let id = jobs::enqueue(&mut tx, RUN, &json!({}), now, now).await?;
+    admin_store::note_periodic_job(&mut tx, TASK, id).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// The daily run, as a job.
+pub struct RetentionRun;
+
+#[async_trait::async_trait]
+impl JobHandler for RetentionRun {
+    fn kind(&self) -> JobKind {
+        RUN
+    }
+
+    async fn run(&self, ctx: &JobContext, _job: &JobRun) -> Result<(), JobFailure> {
+        let report = run(&ctx.db, ctx.clock.now())
+            .await
+            .map_err(|e| JobFailure::retry(e.to_string()))?;
+        tracing::info!(
+            redacted = report.redacted,
+            held = report.held,
+            "personal data retention run"
+        );
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn personal_retention_days_are_read_strictly() {
+        assert_eq!(parse_days("2555", false), Ok(2555));
+        assert_eq!(parse_days(" 365 ", false), Ok(365));
+        assert!(parse_days("364", false).is_err());
+        assert_eq!(parse_days("30", true), Ok(30));
+        assert!(parse_days("0", true).is_err());
+        for bad in ["", "1e3", "-5", "2,555", "365.0", "+400", "36501"] {
+            assert!(parse_days(bad, true).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn personal_redacted_notice_names_the_day() {
+        assert_eq!(
+            redacted_notice(time::macros::datetime!(2033-12-07 03:00 UTC)),
+            "Personal details removed on 7 December 2033 under the service's retention policy"
+        );
+    }
+
+    #[test]
+    fn personal_cutoff_is_days_before_now() {
+        let now = time::macros::datetime!(2033-11-20 09:00 UTC);
+        assert_eq!(
+            cutoff(now, 2555),
+            time::macros::datetime!(2026-11-22 09:00 UTC)
+        );
+    }
+}
