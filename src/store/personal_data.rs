@@ -203,6 +203,17 @@ pub async fn redact(
         for (id, _) in journeys { q = q.bind(*id); }
         q.execute(conn).await?.rows_affected()
     });
+    // A bulk refund file's rows for these payments: the comment, and the row as the file
+    // gave it (which holds the comment too).
+    let sql = format!(
+        "UPDATE refund_batch_rows SET comment = NULL, input = '{{}}' \
+         WHERE journey_id IN ({ids1}) AND (comment IS NOT NULL OR input <> '{{}}')"
+    );
+    out.refund_comments += crate::on_tx!(tx, conn => {
+        let mut q = sqlx::query(&sql);
+        for (id, _) in journeys { q = q.bind(*id); }
+        q.execute(conn).await?.rows_affected()
+    });
     // Stored API answers (kept a day for idempotency) that name the payment.
     let stored = crate::on_tx!(tx, conn => sqlx::query_scalar::<_, i64>(
         "SELECT COUNT(*) FROM api_idempotency WHERE body IS NOT NULL")
