@@ -122,6 +122,30 @@ pub async fn needing_response(db: &Db, services: &[i64]) -> Result<i64, StoreErr
     dispute_store::needing_response(db, services).await
 }
 
+/// The disputes of `services` raised in `[from, to)` and lost (the dashboard's money).
+pub async fn lost(
+    db: &Db,
+    services: &[i64],
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+) -> Result<Lost, StoreError> {
+    let (from, to) = (crate::store::to_micros(from), crate::store::to_micros(to));
+    let (count, amount, fees) = dispute_store::lost_between(db, services, from, to).await?;
+    Ok(Lost {
+        count,
+        amount,
+        fees,
+    })
+}
+
+/// Disputes lost: how many, the amounts taken and their fees (pence).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Lost {
+    pub count: i64,
+    pub amount: i64,
+    pub fees: i64,
+}
+
 /// What the disputes list asks for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListQuery {

@@ -189,6 +189,32 @@ pub async fn needing_response(db: &Db, services: &[i64]) -> StoreResult<i64> {
     )
 }
 
+/// The disputes of `services` raised in `[from, to)` (UTC microseconds) and lost: how many,
+/// their amounts and their fees.
+pub async fn lost_between(
+    db: &Db,
+    services: &[i64],
+    from: i64,
+    to: i64,
+) -> StoreResult<(i64, i64, i64)> {
+    if services.is_empty() {
+        return Ok((0, 0, 0));
+    }
+    let mut b = Builder::new(db.backend());
+    let list = b.ids(services);
+    let range = b
+        .half_open("created_at", Some(from), Some(to))
+        .join(" AND ");
+    let built = b.finish(format!(
+        "SELECT COUNT(*), CAST(COALESCE(SUM(amount), 0) AS BIGINT), \
+                CAST(COALESCE(SUM(fee), 0) AS BIGINT) \
+           FROM disputes WHERE status = 'lost' AND service_id IN ({list}) AND {range}"
+    ));
+    Ok(
+        on_db!(db, pool => bound!(sqlx::query_as::<_, (i64, i64, i64)>(&built.sql), &built.binds).fetch_one(pool).await?),
+    )
+}
+
 /// Whether the payment of journey `journey_id` is disputed, read in `tx` (a refund decision).
 pub async fn journey_disputed(tx: &mut Tx, journey_id: i64) -> StoreResult<bool> {
     let sql = "SELECT COUNT(*) FROM disputes d JOIN journeys j \

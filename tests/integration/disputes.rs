@@ -504,3 +504,64 @@ async fn the_store_keeps_the_never_backwards_rule_for_every_pair_of_statuses() {
         }
     }
 }
+
+/// Store a platform dispute directly, as the sync would.
+async fn store_dispute(app: &TestApp, service_id: i64, id: &str, status: &str, amount: i64) {
+    let d: Dispute = serde_json::from_value(json!({
+        "dispute_id": id, "payment_id": format!("pay-{id}"), "amount": amount, "fee": 2000,
+        "created_date": "2026-11-15T10:00:00.000Z",
+        "evidence_due_date": "2026-11-25T10:00:00.000Z",
+        "reason": "fraudulent", "status": status
+    }))
+    .unwrap();
+    let now = paydesk::store::to_micros(app.state.clock.now());
+    let mut tx = app.state.db.begin().await.unwrap();
+    paydesk::disputes::record(&mut tx, service_id, &[d], now, now)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_dashboard_money_takes_away_disputes_lost_and_links_to_them() {
+    let app = TestApp::new().await;
+    app.clock.set(time::macros::datetime!(2026-11-20 12:00 UTC));
+    let parking = app.service("parking").await;
+    let planning = app.service("planning").await;
+    store_dispute(&app, parking, "lost-1", "lost", 1_500).await;
+    store_dispute(&app, parking, "won-1", "won", 9_900).await;
+    store_dispute(&app, parking, "open-1", "needs_response", 7_700).await;
+    store_dispute(&app, planning, "lost-2", "lost", 3_300).await;
+    let finance = app
+        .person("fin@example.gov.uk", Role::Finance, Some("parking"))
+        .await;
+    let viewer = app
+        .person("view@example.gov.uk", Role::Viewer, Some("parking"))
+        .await;
+
+    let (_, dash) = page(&app, &finance, "/").await;
+    let money = dash.split("id=\"money\"").nth(1).unwrap_or_default();
+    assert!(money.contains("Disputes lost"), "{money}");
+    assert!(money.contains("£15.00") && money.contains("1 dispute raised"));
+    assert!(money.contains("£20.00 in dispute fees"));
+    assert!(!money.contains("£33.00") && !money.contains("£99.00"));
+    assert!(
+        money.contains("-£15.00") || money.contains("−£15.00"),
+        "net"
+    );
+    assert!(money.contains("disputes?status=lost&amp;from=2026-10-22&amp;to=2026-11-20"));
+    // The list behind it shows that dispute.
+    let (_, list) = page(
+        &app,
+        &finance,
+        "/disputes?status=lost&from=2026-10-22&to=2026-11-20",
+    )
+    .await;
+    assert!(list.contains("£15.00") && !list.contains("£99.00"));
+
+    // A viewer sees the money but no link to a list they may not read.
+    let (_, dash) = page(&app, &viewer, "/").await;
+    let money = dash.split("id=\"money\"").nth(1).unwrap_or_default();
+    assert!(money.contains("Disputes lost") && money.contains("£15.00"));
+    assert!(!money.contains("disputes?status=lost"));
+}
