@@ -117,6 +117,15 @@ pub async fn of_payment(
     dispute_store::of_payment(db, service_id, payment_id).await
 }
 
+/// One dispute of `service_id`, by the platform's id (another service's is not found).
+pub async fn one(
+    db: &Db,
+    service_id: i64,
+    dispute_id: &str,
+) -> Result<Option<DisputeRow>, StoreError> {
+    dispute_store::by_id(db, service_id, dispute_id).await
+}
+
 /// How many disputes of `services` need a response (the dashboard's count).
 pub async fn needing_response(db: &Db, services: &[i64]) -> Result<i64, StoreError> {
     dispute_store::needing_response(db, services).await

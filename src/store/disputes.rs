@@ -174,6 +174,18 @@ pub async fn of_payment(
     )
 }
 
+/// One dispute of `service_id`, by the platform's id.
+pub async fn by_id(db: &Db, service_id: i64, dispute_id: &str) -> StoreResult<Option<DisputeRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM disputes d \
+           LEFT JOIN journeys j ON j.service_id = d.service_id AND j.payment_id = d.payment_id \
+          WHERE d.service_id = $1 AND d.dispute_id = $2"
+    );
+    Ok(
+        on_db!(db, pool => sqlx::query_as::<_, DisputeRow>(&sql).bind(service_id).bind(dispute_id).fetch_optional(pool).await?),
+    )
+}
+
 /// How many disputes of `services` await the service's evidence.
 pub async fn needing_response(db: &Db, services: &[i64]) -> StoreResult<i64> {
     if services.is_empty() {
