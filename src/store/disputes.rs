@@ -77,6 +77,18 @@ pub async fn upsert(
     Ok(Some(status))
 }
 
+/// The status a dispute of `service_id` is stored with, read in `tx` (before an upsert).
+pub async fn status_in(
+    tx: &mut Tx,
+    service_id: i64,
+    dispute_id: &str,
+) -> StoreResult<Option<String>> {
+    let sql = "SELECT status FROM disputes WHERE service_id = $1 AND dispute_id = $2";
+    Ok(
+        on_tx!(tx, conn => sqlx::query_scalar(sql).bind(service_id).bind(dispute_id).fetch_optional(&mut *conn).await?),
+    )
+}
+
 /// A dispute as stored, with its payment's reference when paydesk holds the payment.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct DisputeRow {
