@@ -174,7 +174,9 @@ pub struct Attention {
 pub struct Figures {
     pub payments: Totals,
     pub refunds: Totals,
-    /// Payments minus refunds, in pence (may be negative).
+    /// Disputes raised in the span and lost (`disputes::lost`).
+    pub disputes_lost: crate::disputes::Lost,
+    /// Payments less refunds and the amounts of disputes lost, in pence (may be negative).
     pub net: i64,
     pub days: Vec<Day>,
     pub failures: Vec<Failure>,
@@ -201,13 +203,14 @@ pub async fn figures(
             Ok(None)
         }
     };
-    let (per_day, refunds, failed_refunds, failures, stuck, dead_jobs) = tokio::try_join!(
+    let (per_day, refunds, failed_refunds, failures, stuck, dead_jobs, lost) = tokio::try_join!(
         store::dashboard::successful_payments_by_day(db, services, &bounds),
         store::dashboard::refunds_by_status(db, services, from, to),
         crate::refunds::failed::count(db, services, from, to),
         store::dashboard::failures_by_reason(db, services, from, to),
         store::dashboard::needing_attention(db, services),
         dead_jobs,
+        crate::disputes::lost(db, services, span.from, span.to),
     )?;
     let days: Vec<Day> = days
         .iter()
@@ -230,7 +233,8 @@ pub async fn figures(
     Ok(Figures {
         payments,
         refunds: refunded,
-        net: payments.sum - refunded.sum,
+        disputes_lost: lost,
+        net: payments.sum - refunded.sum - lost.amount,
         days,
         failures: failures
             .into_iter()

@@ -192,6 +192,7 @@ async fn one(target: &Target, settings: &ExportBench) -> anyhow::Result<ExportFi
             statuses: Vec::new(),
             payments: true,
             refunds: false,
+            disputes: false,
         };
         let all = crate::services::all(&state.db).await?;
         let chosen = exports::resolve(&filter, &all).map_err(|_| anyhow!("bench services"))?;

@@ -103,6 +103,10 @@ enum Command {
         /// Only refund rows.
         #[arg(long, conflicts_with = "refunds")]
         refunds_only: bool,
+        /// Add dispute rows (negative amounts, positive when won) after each service's
+        /// refunds.
+        #[arg(long)]
+        disputes: bool,
         /// A payment status group to keep (in_progress, success, declined, timed_out,
         /// cancelled, error); repeat for several; none: every status.
         #[arg(long = "status")]
@@ -220,14 +224,18 @@ pub(crate) async fn run(cli: Cli) -> ExitCode {
             by,
             refunds,
             refunds_only,
+            disputes,
             statuses,
             time_zone,
         } => {
-            let include = match (refunds, refunds_only) {
+            let mut include = match (refunds, refunds_only) {
                 (_, true) => vec!["refunds".to_string()],
                 (true, false) => vec!["payments".to_string(), "refunds".to_string()],
                 (false, false) => vec!["payments".to_string()],
             };
+            if disputes {
+                include.push("disputes".to_string());
+            }
             let fields = paydesk::exports::Fields {
                 services,
                 by,

@@ -8,6 +8,7 @@ pub mod rules;
 
 use time::OffsetDateTime;
 
+use crate::integrations::events::{emit, EventType};
 use crate::platform::client::{PaymentPlatform, PlatformError};
 use crate::platform::dispute_wire::{Dispute, DisputeSearch};
 use crate::platform::types::{Payment, PaymentStatus};
@@ -25,6 +26,10 @@ const PAYMENT_PAGES: usize = 10;
 /// Store what the platform said of `disputes` (read at `observed_at`), in the caller's
 /// transaction. A dispute the store already holds further along is left as it is. Returns
 /// how many were stored.
+///
+/// The service's systems hear of it in the same transaction: `dispute.created` when paydesk
+/// first sees a dispute (one still open, or raised in the last day: a first backfill does not
+/// replay old decided ones), `dispute.updated` when it moves on (under review, won, lost).
 pub async fn record(
     tx: &mut Tx,
     service_id: i64,
@@ -35,14 +40,46 @@ pub async fn record(
     let mut stored = 0;
     for d in disputes {
         let r = rules::record_of(d);
-        if dispute_store::upsert(tx, service_id, &r, observed_at, now)
-            .await?
-            .is_some()
-        {
-            stored += 1;
+        let before = dispute_store::status_in(tx, service_id, &r.dispute_id).await?;
+        let Some(status) = dispute_store::upsert(tx, service_id, &r, observed_at, now).await?
+        else {
+            continue;
+        };
+        stored += 1;
+        if let Some(event) = rules::announces(before.as_deref(), &status, r.created_at, now) {
+            announce(tx, service_id, event, &r, &status, now).await?;
         }
     }
     Ok(stored)
+}
+
+/// Emit `event` for dispute `r`, now `status`, once per dispute and status.
+async fn announce(
+    tx: &mut Tx,
+    service_id: i64,
+    event: EventType,
+    r: &crate::store::disputes::DisputeRecord,
+    status: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    let mut data = serde_json::Map::new();
+    data.insert("dispute_id".into(), r.dispute_id.clone().into());
+    data.insert("payment_id".into(), r.payment_id.clone().into());
+    data.insert("status".into(), status.into());
+    data.insert("amount".into(), r.amount.into());
+    data.insert("fee".into(), r.fee.into());
+    data.insert("currency".into(), "GBP".into());
+    let key = format!("{}:{}:{}:{status}", event.name(), service_id, r.dispute_id);
+    emit(
+        tx,
+        service_id,
+        event,
+        data,
+        Some(&key),
+        crate::store::from_micros(now),
+    )
+    .await?;
+    Ok(())
 }
 
 /// Whether the platform's view of `payment` says it may be disputed: it says so, or it is a
@@ -117,9 +154,42 @@ pub async fn of_payment(
     dispute_store::of_payment(db, service_id, payment_id).await
 }
 
+/// One dispute of `service_id`, by the platform's id (another service's is not found).
+pub async fn one(
+    db: &Db,
+    service_id: i64,
+    dispute_id: &str,
+) -> Result<Option<DisputeRow>, StoreError> {
+    dispute_store::by_id(db, service_id, dispute_id).await
+}
+
 /// How many disputes of `services` need a response (the dashboard's count).
 pub async fn needing_response(db: &Db, services: &[i64]) -> Result<i64, StoreError> {
     dispute_store::needing_response(db, services).await
+}
+
+/// The disputes of `services` raised in `[from, to)` and lost (the dashboard's money).
+pub async fn lost(
+    db: &Db,
+    services: &[i64],
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+) -> Result<Lost, StoreError> {
+    let (from, to) = (crate::store::to_micros(from), crate::store::to_micros(to));
+    let (count, amount, fees) = dispute_store::lost_between(db, services, from, to).await?;
+    Ok(Lost {
+        count,
+        amount,
+        fees,
+    })
+}
+
+/// Disputes lost: how many, the amounts taken and their fees (pence).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Lost {
+    pub count: i64,
+    pub amount: i64,
+    pub fees: i64,
 }
 
 /// What the disputes list asks for.

@@ -1,6 +1,7 @@
 //! The rules of disputes, pure: how a platform dispute is stored, that a dispute never moves
 //! back, and how long is left to answer one.
 
+use crate::integrations::events::EventType;
 use crate::platform::dispute_wire::{Dispute, DisputeStatus};
 use crate::platform::types::{parse_date, wire_time};
 use crate::store::disputes::DisputeRecord;
@@ -36,6 +37,28 @@ pub fn record_of(d: &Dispute) -> DisputeRecord {
             .and_then(|s| s.settled_date.as_deref())
             .and_then(parse_date)
             .map(crate::platform::types::format_date),
+    }
+}
+
+/// Which event a stored dispute announces: `dispute.created` the first time paydesk sees it,
+/// if it is still open or was raised within a day of `now` (a first backfill does not replay
+/// decided history); `dispute.updated` when its status moved on. Times in UTC microseconds.
+pub fn announces(
+    before: Option<&str>,
+    now_status: &str,
+    created_at: i64,
+    now: i64,
+) -> Option<EventType> {
+    const DAY: i64 = 86_400_000_000;
+    match before {
+        None if DisputeStatus::parse(now_status).is_some_and(|s| s.rank() < 2)
+            || now - created_at <= DAY =>
+        {
+            Some(EventType::DisputeCreated)
+        }
+        None => None,
+        Some(b) if b != now_status => Some(EventType::DisputeUpdated),
+        Some(_) => None,
     }
 }
 
@@ -109,5 +132,28 @@ mod tests {
         assert_eq!(days_left(due, due - 1), 0);
         assert_eq!(days_left(due, due + 1), -1);
         assert_eq!(reason_label("product_not_received"), "Product not received");
+    }
+
+    #[test]
+    fn a_dispute_is_announced_when_first_seen_open_or_recent_and_when_it_moves() {
+        let day = 86_400_000_000;
+        let now = 100 * day;
+        assert_eq!(
+            announces(None, "needs_response", 0, now),
+            Some(EventType::DisputeCreated)
+        );
+        assert_eq!(
+            announces(None, "lost", now - day / 2, now),
+            Some(EventType::DisputeCreated)
+        );
+        assert_eq!(announces(None, "lost", now - 30 * day, now), None);
+        assert_eq!(
+            announces(Some("needs_response"), "under_review", 0, now),
+            Some(EventType::DisputeUpdated)
+        );
+        assert_eq!(
+            announces(Some("under_review"), "under_review", 0, now),
+            None
+        );
     }
 }

@@ -46,7 +46,7 @@ pub const BASELINE: [&str; 24] = [
 ];
 
 /// paydesk's own columns, after the baseline.
-pub const PAYDESK: [&str; 9] = [
+pub const PAYDESK: [&str; 11] = [
     "Record Type",
     "Service",
     "Case Reference",
@@ -56,6 +56,8 @@ pub const PAYDESK: [&str; 9] = [
     "Requested By",
     "Approved By",
     "Settled Date",
+    "Dispute ID",
+    "Dispute Reason",
 ];
 
 /// At most this many metadata columns; keys beyond them are left out (and said so).
@@ -83,43 +85,42 @@ impl Layout {
         r.end();
     }
 
-    /// Write one row. Payment rows and refund rows share the columns.
+    /// Write one row. Payment, refund and dispute rows share the columns.
     pub fn row(&self, out: &mut Vec<u8>, service_id: i64, row: &ExportRow<'_>) {
-        let refund = row.refund_amount.map(|a| -a);
+        let kind = Kind::of(row);
         let mut r = Record::start(out);
         r.text(&row.reference)
             .text(&row.description)
             .opt_text(row.email.as_deref());
-        match refund {
-            Some(minus) => r.money(minus),
-            None => r.money(row.amount),
+        match &kind {
+            Kind::Payment => r.money(row.amount),
+            Kind::Refund(minus) => r.money(*minus),
+            Kind::Dispute(m) => r.money(m.amount),
         };
         r.opt_text(row.card_brand.as_deref())
             .opt_text(row.cardholder_name.as_deref())
             .opt_text(row.expiry_date.as_deref())
             .opt_text(row.last_digits.as_deref());
-        if refund.is_some() {
-            r.plain("Refund success").plain("true").plain("").plain("");
-        } else {
-            r.plain(state_label(&row.status, row.state_code.as_deref()))
+        match &kind {
+            Kind::Payment => r
+                .plain(state_label(&row.status, row.state_code.as_deref()))
                 .plain(if row.finished { "true" } else { "false" })
                 .opt_text(row.state_code.as_deref())
-                .opt_text(row.state_message.as_deref());
-        }
+                .opt_text(row.state_message.as_deref()),
+            Kind::Refund(_) => r.plain("Refund success").plain("true").plain("").plain(""),
+            Kind::Dispute(m) => r
+                .plain(m.state)
+                .plain(if m.finished { "true" } else { "false" })
+                .plain("")
+                .plain(""),
+        };
         r.opt_text(row.provider_id.as_deref())
             .text(&row.payment_id)
             .opt_text(row.requested_by.as_deref());
         let (date, clock) = local_date_time(self.zone, row.created_at);
         r.plain(&date.text()).plain(&clock.text());
-        match refund {
-            Some(minus) => {
-                r.plain("")
-                    .money(minus)
-                    .opt_text(row.wallet_type.as_deref())
-                    .plain("")
-                    .money(minus);
-            }
-            None => {
+        match &kind {
+            Kind::Payment => {
                 let (total, net) = payment_total_and_net(row);
                 r.opt_money(row.corporate_surcharge)
                     .opt_money(total)
@@ -127,14 +128,28 @@ impl Layout {
                     .opt_money(row.fee)
                     .opt_money(net);
             }
+            Kind::Refund(minus) => {
+                r.plain("")
+                    .money(*minus)
+                    .opt_text(row.wallet_type.as_deref())
+                    .plain("")
+                    .money(*minus);
+            }
+            Kind::Dispute(m) => {
+                r.plain("")
+                    .opt_money(m.total)
+                    .opt_text(row.wallet_type.as_deref())
+                    .opt_money(m.fee)
+                    .opt_money(m.net);
+            }
         }
         r.opt_text(row.card_type.as_deref())
             .opt_text(row.payment_provider.as_deref());
         // paydesk's columns.
-        r.plain(if refund.is_some() {
-            "Refund"
-        } else {
-            "Payment"
+        r.plain(match kind {
+            Kind::Payment => "Payment",
+            Kind::Refund(_) => "Refund",
+            Kind::Dispute(_) => "Dispute",
         })
         .text(
             self.services
@@ -148,7 +163,12 @@ impl Layout {
         .opt_text(row.refund_reason.as_deref().map(reason_label))
         .opt_text(row.requested_by.as_deref())
         .opt_text(row.approved_by.as_deref())
-        .opt_text(row.settled_date.as_deref());
+        .opt_text(row.settled_date.as_deref())
+        .opt_text(row.dispute_id.as_deref());
+        match row.dispute_reason.as_deref() {
+            Some(reason) => r.text(&crate::disputes::rules::reason_label(reason)),
+            None => r.plain(""),
+        };
         if !self.metadata_keys.is_empty() {
             let metadata = row
                 .metadata
@@ -162,6 +182,75 @@ impl Layout {
             }
         }
         r.end();
+    }
+}
+
+/// What a row is: a payment, a refund (its amount, negative) or a dispute (its money).
+enum Kind {
+    Payment,
+    Refund(i64),
+    Dispute(DisputeMoney),
+}
+
+impl Kind {
+    fn of(row: &ExportRow<'_>) -> Kind {
+        if let Some(status) = row.dispute_status.as_deref() {
+            Kind::Dispute(dispute_money(
+                status,
+                row.dispute_amount.unwrap_or(0),
+                row.dispute_fee,
+            ))
+        } else if let Some(amount) = row.refund_amount {
+            Kind::Refund(-amount)
+        } else {
+            Kind::Payment
+        }
+    }
+}
+
+/// A dispute row's cells, as GOV.UK Pay's CSV writes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisputeMoney {
+    /// State, in GOV.UK Pay's words.
+    pub state: &'static str,
+    pub finished: bool,
+    /// Amount: positive for a dispute won, negative otherwise.
+    pub amount: i64,
+    /// Total Amount, Fee and Net: the money the dispute moved.
+    pub total: Option<i64>,
+    pub fee: Option<i64>,
+    pub net: Option<i64>,
+}
+
+/// A dispute row's cells. Amount is positive when the dispute is won (the money stays with
+/// the service) and negative otherwise. Only a lost dispute moves money: the platform takes
+/// its amount and its fee from the next payout, so Total Amount is the amount taken, Fee the
+/// fee and Net both (Total Amount less Fee, as for any row). A won dispute is finished and
+/// moved nothing (0.00); an open one is in progress (empty), like an unfinished payment. The
+/// month-end totals sum the same (`store::exports::totals_by_settlement`).
+pub fn dispute_money(status: &str, amount: i64, fee: Option<i64>) -> DisputeMoney {
+    let (state, finished) = match status {
+        "needs_response" => ("Dispute awaiting evidence", false),
+        "under_review" => ("Dispute under review", false),
+        "won" => ("Dispute won in your favour", true),
+        "lost" => ("Dispute lost to customer", true),
+        _ => ("Dispute", false),
+    };
+    let (total, fee, net) = match status {
+        "lost" => {
+            let fee = fee.unwrap_or(0);
+            (Some(-amount), Some(fee), Some(-amount - fee))
+        }
+        "won" => (Some(0), None, Some(0)),
+        _ => (None, None, None),
+    };
+    DisputeMoney {
+        state,
+        finished,
+        amount: if status == "won" { amount } else { -amount },
+        total,
+        fee,
+        net,
     }
 }
 
@@ -370,6 +459,11 @@ mod tests {
             refund_reason: None,
             requested_by: None,
             approved_by: None,
+            dispute_id: None,
+            dispute_status: None,
+            dispute_amount: None,
+            dispute_fee: None,
+            dispute_reason: None,
         }
     }
 
@@ -392,7 +486,7 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("Reference,Description,Email,Amount,Card Brand,"));
         assert!(text.ends_with(
-            "Payment Provider,Record Type,Service,Case Reference,Case Link,Refund ID,Refund Reason,Requested By,Approved By,Settled Date,ledger,n,absent\r\n"
+            "Payment Provider,Record Type,Service,Case Reference,Case Link,Refund ID,Refund Reason,Requested By,Approved By,Settled Date,Dispute ID,Dispute Reason,ledger,n,absent\r\n"
         ));
     }
 
@@ -404,7 +498,7 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert_eq!(
             text,
-            "'=REF,\"Permit, \"\"annual\"\"\",a@example.com,12.50,visa,A Payer,12/29,4242,Success,true,,,pr1,pay1,,2026-11-01,00:00:00,0.50,13.00,,0.20,12.80,debit,sandbox,Payment,Parking permits,C-1,https://crm.example.gov/cases/C-1,,,,,2026-11-02,'-7,3,\r\n"
+            "'=REF,\"Permit, \"\"annual\"\"\",a@example.com,12.50,visa,A Payer,12/29,4242,Success,true,,,pr1,pay1,,2026-11-01,00:00:00,0.50,13.00,,0.20,12.80,debit,sandbox,Payment,Parking permits,C-1,https://crm.example.gov/cases/C-1,,,,,2026-11-02,,,'-7,3,\r\n"
         );
         let mut refund = row();
         refund.refund_id = Some("rf1".into());
@@ -417,6 +511,48 @@ mod tests {
         assert!(text.contains(",-5.00,visa,"), "{text}");
         assert!(text.contains(",Refund success,true,,,pr1,pay1,case@example.gov,"));
         assert!(text.contains(",,-5.00,,,-5.00,debit,sandbox,Refund,Parking permits,C-1,https://crm.example.gov/cases/C-1,rf1,"));
+    }
+
+    #[test]
+    fn dispute_rows_carry_their_payment_and_move_money_only_when_lost() {
+        let lost = dispute_money("lost", 4200, Some(2000));
+        assert_eq!(
+            (lost.amount, lost.total, lost.fee, lost.net),
+            (-4200, Some(-4200), Some(2000), Some(-6200))
+        );
+        assert_eq!(lost.net, Some(lost.total.unwrap() - lost.fee.unwrap()));
+        let won = dispute_money("won", 4200, Some(2000));
+        assert_eq!(
+            (won.amount, won.total, won.fee, won.net, won.finished),
+            (4200, Some(0), None, Some(0), true)
+        );
+        for open in ["needs_response", "under_review"] {
+            let m = dispute_money(open, 4200, Some(2000));
+            assert_eq!(
+                (m.amount, m.total, m.net, m.finished),
+                (-4200, None, None, false)
+            );
+        }
+        let mut d = row();
+        d.dispute_id = Some("dp1".into());
+        d.dispute_status = Some("lost".into());
+        d.dispute_amount = Some(1250);
+        d.dispute_fee = Some(2000);
+        d.dispute_reason = Some("fraudulent".into());
+        let mut out = Vec::new();
+        layout().row(&mut out, 7, &d);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("'=REF,"), "{text}");
+        assert!(text.contains(",-12.50,visa,"), "{text}");
+        assert!(
+            text.contains(",Dispute lost to customer,true,,,pr1,pay1,,"),
+            "{text}"
+        );
+        assert!(
+            text.contains(",,-12.50,,20.00,-32.50,debit,sandbox,Dispute,Parking permits,C-1,"),
+            "{text}"
+        );
+        assert!(text.contains(",2026-11-02,dp1,Fraudulent,'-7,3,"), "{text}");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! What an export is of, read from a form (or the command line) and checked: services, a
 //! range of days on the created or the settlement date, the time zone days are counted in,
-//! statuses, and whether payments and/or refunds are included.
+//! statuses, and which rows are included (payments, refunds, disputes).
 
 use serde::{Deserialize, Serialize};
 use time::{Date, Month};
@@ -23,6 +23,9 @@ pub struct Filter {
     pub statuses: Vec<String>,
     pub payments: bool,
     pub refunds: bool,
+    /// Dispute rows (absent from filters kept before disputes were exported).
+    #[serde(default)]
+    pub disputes: bool,
 }
 
 /// A form's fields as posted, before checking.
@@ -138,10 +141,13 @@ pub fn parse(f: &Fields) -> Result<Filter, Vec<Problem>> {
     }
     let payments = f.include.iter().any(|i| i == "payments");
     let refunds = f.include.iter().any(|i| i == "refunds");
-    if f.include.iter().any(|i| i != "payments" && i != "refunds") {
-        problems.push(problem("include", "Select payments, refunds or both"));
-    } else if !payments && !refunds {
-        problems.push(problem("include", "Select payments, refunds or both"));
+    let disputes = f.include.iter().any(|i| i == "disputes");
+    let known = |i: &String| matches!(i.as_str(), "payments" | "refunds" | "disputes");
+    if !f.include.iter().all(known) || !(payments || refunds || disputes) {
+        problems.push(problem(
+            "include",
+            "Select what to include: payments, refunds or disputes",
+        ));
     }
     if !problems.is_empty() {
         return Err(problems);
@@ -158,6 +164,7 @@ pub fn parse(f: &Fields) -> Result<Filter, Vec<Problem>> {
         statuses,
         payments,
         refunds,
+        disputes,
     })
 }
 
@@ -213,10 +220,12 @@ impl Filter {
 
     /// A file name for the export: `paydesk-payments-2026-10-01-to-2026-10-31.csv`.
     pub fn file_stem(&self) -> String {
-        let what = match (self.payments, self.refunds) {
-            (true, true) => "payments-and-refunds",
-            (true, false) => "payments",
-            _ => "refunds",
+        let what = match (self.payments, self.refunds, self.disputes) {
+            (true, true, false) => "payments-and-refunds",
+            (true, false, false) => "payments",
+            (false, true, false) => "refunds",
+            (false, false, true) => "disputes",
+            _ => "transactions",
         };
         let by = match self.by {
             DateBasis::Created => "",

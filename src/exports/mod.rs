@@ -1,4 +1,4 @@
-//! Reconciliation exports: CSV of payments and refunds for any range, streamed page by page
+//! Reconciliation exports: CSV of payments, refunds and disputes for any range, streamed page by page
 //! (keyset) so memory stays flat however many rows; background exports for big ranges,
 //! written by a job to a file that is kept for a few days (`background`); and the month-end
 //! pack (`pack`).
@@ -142,6 +142,9 @@ impl Plan {
             if filter.refunds {
                 slices.push((s.id, Pass::Refunds));
             }
+            if filter.disputes {
+                slices.push((s.id, Pass::Disputes));
+            }
         }
         let deep_links = services
             .iter()
@@ -183,6 +186,7 @@ impl Plan {
             statuses: Vec::new(),
             payments: true,
             refunds: false,
+            disputes: false,
         };
         let mut plan = Plan::prepare(db, filter, services, None).await?;
         plan.range = Range::Created {

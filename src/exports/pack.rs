@@ -1,10 +1,12 @@
 //! The month-end pack: per service, totals by settlement date (payments settled, gross,
-//! refunds, fees, net) over a month or a range of settlement dates.
+//! refunds, fees, disputes lost and their fees, net) over a month or a range of settlement
+//! dates.
 //!
 //! The totals come from the same WHERE clause as a settled-date export of the same range,
 //! so they equal the sums of that export's rows: gross is the sum of the payment rows'
-//! Total Amount, refunds the sum of the refund rows' (negated), fees the sum of Fee, and net
-//! the sum of Net.
+//! Total Amount, refunds the sum of the refund rows' (negated), fees the sum of the payment
+//! rows' Fee, disputes the sum of the dispute rows' Total Amount (negated) and their fees
+//! the sum of their Fee, and net the sum of Net.
 
 use std::collections::BTreeMap;
 
@@ -25,11 +27,16 @@ pub struct Day {
     pub refunds_count: i64,
     pub refunds: i64,
     pub fees: i64,
+    /// Disputes settled that day (only a lost dispute is settled: taken from a payout).
+    pub disputes_count: i64,
+    /// What the disputes lost took, and their fees.
+    pub disputes: i64,
+    pub dispute_fees: i64,
 }
 
 impl Day {
     pub fn net(&self) -> i64 {
-        self.gross - self.refunds - self.fees
+        self.gross - self.refunds - self.fees - self.disputes - self.dispute_fees
     }
 
     fn add(&mut self, other: &Day) {
@@ -38,6 +45,9 @@ impl Day {
         self.refunds_count += other.refunds_count;
         self.refunds += other.refunds;
         self.fees += other.fees;
+        self.disputes_count += other.disputes_count;
+        self.disputes += other.disputes;
+        self.dispute_fees += other.dispute_fees;
     }
 }
 
@@ -88,6 +98,13 @@ pub async fn build(
             d.refunds_count = r.count;
             d.refunds = r.gross;
         }
+        for x in export_store::totals_by_settlement(db, s.id, Pass::Disputes, from, to).await? {
+            let d = days.entry(x.settled_date.clone()).or_default();
+            d.settled_date = x.settled_date;
+            d.disputes_count = x.count;
+            d.disputes = x.gross;
+            d.dispute_fees = x.fees;
+        }
         let days: Vec<Day> = days.into_values().collect();
         let mut total = Day {
             settled_date: "Total".into(),
@@ -120,7 +137,9 @@ pub fn grand_total(packs: &[ServicePack]) -> Day {
 /// The name the grand total row carries in the Service column.
 pub const ALL_SERVICES: &str = "All services";
 
-pub const HEADER: [&str; 8] = [
+/// The disputes' columns come after Net, so that a spreadsheet made for the columns before
+/// them keeps working.
+pub const HEADER: [&str; 11] = [
     "Service",
     "Settlement Date",
     "Payments",
@@ -129,11 +148,15 @@ pub const HEADER: [&str; 8] = [
     "Refunds",
     "Fees",
     "Net",
+    "Disputes Count",
+    "Disputes",
+    "Dispute Fees",
 ];
 
 /// The pack as CSV: a row per service and day, a total row per service, then, when there
-/// are several services, the grand total across them ("All services", "Total"). Money in pounds ("12.50"); refunds and fees as
-/// positive amounts taken away from gross to give net.
+/// are several services, the grand total across them ("All services", "Total"). Money in
+/// pounds ("12.50"); refunds, fees, disputes and their fees as positive amounts taken away
+/// from gross to give net.
 pub fn to_csv(packs: &[ServicePack]) -> Vec<u8> {
     let mut out = Vec::new();
     let mut r = Record::start(&mut out);
@@ -152,6 +175,9 @@ pub fn to_csv(packs: &[ServicePack]) -> Vec<u8> {
                 .money(d.refunds)
                 .money(d.fees)
                 .money(d.net())
+                .int(d.disputes_count)
+                .money(d.disputes)
+                .money(d.dispute_fees)
                 .end();
         }
     }
@@ -168,6 +194,9 @@ pub fn to_csv(packs: &[ServicePack]) -> Vec<u8> {
         .money(all.refunds)
         .money(all.fees)
         .money(all.net())
+        .int(all.disputes_count)
+        .money(all.disputes)
+        .money(all.dispute_fees)
         .end();
     out
 }
@@ -196,7 +225,15 @@ mod tests {
             refunds_count: 1,
             refunds: 2_500,
             fees: 120,
+            ..Day::default()
         };
         assert_eq!(d.net(), 7_380);
+        let lost = Day {
+            disputes_count: 1,
+            disputes: 1_000,
+            dispute_fees: 2_000,
+            ..d
+        };
+        assert_eq!(lost.net(), 4_380);
     }
 }

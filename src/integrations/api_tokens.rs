@@ -45,16 +45,23 @@ pub enum Scope {
     PaymentsRead,
     RefundsRequest,
     CasesLink,
+    DisputesRead,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 3] = [Scope::PaymentsRead, Scope::RefundsRequest, Scope::CasesLink];
+    pub const ALL: [Scope; 4] = [
+        Scope::PaymentsRead,
+        Scope::RefundsRequest,
+        Scope::CasesLink,
+        Scope::DisputesRead,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Scope::PaymentsRead => "payments:read",
             Scope::RefundsRequest => "refunds:request",
             Scope::CasesLink => "cases:link",
+            Scope::DisputesRead => "disputes:read",
         }
     }
 
@@ -63,6 +70,7 @@ impl Scope {
             Scope::PaymentsRead => "Read payments and refunds (payments:read)",
             Scope::RefundsRequest => "Ask for refunds (refunds:request)",
             Scope::CasesLink => "Link payments to cases (cases:link)",
+            Scope::DisputesRead => "Read disputes (disputes:read)",
         }
     }
 
@@ -76,6 +84,7 @@ impl Scope {
         match self {
             Scope::PaymentsRead | Scope::CasesLink => Permission::PaymentsRead,
             Scope::RefundsRequest => Permission::RefundsRequest,
+            Scope::DisputesRead => Permission::DisputesRead,
         }
     }
 }
@@ -684,7 +693,10 @@ mod tests {
             maker_roles: roles.map(str::to_string),
         };
         let all = reach(&token(Some("active"), Some("caseworker")));
-        assert_eq!(all.usable, Scope::ALL.to_vec());
+        assert_eq!(
+            all.usable,
+            [Scope::PaymentsRead, Scope::RefundsRequest, Scope::CasesLink]
+        );
         assert!(all.lapsed.is_empty());
         let viewer = reach(&token(Some("active"), Some("viewer")));
         assert_eq!(viewer.usable, vec![Scope::PaymentsRead, Scope::CasesLink]);

@@ -77,6 +77,18 @@ pub async fn upsert(
     Ok(Some(status))
 }
 
+/// The status a dispute of `service_id` is stored with, read in `tx` (before an upsert).
+pub async fn status_in(
+    tx: &mut Tx,
+    service_id: i64,
+    dispute_id: &str,
+) -> StoreResult<Option<String>> {
+    let sql = "SELECT status FROM disputes WHERE service_id = $1 AND dispute_id = $2";
+    Ok(
+        on_tx!(tx, conn => sqlx::query_scalar(sql).bind(service_id).bind(dispute_id).fetch_optional(&mut *conn).await?),
+    )
+}
+
 /// A dispute as stored, with its payment's reference when paydesk holds the payment.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct DisputeRow {
@@ -174,6 +186,18 @@ pub async fn of_payment(
     )
 }
 
+/// One dispute of `service_id`, by the platform's id.
+pub async fn by_id(db: &Db, service_id: i64, dispute_id: &str) -> StoreResult<Option<DisputeRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM disputes d \
+           LEFT JOIN journeys j ON j.service_id = d.service_id AND j.payment_id = d.payment_id \
+          WHERE d.service_id = $1 AND d.dispute_id = $2"
+    );
+    Ok(
+        on_db!(db, pool => sqlx::query_as::<_, DisputeRow>(&sql).bind(service_id).bind(dispute_id).fetch_optional(pool).await?),
+    )
+}
+
 /// How many disputes of `services` await the service's evidence.
 pub async fn needing_response(db: &Db, services: &[i64]) -> StoreResult<i64> {
     if services.is_empty() {
@@ -186,6 +210,32 @@ pub async fn needing_response(db: &Db, services: &[i64]) -> StoreResult<i64> {
     ));
     Ok(
         on_db!(db, pool => bound!(sqlx::query_scalar::<_, i64>(&built.sql), &built.binds).fetch_one(pool).await?),
+    )
+}
+
+/// The disputes of `services` raised in `[from, to)` (UTC microseconds) and lost: how many,
+/// their amounts and their fees.
+pub async fn lost_between(
+    db: &Db,
+    services: &[i64],
+    from: i64,
+    to: i64,
+) -> StoreResult<(i64, i64, i64)> {
+    if services.is_empty() {
+        return Ok((0, 0, 0));
+    }
+    let mut b = Builder::new(db.backend());
+    let list = b.ids(services);
+    let range = b
+        .half_open("created_at", Some(from), Some(to))
+        .join(" AND ");
+    let built = b.finish(format!(
+        "SELECT COUNT(*), CAST(COALESCE(SUM(amount), 0) AS BIGINT), \
+                CAST(COALESCE(SUM(fee), 0) AS BIGINT) \
+           FROM disputes WHERE status = 'lost' AND service_id IN ({list}) AND {range}"
+    ));
+    Ok(
+        on_db!(db, pool => bound!(sqlx::query_as::<_, (i64, i64, i64)>(&built.sql), &built.binds).fetch_one(pool).await?),
     )
 }
 

@@ -506,6 +506,8 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("PUT", "/api/v1/payments/<id>/case", Access::ApiToken),
     ("POST", "/api/v1/payments/<id>/refunds", Access::ApiToken),
     ("GET", "/api/v1/refunds/<id>", Access::ApiToken),
+    ("GET", "/api/v1/disputes", Access::ApiToken),
+    ("GET", "/api/v1/disputes/<id>", Access::ApiToken),
 ];
 
 /// The declaration for a route, if it has one.

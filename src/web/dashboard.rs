@@ -140,6 +140,15 @@ async fn dashboard_page(
         .filter(|id| staff.grants.can(Permission::DisputesRead, *id))
         .collect();
     if !dispute_services.is_empty() {
+        // The disputes behind the money figure: lost, raised in the same days.
+        let lost_href = {
+            let mut lost = url::form_urlencoded::Serializer::new(String::new());
+            lost.append_pair("status", "lost");
+            lost.append_pair("from", &crate::exports::filter::iso(span.first));
+            lost.append_pair("to", &crate::exports::filter::iso(span.last));
+            format!("/disputes?{}", lost.finish())
+        };
+        c.insert("disputes_lost_href".into(), json!(lost_href));
         let n = crate::disputes::needing_response(&state.db, &dispute_services).await?;
         c.insert(
             "disputes_attention".into(),
@@ -208,6 +217,12 @@ fn figures_context(f: &Figures, span: &Span) -> Value {
         "refunds": {
             "count": plural(f.refunds.count, "refund", "refunds"),
             "sum": dashboard::money(f.refunds.sum),
+        },
+        "disputes_lost": {
+            "count": plural(f.disputes_lost.count, "dispute", "disputes"),
+            "sum": dashboard::money(f.disputes_lost.amount),
+            "fees": dashboard::money(f.disputes_lost.fees),
+            "any": f.disputes_lost.count > 0,
         },
         "net": dashboard::money(f.net),
         "net_negative": f.net < 0,

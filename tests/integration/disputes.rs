@@ -504,3 +504,163 @@ async fn the_store_keeps_the_never_backwards_rule_for_every_pair_of_statuses() {
         }
     }
 }
+
+/// Store a platform dispute directly, as the sync would.
+async fn store_dispute(app: &TestApp, service_id: i64, id: &str, status: &str, amount: i64) {
+    let d: Dispute = serde_json::from_value(json!({
+        "dispute_id": id, "payment_id": format!("pay-{id}"), "amount": amount, "fee": 2000,
+        "created_date": "2026-11-15T10:00:00.000Z",
+        "evidence_due_date": "2026-11-25T10:00:00.000Z",
+        "reason": "fraudulent", "status": status
+    }))
+    .unwrap();
+    let now = paydesk::store::to_micros(app.state.clock.now());
+    let mut tx = app.state.db.begin().await.unwrap();
+    paydesk::disputes::record(&mut tx, service_id, &[d], now, now)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_dashboard_money_takes_away_disputes_lost_and_links_to_them() {
+    let app = TestApp::new().await;
+    app.clock.set(time::macros::datetime!(2026-11-20 12:00 UTC));
+    let parking = app.service("parking").await;
+    let planning = app.service("planning").await;
+    store_dispute(&app, parking, "lost-1", "lost", 1_500).await;
+    store_dispute(&app, parking, "won-1", "won", 9_900).await;
+    store_dispute(&app, parking, "open-1", "needs_response", 7_700).await;
+    store_dispute(&app, planning, "lost-2", "lost", 3_300).await;
+    let finance = app
+        .person("fin@example.gov.uk", Role::Finance, Some("parking"))
+        .await;
+    let viewer = app
+        .person("view@example.gov.uk", Role::Viewer, Some("parking"))
+        .await;
+
+    let (_, dash) = page(&app, &finance, "/").await;
+    let money = dash.split("id=\"money\"").nth(1).unwrap_or_default();
+    assert!(money.contains("Disputes lost"), "{money}");
+    assert!(money.contains("£15.00") && money.contains("1 dispute raised"));
+    assert!(money.contains("£20.00 in dispute fees"));
+    assert!(!money.contains("£33.00") && !money.contains("£99.00"));
+    assert!(
+        money.contains("-£15.00") || money.contains("−£15.00"),
+        "net"
+    );
+    assert!(money.contains("disputes?status=lost&amp;from=2026-10-22&amp;to=2026-11-20"));
+    // The list behind it shows that dispute.
+    let (_, list) = page(
+        &app,
+        &finance,
+        "/disputes?status=lost&from=2026-10-22&to=2026-11-20",
+    )
+    .await;
+    assert!(list.contains("£15.00") && !list.contains("£99.00"));
+
+    // A viewer sees the money but no link to a list they may not read.
+    let (_, dash) = page(&app, &viewer, "/").await;
+    let money = dash.split("id=\"money\"").nth(1).unwrap_or_default();
+    assert!(money.contains("Disputes lost") && money.contains("£15.00"));
+    assert!(!money.contains("disputes?status=lost"));
+}
+
+/// A token of `service_id` made by `maker`, with `scopes`.
+async fn token(app: &TestApp, service_id: i64, maker: i64, scopes: &[&str]) -> String {
+    paydesk::integrations::api_tokens::create(
+        &app.state.db,
+        app.state.clock.now(),
+        paydesk::audit::Actor::System,
+        maker,
+        None,
+        &paydesk::integrations::api_tokens::NewToken {
+            service_id,
+            name: format!("CRM {scopes:?}"),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            expires_in_days: None,
+        },
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .secret
+}
+
+async fn api_get(app: &TestApp, token: &str, path: &str) -> (Status, serde_json::Value) {
+    let r = app
+        .client
+        .get(path.to_string())
+        .header(Header::new("Authorization", format!("Bearer {token}")))
+        .dispatch()
+        .await;
+    let status = r.status();
+    let body = r.into_string().await.unwrap_or_default();
+    (status, serde_json::from_str(&body).unwrap_or_default())
+}
+
+#[tokio::test]
+async fn the_api_lists_a_services_disputes_and_another_services_answer_404() {
+    let app = TestApp::new().await;
+    let parking = app.service("parking").await;
+    let planning = app.service("planning").await;
+    store_dispute(&app, parking, "ours-lost", "lost", 1_500).await;
+    store_dispute(&app, parking, "ours-open", "needs_response", 700).await;
+    store_dispute(&app, planning, "theirs", "lost", 3_300).await;
+    let admin = app
+        .person("admin@example.gov.uk", Role::ServiceAdmin, Some("parking"))
+        .await;
+    let reader = token(&app, parking, admin.id, &["disputes:read"]).await;
+    let payments_only = token(&app, parking, admin.id, &["payments:read"]).await;
+
+    let (status, list) = api_get(&app, &reader, "/api/v1/disputes").await;
+    assert_eq!(status, Status::Ok, "{list}");
+    let ids: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["dispute_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["ours-open", "ours-lost"], "needing a response first");
+    assert_eq!(list["total"], 2);
+    let (_, lost) = api_get(&app, &reader, "/api/v1/disputes?status=lost").await;
+    assert_eq!(lost["data"][0]["amount"], 1_500);
+    assert_eq!(lost["data"][0]["fee"], 2_000);
+    assert_eq!(
+        lost["data"][0]["links"]["payment"],
+        "/api/v1/payments/pay-ours-lost"
+    );
+    let (status, bad) = api_get(&app, &reader, "/api/v1/disputes?status=open").await;
+    assert_eq!(status, Status::UnprocessableEntity, "{bad}");
+
+    let (status, one) = api_get(&app, &reader, "/api/v1/disputes/ours-lost").await;
+    assert_eq!((status, one["status"].as_str()), (Status::Ok, Some("lost")));
+    // Another service's dispute is not found; without the scope, forbidden.
+    let (status, _) = api_get(&app, &reader, "/api/v1/disputes/theirs").await;
+    assert_eq!(status, Status::NotFound);
+    let (status, _) = api_get(&app, &payments_only, "/api/v1/disputes").await;
+    assert_eq!(status, Status::Forbidden);
+    // A caseworker cannot give a token a scope they do not hold.
+    let cw = app
+        .person("cw@example.gov.uk", Role::Caseworker, Some("parking"))
+        .await;
+    let made = paydesk::integrations::api_tokens::create(
+        &app.state.db,
+        app.state.clock.now(),
+        paydesk::audit::Actor::System,
+        cw.id,
+        None,
+        &paydesk::integrations::api_tokens::NewToken {
+            service_id: parking,
+            name: "CRM of a caseworker".into(),
+            scopes: vec!["disputes:read".into()],
+            expires_in_days: None,
+        },
+    )
+    .await;
+    let usable = match made {
+        Ok(Ok(t)) => api_get(&app, &t.secret, "/api/v1/disputes").await.0 == Status::Ok,
+        _ => false,
+    };
+    assert!(!usable, "a caseworker's token reads no disputes");
+}

@@ -1297,3 +1297,66 @@ async fn an_event_is_delivered_after_its_process_is_killed_right_after_the_refun
     assert!(delivered.is_some());
     drop(second);
 }
+
+/// A dispute's events are written with its upsert: `dispute.created` when first seen open,
+/// `dispute.updated` once per status it moves to, nothing for a stale or repeated read.
+#[tokio::test]
+async fn dispute_events_are_written_with_the_dispute_once_per_status() {
+    let app = loopback_app().await;
+    let service_id = app.service("parking").await;
+    let crm = Crm::start(vec![], ok()).await;
+    let (endpoint_id, _) = endpoint(
+        &app,
+        service_id,
+        &crm.url("/hook"),
+        &[EventType::DisputeCreated, EventType::DisputeUpdated],
+    )
+    .await;
+    let record = |status: &'static str| {
+        let app = &app;
+        async move {
+            let d: paydesk::platform::dispute_wire::Dispute = serde_json::from_value(json!({
+                "dispute_id": "dp-1", "payment_id": "pay-1", "amount": 1200, "fee": 2000,
+                "created_date": "2026-11-01T10:00:00.000Z", "reason": "fraudulent",
+                "status": status
+            }))
+            .unwrap();
+            let now = paydesk::store::to_micros(app.clock.now());
+            let mut tx = app.state.db.begin().await.unwrap();
+            paydesk::disputes::record(&mut tx, service_id, &[d], now, now)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        }
+    };
+    for status in [
+        "needs_response",
+        "needs_response",
+        "under_review",
+        "needs_response",
+        "lost",
+        "lost",
+    ] {
+        record(status).await;
+    }
+    let mut kinds: Vec<(String, String)> = deliveries(&app, endpoint_id)
+        .await
+        .into_iter()
+        .map(|d| {
+            let body: serde_json::Value = serde_json::from_str(&d.payload).unwrap_or_default();
+            (
+                d.event_type,
+                body["data"]["status"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [
+            ("dispute.created".to_string(), "needs_response".to_string()),
+            ("dispute.updated".to_string(), "lost".to_string()),
+            ("dispute.updated".to_string(), "under_review".to_string()),
+        ]
+    );
+}

@@ -274,7 +274,7 @@ pub(crate) async fn audit_details(app: &TestApp, action: &str) -> Vec<Value> {
         .collect()
 }
 
-const BASELINE: &str = "Reference,Description,Email,Amount,Card Brand,Cardholder Name,Card Expiry Date,Card Number (last 4),State,Finished,Error Code,Error Message,Provider ID,Payment ID,Issued By,Date Created,Time Created,Corporate Card Surcharge,Total Amount,Wallet Type,Fee,Net,Card Type,Payment Provider,Record Type,Service,Case Reference,Case Link,Refund ID,Refund Reason,Requested By,Approved By,Settled Date";
+const BASELINE: &str = "Reference,Description,Email,Amount,Card Brand,Cardholder Name,Card Expiry Date,Card Number (last 4),State,Finished,Error Code,Error Message,Provider ID,Payment ID,Issued By,Date Created,Time Created,Corporate Card Surcharge,Total Amount,Wallet Type,Fee,Net,Card Type,Payment Provider,Record Type,Service,Case Reference,Case Link,Refund ID,Refund Reason,Requested By,Approved By,Settled Date,Dispute ID,Dispute Reason";
 
 fn october(day: u8, hour: u8) -> OffsetDateTime {
     datetime!(2026-10-01 00:00 UTC)
@@ -567,7 +567,7 @@ async fn the_pack_equals_the_sums_of_a_settled_export() {
     let pack = strict_csv(&r.into_string().await.unwrap()).unwrap();
     assert_eq!(
         pack[0].join(","),
-        "Service,Settlement Date,Payments,Gross,Refunds Count,Refunds,Fees,Net"
+        "Service,Settlement Date,Payments,Gross,Refunds Count,Refunds,Fees,Net,Disputes Count,Disputes,Dispute Fees"
     );
     let total = pack.last().unwrap();
     assert_eq!(total[1], "Total");
@@ -776,6 +776,193 @@ async fn net_and_total_count_only_money_taken_and_add_up_to_the_month_end() {
         net_sum,
         "month-end net equals the export's net"
     );
+}
+
+/// Store a platform dispute of `payment_id` as the sync would.
+async fn store_dispute(
+    app: &TestApp,
+    service_id: i64,
+    (id, payment_id, status): (&str, &str, &str),
+    amount: i64,
+    created: &str,
+    settled: Option<&str>,
+) {
+    let d: paydesk::platform::dispute_wire::Dispute = serde_json::from_value(serde_json::json!({
+        "dispute_id": id, "payment_id": payment_id, "amount": amount, "fee": 2000,
+        "net_amount": (status == "lost").then_some(-(amount + 2000)),
+        "created_date": created, "evidence_due_date": "2026-12-01T10:00:00.000Z",
+        "reason": "fraudulent", "status": status,
+        "settlement_summary": {"settled_date": settled}
+    }))
+    .unwrap();
+    let now = paydesk::store::to_micros(app.state.clock.now());
+    let mut tx = app.state.db.begin().await.unwrap();
+    paydesk::disputes::record(&mut tx, service_id, &[d], now, now)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
+#[rocket::async_test]
+async fn dispute_rows_carry_their_payment_and_the_month_end_counts_the_lost_ones() {
+    let (app, parking, finance) = parking_with_finance().await;
+    let other = app.service("other").await;
+    let mut rows = Vec::new();
+    for i in 0..4u8 {
+        let mut j = journey(&format!("D-{i}"), october(2 + i, 9));
+        j.amount = 1000 + i as i64 * 100;
+        j.fee = Some(15);
+        j.settled_date = Some(format!("2026-10-{:02}", 3 + i));
+        j.case_reference = Some(format!("CASE-{i}"));
+        rows.push(j);
+    }
+    store(&app, parking, &rows).await;
+    store(&app, other, &[journey("THEIRS", october(2, 9))]).await;
+    let mut r = refund("rf-d", "pay-d-3", 250, october(12, 9));
+    r.settled_date = Some("2026-10-12".into());
+    store_refunds(&app, parking, &[r]).await;
+    // Lost and settled in October; won; awaiting evidence; lost but settled in November;
+    // and another service's.
+    let raised = "2026-10-15T10:00:00.000Z";
+    for (d, amount, settled) in [
+        (("dp-lost", "pay-d-0", "lost"), 1000, Some("2026-10-20")),
+        (("dp-won", "pay-d-1", "won"), 1100, None),
+        (("dp-open", "pay-d-2", "needs_response"), 1200, None),
+        (("dp-late", "pay-d-3", "lost"), 1300, Some("2026-11-02")),
+    ] {
+        store_dispute(&app, parking, d, amount, raised, settled).await;
+    }
+    store_dispute(
+        &app,
+        other,
+        ("dp-theirs", "pay-theirs", "lost"),
+        900,
+        raised,
+        Some("2026-10-20"),
+    )
+    .await;
+
+    app.sign_in(&finance).await;
+    // By created date: every dispute raised in October, each carrying its payment's fields.
+    let csv = post_export(
+        &app,
+        &[
+            ("services", "parking"),
+            ("by", "created"),
+            ("from", "2026-10-01"),
+            ("to", "2026-10-31"),
+            ("include", "disputes"),
+        ],
+    )
+    .await;
+    assert_eq!(csv.status, Status::Ok, "{}", csv.body);
+    assert!(csv.disposition.contains("paydesk-disputes-2026-10-01"));
+    let records = strict_csv(&csv.body).unwrap();
+    assert_eq!(records.len(), 5, "header and four disputes: {records:?}");
+    let col = |n: &str| column(&records, n);
+    let find = |id: &str| {
+        records[1..]
+            .iter()
+            .find(|row| row[col("Dispute ID")] == id)
+            .unwrap_or_else(|| panic!("dispute {id}"))
+    };
+    let lost = find("dp-lost");
+    assert_eq!(lost[col("Record Type")], "Dispute");
+    assert_eq!(lost[col("Reference")], "D-0");
+    assert_eq!(lost[col("Payment ID")], "pay-d-0");
+    assert_eq!(lost[col("Email")], "payer@example.org");
+    assert_eq!(lost[col("Case Reference")], "CASE-0");
+    assert_eq!(lost[col("State")], "Dispute lost to customer");
+    assert_eq!(lost[col("Finished")], "true");
+    assert_eq!(lost[col("Dispute Reason")], "Fraudulent");
+    assert_eq!(lost[col("Date Created")], "2026-10-15");
+    assert_eq!(lost[col("Settled Date")], "2026-10-20");
+    let money =
+        |row: &Vec<String>| ["Amount", "Total Amount", "Fee", "Net"].map(|c| row[col(c)].clone());
+    assert_eq!(money(lost), ["-10.00", "-10.00", "20.00", "-30.00"]);
+    assert_eq!(money(find("dp-won")), ["11.00", "0.00", "", "0.00"]);
+    assert_eq!(find("dp-won")[col("State")], "Dispute won in your favour");
+    assert_eq!(money(find("dp-open")), ["-12.00", "", "", ""]);
+    assert_eq!(find("dp-open")[col("Finished")], "false");
+    assert_eq!(find("dp-open")[col("State")], "Dispute awaiting evidence");
+
+    // By settlement date, every kind of row: the month-end totals are the rows' sums.
+    let csv = post_export(
+        &app,
+        &[
+            ("services", "parking"),
+            ("by", "settled"),
+            ("from", "2026-10-01"),
+            ("to", "2026-10-31"),
+            ("include", "payments"),
+            ("include", "refunds"),
+            ("include", "disputes"),
+        ],
+    )
+    .await;
+    let records = strict_csv(&csv.body).unwrap();
+    let col = |n: &str| column(&records, n);
+    let sum = |kind: Option<&str>, c: &str| -> i64 {
+        records[1..]
+            .iter()
+            .filter(|r| kind.is_none_or(|k| r[col("Record Type")] == k))
+            .map(|r| {
+                let v = &r[col(c)];
+                if v.is_empty() {
+                    0
+                } else {
+                    pence(v)
+                }
+            })
+            .sum()
+    };
+    let disputes: Vec<&Vec<String>> = records[1..]
+        .iter()
+        .filter(|r| r[col("Record Type")] == "Dispute")
+        .collect();
+    assert_eq!(disputes.len(), 1, "only the one settled in October");
+    let net = sum(None, "Net");
+    assert_eq!(net, (4 * 1000 + 600 - 4 * 15) - 250 - 3000);
+
+    let r = app
+        .client
+        .get("/exports/pack.csv?service=parking&month=2026-10")
+        .dispatch()
+        .await;
+    let pack = strict_csv(&r.into_string().await.unwrap()).unwrap();
+    let h = |n: &str| pack[0].iter().position(|c| c == n).unwrap();
+    let total = pack.last().unwrap();
+    assert_eq!(total[1], "Total");
+    assert_eq!(
+        pence(&total[h("Net")]),
+        net,
+        "the pack's net is the rows' net"
+    );
+    assert_eq!(total[h("Disputes Count")], "1");
+    assert_eq!(
+        pence(&total[h("Disputes")]),
+        -sum(Some("Dispute"), "Total Amount")
+    );
+    assert_eq!(
+        pence(&total[h("Dispute Fees")]),
+        sum(Some("Dispute"), "Fee")
+    );
+    assert_eq!(pence(&total[h("Fees")]), sum(Some("Payment"), "Fee"));
+    let day_net: i64 = pack[1..pack.len() - 1]
+        .iter()
+        .map(|d| pence(&d[h("Net")]))
+        .sum();
+    assert_eq!(day_net, net);
+    let html = app
+        .client
+        .get("/exports/pack?service=parking&month=2026-10")
+        .dispatch()
+        .await
+        .into_string()
+        .await
+        .unwrap();
+    assert!(html.contains("Lost in disputes") && html.contains("£10.00"));
+    assert!(html.contains("name=\"include\" value=\"disputes\""));
 }
 
 #[rocket::async_test]
@@ -1043,7 +1230,7 @@ async fn who_may_export_and_bad_input() {
         "The start date must be a real date",
         "Enter a time zone from the list",
         "Select statuses from the list",
-        "Select payments, refunds or both",
+        "Select what to include: payments, refunds or disputes",
         "value=\"31&#x2F;02&#x2F;2026\"",
     ] {
         assert!(csv.body.contains(message), "{message}");

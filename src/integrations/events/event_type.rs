@@ -14,10 +14,12 @@ pub enum EventType {
     RefundSucceeded,
     RefundFailed,
     CaseLinked,
+    DisputeCreated,
+    DisputeUpdated,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 7] = [
+    pub const ALL: [EventType; 9] = [
         EventType::PaymentSucceeded,
         EventType::PaymentFailed,
         EventType::RefundRequested,
@@ -25,6 +27,8 @@ impl EventType {
         EventType::RefundSucceeded,
         EventType::RefundFailed,
         EventType::CaseLinked,
+        EventType::DisputeCreated,
+        EventType::DisputeUpdated,
     ];
 
     pub fn name(self) -> &'static str {
@@ -36,6 +40,8 @@ impl EventType {
             EventType::RefundSucceeded => "refund.succeeded",
             EventType::RefundFailed => "refund.failed",
             EventType::CaseLinked => "case.linked",
+            EventType::DisputeCreated => "dispute.created",
+            EventType::DisputeUpdated => "dispute.updated",
         }
     }
 
@@ -49,6 +55,8 @@ impl EventType {
             EventType::RefundSucceeded => "The platform paid a refund",
             EventType::RefundFailed => "A refund failed",
             EventType::CaseLinked => "A payment was linked to a case",
+            EventType::DisputeCreated => "A payer's bank disputed a payment",
+            EventType::DisputeUpdated => "A dispute went under review, was won or was lost",
         }
     }
 

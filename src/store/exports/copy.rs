@@ -58,6 +58,11 @@ pub(super) fn copy_row(line: &[u8]) -> StoreResult<ExportRow<'_>> {
         refund_reason: next()?,
         requested_by: next()?,
         approved_by: next()?,
+        dispute_id: next()?,
+        dispute_status: next()?,
+        dispute_amount: int(next()?)?,
+        dispute_fee: int(next()?)?,
+        dispute_reason: next()?,
     };
     if fields.next().is_some() {
         return Err(bad("too many fields"));
@@ -116,7 +121,7 @@ pub(super) mod tests {
         fields.join("\t").into_bytes()
     }
 
-    pub(crate) const ROW: [&str; 30] = [
+    pub(crate) const ROW: [&str; 35] = [
         "7",
         "2026-10-02",
         "1790000000000000",
@@ -147,11 +152,16 @@ pub(super) mod tests {
         "\\N",
         "\\N",
         "\\N",
+        "\\N",
+        "\\N",
+        "\\N",
+        "\\N",
+        "\\N",
     ];
 
     #[test]
     fn a_copy_line_of_the_wrong_shape_is_an_error_not_a_row() {
-        assert!(copy_row(&line(&ROW[..29])).is_err());
+        assert!(copy_row(&line(&ROW[..34])).is_err());
         let mut more = ROW.to_vec();
         more.push("extra");
         assert!(copy_row(&line(&more)).is_err());

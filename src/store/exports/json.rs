@@ -143,6 +143,11 @@ mod tests {
                 null,
                 null,
                 null,
+                null,
+                null,
+                null,
+                null,
+                null,
                 null
             ])
         };

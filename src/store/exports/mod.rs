@@ -4,7 +4,7 @@
 //!
 //! Payment rows are journeys; refund rows are the platform's successful refunds joined to
 //! their payment (and, when paydesk made the refund, to the request: reason, who asked, who
-//! approved). The page, count and totals queries share one WHERE clause per pass, so that a
+//! approved); dispute rows are the disputes joined to their payment. The page, count and totals queries share one WHERE clause per pass, so that a
 //! pack's totals are the sums of the exported rows by construction.
 //!
 //! Here: what a pass and a row are. The SQL of a pass is in `query`; the row reader (one
@@ -42,6 +42,7 @@ pub enum DateBasis {
 pub enum Pass {
     Payments,
     Refunds,
+    Disputes,
 }
 
 /// The range of one pass: microseconds `[from, to)` on the created time, or settlement
@@ -78,7 +79,8 @@ pub struct Slice<'a> {
 /// `packed_page_query`), each inner array holding these fields in this order.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ExportRow<'a> {
-    /// The journey's id (payment rows) or the platform refund's row id (refund rows).
+    /// The journey's id (payment rows), the platform refund's row id (refund rows) or the
+    /// dispute's (dispute rows).
     pub id: i64,
     /// The row's own settlement date.
     #[serde(borrow)]
@@ -135,6 +137,15 @@ pub struct ExportRow<'a> {
     pub requested_by: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pub approved_by: Option<Cow<'a, str>>,
+    /// Dispute rows: the platform's dispute, its status, amount, fee and reason.
+    #[serde(borrow)]
+    pub dispute_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub dispute_status: Option<Cow<'a, str>>,
+    pub dispute_amount: Option<i64>,
+    pub dispute_fee: Option<i64>,
+    #[serde(borrow)]
+    pub dispute_reason: Option<Cow<'a, str>>,
 }
 
 impl ExportRow<'_> {

@@ -13,7 +13,9 @@ const PAYMENT_COLUMNS: &str = "j.id, j.settled_date, j.created_at, j.payment_id,
     j.total_amount, j.wallet_type, j.fee, j.card_type, j.payment_provider, j.case_reference, \
     j.metadata, CAST(NULL AS TEXT) AS refund_id, CAST(NULL AS BIGINT) AS refund_amount, \
     CAST(NULL AS TEXT) AS refund_reason, CAST(NULL AS TEXT) AS requested_by, \
-    CAST(NULL AS TEXT) AS approved_by";
+    CAST(NULL AS TEXT) AS approved_by, CAST(NULL AS TEXT) AS dispute_id, \
+    CAST(NULL AS TEXT) AS dispute_status, CAST(NULL AS BIGINT) AS dispute_amount, \
+    CAST(NULL AS BIGINT) AS dispute_fee, CAST(NULL AS TEXT) AS dispute_reason";
 
 const REFUND_COLUMNS: &str = "r.id, r.settled_date, r.created_at, j.payment_id, j.reference, \
     j.description, j.email, j.amount, j.card_brand, j.cardholder_name, j.expiry_date, j.last_digits, \
@@ -21,13 +23,28 @@ const REFUND_COLUMNS: &str = "r.id, r.settled_date, r.created_at, j.payment_id, 
     j.total_amount, j.wallet_type, j.fee, j.card_type, j.payment_provider, \
     COALESCE(rr.case_reference, j.case_reference) AS case_reference, \
     j.metadata, r.refund_id, r.amount AS refund_amount, rr.reason AS refund_reason, \
-    asker.email AS requested_by, approver.email AS approved_by";
+    asker.email AS requested_by, approver.email AS approved_by, CAST(NULL AS TEXT) AS dispute_id, \
+    CAST(NULL AS TEXT) AS dispute_status, CAST(NULL AS BIGINT) AS dispute_amount, \
+    CAST(NULL AS BIGINT) AS dispute_fee, CAST(NULL AS TEXT) AS dispute_reason";
 
 const REFUND_FROM: &str = "platform_refunds r \
     JOIN journeys j ON j.service_id = r.service_id AND j.payment_id = r.payment_id \
     LEFT JOIN refund_requests rr ON rr.service_id = r.service_id AND rr.platform_refund_id = r.refund_id \
     LEFT JOIN staff asker ON asker.id = rr.requested_by \
     LEFT JOIN staff approver ON approver.id = rr.decided_by AND rr.approval_required";
+
+/// A dispute row carries its payment's fields, like a refund row, and the dispute's own.
+const DISPUTE_COLUMNS: &str = "d.id, d.settled_date, d.created_at, j.payment_id, j.reference, \
+    j.description, j.email, j.amount, j.card_brand, j.cardholder_name, j.expiry_date, j.last_digits, \
+    j.status, j.state_code, j.state_message, j.finished, j.provider_id, j.corporate_surcharge, \
+    j.total_amount, j.wallet_type, j.fee, j.card_type, j.payment_provider, j.case_reference, \
+    j.metadata, CAST(NULL AS TEXT) AS refund_id, CAST(NULL AS BIGINT) AS refund_amount, \
+    CAST(NULL AS TEXT) AS refund_reason, CAST(NULL AS TEXT) AS requested_by, \
+    CAST(NULL AS TEXT) AS approved_by, d.dispute_id, d.status AS dispute_status, \
+    d.amount AS dispute_amount, d.fee AS dispute_fee, d.reason AS dispute_reason";
+
+const DISPUTE_FROM: &str =
+    "disputes d JOIN journeys j ON j.service_id = d.service_id AND j.payment_id = d.payment_id";
 
 /// The FROM and WHERE of a pass, and its order columns (date column, created column, id).
 /// Without `lower`, the range's start is left out (a keyed page on PostgreSQL states it as
@@ -40,6 +57,11 @@ pub(super) fn scope(b: &mut Builder, s: &Slice<'_>, lower: bool) -> (String, [&'
             ["j.settled_date", "j.created_at", "j.id"],
         ),
         Pass::Refunds => ("r", REFUND_FROM, ["r.settled_date", "r.created_at", "r.id"]),
+        Pass::Disputes => (
+            "d",
+            DISPUTE_FROM,
+            ["d.settled_date", "d.created_at", "d.id"],
+        ),
     };
     let service = b.int(s.service_id);
     let mut cond = vec![format!("{table}.service_id = {service}")];
@@ -73,6 +95,9 @@ pub(super) fn scope(b: &mut Builder, s: &Slice<'_>, lower: bool) -> (String, [&'
         Pass::Payments => {}
         // Refund rows are money that has left: the refunds the platform says succeeded.
         Pass::Refunds => cond.push("r.status = 'success'".into()),
+        // Every dispute: open ones show what is at stake; only a lost one moves money (and
+        // only a lost one has a settlement date).
+        Pass::Disputes => {}
     }
     if let Some(ids) = s.journeys {
         cond.push(b.one_of("j.id", ids));
@@ -92,6 +117,7 @@ pub fn page_query(
     let columns = match s.pass {
         Pass::Payments => PAYMENT_COLUMNS,
         Pass::Refunds => REFUND_COLUMNS,
+        Pass::Disputes => DISPUTE_COLUMNS,
     };
     let (sql, [date, created, id]) = match (after, backend) {
         (None, _) => scope(&mut b, s, true),
@@ -160,7 +186,8 @@ pub(super) const ROW_FIELDS: &str =
     email, amount, card_brand, cardholder_name, expiry_date, last_digits, status, state_code, \
     state_message, finished, provider_id, corporate_surcharge, total_amount, wallet_type, fee, \
     card_type, payment_provider, case_reference, metadata, refund_id, refund_amount, \
-    refund_reason, requested_by, approved_by";
+    refund_reason, requested_by, approved_by, dispute_id, dispute_status, dispute_amount, \
+    dispute_fee, dispute_reason";
 
 /// One page of a pass packed by SQLite into a single JSON value: an array with one array of
 /// `ExportRow`'s fields per row, in page order. sqlx's SQLite driver pays a fixed cost for
@@ -183,14 +210,15 @@ pub fn packed_page_query(s: &Slice<'_>, after: Option<&Key>, limit: i64, sorted:
     }
 }
 
-/// One settlement date's payments, or refunds, in one service.
+/// One settlement date's payments, refunds or disputes in one service.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct DayTotal {
     pub settled_date: String,
     pub count: i64,
     /// Payments: what the payers paid (total amount, with any surcharge). Refunds: refunded.
+    /// Disputes: the amounts lost.
     pub gross: i64,
-    /// Payments only: the platform's fees.
+    /// Payments: the platform's fees. Disputes: the fees of those lost.
     pub fees: i64,
 }
 
@@ -221,6 +249,12 @@ pub async fn totals_by_settlement(
              CAST(SUM(COALESCE(j.fee, 0)) AS BIGINT) AS fees"
         }
         Pass::Refunds => "CAST(SUM(r.amount) AS BIGINT) AS gross, CAST(0 AS BIGINT) AS fees",
+        // As `exports::columns::dispute_money` writes the rows: only a lost dispute takes
+        // its amount and its fee.
+        Pass::Disputes => {
+            "CAST(SUM(CASE WHEN d.status = 'lost' THEN d.amount ELSE 0 END) AS BIGINT) AS gross, \
+             CAST(SUM(CASE WHEN d.status = 'lost' THEN COALESCE(d.fee, 0) ELSE 0 END) AS BIGINT) AS fees"
+        }
     };
     let built = b.finish(format!(
         "SELECT {date} AS settled_date, COUNT(*) AS count, {sums} FROM {sql} GROUP BY {date} ORDER BY {date}"

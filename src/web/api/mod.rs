@@ -8,6 +8,7 @@
 
 mod body;
 mod caller;
+mod disputes;
 mod payments;
 mod problem;
 mod refunds;
@@ -38,6 +39,8 @@ pub fn routes() -> Vec<Route> {
         payments::link_case,
         refunds::request_refund,
         refunds::get_refund,
+        disputes::list_disputes,
+        disputes::get_dispute,
         openapi
     ]
 }

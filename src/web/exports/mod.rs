@@ -244,6 +244,7 @@ async fn form_context(
         json!([
             {"value": "payments", "text": "Payments"},
             {"value": "refunds", "text": "Refunds that succeeded"},
+            {"value": "disputes", "text": "Disputes"},
         ]),
     );
     c.insert(

@@ -180,6 +180,9 @@ pub(super) async fn pack_page(
                     "refunds_count": thousands(d.refunds_count),
                     "refunds": money(d.refunds),
                     "fees": money(d.fees),
+                    "disputes_count": thousands(d.disputes_count),
+                    "disputes": money(d.disputes),
+                    "dispute_fees": money(d.dispute_fees),
                     "net": money(d.net()),
                 })
             };
