@@ -21,10 +21,12 @@ pub enum Permission {
     ServicesManage,
     IntegrationsManage,
     DisputesRead,
+    AgreementsRead,
+    AgreementsCancel,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 11] = [
+    pub const ALL: [Permission; 13] = [
         Permission::PaymentsRead,
         Permission::PaymentsCancel,
         Permission::RefundsRequest,
@@ -36,6 +38,8 @@ impl Permission {
         Permission::ServicesManage,
         Permission::IntegrationsManage,
         Permission::DisputesRead,
+        Permission::AgreementsRead,
+        Permission::AgreementsCancel,
     ];
 
     /// The permission's name as staff and logs see it.
@@ -52,6 +56,8 @@ impl Permission {
             Permission::ServicesManage => "services:manage",
             Permission::IntegrationsManage => "integrations:manage",
             Permission::DisputesRead => "disputes:read",
+            Permission::AgreementsRead => "agreements:read",
+            Permission::AgreementsCancel => "agreements:cancel",
         }
     }
 }
@@ -122,7 +128,12 @@ impl Role {
         use Permission::*;
         match self {
             Role::Viewer => &[PaymentsRead],
-            Role::Caseworker => &[PaymentsRead, RefundsRequest],
+            Role::Caseworker => &[
+                PaymentsRead,
+                RefundsRequest,
+                AgreementsRead,
+                AgreementsCancel,
+            ],
             Role::Finance => &[
                 PaymentsRead,
                 ExportsCreate,
@@ -144,6 +155,8 @@ impl Role {
                 ServicesManage,
                 IntegrationsManage,
                 DisputesRead,
+                AgreementsRead,
+                AgreementsCancel,
             ],
             Role::PlatformAdmin => &Permission::ALL,
         }
@@ -311,6 +324,11 @@ mod tests {
         // caseworkers see a dispute only on its payment's page.
         assert!(Role::Finance.allows(DisputesRead) && Role::ServiceAdmin.allows(DisputesRead));
         assert!(!Role::Viewer.allows(DisputesRead) && !Role::Caseworker.allows(DisputesRead));
+        // Issue 19: caseworkers and admins read and cancel recurring agreements.
+        for role in [Role::Caseworker, Role::ServiceAdmin, Role::PlatformAdmin] {
+            assert!(role.allows(AgreementsRead) && role.allows(AgreementsCancel));
+        }
+        assert!(!Role::Viewer.allows(AgreementsRead) && !Role::Finance.allows(AgreementsCancel));
         for p in Permission::ALL {
             assert!(Role::PlatformAdmin.allows(p));
         }

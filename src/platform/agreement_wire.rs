@@ -105,3 +105,31 @@ pub struct CreateAgreement {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_identifier: Option<String>,
 }
+
+/// `GET /v1/agreements` filters (the first page; later pages follow `_links.next_page`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AgreementSearch {
+    pub reference: Option<String>,
+    pub status: Option<AgreementStatus>,
+    pub page: Option<u32>,
+    pub display_size: Option<u32>,
+}
+
+impl AgreementSearch {
+    pub fn pairs(&self) -> Vec<(&'static str, String)> {
+        let mut q = Vec::new();
+        if let Some(r) = &self.reference {
+            q.push(("reference", r.clone()));
+        }
+        if let Some(s) = self.status {
+            q.push(("status", s.as_str().to_string()));
+        }
+        if let Some(p) = self.page {
+            q.push(("page", p.to_string()));
+        }
+        if let Some(d) = self.display_size {
+            q.push(("display_size", d.to_string()));
+        }
+        q
+    }
+}

@@ -15,11 +15,11 @@ use crate::platform::agreement_wire::{Agreement, AgreementStatus, PaymentInstrum
 use crate::platform::types::wire_time;
 
 /// Seeded agreements per account; the last few never have a payment (they stay `created`).
-pub const SEEDED: u32 = 30;
+pub const SEEDED: u32 = 20;
 /// Seeded payments go to slots `0..SEEDED_WITH_PAYMENTS`.
-const SEEDED_WITH_PAYMENTS: u32 = 24;
+const SEEDED_WITH_PAYMENTS: u32 = 16;
 /// One successful seeded payment in this many is taken under an agreement.
-const ONE_IN: u64 = 40;
+const ONE_IN: u64 = 12;
 
 const DESCRIPTIONS: [&str; 4] = [
     "Monthly instalments",

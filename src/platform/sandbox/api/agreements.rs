@@ -134,6 +134,12 @@ pub(super) async fn cancel_agreement(caller: Caller, id: &str) -> Reply {
                 status.as_str()
             ),
         ),
-        Some(Ok(())) => Reply::empty(Status::NoContent),
+        Some(Ok(())) => {
+            if entry.faults().take_agreement_cancel_hang() {
+                // The cancel is committed; the caller never hears so (its timeout fires).
+                tokio::time::sleep(std::time::Duration::from_secs(120)).await;
+            }
+            Reply::empty(Status::NoContent)
+        }
     }
 }
