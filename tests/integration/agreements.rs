@@ -6,13 +6,13 @@
 use std::time::Duration;
 
 use paydesk::audit::Actor;
+use paydesk::identity::permissions::Role;
 use paydesk::journeys::sync::{self, BackfillSettings, Pass, Stream};
 use paydesk::platform::agreement_wire::{AgreementSearch, AgreementStatus};
 use paydesk::platform::client::{Credentials, PaymentPlatform};
-use paydesk::identity::permissions::Role;
 use paydesk::services::{self, NewService};
-use rocket::http::{ContentType, Status};
 use paydesk::store::journeys as journey_store;
+use rocket::http::{ContentType, Status};
 
 use paydesk::agreements::cancel::{self, Asked};
 use paydesk::audit::Actor as AuditActor;
@@ -240,8 +240,14 @@ async fn twenty_simultaneous_cancels_make_one_platform_call_and_a_timeout_is_mat
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((done.state.as_str(), done.outcome.as_deref()), ("sent", Some("Cancelled")));
-    assert_eq!(status(&app, parking, &ids[0]).await.as_deref(), Some("cancelled"));
+    assert_eq!(
+        (done.state.as_str(), done.outcome.as_deref()),
+        ("sent", Some("Cancelled"))
+    );
+    assert_eq!(
+        status(&app, parking, &ids[0]).await.as_deref(),
+        Some("cancelled")
+    );
     // Now it is cancelled, asking again is refused in plain words before anything is written.
     let again = ask(&app, parking, &ids[0]).await.unwrap_err();
     assert_eq!(again.message(), "This agreement has already been cancelled");
@@ -249,16 +255,28 @@ async fn twenty_simultaneous_cancels_make_one_platform_call_and_a_timeout_is_mat
     // The platform commits the next cancel and never answers: the retry looks first, finds
     // it cancelled, and sends nothing more (a second cancel would be refused, 400).
     sandbox
-        .set_faults("account-1", json!({"agreement_cancel_commit_then_hang_next": 1}))
+        .set_faults(
+            "account-1",
+            json!({"agreement_cancel_commit_then_hang_next": 1}),
+        )
         .await;
-    assert!(matches!(ask(&app, parking, &ids[1]).await, Ok(Asked::Queued(_))));
+    assert!(matches!(
+        ask(&app, parking, &ids[1]).await,
+        Ok(Asked::Queued(_))
+    ));
     run_jobs(&app).await;
     let done = cancel::latest(&app.state.db, parking, &ids[1])
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((done.state.as_str(), done.outcome.as_deref()), ("sent", Some("Cancelled")));
-    assert_eq!(status(&app, parking, &ids[1]).await.as_deref(), Some("cancelled"));
+    assert_eq!(
+        (done.state.as_str(), done.outcome.as_deref()),
+        ("sent", Some("Cancelled"))
+    );
+    assert_eq!(
+        status(&app, parking, &ids[1]).await.as_deref(),
+        Some("cancelled")
+    );
 }
 
 #[tokio::test]
@@ -290,12 +308,18 @@ async fn a_caseworker_finds_an_agreement_by_reference_and_cancels_it_with_a_reas
     // Found by its reference, in any case.
     let list = app
         .client
-        .get(format!("/agreements?reference={}", ours.reference.to_lowercase()))
+        .get(format!(
+            "/agreements?reference={}",
+            ours.reference.to_lowercase()
+        ))
         .dispatch()
         .await;
     assert_eq!(list.status(), Status::Ok);
     let html = list.into_string().await.unwrap();
-    assert!(html.contains(&ours.reference) && html.contains("1 agreement,"), "{html}");
+    assert!(
+        html.contains(&ours.reference) && html.contains("1 agreement,"),
+        "{html}"
+    );
     let bad = app
         .client
         .get("/agreements?status=open&service=nowhere")
@@ -369,7 +393,13 @@ async fn a_caseworker_finds_an_agreement_by_reference_and_cancels_it_with_a_reas
     }
 
     // A viewer may not see agreements at all.
-    app.sign_in(&viewer).await;
-    let r = app.client.get(href).dispatch().await;
+    let cookie = app.session_for(&viewer).await;
+    let name = paydesk::web::session::session_cookie_name(&app.state.config);
+    let r = app
+        .client
+        .get(href)
+        .cookie(rocket::http::Cookie::new(name, cookie.value().to_string()))
+        .dispatch()
+        .await;
     assert_ne!(r.status(), Status::Ok);
 }
