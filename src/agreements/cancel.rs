@@ -259,6 +259,29 @@ async fn finish(
         }
         None => {}
     }
+    if state == "sent" {
+        // The service's CRM hears of it in the same transaction as the change.
+        let mut data = serde_json::Map::new();
+        data.insert("agreement_id".into(), json!(row.agreement_id));
+        data.insert("reason".into(), json!(row.reason));
+        data.insert(
+            "cancelled_at".into(),
+            json!(crate::platform::types::wire_time::format(now)),
+        );
+        crate::integrations::events::emit(
+            &mut tx,
+            row.service_id,
+            crate::integrations::events::EventType::AgreementCancelled,
+            data,
+            Some(&format!(
+                "agreement.cancelled:{}:{}",
+                row.service_id, row.agreement_id
+            )),
+            now,
+        )
+        .await
+        .map_err(retry)?;
+    }
     let mut event = AuditEvent::new(
         Actor::System,
         if state == "sent" {

@@ -14,10 +14,11 @@ pub enum EventType {
     RefundSucceeded,
     RefundFailed,
     CaseLinked,
+    AgreementCancelled,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 7] = [
+    pub const ALL: [EventType; 8] = [
         EventType::PaymentSucceeded,
         EventType::PaymentFailed,
         EventType::RefundRequested,
@@ -25,6 +26,7 @@ impl EventType {
         EventType::RefundSucceeded,
         EventType::RefundFailed,
         EventType::CaseLinked,
+        EventType::AgreementCancelled,
     ];
 
     pub fn name(self) -> &'static str {
@@ -36,6 +38,7 @@ impl EventType {
             EventType::RefundSucceeded => "refund.succeeded",
             EventType::RefundFailed => "refund.failed",
             EventType::CaseLinked => "case.linked",
+            EventType::AgreementCancelled => "agreement.cancelled",
         }
     }
 
@@ -49,6 +52,7 @@ impl EventType {
             EventType::RefundSucceeded => "The platform paid a refund",
             EventType::RefundFailed => "A refund failed",
             EventType::CaseLinked => "A payment was linked to a case",
+            EventType::AgreementCancelled => "A recurring agreement was cancelled",
         }
     }
 
