@@ -3,6 +3,7 @@
 //! `AppState::open` connects to the database and migrates it; `app` builds the Rocket
 //! application around that state. See DESIGN.md for how the modules layer.
 
+pub mod agreements;
 pub mod audit;
 pub mod audit_view;
 pub mod bench;
@@ -157,6 +158,7 @@ pub fn job_registry() -> Registry {
             identity::handlers(),
             journeys::handlers(),
             refunds::handlers(),
+            agreements::handlers(),
             exports::handlers(),
             integrations::events::handlers(),
             personal_data::handlers(),

@@ -23,10 +23,12 @@ pub enum Permission {
     DisputesRead,
     /// Subject access and erasure of payers' personal data.
     PersonalDataManage,
+    AgreementsRead,
+    AgreementsCancel,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 12] = [
+    pub const ALL: [Permission; 14] = [
         Permission::PaymentsRead,
         Permission::PaymentsCancel,
         Permission::RefundsRequest,
@@ -39,6 +41,8 @@ impl Permission {
         Permission::IntegrationsManage,
         Permission::DisputesRead,
         Permission::PersonalDataManage,
+        Permission::AgreementsRead,
+        Permission::AgreementsCancel,
     ];
 
     /// The permission's name as staff and logs see it.
@@ -56,6 +60,8 @@ impl Permission {
             Permission::IntegrationsManage => "integrations:manage",
             Permission::DisputesRead => "disputes:read",
             Permission::PersonalDataManage => "personal_data:manage",
+            Permission::AgreementsRead => "agreements:read",
+            Permission::AgreementsCancel => "agreements:cancel",
         }
     }
 }
@@ -126,7 +132,12 @@ impl Role {
         use Permission::*;
         match self {
             Role::Viewer => &[PaymentsRead],
-            Role::Caseworker => &[PaymentsRead, RefundsRequest],
+            Role::Caseworker => &[
+                PaymentsRead,
+                RefundsRequest,
+                AgreementsRead,
+                AgreementsCancel,
+            ],
             Role::Finance => &[
                 PaymentsRead,
                 ExportsCreate,
@@ -149,6 +160,8 @@ impl Role {
                 IntegrationsManage,
                 DisputesRead,
                 PersonalDataManage,
+                AgreementsRead,
+                AgreementsCancel,
             ],
             Role::PlatformAdmin => &Permission::ALL,
         }
@@ -316,6 +329,11 @@ mod tests {
         // caseworkers see a dispute only on its payment's page.
         assert!(Role::Finance.allows(DisputesRead) && Role::ServiceAdmin.allows(DisputesRead));
         assert!(!Role::Viewer.allows(DisputesRead) && !Role::Caseworker.allows(DisputesRead));
+        // Issue 19: caseworkers and admins read and cancel recurring agreements.
+        for role in [Role::Caseworker, Role::ServiceAdmin, Role::PlatformAdmin] {
+            assert!(role.allows(AgreementsRead) && role.allows(AgreementsCancel));
+        }
+        assert!(!Role::Viewer.allows(AgreementsRead) && !Role::Finance.allows(AgreementsCancel));
         for p in Permission::ALL {
             assert!(Role::PlatformAdmin.allows(p));
         }

@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 
 use super::record::{stuck_before, JourneyRecord, RefundRecord};
 use crate::jobs::{self, JobContext, JobFailure, JobHandler, JobKind, JobRun};
+use crate::platform::agreement_wire::{AgreementSearch, AgreementsPage};
 use crate::platform::client::{PaymentPlatform, PlatformError};
 use crate::platform::dispute_wire::{Dispute, DisputeSearch, DisputesPage};
 use crate::platform::types::{Payment, PaymentSearch, Refund, RefundSearch, SearchPage};
@@ -104,6 +105,7 @@ pub(crate) struct PaymentRead {
     events: Vec<crate::platform::types::PaymentEvent>,
     refunds: Vec<Refund>,
     disputes: Vec<Dispute>,
+    agreement: Option<crate::platform::agreement_wire::Agreement>,
 }
 
 /// Ask the platform for one payment, its history and its refunds (nothing is written).
@@ -117,12 +119,18 @@ pub(crate) async fn read_payment(
         client.payment_refunds(payment_id),
     )?;
     let disputes = crate::disputes::read_for_payment(client, &payment).await?;
+    // A payment taken under an agreement brings its agreement up to date too.
+    let agreement = match payment.agreement_id.as_deref() {
+        Some(id) => Some(client.agreement(id).await?),
+        None => None,
+    };
     Ok(PaymentRead {
         payment_id: payment_id.to_string(),
         payment,
         events,
         refunds,
         disputes,
+        agreement,
     })
 }
 
@@ -164,6 +172,11 @@ pub(crate) async fn store_payment(
     journey_store::insert_state_events(tx, &history, now).await?;
     journey_store::upsert_refunds(tx, service_id, &refund_records, observed_at, now).await?;
     crate::disputes::record(tx, service_id, &read.disputes, observed_at, now).await?;
+    if let Some(a) = &read.agreement {
+        crate::agreements::record(tx, service_id, std::slice::from_ref(a), observed_at, now)
+            .await?;
+    }
+    crate::agreements::link_payments(tx, service_id, std::slice::from_ref(&read.payment)).await?;
     Ok(journey)
 }
 
@@ -198,16 +211,23 @@ pub enum Stream {
     Payments,
     Refunds,
     Disputes,
+    Agreements,
 }
 
 impl Stream {
-    pub const ALL: [Stream; 3] = [Stream::Payments, Stream::Refunds, Stream::Disputes];
+    pub const ALL: [Stream; 4] = [
+        Stream::Payments,
+        Stream::Refunds,
+        Stream::Disputes,
+        Stream::Agreements,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Stream::Payments => "payments",
             Stream::Refunds => "refunds",
             Stream::Disputes => "disputes",
+            Stream::Agreements => "agreements",
         }
     }
 }
@@ -234,6 +254,7 @@ enum Page {
     Payments(SearchPage<Payment>),
     Refunds(SearchPage<Refund>),
     Disputes(DisputesPage),
+    Agreements(AgreementsPage),
 }
 
 impl Page {
@@ -242,6 +263,7 @@ impl Page {
             Page::Payments(p) => &p.links,
             Page::Refunds(p) => &p.links,
             Page::Disputes(p) => &p.links,
+            Page::Agreements(p) => &p.links,
         };
         links.next_page.as_ref().map(|l| l.href.clone())
     }
@@ -260,6 +282,16 @@ async fn fetch(
         (Stream::Payments, Some(h)) => client.payments_page(h).await.map(Page::Payments),
         (Stream::Refunds, Some(h)) => client.refunds_page(h).await.map(Page::Refunds),
         (Stream::Disputes, Some(h)) => client.disputes_page(h).await.map(Page::Disputes),
+        (Stream::Agreements, Some(h)) => client.agreements_page(h).await.map(Page::Agreements),
+        // The agreement search has no dates: every run reads them all (they are few, and an
+        // agreement moves on long after it was created).
+        (Stream::Agreements, None) => client
+            .search_agreements(&AgreementSearch {
+                display_size: Some(page_size),
+                ..Default::default()
+            })
+            .await
+            .map(Page::Agreements),
         (Stream::Disputes, None) => client
             .search_disputes(&DisputeSearch {
                 from_date: from,
@@ -299,6 +331,7 @@ async fn fetch_link(
         Stream::Payments => client.payments_page(href).await.map(Page::Payments),
         Stream::Refunds => client.refunds_page(href).await.map(Page::Refunds),
         Stream::Disputes => client.disputes_page(href).await.map(Page::Disputes),
+        Stream::Agreements => client.agreements_page(href).await.map(Page::Agreements),
     }
 }
 
@@ -396,6 +429,7 @@ async fn write_page(
             let records: Vec<JourneyRecord> =
                 p.results.iter().map(JourneyRecord::from_payment).collect();
             upsert_announcing(&mut tx, service_id, &records, observed_at, now).await?;
+            crate::agreements::link_payments(&mut tx, service_id, &p.results).await?;
             (
                 records.len(),
                 p.results
@@ -404,6 +438,13 @@ async fn write_page(
                     .min(),
             )
         }
+        Page::Agreements(p) => (
+            crate::agreements::record(&mut tx, service_id, &p.results, observed_at, now).await?,
+            p.results
+                .iter()
+                .map(|a| store::to_micros(a.created_date))
+                .min(),
+        ),
         Page::Disputes(p) => (
             crate::disputes::record(&mut tx, service_id, &p.results, observed_at, now).await?,
             p.results

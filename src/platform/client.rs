@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 use url::Url;
 
+use super::agreement_wire::{Agreement, AgreementSearch, AgreementsPage};
 use super::dispute_wire::{DisputeSearch, DisputesPage};
 use super::types::{
     CreatePayment, ErrorBody, Payment, PaymentEvent, PaymentEvents, PaymentRefunds, PaymentSearch,
@@ -205,6 +206,13 @@ pub trait PaymentPlatform: Send + Sync {
     async fn search_disputes(&self, query: &DisputeSearch) -> PlatformResult<DisputesPage>;
     /// A further page, by the `links.next_page` href of the page before.
     async fn disputes_page(&self, href: &str) -> PlatformResult<DisputesPage>;
+    /// The first page of an agreement search.
+    async fn search_agreements(&self, query: &AgreementSearch) -> PlatformResult<AgreementsPage>;
+    /// A further page, by the `_links.next_page` href of the page before.
+    async fn agreements_page(&self, href: &str) -> PlatformResult<AgreementsPage>;
+    async fn agreement(&self, agreement_id: &str) -> PlatformResult<Agreement>;
+    /// 204 from the platform; a 400 (not active) comes back as a refusal.
+    async fn cancel_agreement(&self, agreement_id: &str) -> PlatformResult<()>;
     /// Only sandboxes and demos create payments through paydesk.
     async fn create_payment(&self, request: &CreatePayment) -> PlatformResult<Payment>;
 }
@@ -661,6 +669,31 @@ impl PaymentPlatform for GovUkPay {
 
     async fn disputes_page(&self, href: &str) -> PlatformResult<DisputesPage> {
         self.get(self.link(href)?).await
+    }
+
+    async fn search_agreements(&self, query: &AgreementSearch) -> PlatformResult<AgreementsPage> {
+        self.get(self.with_query("v1/agreements", &query.pairs())?)
+            .await
+    }
+
+    async fn agreements_page(&self, href: &str) -> PlatformResult<AgreementsPage> {
+        self.get(self.link(href)?).await
+    }
+
+    async fn agreement(&self, agreement_id: &str) -> PlatformResult<Agreement> {
+        self.get(self.url(&format!("v1/agreements/{}", segment(agreement_id)))?)
+            .await
+    }
+
+    async fn cancel_agreement(&self, agreement_id: &str) -> PlatformResult<()> {
+        self.call::<serde_json::Value>(
+            Method::POST,
+            self.url(&format!("v1/agreements/{}/cancel", segment(agreement_id)))?,
+            None,
+            Retry::RateLimitOnly,
+        )
+        .await?;
+        Ok(())
     }
 
     async fn create_payment(&self, request: &CreatePayment) -> PlatformResult<Payment> {

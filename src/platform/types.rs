@@ -255,6 +255,13 @@ pub struct Payment {
     /// platform may leave it out: absent is read as "not known to be disputed".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disputed: Option<bool>,
+    /// The recurring agreement the payment was taken under (DOMAIN.md §6), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agreement_id: Option<String>,
+    /// `agreement` for a payment taken under an agreement (DOMAIN.md §6; the spec's enum
+    /// lists only `web`, `moto_api` and `external`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorisation_mode: Option<String>,
     #[serde(default, rename = "_links", skip_serializing_if = "Option::is_none")]
     pub links: Option<PaymentLinks>,
 }

@@ -2,6 +2,7 @@
 //! `Db` holds one pool chosen by the URL scheme; `Tx` is a write transaction on either.
 //! Capability modules call the functions in the files below and never write SQL themselves.
 
+pub mod agreements;
 pub mod api_tokens;
 pub mod audit;
 pub mod audit_search;

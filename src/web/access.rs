@@ -136,6 +136,27 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
         "/disputes",
         Access::Permission(Permission::DisputesRead),
     ),
+    // Recurring agreements (issue 19).
+    (
+        "GET",
+        "/agreements",
+        Access::Permission(Permission::AgreementsRead),
+    ),
+    (
+        "GET",
+        "/agreements/<service>/<id>",
+        Access::Permission(Permission::AgreementsRead),
+    ),
+    (
+        "GET",
+        "/agreements/<service>/<id>/cancel",
+        Access::Permission(Permission::AgreementsCancel),
+    ),
+    (
+        "POST",
+        "/agreements/<service>/<id>/cancel",
+        Access::Permission(Permission::AgreementsCancel),
+    ),
     // The failed refunds behind the dashboard's figure: whoever may read the payments.
     (
         "GET",

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod account;
 pub mod admin_services;
+pub mod agreements;
 pub mod api;
 pub mod api_tokens;
 pub mod audit_view;
@@ -62,6 +63,7 @@ pub fn mount(rocket: Rocket<Build>, state: &AppState) -> Rocket<Build> {
         .mount("/", payments::routes())
         .mount("/", refunds::routes())
         .mount("/", disputes::routes())
+        .mount("/", agreements::routes())
         .mount("/", exports::routes())
         .mount("/", staff::routes())
         .mount("/", admin_services::routes())

@@ -97,6 +97,12 @@ pub fn signed_in(state: &AppState, session: &CurrentSession, current: &str) -> M
     }
     if session
         .grants
+        .can_somewhere(crate::identity::permissions::Permission::AgreementsRead)
+    {
+        items.push(("/agreements", "Agreements"));
+    }
+    if session
+        .grants
         .can_somewhere(crate::identity::permissions::Permission::ExportsCreate)
     {
         items.push(("/exports", "Exports"));

@@ -449,6 +449,10 @@ async fn journey(
     c.insert("refund_requests".into(), refund_part);
     let disputes = super::disputes::panel(state, svc.id, &j.payment_id).await?;
     c.insert("disputes".into(), disputes);
+    c.insert(
+        "agreement".into(),
+        super::agreements::payment_link(state, &staff, &svc, &j.payment_id).await?,
+    );
     c.insert("show_all".into(), json!(show_all));
     c.insert(
         "all_href".into(),

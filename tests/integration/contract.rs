@@ -6,8 +6,8 @@
 //!
 //! The validator covers the part of OpenAPI the spec uses ($ref, type, enum, required,
 //! properties, items, nullable, and number/length bounds) and is strict: a property the schema
-//! does not declare is an error (but for a payment's `disputed`, which DOMAIN.md §6 gives and
-//! the 1.0.3 spec leaves out). Two places hold free keys by design: `metadata`
+//! does not declare is an error (but for a payment's `disputed`, `agreement_id` and
+//! `authorisation_mode: agreement`, which DOMAIN.md §6 gives and the 1.0.3 spec leaves out). Two places hold free keys by design: `metadata`
 //! (ExternalMetadata: keys with string, number or boolean values) and schemas that only
 //! declare `additionalProperties` (springdoc's rendering of a Java `Map<String, Object>`,
 //! whose values may be anything, e.g. `PostLink.params`).
@@ -165,7 +165,11 @@ impl Spec {
         let declared = schema.get("properties").and_then(Value::as_object);
         let free_keys = declared.is_none() && schema.get("additionalProperties").is_some();
         for (key, v) in obj {
+            let payment = declared.is_some_and(|d| d.contains_key("refund_summary"));
             match declared.and_then(|d| d.get(key)) {
+                // A payment taken under a recurring agreement (DOMAIN.md §6): the 1.0.3
+                // spec's `authorisation_mode` enum leaves `agreement` out.
+                Some(_) if payment && key == "authorisation_mode" && v == "agreement" => {}
                 Some(property) => self.check(property, v, &format!("{at}.{key}"), out),
                 None if free_keys => {}
                 // The one payment field paydesk reads that the 1.0.3 spec leaves out:
@@ -175,6 +179,12 @@ impl Spec {
                 {
                     if !v.is_boolean() {
                         out.push(format!("{at}.disputed: expected a boolean, got {v}"));
+                    }
+                }
+                // ...and its `agreement_id`, which the spec leaves out too.
+                None if key == "agreement_id" && payment => {
+                    if !v.is_string() {
+                        out.push(format!("{at}.agreement_id: expected a string, got {v}"));
                     }
                 }
                 None => out.push(format!("{at}: property {key} is not in the schema")),

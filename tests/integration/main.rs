@@ -8,6 +8,7 @@ mod common;
 mod access;
 mod admin_services;
 mod admin_staff;
+mod agreements;
 mod api;
 mod audit;
 mod audit_view;

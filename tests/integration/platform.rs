@@ -569,8 +569,8 @@ async fn a_backfill_killed_mid_way_resumes_and_ends_with_exact_counts() {
         let states = journey_store::sync_states(&check_db, service_id)
             .await
             .ok()?;
-        // Payments, refunds and disputes.
-        (states.len() == 3 && states.iter().all(|s| s.cursor_at.is_some())).then_some(())
+        // Payments, refunds, disputes and agreements.
+        (states.len() == 4 && states.iter().all(|s| s.cursor_at.is_some())).then_some(())
     })
     .await;
     assert!(done.is_some(), "the backfill finished after the restart");

@@ -16,10 +16,11 @@ pub enum EventType {
     CaseLinked,
     DisputeCreated,
     DisputeUpdated,
+    AgreementCancelled,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 9] = [
+    pub const ALL: [EventType; 10] = [
         EventType::PaymentSucceeded,
         EventType::PaymentFailed,
         EventType::RefundRequested,
@@ -29,6 +30,7 @@ impl EventType {
         EventType::CaseLinked,
         EventType::DisputeCreated,
         EventType::DisputeUpdated,
+        EventType::AgreementCancelled,
     ];
 
     pub fn name(self) -> &'static str {
@@ -42,6 +44,7 @@ impl EventType {
             EventType::CaseLinked => "case.linked",
             EventType::DisputeCreated => "dispute.created",
             EventType::DisputeUpdated => "dispute.updated",
+            EventType::AgreementCancelled => "agreement.cancelled",
         }
     }
 
@@ -57,6 +60,7 @@ impl EventType {
             EventType::CaseLinked => "A payment was linked to a case",
             EventType::DisputeCreated => "A payer's bank disputed a payment",
             EventType::DisputeUpdated => "A dispute went under review, was won or was lost",
+            EventType::AgreementCancelled => "A recurring agreement was cancelled",
         }
     }
 

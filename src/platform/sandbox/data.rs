@@ -453,6 +453,8 @@ pub struct PayRec {
     pub disputed: bool,
     /// The dispute itself (`GET /v1/disputes`), on a disputed payment.
     pub dispute: Option<Box<super::disputes::DisputeRec>>,
+    /// The recurring agreement it was taken under (`authorisation_mode: agreement`).
+    pub agreement: Option<Box<Id>>,
     /// A successful payment is settled this many days after capture.
     pub settle_days: u8,
     pub metadata: Option<Metadata>,
@@ -596,6 +598,8 @@ impl PayRec {
             fee,
             net_amount: fee.map(|f| self.amount - f),
             disputed: self.disputed.then_some(true),
+            agreement_id: self.agreement.as_deref().map(Id::to_string),
+            authorisation_mode: self.agreement.is_some().then(|| "agreement".to_string()),
             links: Some(links),
         }
     }
@@ -621,6 +625,7 @@ mod tests {
             moto: false,
             disputed: false,
             dispute: None,
+            agreement: None,
             settle_days: 2,
             metadata: None,
             card: None,

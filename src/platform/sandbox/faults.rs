@@ -31,6 +31,9 @@ pub struct Faults {
     /// The next N refund requests are committed and then never answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refund_commit_then_hang_next: Option<u32>,
+    /// The next N agreement cancels are committed and then never answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agreement_cancel_commit_then_hang_next: Option<u32>,
     /// The next N webhooks are never sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_drop_next: Option<u32>,
@@ -154,6 +157,10 @@ impl FaultState {
 
     pub fn take_refund_hang(&mut self) -> bool {
         take(&mut self.faults.refund_commit_then_hang_next)
+    }
+
+    pub fn take_agreement_cancel_hang(&mut self) -> bool {
+        take(&mut self.faults.agreement_cancel_commit_then_hang_next)
     }
 
     pub fn plan_webhook(&mut self) -> WebhookPlan {

@@ -1,6 +1,6 @@
 //! The sandbox payment platform: a real HTTP server speaking the GOV.UK Pay v1 API (`api`),
 //! with a payer's card page (`card_page`), seeded accounts (`seed`, `data`, `account`),
-//! disputes (`disputes`), webhooks (`webhooks`), fault injection (`faults`), admin endpoints
+//! disputes (`disputes`), recurring agreements (`agreements`), webhooks (`webhooks`), fault injection (`faults`), admin endpoints
 //! (`admin`) and an optional data file (`persist`). `paydesk sandbox` runs it as a command
 //! (`cli`); `paydesk demo` and the benchmarks start it in-process with [`start`] (`server`), as `options` say;
 //! the handlers share one state (`shared`).
@@ -10,6 +10,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod agreements;
 pub mod api;
 pub mod card_page;
 pub mod cli;

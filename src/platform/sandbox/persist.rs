@@ -121,6 +121,9 @@ pub struct StoredPayment {
     pub disputed: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dispute: Option<StoredDispute>,
+    /// The recurring agreement the payment was taken under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agreement: Option<String>,
     pub settle_days: u8,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Map<String, Value>>,
@@ -153,6 +156,7 @@ impl StoredPayment {
             moto: p.moto,
             disputed: p.disputed,
             dispute: p.dispute.as_deref().map(StoredDispute::from_rec),
+            agreement: p.agreement.as_deref().map(Id::to_string),
             settle_days: p.settle_days,
             metadata: p.metadata.as_ref().map(super::data::metadata_map),
             card: p.card.as_ref().map(|c| StoredCard {
@@ -260,6 +264,12 @@ impl StoredPayment {
             disputed: self.disputed,
             dispute: match self.dispute {
                 Some(d) => Some(Box::new(d.into_rec()?)),
+                None => None,
+            },
+            agreement: match self.agreement {
+                Some(a) => Some(Box::new(
+                    Id::parse(&a).ok_or_else(|| format!("bad agreement id {a:?}"))?,
+                )),
                 None => None,
             },
             settle_days: self.settle_days,

@@ -5,6 +5,7 @@
 use time::Date;
 
 use super::data::{from_time, get_link, Brand, Millis, PayRec};
+use crate::platform::agreement_wire::AgreementStatus;
 use crate::platform::dispute_wire::DisputeStatus;
 use crate::platform::types::{parse_date, wire_time, PaymentStatus, SearchLinks};
 
@@ -50,6 +51,15 @@ pub struct DisputeQuery {
     pub from_settled: Option<Date>,
     pub to_settled: Option<Date>,
     pub status: Option<DisputeStatus>,
+    pub page: usize,
+    pub size: usize,
+    pub echo: Vec<(&'static str, String)>,
+}
+
+pub struct AgreementQuery {
+    /// Matched whole, ignoring case.
+    pub reference: Option<String>,
+    pub status: Option<AgreementStatus>,
     pub page: usize,
     pub size: usize,
     pub echo: Vec<(&'static str, String)>,
@@ -230,6 +240,24 @@ pub fn dispute_query(pairs: &[(String, String)]) -> Result<DisputeQuery, Vec<&'s
         to,
         from_settled,
         to_settled,
+        status,
+        page,
+        size,
+        echo,
+    })
+}
+
+/// `GET /v1/agreements` parameters, or the names of the invalid ones.
+pub fn agreement_query(pairs: &[(String, String)]) -> Result<AgreementQuery, Vec<&'static str>> {
+    let mut p = Parser::new(pairs);
+    let reference = p.field("reference", |s| {
+        (s.trim().chars().count() <= 255).then(|| s.trim().to_string())
+    });
+    let status = p.field("status", |s| AgreementStatus::parse(s.trim()));
+    let (page, size) = p.paging();
+    let echo = p.finish()?;
+    Ok(AgreementQuery {
+        reference,
         status,
         page,
         size,

@@ -389,6 +389,7 @@ impl SeedPlan {
             moto,
             disputed,
             dispute: None,
+            agreement: None,
             settle_days,
             metadata,
             card,
@@ -401,6 +402,15 @@ impl SeedPlan {
         }
         if disputed {
             rec.dispute = super::disputes::seeded(&rec.id, rec.captured_at(), anchor).map(Box::new);
+        } else if st == St::Success {
+            // From the id alone, so the payments' random streams stay as they were.
+            rec.agreement = super::agreements::seeded_slot(&rec.id).map(|slot| {
+                Box::new(super::agreements::seeded_id(
+                    self.random_seed,
+                    self.account_hash,
+                    slot,
+                ))
+            });
         }
         rec
     }

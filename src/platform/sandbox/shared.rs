@@ -12,6 +12,7 @@ use rand::RngCore;
 use tokio::sync::{watch, Notify};
 
 use super::account::{Account, Ctx, WebhookTarget};
+use super::agreements;
 use super::data::{from_time, Millis};
 use super::faults::FaultState;
 use super::options::{validate_spec, AccountSpec, SandboxError};
@@ -312,6 +313,12 @@ pub(crate) async fn build_entry(
             spec.payments,
             plan.return_url(),
         );
+        account.set_agreements(agreements::seeded(
+            random_seed,
+            plan.account_hash,
+            anchor,
+            &account.payments,
+        ));
         if !stored.is_empty() {
             let recs = stored
                 .into_iter()

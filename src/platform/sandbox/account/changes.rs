@@ -143,6 +143,7 @@ impl Account {
             moto: new.moto,
             disputed: false,
             dispute: None,
+            agreement: None,
             settle_days: rng.gen_range(1..=3),
             metadata: new.metadata,
             card: None,

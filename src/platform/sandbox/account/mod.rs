@@ -2,6 +2,7 @@
 //! the primitives every change goes through (event, dirty mark for `--data`, webhooks); the
 //! changes themselves are in `changes`, searches and totals in `queries`.
 
+mod agreements;
 mod changes;
 mod disputes;
 mod queries;
@@ -64,6 +65,9 @@ pub struct Account {
     refund_order: Vec<(Millis, u32, u32)>,
     /// Disputed payments by (dispute created, payment index), oldest first.
     dispute_order: Vec<(Millis, u32)>,
+    /// Recurring agreements (seeded, then created), and their positions by id.
+    pub agreements: Vec<super::agreements::AgreementRec>,
+    agreement_by_id: HashMap<Id, u32>,
     expiries: BTreeSet<(Millis, u32)>,
     refunds_due: BTreeSet<(Millis, u32, u32)>,
     /// Payments that differ from what the seed gives (written to the data file).
@@ -100,6 +104,8 @@ impl Account {
             order: Vec::new(),
             refund_order: Vec::new(),
             dispute_order: Vec::new(),
+            agreements: Vec::new(),
+            agreement_by_id: HashMap::new(),
             expiries: BTreeSet::new(),
             refunds_due: BTreeSet::new(),
             dirty: HashSet::new(),
@@ -123,6 +129,10 @@ impl Account {
                     // A data file from before disputes were kept: the seed still has it.
                     if rec.disputed && rec.dispute.is_none() {
                         rec.dispute = self.payments[i as usize].dispute.take();
+                    }
+                    // Or from before agreements were kept.
+                    if rec.agreement.is_none() {
+                        rec.agreement = self.payments[i as usize].agreement.take();
                     }
                     self.payments[i as usize] = rec;
                     i

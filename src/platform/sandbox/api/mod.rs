@@ -1,7 +1,9 @@
 //! The platform's v1 API and OAuth2 token endpoint as the sandbox serves them: callers are
 //! authenticated and pass their account's faults (`caller`), then are answered in the
-//! platform's shapes and codes (`reply`, `bodies`), per resource (`payments`, `refunds`, `disputes`, `oauth`).
+//! platform's shapes and codes (`reply`, `bodies`), per resource (`payments`, `refunds`, `disputes`,
+//! `agreements`, `oauth`).
 
+mod agreements;
 mod bodies;
 mod caller;
 mod disputes;
@@ -29,6 +31,10 @@ pub fn routes() -> Vec<Route> {
         refunds::get_refund,
         refunds::search_refunds,
         disputes::search_disputes,
+        agreements::create_agreement,
+        agreements::search_agreements,
+        agreements::get_agreement,
+        agreements::cancel_agreement,
         oauth::oauth_token,
     ]
 }
