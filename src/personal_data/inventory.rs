@@ -16,6 +16,9 @@ pub enum Class {
     KeptForReconciliation,
     /// Not payer data: staff, configuration, secrets, machinery.
     NotPayerData,
+    /// May name or identify a payer, and retention does not reach it yet: listed so that it
+    /// is known, and named in the README as what remains.
+    NotYetRedacted,
 }
 
 use Class::*;
@@ -90,6 +93,31 @@ pub const COLUMNS: &[(&str, &str, Class)] = &[
     ("api_idempotency", "idem_key", NotPayerData),
     ("api_idempotency", "fingerprint", NotPayerData),
     ("api_idempotency", "body", RedactedCopy),
+    // Recurring agreements: the service's identifier for the payer, its description, the
+    // card summary (kept like a payment's), and staff's reasons for cancelling.
+    ("agreements", "agreement_id", KeptForReconciliation),
+    ("agreements", "reference", KeptForReconciliation),
+    ("agreements", "description", NotYetRedacted),
+    ("agreements", "user_identifier", NotYetRedacted),
+    ("agreements", "status", NotPayerData),
+    ("agreements", "card_brand", KeptForReconciliation),
+    ("agreements", "card_last4", KeptForReconciliation),
+    ("agreements", "card_expiry", KeptForReconciliation),
+    ("agreements", "card_type", KeptForReconciliation),
+    ("agreement_events", "agreement_id", KeptForReconciliation),
+    ("agreement_events", "status", NotPayerData),
+    ("agreement_events", "source", NotPayerData),
+    ("agreement_payments", "payment_id", KeptForReconciliation),
+    ("agreement_payments", "agreement_id", KeptForReconciliation),
+    (
+        "agreement_cancellations",
+        "agreement_id",
+        KeptForReconciliation,
+    ),
+    ("agreement_cancellations", "requested_by", NotPayerData),
+    ("agreement_cancellations", "reason", NotYetRedacted),
+    ("agreement_cancellations", "state", NotPayerData),
+    ("agreement_cancellations", "outcome", NotPayerData),
     // Disputes: the platform's ids and words, no payer data.
     ("disputes", "dispute_id", KeptForReconciliation),
     ("disputes", "payment_id", KeptForReconciliation),
