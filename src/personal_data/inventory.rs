@@ -138,6 +138,9 @@ pub const COLUMNS: &[(&str, &str, Class)] = &[
     ("refund_batch_rows", "comment", RedactedCopy),
     ("refund_batch_rows", "case_reference", KeptForReconciliation),
     ("refund_batch_rows", "send_state", NotPayerData),
+    // The uploaded file as it came (bytes; PostgreSQL lists it among text-like columns): its
+    // comments may name payers, and retention does not rewrite it yet.
+    ("refund_batches", "file_bytes", NotYetRedacted),
     ("refund_batches", "file_name", NotPayerData),
     ("refund_batches", "file_hash", NotPayerData),
     ("refund_batches", "state", NotPayerData),

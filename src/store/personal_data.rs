@@ -336,7 +336,7 @@ pub async fn journey_id(db: &Db, service_id: i64, payment_id: &str) -> StoreResu
         .bind(service_id).bind(payment_id).fetch_optional(pool).await?))
 }
 
-/// Every text column of every table (and, on SQLite, the search index's virtual table), as
+/// Every text or byte column of every table (and, on SQLite, the search index's virtual table), as
 /// `(table, column)`: what the inventory test holds against `personal_data::inventory`.
 pub async fn text_columns(db: &Db) -> StoreResult<Vec<(String, String)>> {
     let sql = match db.backend() {
@@ -344,7 +344,8 @@ pub async fn text_columns(db: &Db) -> StoreResult<Vec<(String, String)>> {
             "SELECT m.name, c.name FROM sqlite_master m, pragma_table_info(m.name) c \
              WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT LIKE '\\_sqlx%' ESCAPE '\\' \
                AND m.name NOT LIKE 'journey_text_%' \
-               AND (upper(c.type) LIKE '%TEXT%' OR upper(c.type) LIKE '%CHAR%' OR c.type = '' ) \
+               AND (upper(c.type) LIKE '%TEXT%' OR upper(c.type) LIKE '%CHAR%' \
+                    OR upper(c.type) LIKE '%BLOB%' OR c.type = '' ) \
              ORDER BY m.name, c.cid"
         }
         Backend::Postgres => {
