@@ -173,6 +173,34 @@ async fn finance_follows_a_dispute_and_a_caseworker_cancels_an_agreement() {
     submit(&browser, &format!("{agreement_path}/cancel")).await;
     check(&browser, "agreement-cancel-error", &heading, &mut errors).await;
     assert!(c.title().await.unwrap().starts_with("Error: "));
+    // The list, the agreement and the confirmation on a phone's width (375 px).
+    c.set_window_size(375, 812).await.unwrap();
+    let found = format!(
+        "/agreements?reference={}",
+        agreement.reference.to_lowercase()
+    );
+    let cancel_path = format!("{agreement_path}/cancel");
+    for (name, path, heading) in [
+        (
+            "agreements-found-375",
+            found.as_str(),
+            "Recurring agreements",
+        ),
+        (
+            "agreement-375",
+            agreement_path.as_str(),
+            agreement.reference.as_str(),
+        ),
+        (
+            "agreement-cancel-375",
+            cancel_path.as_str(),
+            heading.as_str(),
+        ),
+    ] {
+        c.goto(&demo.url(path)).await.unwrap();
+        check(&browser, name, heading, &mut errors).await;
+    }
+    c.set_window_size(1280, 1000).await.unwrap();
     fill(&browser, "reason", "The payer asked by phone to stop it").await;
     submit(&browser, &format!("{agreement_path}/cancel")).await;
     check(

@@ -472,9 +472,16 @@ async fn api_post(
     }
     let r = req.dispatch().await;
     let status = r.status();
-    let replayed = r.headers().get_one("Idempotent-Replayed").map(str::to_string);
+    let replayed = r
+        .headers()
+        .get_one("Idempotent-Replayed")
+        .map(str::to_string);
     let body = r.into_string().await.unwrap_or_default();
-    (status, serde_json::from_str(&body).unwrap_or_default(), replayed)
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or_default(),
+        replayed,
+    )
 }
 
 #[tokio::test]
@@ -527,7 +534,9 @@ async fn the_api_finds_an_agreement_cancels_it_once_and_hides_another_services()
     .await;
     let data = active["data"].as_array().unwrap();
     assert!(data.len() >= 2 && data.iter().all(|a| a["status"] == "active"));
-    assert!(data.iter().all(|a| a["agreement_id"] != theirs.agreement_id.as_str()));
+    assert!(data
+        .iter()
+        .all(|a| a["agreement_id"] != theirs.agreement_id.as_str()));
     for bad in [
         "/api/v1/agreements?status=open",
         "/api/v1/agreements?service=planning",
@@ -609,7 +618,10 @@ async fn the_api_finds_an_agreement_cancels_it_once_and_hides_another_services()
         json!({"reason": "The payer asked by phone"}),
     )
     .await;
-    assert_eq!((status, replayed.as_deref()), (Status::Accepted, Some("true")));
+    assert_eq!(
+        (status, replayed.as_deref()),
+        (Status::Accepted, Some("true"))
+    );
     assert_eq!(again["agreement_id"], ours.agreement_id.as_str());
     let (status, _, _) = api_post(
         &app,
@@ -696,7 +708,11 @@ async fn the_payments_search_finds_the_payments_of_an_agreement_and_each_links_t
     app.sign_in(&caseworker).await;
 
     // The search by agreement finds exactly its payments, and its summary line names it.
-    let html = page(&app, &format!("/payments?agreement={}", agreement.agreement_id)).await;
+    let html = page(
+        &app,
+        &format!("/payments?agreement={}", agreement.agreement_id),
+    )
+    .await;
     let count = if taken.len() == 1 {
         "1 payment<".to_string()
     } else {
@@ -718,10 +734,14 @@ async fn the_payments_search_finds_the_payments_of_an_agreement_and_each_links_t
         .iter()
         .filter(|p| p.status.as_deref() == Some("success"))
         .count();
-    let html = page(&app, &format!(
+    let html = page(
+        &app,
+        &format!(
             "/payments?agreement={}&status=success&sort=oldest",
             agreement.agreement_id
-        )).await;
+        ),
+    )
+    .await;
     let count = match succeeded {
         1 => "1 payment<".to_string(),
         n => format!("{n} payments<"),
@@ -734,7 +754,10 @@ async fn the_payments_search_finds_the_payments_of_an_agreement_and_each_links_t
     // Each payment's page links to its agreement, and the agreement's page to the search.
     let p = &taken[0];
     let html = page(&app, &format!("/payments/{}?service=parking", p.payment_id)).await;
-    assert!(html.contains(&format!("href=\"{agreement_href}\"")), "{html}");
+    assert!(
+        html.contains(&format!("href=\"{agreement_href}\"")),
+        "{html}"
+    );
     let html = page(&app, &agreement_href).await;
     assert!(html.contains(&format!(
         "/payments?service=parking&amp;agreement={}",
