@@ -174,7 +174,13 @@ fn build(backend: Backend, f: &AgreementFilter, limit: i64, offset: i64) -> (Bui
             c.push(format!("service_id IN ({})", b.ids(&f.services)));
         }
         if let Some(r) = &f.reference {
-            c.push(format!("lower(reference) = lower({})", b.text(r)));
+            // Each written as its index is: (service_id, reference COLLATE NOCASE) on SQLite
+            // (whose lower() folds ASCII alone, as NOCASE does), (service_id, lower(reference))
+            // on PostgreSQL.
+            c.push(match b.backend() {
+                Backend::Sqlite => format!("reference = {} COLLATE NOCASE", b.text(r)),
+                Backend::Postgres => format!("lower(reference) = lower({})", b.text(r)),
+            });
         }
         if let Some(s) = &f.status {
             c.push(format!("status = {}", b.text(s)));

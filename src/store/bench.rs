@@ -236,10 +236,17 @@ pub async fn newest_key_at_or_before(
         .await?))
 }
 
-/// VACUUM (ANALYZE) the journeys' tables on PostgreSQL; nothing on SQLite.
+/// VACUUM (ANALYZE) the journeys' tables (and the disputes' and agreements') on PostgreSQL;
+/// nothing on SQLite.
 pub async fn vacuum_analyze(db: &Db) -> StoreResult<()> {
     if let Db::Postgres(pool, _) = db {
-        for table in ["journeys", "journey_metadata"] {
+        for table in [
+            "journeys",
+            "journey_metadata",
+            "disputes",
+            "agreements",
+            "agreement_payments",
+        ] {
             sqlx::raw_sql(&format!("VACUUM (ANALYZE) {table}"))
                 .execute(pool)
                 .await?;

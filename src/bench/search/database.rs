@@ -241,12 +241,13 @@ pub(crate) const DISPUTE_EVERY: i64 = 400;
 /// an agreement.
 pub(crate) const AGREEMENT_EVERY: i64 = 200;
 
-/// Seed disputes and agreements in proportion to the journeys held, unless the database
-/// holds them already (a database seeded before they were benched gains them on its next run).
-pub(crate) async fn seed_disputes_and_agreements(db: &Db) -> anyhow::Result<()> {
+/// Seed disputes and agreements in proportion to the `held` journeys, unless the database
+/// holds them already (a database seeded before they were benched gains them on its next run,
+/// and one whose journeys were topped up gains the rest).
+pub(crate) async fn seed_disputes_and_agreements(db: &Db, held: i64) -> anyhow::Result<()> {
     let name = db.backend().name();
     let (disputes, agreements) = bench_store::count_disputes_and_agreements(db).await?;
-    if disputes > 0 && agreements > 0 {
+    if disputes > 0 && agreements >= held / AGREEMENT_EVERY {
         eprintln!("[{name}] reusing {disputes} disputes and {agreements} agreements");
         return Ok(());
     }

@@ -117,13 +117,13 @@ async fn measure(
     let backend = db.backend().name();
     let services = ensure_services(state).await?;
     let seeding = seed(db, &services, journeys, plan).await?;
-    seed_disputes_and_agreements(db).await?;
     // Rebuilds what an interrupted bulk load left dropped; a no-op otherwise.
     restore_dropped_indexes(db).await?;
+    let held = count_journeys(db).await?;
+    seed_disputes_and_agreements(db, held).await?;
     vacuum_analyze(db).await?;
     eprintln!("[{backend}] refreshing the planner's statistics…");
     search_store::refresh_statistics(db).await?;
-    let held = count_journeys(db).await?;
 
     let cookie = bench_session(
         state,
