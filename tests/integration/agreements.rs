@@ -166,7 +166,7 @@ async fn agreements_arrive_by_backfill_cancel_once_and_never_move_back() {
     // A stale read (active) delivered late does not move it back.
     let now = paydesk::store::to_micros(time::OffsetDateTime::now_utc());
     let mut tx = app.state.db.begin().await.unwrap();
-    let n = paydesk::agreements::record(&mut tx, parking, &[active.clone()], now, now)
+    let n = paydesk::agreements::record(&mut tx, parking, std::slice::from_ref(active), now, now)
         .await
         .unwrap();
     tx.commit().await.unwrap();
