@@ -19,7 +19,7 @@ use paydesk::audit::Actor as AuditActor;
 use serde_json::json;
 
 use crate::common::sandbox::SandboxProcess;
-use crate::common::{form_body, location, refund_app, TestApp};
+use crate::common::{api_get, api_post, api_token, form_body, location, refund_app, TestApp};
 
 async fn connect(app: &TestApp, sandbox: &SandboxProcess, slug: &str, n: usize) -> i64 {
     services::add(
@@ -412,76 +412,6 @@ async fn a_caseworker_finds_an_agreement_by_reference_and_cancels_it_with_a_reas
         .dispatch()
         .await;
     assert_ne!(r.status(), Status::Ok);
-}
-
-/// A token of `service_id` made by `maker`, with `scopes`.
-async fn api_token(app: &TestApp, service_id: i64, maker: i64, scopes: &[&str]) -> String {
-    paydesk::integrations::api_tokens::create(
-        &app.state.db,
-        app.state.clock.now(),
-        AuditActor::System,
-        maker,
-        None,
-        &paydesk::integrations::api_tokens::NewToken {
-            service_id,
-            name: format!("CRM {scopes:?}"),
-            scopes: scopes.iter().map(|s| s.to_string()).collect(),
-            expires_in_days: None,
-        },
-    )
-    .await
-    .unwrap()
-    .unwrap()
-    .secret
-}
-
-async fn api_get(app: &TestApp, token: &str, path: &str) -> (Status, serde_json::Value) {
-    let r = app
-        .client
-        .get(path.to_string())
-        .header(rocket::http::Header::new(
-            "Authorization",
-            format!("Bearer {token}"),
-        ))
-        .dispatch()
-        .await;
-    let status = r.status();
-    let body = r.into_string().await.unwrap_or_default();
-    (status, serde_json::from_str(&body).unwrap_or_default())
-}
-
-/// `POST` `body` to `path` with `token` and, when given, an `Idempotency-Key`.
-async fn api_post(
-    app: &TestApp,
-    token: &str,
-    path: &str,
-    key: Option<&str>,
-    body: serde_json::Value,
-) -> (Status, serde_json::Value, Option<String>) {
-    let mut req = app
-        .client
-        .post(path.to_string())
-        .header(ContentType::JSON)
-        .header(rocket::http::Header::new(
-            "Authorization",
-            format!("Bearer {token}"),
-        ))
-        .body(body.to_string());
-    if let Some(k) = key {
-        req = req.header(rocket::http::Header::new("Idempotency-Key", k.to_string()));
-    }
-    let r = req.dispatch().await;
-    let status = r.status();
-    let replayed = r
-        .headers()
-        .get_one("Idempotent-Replayed")
-        .map(str::to_string);
-    let body = r.into_string().await.unwrap_or_default();
-    (
-        status,
-        serde_json::from_str(&body).unwrap_or_default(),
-        replayed,
-    )
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@ use serde_json::{json, Map, Value};
 use super::body::{json_body, text_field, unknown_fields};
 use super::caller::{require, ApiCaller, IdempotencyKey};
 use super::idempotent;
+use super::paging::{next_page, page_number, query_pairs};
 use super::problem::{field_error, parameter_error, ApiJson, ApiResult, Problem};
 use super::shapes::rfc3339;
 use super::BASE;
@@ -81,22 +82,16 @@ pub(super) async fn list_agreements(
         &[Scope::AgreementsRead],
     )
     .await?;
-    let raw = uri.query().map(|q| q.as_str()).unwrap_or("");
-    if raw.len() > 8 * 1024 {
-        return Err(Problem::invalid(vec![parameter_error(
-            "query",
-            "The query is too long",
-        )]));
-    }
+    let pairs = query_pairs(uri)?;
     let own = crate::services::by_id(&state.db, caller.service_id())
         .await
         .map_err(Problem::internal)?
         .ok_or_else(Problem::not_found)?;
     let mut errors = Vec::new();
     let (mut reference, mut status, mut service, mut page) = (None, None, None, 1i64);
-    for (k, v) in url::form_urlencoded::parse(raw.as_bytes()) {
+    for (k, v) in &pairs {
         let v = v.trim();
-        match k.as_ref() {
+        match k.as_str() {
             "reference" if v.is_empty() => {}
             "reference" if v.chars().count() > REFERENCE_MAX => errors.push(parameter_error(
                 "reference",
@@ -116,13 +111,7 @@ pub(super) async fn list_agreements(
                     own.slug
                 ),
             )),
-            "page" => match v.parse::<i64>() {
-                Ok(n) if (1..=100_000).contains(&n) => page = n,
-                _ => errors.push(parameter_error(
-                    "page",
-                    "page must be a whole number from 1 to 100000",
-                )),
-            },
+            "page" => page = page_number(v, &mut errors).unwrap_or(page),
             _ => {}
         }
     }
@@ -136,20 +125,17 @@ pub(super) async fn list_agreements(
         page,
     };
     let (rows, total) = agreements::list(&state.db, &q).await?;
-    let next = (page * agreements::PAGE_SIZE < total).then(|| {
-        let mut s = url::form_urlencoded::Serializer::new(String::new());
-        for (k, v) in [
+    let next = next_page(
+        "/agreements",
+        &[
             ("reference", &reference),
             ("status", &status),
             ("service", &service),
-        ] {
-            if let Some(v) = v {
-                s.append_pair(k, v);
-            }
-        }
-        s.append_pair("page", &(page + 1).to_string());
-        format!("{BASE}/agreements?{}", s.finish())
-    });
+        ],
+        page,
+        agreements::PAGE_SIZE,
+        total,
+    );
     Ok(ApiJson::ok(&json!({
         "data": rows.iter().map(|a| agreement_json(a, None)).collect::<Vec<_>>(),
         "total": total,

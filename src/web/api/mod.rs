@@ -12,6 +12,7 @@ mod body;
 mod caller;
 mod disputes;
 mod idempotent;
+mod paging;
 mod payments;
 mod problem;
 mod refunds;
