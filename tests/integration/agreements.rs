@@ -289,14 +289,20 @@ async fn twenty_simultaneous_cancels_make_one_platform_call_and_a_timeout_is_mat
     );
 }
 
-#[tokio::test]
-async fn a_caseworker_finds_an_agreement_by_reference_and_cancels_it_with_a_reason() {
-    let sandbox = SandboxProcess::start_with(&["--seed", "600", "--accounts", "2"]);
-    let app = refund_app(|_| {}).await;
-    let (parking, ids) = two_active(&app, &sandbox).await;
-    let planning = connect(&app, &sandbox, "planning", 2).await;
-    backfill(&app, "planning", planning).await;
-    let theirs = client(&app, "planning")
+/// Service `parking` (account 1) with an active agreement of its own, and service
+/// `planning` (account 2) with an agreement of its: (parking's id, ours, theirs).
+async fn ours_and_theirs(
+    app: &TestApp,
+    sandbox: &SandboxProcess,
+) -> (
+    i64,
+    paydesk::store::agreements::AgreementRow,
+    paydesk::platform::agreement_wire::Agreement,
+) {
+    let (parking, ids) = two_active(app, sandbox).await;
+    let planning = connect(app, sandbox, "planning", 2).await;
+    backfill(app, "planning", planning).await;
+    let theirs = client(app, "planning")
         .await
         .search_agreements(&AgreementSearch::default())
         .await
@@ -307,6 +313,14 @@ async fn a_caseworker_finds_an_agreement_by_reference_and_cancels_it_with_a_reas
         .await
         .unwrap()
         .unwrap();
+    (parking, ours, theirs)
+}
+
+#[tokio::test]
+async fn a_caseworker_finds_an_agreement_by_reference_and_cancels_it_with_a_reason() {
+    let sandbox = SandboxProcess::start_with(&["--seed", "600", "--accounts", "2"]);
+    let app = refund_app(|_| {}).await;
+    let (_, ours, theirs) = ours_and_theirs(&app, &sandbox).await;
     let caseworker = app
         .person("case@example.gov.uk", Role::Caseworker, Some("parking"))
         .await;
@@ -418,20 +432,7 @@ async fn a_caseworker_finds_an_agreement_by_reference_and_cancels_it_with_a_reas
 async fn the_api_finds_an_agreement_cancels_it_once_and_hides_another_services() {
     let sandbox = SandboxProcess::start_with(&["--seed", "600", "--accounts", "2"]);
     let app = refund_app(|c| c.api_rate_per_minute = 10_000).await;
-    let (parking, ids) = two_active(&app, &sandbox).await;
-    let planning = connect(&app, &sandbox, "planning", 2).await;
-    backfill(&app, "planning", planning).await;
-    let theirs = client(&app, "planning")
-        .await
-        .search_agreements(&AgreementSearch::default())
-        .await
-        .unwrap()
-        .results
-        .remove(0);
-    let ours = paydesk::agreements::get(&app.state.db, parking, &ids[0])
-        .await
-        .unwrap()
-        .unwrap();
+    let (parking, ours, theirs) = ours_and_theirs(&app, &sandbox).await;
     let admin = app
         .person("admin@example.gov.uk", Role::ServiceAdmin, Some("parking"))
         .await;
