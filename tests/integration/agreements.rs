@@ -460,7 +460,7 @@ async fn the_api_finds_an_agreement_cancels_it_once_and_hides_another_services()
     let (_, active) = api_get(
         &app,
         &reader,
-        "/api/v1/agreements?status=active&service=parking",
+        "/api/v1/agreements?status=active&service=parking&reference=",
     )
     .await;
     let data = active["data"].as_array().unwrap();

@@ -103,6 +103,7 @@ pub(super) async fn list_agreements(
                 "status",
                 "status must be one of created, active, cancelled, inactive",
             )),
+            "service" if v.is_empty() => {}
             "service" if v == own.slug => service = Some(own.slug.clone()),
             "service" => errors.push(parameter_error(
                 "service",
