@@ -41,6 +41,15 @@ pub async fn get(
     agreement_store::get(db, service_id, agreement_id).await
 }
 
+/// Agreement `agreement_id` in any of `services` (a payments search names it by its id).
+pub async fn find(
+    db: &Db,
+    services: &[i64],
+    agreement_id: &str,
+) -> Result<Option<AgreementRow>, StoreError> {
+    agreement_store::find_in(db, services, agreement_id).await
+}
+
 /// An agreement's status history, oldest first: (status, when in UTC microseconds, source).
 pub async fn history(
     db: &Db,
@@ -65,13 +74,26 @@ pub struct ListQuery {
 
 /// One page of the agreements list (newest first) and how many there are in all.
 pub async fn list(db: &Db, q: &ListQuery) -> Result<(Vec<AgreementRow>, i64), StoreError> {
+    let (filter, offset) = filter_of(q);
+    agreement_store::list(db, &filter, PAGE_SIZE, offset).await
+}
+
+fn filter_of(q: &ListQuery) -> (agreement_store::AgreementFilter, i64) {
     let filter = agreement_store::AgreementFilter {
         services: q.services.clone(),
         reference: q.reference.clone(),
         status: q.status.clone(),
     };
-    let offset = (q.page.max(1) - 1).saturating_mul(PAGE_SIZE);
-    agreement_store::list(db, &filter, PAGE_SIZE, offset).await
+    (filter, (q.page.max(1) - 1).saturating_mul(PAGE_SIZE))
+}
+
+/// The statements `list` runs for `q` (the page, the count), for the bench's query plans.
+pub fn list_statements(
+    backend: crate::store::Backend,
+    q: &ListQuery,
+) -> (crate::store::sql::Built, crate::store::sql::Built) {
+    let (filter, offset) = filter_of(q);
+    agreement_store::list_statements(backend, &filter, PAGE_SIZE, offset)
 }
 
 /// How a status is shown to people.

@@ -95,9 +95,10 @@ pub(super) enum BenchCommand {
         #[arg(long)]
         skip_sqlite: bool,
     },
-    /// Time a fixed mix of payment searches and the journey page over HTTP (p50/p95/p99, and
-    /// the ratio to the same search run directly), list pages per second with many clients,
-    /// and print the query plans. Seeds persistent bench databases once and reuses them.
+    /// Time a fixed mix of payment searches, the journey page, the disputes list and the
+    /// agreements search over HTTP (p50/p95/p99, and the ratio to the same work run directly),
+    /// list pages per second with many clients, and print the query plans. Seeds persistent
+    /// bench databases (with disputes and agreements in proportion) once and reuses them.
     Search {
         /// Journeys in the SQLite bench database.
         #[arg(long, default_value_t = 1_000_000)]

@@ -207,12 +207,25 @@ pub struct ListQuery {
 /// One page of the disputes list (those needing a response first, soonest due first) and
 /// how many there are in all.
 pub async fn list(db: &Db, q: &ListQuery) -> Result<(Vec<DisputeRow>, i64), StoreError> {
+    let (filter, offset) = filter_of(q);
+    dispute_store::list(db, &filter, PAGE_SIZE, offset).await
+}
+
+fn filter_of(q: &ListQuery) -> (DisputeFilter, i64) {
     let filter = DisputeFilter {
         services: q.services.clone(),
         statuses: q.status.iter().cloned().collect(),
         from: q.from.map(crate::store::to_micros),
         to: q.to.map(crate::store::to_micros),
     };
-    let offset = (q.page.max(1) - 1).saturating_mul(PAGE_SIZE);
-    dispute_store::list(db, &filter, PAGE_SIZE, offset).await
+    (filter, (q.page.max(1) - 1).saturating_mul(PAGE_SIZE))
+}
+
+/// The statements `list` runs for `q` (the page, the count), for the bench's query plans.
+pub fn list_statements(
+    backend: crate::store::Backend,
+    q: &ListQuery,
+) -> (crate::store::sql::Built, crate::store::sql::Built) {
+    let (filter, offset) = filter_of(q);
+    dispute_store::list_statements(backend, &filter, PAGE_SIZE, offset)
 }

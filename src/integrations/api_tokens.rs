@@ -46,14 +46,18 @@ pub enum Scope {
     RefundsRequest,
     CasesLink,
     DisputesRead,
+    AgreementsRead,
+    AgreementsCancel,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 4] = [
+    pub const ALL: [Scope; 6] = [
         Scope::PaymentsRead,
         Scope::RefundsRequest,
         Scope::CasesLink,
         Scope::DisputesRead,
+        Scope::AgreementsRead,
+        Scope::AgreementsCancel,
     ];
 
     pub fn name(self) -> &'static str {
@@ -62,6 +66,8 @@ impl Scope {
             Scope::RefundsRequest => "refunds:request",
             Scope::CasesLink => "cases:link",
             Scope::DisputesRead => "disputes:read",
+            Scope::AgreementsRead => "agreements:read",
+            Scope::AgreementsCancel => "agreements:cancel",
         }
     }
 
@@ -71,6 +77,8 @@ impl Scope {
             Scope::RefundsRequest => "Ask for refunds (refunds:request)",
             Scope::CasesLink => "Link payments to cases (cases:link)",
             Scope::DisputesRead => "Read disputes (disputes:read)",
+            Scope::AgreementsRead => "Read recurring agreements (agreements:read)",
+            Scope::AgreementsCancel => "Cancel recurring agreements (agreements:cancel)",
         }
     }
 
@@ -85,6 +93,8 @@ impl Scope {
             Scope::PaymentsRead | Scope::CasesLink => Permission::PaymentsRead,
             Scope::RefundsRequest => Permission::RefundsRequest,
             Scope::DisputesRead => Permission::DisputesRead,
+            Scope::AgreementsRead => Permission::AgreementsRead,
+            Scope::AgreementsCancel => Permission::AgreementsCancel,
         }
     }
 }

@@ -267,6 +267,8 @@ pub struct Search {
     /// Metadata key, and a lower-cased value (None: the key is present at all).
     pub metadata: Option<(String, Option<String>)>,
     pub case_reference: Option<String>,
+    /// An agreement id, exactly: payments taken under that recurring agreement.
+    pub agreement: Option<String>,
     pub attention_only: bool,
     pub sort: Sort,
     pub cursor: Option<Cursor>,
@@ -289,6 +291,7 @@ impl Default for Search {
             max_amount: None,
             metadata: None,
             case_reference: None,
+            agreement: None,
             attention_only: false,
             sort: Sort::Newest,
             cursor: None,

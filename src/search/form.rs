@@ -27,6 +27,8 @@ pub struct Form {
     pub meta_key: String,
     pub meta_value: String,
     pub case_reference: String,
+    /// An agreement id: only payments taken under that recurring agreement.
+    pub agreement: String,
     pub attention: bool,
     pub sort: String,
     pub after: String,
@@ -62,6 +64,7 @@ impl Form {
                 "meta_key" => f.meta_key = v,
                 "meta_value" => f.meta_value = v,
                 "case_reference" => f.case_reference = v,
+                "agreement" => f.agreement = v,
                 "attention" => f.attention = matches!(v.as_str(), "yes" | "true" | "on" | "1"),
                 "sort" => f.sort = v,
                 "after" => f.after = v,
@@ -105,6 +108,7 @@ impl Form {
         one("meta_key", &self.meta_key);
         one("meta_value", &self.meta_value);
         one("case_reference", &self.case_reference);
+        one("agreement", &self.agreement);
         one("attention", if self.attention { "yes" } else { "" });
         one("sort", &self.sort);
         one("after", &self.after);

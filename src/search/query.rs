@@ -67,6 +67,7 @@ pub fn parse(form: &Form, now: OffsetDateTime, zone: Zone) -> Result<Search, Vec
         ("to_date", "To date", &form.to_date),
         ("from_time", "From time", &form.from_time),
         ("to_time", "To time", &form.to_time),
+        ("agreement", "Agreement", &form.agreement),
     ] {
         long |= too_long(field, label, value);
     }
@@ -152,6 +153,10 @@ pub fn parse(form: &Form, now: OffsetDateTime, zone: Zone) -> Result<Search, Vec
     let case = form.case_reference.trim();
     if !case.is_empty() {
         s.case_reference = Some(case.to_lowercase());
+    }
+    let agreement = form.agreement.trim();
+    if !agreement.is_empty() {
+        s.agreement = Some(agreement.to_string());
     }
     s.attention_only = form.attention;
     s.sort = match form.sort.as_str() {

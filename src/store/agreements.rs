@@ -119,6 +119,28 @@ pub async fn get(
         .bind(service_id).bind(agreement_id).fetch_optional(pool).await?))
 }
 
+/// Agreement `agreement_id` in any of `services` (the first by service id), if paydesk holds it.
+pub async fn find_in(
+    db: &Db,
+    services: &[i64],
+    agreement_id: &str,
+) -> StoreResult<Option<AgreementRow>> {
+    if services.is_empty() {
+        return Ok(None);
+    }
+    let mut b = Builder::new(db.backend());
+    let ids = b.ids(services);
+    let id = b.text(agreement_id);
+    let q = b.finish(format!(
+        "SELECT {COLUMNS} FROM agreements WHERE service_id IN ({ids}) AND agreement_id = {id} \
+          ORDER BY service_id LIMIT 1"
+    ));
+    Ok(
+        on_db!(db, pool => bound!(sqlx::query_as::<_, AgreementRow>(&q.sql), &q.binds)
+        .fetch_optional(pool).await?),
+    )
+}
+
 /// An agreement's status history, oldest first: (status, when, source).
 pub async fn events(
     db: &Db,
@@ -152,7 +174,13 @@ fn build(backend: Backend, f: &AgreementFilter, limit: i64, offset: i64) -> (Bui
             c.push(format!("service_id IN ({})", b.ids(&f.services)));
         }
         if let Some(r) = &f.reference {
-            c.push(format!("lower(reference) = lower({})", b.text(r)));
+            // Each written as its index is: (service_id, reference COLLATE NOCASE) on SQLite
+            // (whose lower() folds ASCII alone, as NOCASE does), (service_id, lower(reference))
+            // on PostgreSQL.
+            c.push(match b.backend() {
+                Backend::Sqlite => format!("reference = {} COLLATE NOCASE", b.text(r)),
+                Backend::Postgres => format!("lower(reference) = lower({})", b.text(r)),
+            });
         }
         if let Some(s) = &f.status {
             c.push(format!("status = {}", b.text(s)));
@@ -170,6 +198,16 @@ fn build(backend: Backend, f: &AgreementFilter, limit: i64, offset: i64) -> (Bui
     let filter = clauses(&mut b);
     let count = b.finish(format!("SELECT COUNT(*) FROM agreements WHERE {filter}"));
     (rows, count)
+}
+
+/// The statements `list` runs (the page, the count), for the bench's query plans.
+pub fn list_statements(
+    backend: Backend,
+    f: &AgreementFilter,
+    limit: i64,
+    offset: i64,
+) -> (Built, Built) {
+    build(backend, f, limit, offset)
 }
 
 /// A page of the agreements `f` picks, newest first, and how many there are in all.

@@ -236,10 +236,17 @@ pub async fn newest_key_at_or_before(
         .await?))
 }
 
-/// VACUUM (ANALYZE) the journeys' tables on PostgreSQL; nothing on SQLite.
+/// VACUUM (ANALYZE) the journeys' tables (and the disputes' and agreements') on PostgreSQL;
+/// nothing on SQLite.
 pub async fn vacuum_analyze(db: &Db) -> StoreResult<()> {
     if let Db::Postgres(pool, _) = db {
-        for table in ["journeys", "journey_metadata"] {
+        for table in [
+            "journeys",
+            "journey_metadata",
+            "disputes",
+            "agreements",
+            "agreement_payments",
+        ] {
             sqlx::raw_sql(&format!("VACUUM (ANALYZE) {table}"))
                 .execute(pool)
                 .await?;
@@ -269,4 +276,86 @@ pub async fn copy_csv(db: &Db, statements: &[Built]) -> StoreResult<(Duration, u
         }
     }
     Ok((started.elapsed(), bytes))
+}
+
+/// How many disputes and agreements the bench database holds.
+pub async fn count_disputes_and_agreements(db: &Db) -> StoreResult<(i64, i64)> {
+    Ok(on_db!(db, pool => {
+        let d: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM disputes").fetch_one(pool).await?;
+        let a: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM agreements").fetch_one(pool).await?;
+        (d, a)
+    }))
+}
+
+/// Seed disputes and recurring agreements in proportion to the journeys held, in one
+/// transaction: a dispute on one successful journey in `dispute_every` (needing a response,
+/// under review, won and lost in turn, the first due three weeks after it was raised), and an
+/// agreement for one journey in `agreement_every` (created, active, cancelled and inactive in
+/// turn, each with the journey's card) with every twentieth journey after it, in the same service,
+/// taken under it (none under one still only created). Rows already there are kept.
+pub async fn seed_disputes_and_agreements(
+    db: &Db,
+    dispute_every: i64,
+    agreement_every: i64,
+    now: i64,
+) -> StoreResult<()> {
+    const DAY: i64 = 86_400_000_000;
+    let disputes = format!(
+        "INSERT INTO disputes (service_id, dispute_id, payment_id, journey_id, amount, fee, net_amount, \
+           reason, status, status_rank, evidence_due_at, created_at, settled_date, observed_at, first_seen_at, updated_at) \
+         SELECT service_id, 'du' || payment_id, payment_id, id, amount, 1500, \
+           CASE WHEN (id / {de}) % 4 = 3 THEN -(amount + 1500) END, \
+           CASE (id / {de}) % 3 WHEN 0 THEN 'fraudulent' WHEN 1 THEN 'product_not_received' ELSE 'duplicate' END, \
+           CASE (id / {de}) % 4 WHEN 0 THEN 'needs_response' WHEN 1 THEN 'under_review' WHEN 2 THEN 'won' ELSE 'lost' END, \
+           CASE (id / {de}) % 4 WHEN 0 THEN 0 WHEN 1 THEN 1 ELSE 2 END, \
+           CASE WHEN (id / {de}) % 4 = 0 THEN created_at + {due} END, \
+           created_at + {raised}, NULL, {now}, {now}, {now} \
+         FROM journeys WHERE id % {de} = 0 AND status = 'success' \
+         ON CONFLICT (service_id, dispute_id) DO NOTHING",
+        de = dispute_every,
+        due = 28 * DAY,
+        raised = 7 * DAY,
+    );
+    let agreements = format!(
+        "INSERT INTO agreements (service_id, agreement_id, reference, description, user_identifier, status, \
+           status_rank, card_brand, card_last4, card_expiry, card_type, created_at, cancelled_at, observed_at, \
+           first_seen_at, updated_at) \
+         SELECT service_id, 'ag' || payment_id, 'AGR-' || id, 'Monthly permit renewal', 'payer-' || id, \
+           CASE (id / {ae}) % 4 WHEN 0 THEN 'created' WHEN 1 THEN 'active' WHEN 2 THEN 'cancelled' ELSE 'inactive' END, \
+           CASE (id / {ae}) % 4 WHEN 0 THEN 0 WHEN 1 THEN 1 ELSE 2 END, \
+           CASE WHEN (id / {ae}) % 4 = 0 THEN NULL ELSE card_brand END, \
+           CASE WHEN (id / {ae}) % 4 = 0 THEN NULL ELSE last_digits END, \
+           CASE WHEN (id / {ae}) % 4 = 0 THEN NULL ELSE '12/29' END, \
+           CASE WHEN (id / {ae}) % 4 = 0 THEN NULL ELSE 'debit' END, \
+           created_at, CASE WHEN (id / {ae}) % 4 = 2 THEN created_at + {later} END, {now}, {now}, {now} \
+         FROM journeys WHERE id % {ae} = 0 \
+         ON CONFLICT (service_id, agreement_id) DO NOTHING",
+        ae = agreement_every,
+        later = 90 * DAY,
+    );
+    let under = format!(
+        "INSERT INTO agreement_payments (service_id, payment_id, agreement_id) \
+         SELECT j.service_id, j.payment_id, 'ag' || a.payment_id FROM journeys j \
+           JOIN journeys a ON a.id = j.id - (j.id % {ae}) AND a.service_id = j.service_id \
+         WHERE j.id % 20 = 0 AND j.id % {ae} <> 0 AND (a.id / {ae}) % 4 <> 0 \
+         ON CONFLICT (service_id, payment_id) DO NOTHING",
+        ae = agreement_every,
+    );
+    let mut tx = db.begin().await?;
+    crate::on_tx!(&mut tx, conn => {
+        for sql in [&disputes, &agreements, &under] {
+            sqlx::query(sql).execute(&mut *conn).await?;
+        }
+    });
+    tx.commit().await?;
+    Ok(())
+}
+
+/// An agreement's reference to search for: the one whose journey is nearest `from_id`.
+pub async fn sample_agreement_reference(db: &Db, from_id: i64) -> StoreResult<Option<String>> {
+    Ok(on_db!(db, pool => sqlx::query_scalar::<_, String>(
+        "SELECT reference FROM agreements WHERE id >= $1 ORDER BY id LIMIT 1")
+        .bind(from_id)
+        .fetch_optional(pool)
+        .await?))
 }

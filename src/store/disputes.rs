@@ -155,6 +155,16 @@ fn build(backend: Backend, f: &DisputeFilter, limit: i64, offset: i64) -> (Built
     (rows, count)
 }
 
+/// The statements `list` runs (the page, the count), for the bench's query plans.
+pub fn list_statements(
+    backend: Backend,
+    f: &DisputeFilter,
+    limit: i64,
+    offset: i64,
+) -> (Built, Built) {
+    build(backend, f, limit, offset)
+}
+
 /// A page of the disputes `f` picks, in the page's order, and how many there are in all.
 pub async fn list(
     db: &Db,

@@ -529,6 +529,9 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/refunds/<id>", Access::ApiToken),
     ("GET", "/api/v1/disputes", Access::ApiToken),
     ("GET", "/api/v1/disputes/<id>", Access::ApiToken),
+    ("GET", "/api/v1/agreements", Access::ApiToken),
+    ("GET", "/api/v1/agreements/<id>", Access::ApiToken),
+    ("POST", "/api/v1/agreements/<id>/cancel", Access::ApiToken),
 ];
 
 /// The declaration for a route, if it has one.

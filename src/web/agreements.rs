@@ -19,6 +19,7 @@ use crate::web::auth::RequestOrigin;
 use crate::web::dashboard::QueryPairs;
 use crate::web::errors::PageError;
 use crate::web::format::local_time;
+use crate::web::list_filters::{ListFilters, ListPage};
 use crate::web::pages::{self, problem, render, Answer};
 use crate::web::session::CsrfForm;
 use crate::web::session::SignedIn;
@@ -84,52 +85,23 @@ async fn list_page(
 ) -> Result<Answer, PageError> {
     let mut c = pages::signed_in(state, &staff, "/agreements");
     let offered = offered(state, &staff).await?;
-    let get = |name: &str| {
-        query
-            .0
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.trim().to_string())
-            .unwrap_or_default()
-    };
-    let (reference, status, service, page) =
-        (get("reference"), get("status"), get("service"), get("page"));
-    let mut errors = Vec::new();
-    let mut field_errors = serde_json::Map::new();
-    let mut refuse = |field: &str, message: &str| {
-        errors.push(problem(field, message));
-        field_errors.insert(field.into(), json!(message));
-    };
+    let offered: Vec<&crate::services::ServiceAccount> = offered.iter().collect();
+    let mut f = ListFilters::new(&query);
+    let (reference, status, service) = (f.get("reference"), f.get("status"), f.get("service"));
+    let page = ListFilters::page(&f.get("page"));
     if reference.chars().count() > 255 {
-        refuse("reference", "Reference must be 255 characters or fewer");
+        f.refuse("reference", "Reference must be 255 characters or fewer");
     }
-    if !status.is_empty() && !STATUSES.contains(&status.as_str()) {
-        refuse("status", "Choose a status from the list");
-    }
-    let services: Vec<i64> = if service.is_empty() {
-        offered.iter().map(|s| s.id).collect()
-    } else {
-        match offered.iter().find(|s| s.slug == service) {
-            Some(s) => vec![s.id],
-            None => {
-                refuse("service", "Choose a service from the list");
-                Vec::new()
-            }
-        }
-    };
-    let page_no = match page.parse::<i64>() {
-        Ok(n) if (1..=100_000).contains(&n) => n,
-        _ => 1,
-    };
-    let (rows, total) = if errors.is_empty() {
+    let chosen_status = f.status(&status, &STATUSES);
+    let services = f.services(&service, &offered);
+    let (rows, total) = if f.ok() {
         agreements::list(
             &state.db,
             &ListQuery {
                 services,
                 reference: (!reference.is_empty()).then(|| reference.clone()),
-                status: (!status.is_empty()).then(|| status.clone()),
-                page: page_no,
+                status: chosen_status,
+                page,
             },
         )
         .await?
@@ -148,50 +120,23 @@ async fn list_page(
             )
         })
         .collect();
-    let href = |n: i64| {
-        let mut q = url::form_urlencoded::Serializer::new(String::new());
-        for (k, v) in [
-            ("reference", &reference),
-            ("status", &status),
-            ("service", &service),
-        ] {
-            if !v.is_empty() {
-                q.append_pair(k, v);
-            }
-        }
-        q.append_pair("page", &n.to_string());
-        format!("/agreements?{}", q.finish())
-    };
-    let last = (total + agreements::PAGE_SIZE - 1) / agreements::PAGE_SIZE;
-    c.insert("rows".into(), Value::Array(shown));
-    c.insert("total".into(), json!(total));
-    c.insert("errors".into(), Value::Array(errors));
-    c.insert("field_errors".into(), Value::Object(field_errors));
-    c.insert(
-        "fields".into(),
-        json!({"reference": reference, "status": status, "service": service}),
-    );
-    let mut status_options = vec![json!({"value": "", "text": "Any status"})];
-    status_options.extend(
-        STATUSES
-            .iter()
-            .map(|s| json!({"value": s, "text": status_label(s)})),
-    );
-    c.insert("status_options".into(), Value::Array(status_options));
-    let mut service_options = vec![json!({"value": "", "text": "All your services"})];
-    service_options.extend(
-        offered
-            .iter()
-            .map(|s| json!({"value": s.slug, "text": s.name})),
-    );
-    c.insert("service_options".into(), Value::Array(service_options));
-    c.insert(
-        "prev_href".into(),
-        json!((page_no > 1).then(|| href(page_no - 1))),
-    );
-    c.insert(
-        "next_href".into(),
-        json!((page_no < last).then(|| href(page_no + 1))),
+    f.finish(
+        &mut c,
+        ListPage {
+            path: "/agreements",
+            rows: shown,
+            total,
+            page,
+            page_size: agreements::PAGE_SIZE,
+            fields: &[
+                ("reference", reference.as_str()),
+                ("status", status.as_str()),
+                ("service", service.as_str()),
+            ],
+            statuses: &STATUSES,
+            status_label,
+            offered: &offered,
+        },
     );
     c.insert("zone".into(), json!(state.config.time_zone.name()));
     Ok(Answer::Page(render("agreements/index", c)))
@@ -258,6 +203,14 @@ async fn show_page(
             })
         })
         .collect();
+    // The payments search, narrowed to this agreement, for whoever may search payments here.
+    let search_href = staff.grants.can(Permission::PaymentsRead, s.id).then(|| {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        q.append_pair("service", &s.slug);
+        q.append_pair("agreement", &a.agreement_id);
+        format!("/payments?{}", q.finish())
+    });
+    c.insert("payments_search_href".into(), json!(search_href));
     c.insert("payments".into(), Value::Array(payments));
     c.insert("zone".into(), json!(zone.name()));
     Ok(Answer::Page(render("agreements/show", c)))

@@ -16,7 +16,8 @@ use crate::web::dashboard::QueryPairs;
 use crate::web::errors::PageError;
 use crate::web::format::local_time;
 use crate::web::journey_lookup::page_href;
-use crate::web::pages::{self, problem, render, Answer};
+use crate::web::list_filters::{ListFilters, ListPage};
+use crate::web::pages::{self, render, Answer};
 use crate::web::session::SignedIn;
 use crate::AppState;
 
@@ -92,75 +93,35 @@ async fn list_page(
         .iter()
         .filter(|s| allowed.as_ref().is_none_or(|a| a.contains(&s.id)))
         .collect();
-    let get = |name: &str| {
-        query
-            .0
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.trim().to_string())
-            .unwrap_or_default()
-    };
-    let (status, service, from, to, page) = (
-        get("status"),
-        get("service"),
-        get("from"),
-        get("to"),
-        get("page"),
+    let mut f = ListFilters::new(&query);
+    let (status, service, from, to) = (
+        f.get("status"),
+        f.get("service"),
+        f.get("from"),
+        f.get("to"),
     );
-    let mut errors = Vec::new();
-    let mut field_errors = serde_json::Map::new();
-    let mut refuse = |field: &str, message: &str| {
-        errors.push(problem(field, message));
-        field_errors.insert(field.into(), json!(message));
-    };
-    if !status.is_empty() && !STATUSES.contains(&status.as_str()) {
-        refuse("status", "Choose a status from the list");
-    }
-    let services: Vec<i64> = if service.is_empty() {
-        offered.iter().map(|s| s.id).collect()
-    } else {
-        match offered.iter().find(|s| s.slug == service) {
-            Some(s) => vec![s.id],
-            None => {
-                refuse("service", "Choose a service from the list");
-                Vec::new()
-            }
-        }
-    };
-    let mut date = |field: &str, raw: &str| {
-        if raw.is_empty() {
-            return None;
-        }
-        let parsed = crate::search::query::parse_date(raw);
-        if parsed.is_none() {
-            refuse(field, "Enter a real date, like 27/3/2026");
-        }
-        parsed
-    };
-    let from_day = date("from", &from);
-    let to_day = date("to", &to);
-    if let (Some(f), Some(t)) = (from_day, to_day) {
-        if f > t {
-            refuse(
+    let page = ListFilters::page(&f.get("page"));
+    let chosen_status = f.status(&status, &STATUSES);
+    let services = f.services(&service, &offered);
+    let from_day = f.date("from", &from);
+    let to_day = f.date("to", &to);
+    if let (Some(a), Some(b)) = (from_day, to_day) {
+        if a > b {
+            f.refuse(
                 "to",
                 "The end date must be the same as or after the start date",
             );
         }
     }
-    let page_no = match page.parse::<i64>() {
-        Ok(n) if (1..=100_000).contains(&n) => n,
-        _ => 1,
-    };
-    let (rows, total) = if errors.is_empty() {
+    let (rows, total) = if f.ok() {
         disputes::list(
             &state.db,
             &ListQuery {
                 services,
-                status: (!status.is_empty()).then(|| status.clone()),
+                status: chosen_status,
                 from: from_day.map(|d| zone.start_of(d)),
                 to: to_day.and_then(|d| d.next_day()).map(|d| zone.start_of(d)),
-                page: page_no,
+                page,
             },
         )
         .await?
@@ -178,53 +139,25 @@ async fn list_page(
             view(state, d, slug, name)
         })
         .collect();
-    let href = |n: i64| {
-        let mut q = url::form_urlencoded::Serializer::new(String::new());
-        for (k, v) in [
-            ("status", &status),
-            ("service", &service),
-            ("from", &from),
-            ("to", &to),
-        ] {
-            if !v.is_empty() {
-                q.append_pair(k, v);
-            }
-        }
-        q.append_pair("page", &n.to_string());
-        format!("/disputes?{}", q.finish())
-    };
-    let last = (total + disputes::PAGE_SIZE - 1) / disputes::PAGE_SIZE;
-    c.insert("rows".into(), Value::Array(shown));
-    c.insert("total".into(), json!(total));
-    c.insert("errors".into(), Value::Array(errors));
-    c.insert("field_errors".into(), Value::Object(field_errors));
-    c.insert(
-        "fields".into(),
-        json!({"status": status, "service": service, "from": from, "to": to}),
+    f.finish(
+        &mut c,
+        ListPage {
+            path: "/disputes",
+            rows: shown,
+            total,
+            page,
+            page_size: disputes::PAGE_SIZE,
+            fields: &[
+                ("status", status.as_str()),
+                ("service", service.as_str()),
+                ("from", from.as_str()),
+                ("to", to.as_str()),
+            ],
+            statuses: &STATUSES,
+            status_label: rules::status_label,
+            offered: &offered,
+        },
     );
-    let mut status_options = vec![json!({"value": "", "text": "Any status"})];
-    status_options.extend(
-        STATUSES
-            .iter()
-            .map(|s| json!({"value": s, "text": rules::status_label(s)})),
-    );
-    c.insert("status_options".into(), Value::Array(status_options));
-    let mut service_options = vec![json!({"value": "", "text": "All your services"})];
-    service_options.extend(
-        offered
-            .iter()
-            .map(|s| json!({"value": s.slug, "text": s.name})),
-    );
-    c.insert("service_options".into(), Value::Array(service_options));
-    c.insert(
-        "prev_href".into(),
-        json!((page_no > 1).then(|| href(page_no - 1))),
-    );
-    c.insert(
-        "next_href".into(),
-        json!((page_no < last).then(|| href(page_no + 1))),
-    );
-    c.insert("page".into(), json!(page_no));
     c.insert("zone".into(), json!(zone.name()));
     Ok(Answer::Page(render("disputes/index", c)))
 }

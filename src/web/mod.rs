@@ -21,6 +21,7 @@ pub mod health;
 pub mod hooks;
 pub mod html;
 pub mod journey_lookup;
+pub mod list_filters;
 pub mod pages;
 pub mod payment_rows;
 pub mod payments;

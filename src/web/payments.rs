@@ -283,6 +283,7 @@ async fn list(
                 "prev_href": results.previous.as_ref().map(|p| link(None, Some(p))),
                 "first_href": search.cursor.map(|_| link(None, None)),
                 "understood": search.text.as_ref().map(|t| t.explain()),
+                "agreement": agreement_named(state, &staff, &chosen, search).await?,
             }),
         );
     }
@@ -302,6 +303,34 @@ async fn list(
     let page = render("payments/index", c);
     // A search with problems is still a page the person asked for: 200, with the form kept.
     Ok(Answer::Page(page))
+}
+
+/// The recurring agreement a search is narrowed to, as its summary line names it: its
+/// reference (its id when paydesk does not hold it in the services searched), linked for
+/// whoever may read agreements in its service.
+async fn agreement_named(
+    state: &AppState,
+    staff: &SignedIn,
+    chosen: &[&ServiceAccount],
+    search: &query::Search,
+) -> Result<Value, PageError> {
+    let Some(id) = &search.agreement else {
+        return Ok(Value::Null);
+    };
+    let ids: Vec<i64> = chosen.iter().map(|s| s.id).collect();
+    let found = crate::agreements::find(&state.db, &ids, id).await?;
+    let href = found.as_ref().and_then(|a| {
+        let s = chosen.iter().find(|s| s.id == a.service_id)?;
+        staff
+            .grants
+            .can(Permission::AgreementsRead, s.id)
+            .then(|| format!("/agreements/{}/{}", s.slug, a.agreement_id))
+    });
+    Ok(json!({
+        "agreement_id": id,
+        "reference": found.map_or_else(|| id.clone(), |a| a.reference),
+        "href": href,
+    }))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod agreements;
 mod bulk;
 mod harness;
 mod pages;

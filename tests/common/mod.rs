@@ -3,6 +3,7 @@
 //! refund world on it. The same tests run on SQLite and PostgreSQL.
 #![allow(dead_code)]
 
+mod api;
 mod app;
 mod db;
 mod forms;
@@ -15,6 +16,8 @@ mod staff;
 
 // Each test binary (integration, browser) uses a part of what is re-exported here; what
 // one leaves unused is not a defect.
+#[allow(unused_imports)]
+pub use api::*;
 #[allow(unused_imports)]
 pub use app::*;
 #[allow(unused_imports)]

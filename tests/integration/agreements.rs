@@ -19,7 +19,7 @@ use paydesk::audit::Actor as AuditActor;
 use serde_json::json;
 
 use crate::common::sandbox::SandboxProcess;
-use crate::common::{form_body, location, refund_app, TestApp};
+use crate::common::{api_get, api_post, api_token, form_body, location, refund_app, TestApp};
 
 async fn connect(app: &TestApp, sandbox: &SandboxProcess, slug: &str, n: usize) -> i64 {
     services::add(
@@ -53,16 +53,26 @@ async fn client(app: &TestApp, slug: &str) -> std::sync::Arc<dyn PaymentPlatform
 }
 
 async fn backfill(app: &TestApp, slug: &str, service_id: i64) {
+    backfill_stream(app, slug, service_id, Stream::Agreements, 7).await;
+}
+
+async fn backfill_stream(
+    app: &TestApp,
+    slug: &str,
+    service_id: i64,
+    stream: Stream,
+    page_size: u32,
+) {
     let platform = client(app, slug).await;
     let pass = sync::backfill(
         &app.state.db,
         time::OffsetDateTime::now_utc,
         platform.as_ref(),
         service_id,
-        Stream::Agreements,
+        stream,
         BackfillSettings {
             overlap: Duration::from_secs(900),
-            page_size: 7,
+            page_size,
             budget: None,
         },
     )
@@ -156,7 +166,7 @@ async fn agreements_arrive_by_backfill_cancel_once_and_never_move_back() {
     // A stale read (active) delivered late does not move it back.
     let now = paydesk::store::to_micros(time::OffsetDateTime::now_utc());
     let mut tx = app.state.db.begin().await.unwrap();
-    let n = paydesk::agreements::record(&mut tx, parking, &[active.clone()], now, now)
+    let n = paydesk::agreements::record(&mut tx, parking, std::slice::from_ref(active), now, now)
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -279,14 +289,20 @@ async fn twenty_simultaneous_cancels_make_one_platform_call_and_a_timeout_is_mat
     );
 }
 
-#[tokio::test]
-async fn a_caseworker_finds_an_agreement_by_reference_and_cancels_it_with_a_reason() {
-    let sandbox = SandboxProcess::start_with(&["--seed", "600", "--accounts", "2"]);
-    let app = refund_app(|_| {}).await;
-    let (parking, ids) = two_active(&app, &sandbox).await;
-    let planning = connect(&app, &sandbox, "planning", 2).await;
-    backfill(&app, "planning", planning).await;
-    let theirs = client(&app, "planning")
+/// Service `parking` (account 1) with an active agreement of its own, and service
+/// `planning` (account 2) with an agreement of its: (parking's id, ours, theirs).
+async fn ours_and_theirs(
+    app: &TestApp,
+    sandbox: &SandboxProcess,
+) -> (
+    i64,
+    paydesk::store::agreements::AgreementRow,
+    paydesk::platform::agreement_wire::Agreement,
+) {
+    let (parking, ids) = two_active(app, sandbox).await;
+    let planning = connect(app, sandbox, "planning", 2).await;
+    backfill(app, "planning", planning).await;
+    let theirs = client(app, "planning")
         .await
         .search_agreements(&AgreementSearch::default())
         .await
@@ -297,6 +313,14 @@ async fn a_caseworker_finds_an_agreement_by_reference_and_cancels_it_with_a_reas
         .await
         .unwrap()
         .unwrap();
+    (parking, ours, theirs)
+}
+
+#[tokio::test]
+async fn a_caseworker_finds_an_agreement_by_reference_and_cancels_it_with_a_reason() {
+    let sandbox = SandboxProcess::start_with(&["--seed", "600", "--accounts", "2"]);
+    let app = refund_app(|_| {}).await;
+    let (_, ours, theirs) = ours_and_theirs(&app, &sandbox).await;
     let caseworker = app
         .person("case@example.gov.uk", Role::Caseworker, Some("parking"))
         .await;
@@ -402,4 +426,272 @@ async fn a_caseworker_finds_an_agreement_by_reference_and_cancels_it_with_a_reas
         .dispatch()
         .await;
     assert_ne!(r.status(), Status::Ok);
+}
+
+#[tokio::test]
+async fn the_api_finds_an_agreement_cancels_it_once_and_hides_another_services() {
+    let sandbox = SandboxProcess::start_with(&["--seed", "600", "--accounts", "2"]);
+    let app = refund_app(|c| c.api_rate_per_minute = 10_000).await;
+    let (parking, ours, theirs) = ours_and_theirs(&app, &sandbox).await;
+    let admin = app
+        .person("admin@example.gov.uk", Role::ServiceAdmin, Some("parking"))
+        .await;
+    let reader = api_token(&app, parking, admin.id, &["agreements:read"]).await;
+    let canceller = api_token(&app, parking, admin.id, &["agreements:cancel"]).await;
+    let payments_only = api_token(&app, parking, admin.id, &["payments:read"]).await;
+
+    // Found by its reference, in any case; filtered by status and the token's own service.
+    let (status, list) = api_get(
+        &app,
+        &reader,
+        &format!(
+            "/api/v1/agreements?reference={}",
+            ours.reference.to_lowercase()
+        ),
+    )
+    .await;
+    assert_eq!(status, Status::Ok, "{list}");
+    assert_eq!(list["total"], 1);
+    assert_eq!(list["data"][0]["agreement_id"], ours.agreement_id.as_str());
+    assert_eq!(
+        list["data"][0]["links"]["self"],
+        format!("/api/v1/agreements/{}", ours.agreement_id)
+    );
+    let (_, active) = api_get(
+        &app,
+        &reader,
+        "/api/v1/agreements?status=active&service=parking&reference=",
+    )
+    .await;
+    let data = active["data"].as_array().unwrap();
+    assert!(data.len() >= 2 && data.iter().all(|a| a["status"] == "active"));
+    assert!(data
+        .iter()
+        .all(|a| a["agreement_id"] != theirs.agreement_id.as_str()));
+    for bad in [
+        "/api/v1/agreements?status=open",
+        "/api/v1/agreements?service=planning",
+        "/api/v1/agreements?page=0",
+    ] {
+        let (status, problem) = api_get(&app, &reader, bad).await;
+        assert_eq!(status, Status::UnprocessableEntity, "{bad}: {problem}");
+    }
+
+    // One agreement; another service's answers 404 to reads and cancels alike.
+    let href = format!("/api/v1/agreements/{}", ours.agreement_id);
+    let (status, one) = api_get(&app, &reader, &href).await;
+    assert_eq!(status, Status::Ok, "{one}");
+    assert_eq!(one["status"], "active");
+    assert!(one["cancellation"].is_null());
+    let their_href = format!("/api/v1/agreements/{}", theirs.agreement_id);
+    let (status, _) = api_get(&app, &reader, &their_href).await;
+    assert_eq!(status, Status::NotFound);
+    let (status, _, _) = api_post(
+        &app,
+        &canceller,
+        &format!("{their_href}/cancel"),
+        None,
+        json!({"reason": "The payer phoned"}),
+    )
+    .await;
+    assert_eq!(status, Status::NotFound);
+    // Scopes: reading needs agreements:read (or :cancel), cancelling needs agreements:cancel.
+    let (status, _) = api_get(&app, &payments_only, "/api/v1/agreements").await;
+    assert_eq!(status, Status::Forbidden);
+    let (status, _) = api_get(&app, &canceller, &href).await;
+    assert_eq!(status, Status::Ok);
+    let (status, _, _) = api_post(
+        &app,
+        &reader,
+        &format!("{href}/cancel"),
+        None,
+        json!({"reason": "The payer phoned"}),
+    )
+    .await;
+    assert_eq!(status, Status::Forbidden);
+    // A reason is needed.
+    let (status, problem, _) =
+        api_post(&app, &canceller, &format!("{href}/cancel"), None, json!({})).await;
+    assert_eq!(status, Status::UnprocessableEntity);
+    assert_eq!(problem["errors"][0]["field"], "reason");
+
+    // Twenty at once, each with a key of its own: one cancellation, one job, one platform
+    // call; every ask is answered 202 with the cancel on its way.
+    let asks = (0..20).map(|n| {
+        let (app, token, path) = (&app, &canceller, format!("{href}/cancel"));
+        async move {
+            let key = format!("cancel-{n}");
+            api_post(
+                app,
+                token,
+                &path,
+                Some(&key),
+                json!({"reason": "The payer asked by phone"}),
+            )
+            .await
+        }
+    });
+    let answers = futures::future::join_all(asks).await;
+    for (status, body, _) in &answers {
+        assert_eq!(*status, Status::Accepted, "{body}");
+        assert_eq!(body["cancellation"]["state"], "pending");
+    }
+    let requested = paydesk::store::audit::by_action(&app.state.db, "agreement_cancel_requested")
+        .await
+        .unwrap();
+    assert_eq!(requested.len(), 1, "one cancellation written");
+    // The same key again gets the first answer; with another body it is refused.
+    let (status, again, replayed) = api_post(
+        &app,
+        &canceller,
+        &format!("{href}/cancel"),
+        Some("cancel-3"),
+        json!({"reason": "The payer asked by phone"}),
+    )
+    .await;
+    assert_eq!(
+        (status, replayed.as_deref()),
+        (Status::Accepted, Some("true"))
+    );
+    assert_eq!(again["agreement_id"], ours.agreement_id.as_str());
+    let (status, _, _) = api_post(
+        &app,
+        &canceller,
+        &format!("{href}/cancel"),
+        Some("cancel-3"),
+        json!({"reason": "Something else"}),
+    )
+    .await;
+    assert_eq!(status, Status::UnprocessableEntity);
+
+    run_jobs(&app).await;
+    // A second platform call would have been refused (400) and recorded so.
+    let (_, done) = api_get(&app, &reader, &href).await;
+    assert_eq!(done["status"], "cancelled", "{done}");
+    assert_eq!(done["cancellation"]["state"], "sent");
+    assert_eq!(done["cancellation"]["outcome"], "Cancelled");
+    for action in ["agreement_cancel_requested", "agreement_cancelled"] {
+        let rows = paydesk::store::audit::by_action(&app.state.db, action)
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1, "{action}");
+    }
+
+    // Now it is cancelled, a new ask is refused in plain words, and nothing is written.
+    let (status, problem, _) = api_post(
+        &app,
+        &canceller,
+        &format!("{href}/cancel"),
+        Some("cancel-late"),
+        json!({"reason": "The payer asked again"}),
+    )
+    .await;
+    assert_eq!(status, Status::Conflict, "{problem}");
+    assert_eq!(
+        problem["detail"],
+        "This agreement has already been cancelled"
+    );
+    let requested = paydesk::store::audit::by_action(&app.state.db, "agreement_cancel_requested")
+        .await
+        .unwrap();
+    assert_eq!(requested.len(), 1);
+}
+
+/// A page's HTML, with Tera's `&#x2F;` written back as `/`.
+async fn page(app: &TestApp, path: &str) -> String {
+    let r = app.client.get(path.to_string()).dispatch().await;
+    assert_eq!(r.status(), Status::Ok, "{path}");
+    r.into_string().await.unwrap().replace("&#x2F;", "/")
+}
+
+#[tokio::test]
+async fn the_payments_search_finds_the_payments_of_an_agreement_and_each_links_to_it() {
+    let sandbox = SandboxProcess::start_with(&["--seed", "600"]);
+    let app = TestApp::new().await;
+    let parking = connect(&app, &sandbox, "parking", 1).await;
+    backfill_stream(&app, "parking", parking, Stream::Payments, 500).await;
+    backfill(&app, "parking", parking).await;
+    // An agreement with payments taken under it.
+    let (agreements, _) = paydesk::agreements::list(
+        &app.state.db,
+        &paydesk::agreements::ListQuery {
+            services: vec![parking],
+            page: 1,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let mut chosen = None;
+    for a in agreements {
+        let taken = paydesk::agreements::payments(&app.state.db, parking, &a.agreement_id)
+            .await
+            .unwrap();
+        if taken.iter().any(|p| p.reference.is_some()) {
+            chosen = Some((a, taken));
+            break;
+        }
+    }
+    let (agreement, taken) = chosen.expect("an agreement with payments");
+    let caseworker = app
+        .person("case@example.gov.uk", Role::Caseworker, Some("parking"))
+        .await;
+    app.sign_in(&caseworker).await;
+
+    // The search by agreement finds exactly its payments, and its summary line names it.
+    let html = page(
+        &app,
+        &format!("/payments?agreement={}", agreement.agreement_id),
+    )
+    .await;
+    let count = if taken.len() == 1 {
+        "1 payment<".to_string()
+    } else {
+        format!("{} payments<", taken.len())
+    };
+    assert!(html.contains(&count), "{count}: {html}");
+    for p in &taken {
+        assert!(html.contains(p.reference.as_deref().unwrap()), "{p:?}");
+    }
+    assert!(html.contains("Showing payments taken under recurring agreement"));
+    let agreement_href = format!("/agreements/parking/{}", agreement.agreement_id);
+    assert!(html.contains(&format!(
+        "<a class=\"govuk-link\" href=\"{agreement_href}\">{}</a>",
+        agreement.reference
+    )));
+    // The filter keeps its value in the form, and combines with the others (walked).
+    assert!(html.contains(&format!("value=\"{}\"", agreement.agreement_id)));
+    let succeeded = taken
+        .iter()
+        .filter(|p| p.status.as_deref() == Some("success"))
+        .count();
+    let html = page(
+        &app,
+        &format!(
+            "/payments?agreement={}&status=success&sort=oldest",
+            agreement.agreement_id
+        ),
+    )
+    .await;
+    let count = match succeeded {
+        1 => "1 payment<".to_string(),
+        n => format!("{n} payments<"),
+    };
+    assert!(html.contains(&count), "{count}");
+    // An agreement paydesk does not know finds nothing.
+    let html = page(&app, "/payments?agreement=no-such-agreement").await;
+    assert!(html.contains("0 payments<") && html.contains("no-such-agreement"));
+
+    // Each payment's page links to its agreement, and the agreement's page to the search.
+    let p = &taken[0];
+    let html = page(&app, &format!("/payments/{}?service=parking", p.payment_id)).await;
+    assert!(
+        html.contains(&format!("href=\"{agreement_href}\"")),
+        "{html}"
+    );
+    let html = page(&app, &agreement_href).await;
+    assert!(html.contains(&format!(
+        "/payments?service=parking&amp;agreement={}",
+        agreement.agreement_id
+    )));
 }

@@ -19,7 +19,7 @@ use rocket::http::{ContentType, Cookie, Header, Status};
 use serde_json::json;
 
 use crate::common::sandbox::SandboxProcess;
-use crate::common::{refund_sandbox, Person, TestApp};
+use crate::common::{api_get, api_token, refund_sandbox, Person, TestApp};
 
 const SECRET: &str = "webhook-secret-for-disputes-01";
 
@@ -566,39 +566,6 @@ async fn the_dashboard_money_takes_away_disputes_lost_and_links_to_them() {
     assert!(!money.contains("disputes?status=lost"));
 }
 
-/// A token of `service_id` made by `maker`, with `scopes`.
-async fn token(app: &TestApp, service_id: i64, maker: i64, scopes: &[&str]) -> String {
-    paydesk::integrations::api_tokens::create(
-        &app.state.db,
-        app.state.clock.now(),
-        paydesk::audit::Actor::System,
-        maker,
-        None,
-        &paydesk::integrations::api_tokens::NewToken {
-            service_id,
-            name: format!("CRM {scopes:?}"),
-            scopes: scopes.iter().map(|s| s.to_string()).collect(),
-            expires_in_days: None,
-        },
-    )
-    .await
-    .unwrap()
-    .unwrap()
-    .secret
-}
-
-async fn api_get(app: &TestApp, token: &str, path: &str) -> (Status, serde_json::Value) {
-    let r = app
-        .client
-        .get(path.to_string())
-        .header(Header::new("Authorization", format!("Bearer {token}")))
-        .dispatch()
-        .await;
-    let status = r.status();
-    let body = r.into_string().await.unwrap_or_default();
-    (status, serde_json::from_str(&body).unwrap_or_default())
-}
-
 #[tokio::test]
 async fn the_api_lists_a_services_disputes_and_another_services_answer_404() {
     let app = TestApp::new().await;
@@ -610,8 +577,8 @@ async fn the_api_lists_a_services_disputes_and_another_services_answer_404() {
     let admin = app
         .person("admin@example.gov.uk", Role::ServiceAdmin, Some("parking"))
         .await;
-    let reader = token(&app, parking, admin.id, &["disputes:read"]).await;
-    let payments_only = token(&app, parking, admin.id, &["payments:read"]).await;
+    let reader = api_token(&app, parking, admin.id, &["disputes:read"]).await;
+    let payments_only = api_token(&app, parking, admin.id, &["payments:read"]).await;
 
     let (status, list) = api_get(&app, &reader, "/api/v1/disputes").await;
     assert_eq!(status, Status::Ok, "{list}");

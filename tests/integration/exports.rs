@@ -1675,3 +1675,31 @@ async fn pages_join_up_exactly_across_ties_in_time_and_settlement_date() {
         }
     }
 }
+
+#[rocket::async_test]
+async fn the_form_ticks_dispute_rows_with_refund_rows_by_default() {
+    let app = TestApp::new().await;
+    app.service("parking").await;
+    let finance = app
+        .person("finance@example.gov", Role::Finance, Some("parking"))
+        .await;
+    app.sign_in(&finance).await;
+    let html = app
+        .client
+        .get("/exports")
+        .dispatch()
+        .await
+        .into_string()
+        .await
+        .unwrap();
+    // Selectable like refund rows, and ticked with them, so a month's file matches the bank.
+    for what in ["payments", "refunds", "disputes"] {
+        assert!(
+            html.contains(&format!(
+                "name=\"include\" type=\"checkbox\" value=\"{what}\" checked"
+            )),
+            "{what} ticked on a first visit"
+        );
+    }
+    assert!(html.contains("Disputes (chargebacks)"));
+}

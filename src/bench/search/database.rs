@@ -234,6 +234,37 @@ pub(crate) async fn seed(
     Ok(Seeding::Seeded { rows, took })
 }
 
+/// A dispute on one successful journey in this many (a chargeback rate of a few in a
+/// thousand card payments).
+pub(crate) const DISPUTE_EVERY: i64 = 400;
+/// A recurring agreement for one journey in this many, with one journey in twenty taken under
+/// an agreement.
+pub(crate) const AGREEMENT_EVERY: i64 = 200;
+
+/// Seed disputes and agreements in proportion to the `held` journeys, unless the database
+/// holds them already (a database seeded before they were benched gains them on its next run,
+/// and one whose journeys were topped up gains the rest).
+pub(crate) async fn seed_disputes_and_agreements(db: &Db, held: i64) -> anyhow::Result<()> {
+    let name = db.backend().name();
+    let (disputes, agreements) = bench_store::count_disputes_and_agreements(db).await?;
+    if disputes > 0 && agreements >= held / AGREEMENT_EVERY {
+        eprintln!("[{name}] reusing {disputes} disputes and {agreements} agreements");
+        return Ok(());
+    }
+    eprintln!(
+        "[{name}] seeding disputes (1 in {DISPUTE_EVERY} successful journeys) and agreements (1 in {AGREEMENT_EVERY} journeys)…"
+    );
+    let started = Instant::now();
+    let now = store::to_micros(OffsetDateTime::now_utc());
+    bench_store::seed_disputes_and_agreements(db, DISPUTE_EVERY, AGREEMENT_EVERY, now).await?;
+    let (disputes, agreements) = bench_store::count_disputes_and_agreements(db).await?;
+    eprintln!(
+        "[{name}] seeded {disputes} disputes and {agreements} agreements in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 /// Drop the journeys' indexes for a bulk load on PostgreSQL (see `store::bench`).
 pub(crate) async fn drop_indexes_for_load(db: &Db) -> anyhow::Result<()> {
     if db.backend() != Backend::Postgres {
@@ -319,7 +350,10 @@ pub(crate) async fn bench_session(
     ))
 }
 
-pub(crate) use bench_store::{newest_key_at_or_before, sample_journey};
+pub(crate) use bench_store::{
+    count_disputes_and_agreements, newest_key_at_or_before, sample_agreement_reference,
+    sample_journey,
+};
 
 /// As autovacuum would have by the time anyone searched: the visibility map makes index-only
 /// scans possible and hint bits are set. Quick when already done. PostgreSQL only.

@@ -27,6 +27,47 @@ pub(crate) enum CaseKind {
         service_id: i64,
         slug: String,
     },
+    /// `/disputes?{query}` (needing a response first), every bench service.
+    Disputes {
+        query: String,
+        status: Option<String>,
+    },
+    /// `/agreements?{query}` (newest first), every bench service.
+    Agreements {
+        query: String,
+        reference: Option<String>,
+        status: Option<String>,
+    },
+}
+
+impl CaseKind {
+    /// Whether the page is one a viewer may not open (disputes, agreements): the bench's
+    /// service admin asks for it.
+    pub(crate) fn needs_admin(&self) -> bool {
+        matches!(
+            self,
+            CaseKind::Disputes { .. } | CaseKind::Agreements { .. }
+        )
+    }
+
+    /// The page's address under `base`.
+    pub(crate) fn url(&self, base: &str) -> String {
+        let with = |path: &str, query: &str| {
+            if query.is_empty() {
+                format!("{base}{path}")
+            } else {
+                format!("{base}{path}?{query}")
+            }
+        };
+        match self {
+            CaseKind::List { query } => list_url(base, query),
+            CaseKind::Journey {
+                payment_id, slug, ..
+            } => format!("{base}/payments/{}?service={}", enc(payment_id), enc(slug)),
+            CaseKind::Disputes { query, .. } => with("/disputes", query),
+            CaseKind::Agreements { query, .. } => with("/agreements", query),
+        }
+    }
 }
 
 pub(crate) fn list(name: &str, query: String) -> Case {
@@ -242,6 +283,42 @@ pub(crate) async fn mix(
             format!("after={key}_{id}"),
         ));
     }
+    // Finance's disputes list and a caseworker's agreement search, at the same scale.
+    cases.push(Case {
+        name: "disputes: list".into(),
+        kind: CaseKind::Disputes {
+            query: String::new(),
+            status: None,
+        },
+    });
+    cases.push(Case {
+        name: "disputes: lost".into(),
+        kind: CaseKind::Disputes {
+            query: "status=lost".into(),
+            status: Some("lost".into()),
+        },
+    });
+    let (_, agreements) = count_disputes_and_agreements(db).await?;
+    let reference = sample_agreement_reference(db, agreements / 2)
+        .await?
+        .ok_or_else(|| anyhow!("no agreement to search for"))?;
+    cases.push(Case {
+        name: "agreements: by reference".into(),
+        kind: CaseKind::Agreements {
+            // Typed in lower case: the search ignores case.
+            query: format!("reference={}", enc(&reference.to_lowercase())),
+            reference: Some(reference.to_lowercase()),
+            status: None,
+        },
+    });
+    cases.push(Case {
+        name: "agreements: active".into(),
+        kind: CaseKind::Agreements {
+            query: "status=active".into(),
+            reference: None,
+            status: Some("active".into()),
+        },
+    });
     cases.push(Case {
         name: "journey page".into(),
         kind: CaseKind::Journey {

@@ -1,7 +1,8 @@
 //! `paydesk bench search`: the payments search at scale. A persistent bench database is seeded
-//! once (1,000,000 journeys on SQLite, 5,000,000 on PostgreSQL) and reused by later runs. A
-//! console runs in this process on its own port; a fixed mix of searches and the journey page
-//! are timed over HTTP, each next to the same search run directly, then list pages per second
+//! once (1,000,000 journeys on SQLite, 5,000,000 on PostgreSQL, with disputes and recurring
+//! agreements in proportion) and reused by later runs. A console runs in this process on its
+//! own port; a fixed mix of searches, the journey page, the disputes list and the agreements
+//! search are timed over HTTP, each next to the same search run directly, then list pages per second
 //! with many clients, then the query plans the mix relied on.
 //!
 //! Progress goes to stderr; the figures and plans go to stdout.
@@ -24,7 +25,8 @@ use crate::store::Backend;
 use crate::AppState;
 pub(crate) use database::{
     bench_session, count_journeys, create_postgres_database, ensure_services, open, plan_seeding,
-    restore_dropped_indexes, seed, vacuum_analyze, BenchService, SeedPlan, Target,
+    restore_dropped_indexes, seed, seed_disputes_and_agreements, vacuum_analyze, BenchService,
+    SeedPlan, Target,
 };
 pub use figures::{print_search, CaseFigures, PlanReport, SearchFigures, Seeding, Throughput};
 use mix::*;
@@ -117,10 +119,11 @@ async fn measure(
     let seeding = seed(db, &services, journeys, plan).await?;
     // Rebuilds what an interrupted bulk load left dropped; a no-op otherwise.
     restore_dropped_indexes(db).await?;
+    let held = count_journeys(db).await?;
+    seed_disputes_and_agreements(db, held).await?;
     vacuum_analyze(db).await?;
     eprintln!("[{backend}] refreshing the planner's statistics…");
     search_store::refresh_statistics(db).await?;
-    let held = count_journeys(db).await?;
 
     let cookie = bench_session(
         state,
@@ -128,6 +131,15 @@ async fn measure(
         "search-bench@bench.example",
         "Search benchmark",
         Role::Viewer,
+    )
+    .await?;
+    // Disputes are read by finance and agreements by caseworkers: a service admin reads both.
+    let admin_cookie = bench_session(
+        state,
+        &services,
+        "search-bench-admin@bench.example",
+        "Search benchmark (disputes and agreements)",
+        Role::ServiceAdmin,
     )
     .await?;
     let cases = mix(state, &services, held).await?;
@@ -146,13 +158,18 @@ async fn measure(
         let mut rows = Vec::new();
         for case in cases.iter().filter(|_| !settings.throughput_only) {
             eprintln!("[{backend}] timing {}…", case.name);
-            rows.push(time_case(state, &http, &base, &cookie, case, settings.samples).await?);
+            let cookie = if case.kind.needs_admin() {
+                &admin_cookie
+            } else {
+                &cookie
+            };
+            rows.push(time_case(state, &http, &base, cookie, case, settings.samples).await?);
         }
         let list_urls: Vec<String> = cases
             .iter()
             .filter_map(|c| match &c.kind {
                 CaseKind::List { query, .. } => Some(list_url(&base, query)),
-                CaseKind::Journey { .. } => None,
+                _ => None,
             })
             .collect();
         // The list as staff open it and page through it: its first page and the mix's deep

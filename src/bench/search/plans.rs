@@ -45,6 +45,28 @@ pub(crate) async fn plans(state: &AppState, cases: &[Case]) -> anyhow::Result<Ve
                     queries,
                 });
             }
+            CaseKind::Disputes { status, .. } => {
+                let q = crate::disputes::ListQuery {
+                    services: page_services(state, &Form::default()).await?,
+                    status: status.clone(),
+                    page: 1,
+                    ..Default::default()
+                };
+                let (list, count) = crate::disputes::list_statements(db.backend(), &q);
+                out.push(list_and_count(db, &case.name, "disputes list", list, count).await?);
+            }
+            CaseKind::Agreements {
+                reference, status, ..
+            } => {
+                let q = crate::agreements::ListQuery {
+                    services: page_services(state, &Form::default()).await?,
+                    reference: reference.clone(),
+                    status: status.clone(),
+                    page: 1,
+                };
+                let (list, count) = crate::agreements::list_statements(db.backend(), &q);
+                out.push(list_and_count(db, &case.name, "agreements list", list, count).await?);
+            }
             CaseKind::Journey {
                 payment_id,
                 service_id,
@@ -67,4 +89,30 @@ pub(crate) async fn plans(state: &AppState, cases: &[Case]) -> anyhow::Result<Ve
         }
     }
     Ok(out)
+}
+
+/// A list page's two statements (the page, the count) and their plans.
+async fn list_and_count(
+    db: &crate::store::Db,
+    name: &str,
+    shape: &str,
+    list: crate::store::sql::Built,
+    count: crate::store::sql::Built,
+) -> anyhow::Result<PlanReport> {
+    Ok(PlanReport {
+        name: name.to_string(),
+        shape: shape.to_string(),
+        queries: vec![
+            (
+                "list".into(),
+                list.sql.clone(),
+                search_store::explain(db, &list).await?,
+            ),
+            (
+                "count".into(),
+                count.sql.clone(),
+                search_store::explain(db, &count).await?,
+            ),
+        ],
+    })
 }

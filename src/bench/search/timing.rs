@@ -54,14 +54,10 @@ pub(crate) async fn time_case(
     samples: usize,
 ) -> anyhow::Result<CaseFigures> {
     let db = &state.db;
-    let (url, target) = match &case.kind {
-        CaseKind::List { query } => (list_url(base, query), SEARCH_TARGET),
-        CaseKind::Journey {
-            payment_id, slug, ..
-        } => (
-            format!("{base}/payments/{}?service={}", enc(payment_id), enc(slug)),
-            JOURNEY_TARGET,
-        ),
+    let url = case.kind.url(base);
+    let target = match &case.kind {
+        CaseKind::Journey { .. } => JOURNEY_TARGET,
+        _ => SEARCH_TARGET,
     };
     // What the page does, without HTTP.
     let direct = match &case.kind {
@@ -90,6 +86,20 @@ pub(crate) async fn time_case(
                 actor: Actor::staff(staff.id, &staff.email),
             }
         }
+        CaseKind::Disputes { status, .. } => Direct::Disputes(crate::disputes::ListQuery {
+            services: page_services(state, &Form::default()).await?,
+            status: status.clone(),
+            page: 1,
+            ..Default::default()
+        }),
+        CaseKind::Agreements {
+            reference, status, ..
+        } => Direct::Agreements(crate::agreements::ListQuery {
+            services: page_services(state, &Form::default()).await?,
+            reference: reference.clone(),
+            status: status.clone(),
+            page: 1,
+        }),
     };
     for _ in 0..WARM_UP {
         let (_, outcome) = get(http, &url, cookie).await;
@@ -150,6 +160,10 @@ pub(crate) enum Direct {
         slug: String,
         actor: Actor,
     },
+    /// The disputes page's list: a page and the count.
+    Disputes(crate::disputes::ListQuery),
+    /// The agreements page's list: a page and the count.
+    Agreements(crate::agreements::ListQuery),
 }
 
 impl Direct {
@@ -198,6 +212,16 @@ impl Direct {
                     journey_store::refunds_of(db, *service_id, &j.payment_id)
                 )?;
                 Ok(("1 journey".into(), "payment id, then by id".into()))
+            }
+            Direct::Disputes(q) => {
+                let _mine = services::all(db).await?;
+                let (_, total) = crate::disputes::list(db, q).await?;
+                Ok((total.to_string(), "disputes: a page and the count".into()))
+            }
+            Direct::Agreements(q) => {
+                let _mine = services::all(db).await?;
+                let (_, total) = crate::agreements::list(db, q).await?;
+                Ok((total.to_string(), "agreements: a page and the count".into()))
             }
         }
     }

@@ -66,6 +66,8 @@ pub(super) enum Driver {
     FirstSix(String),
     ReferenceIs(String),
     CaseReference(String),
+    /// Payments taken under a recurring agreement (by its id).
+    Agreement(String),
     Metadata(String, Option<String>),
     ReferencePrefix(String),
     EmailContains(String),
@@ -155,6 +157,9 @@ pub(super) fn drivers(s: &Search, backend: Backend) -> Vec<Driver> {
     if let Some(c) = &s.case_reference {
         d.push(Driver::CaseReference(c.clone()));
     }
+    if let Some(a) = &s.agreement {
+        d.push(Driver::Agreement(a.clone()));
+    }
     if let Some((k, Some(v))) = &s.metadata {
         d.push(Driver::Metadata(k.clone(), Some(v.clone())));
     }
@@ -199,6 +204,7 @@ pub(super) fn lookup_scope(b: &mut Builder, d: &Driver, services: &[i64]) -> Str
         Driver::Identifier(_)
             | Driver::Words(_)
             | Driver::Metadata(..)
+            | Driver::Agreement(_)
             | Driver::EmailContains(_)
             | Driver::CardholderContains(_)
             | Driver::Found(..)
@@ -239,6 +245,15 @@ pub(super) fn driver_condition(b: &mut Builder, d: &Driver, services: &[i64]) ->
         Driver::FirstSix(x) => format!("j.first_digits = {}", b.text(x)),
         Driver::ReferenceIs(r) => format!("j.reference_key = {}", b.text(r)),
         Driver::CaseReference(c) => format!("lower(j.case_reference) = {}", b.text(c)),
+        Driver::Agreement(a) => {
+            let ids = b.ids(services);
+            let a = b.text(a);
+            format!(
+                "j.id IN (SELECT aj.id FROM agreement_payments ap \
+                 JOIN journeys aj ON aj.service_id = ap.service_id AND aj.payment_id = ap.payment_id \
+                 WHERE ap.service_id IN ({ids}) AND ap.agreement_id = {a})"
+            )
+        }
         Driver::Metadata(k, v) => {
             let ids = b.ids(services);
             let key = b.text(k);
@@ -378,6 +393,11 @@ pub(super) fn residual_condition(b: &mut Builder, d: &Driver) -> String {
         Driver::CaseReference(c) => {
             format!("lower({}) = {}", b.residual("case_reference"), b.text(c))
         }
+        Driver::Agreement(a) => format!(
+            "EXISTS (SELECT 1 FROM agreement_payments ap WHERE ap.service_id = j.service_id \
+             AND ap.payment_id = j.payment_id AND ap.agreement_id = {})",
+            b.text(a)
+        ),
         Driver::EmailContains(e) => format!(
             "{} LIKE {} ESCAPE '\\'",
             b.residual("email_key"),

@@ -93,6 +93,9 @@ pub(super) fn residuals(
     if let Some(k) = &s.case_reference {
         unless(Driver::CaseReference(k.clone()), b, &mut c);
     }
+    if let Some(a) = &s.agreement {
+        unless(Driver::Agreement(a.clone()), b, &mut c);
+    }
     if let Some((k, v)) = &s.metadata {
         let walked = matches!((walk, v), (Walk::Metadata(wk, wv), Some(v)) if wk == k && wv == v);
         if !walked {

@@ -6,6 +6,7 @@ use rocket::State;
 use serde_json::{json, Value};
 
 use super::caller::{require, ApiCaller};
+use super::paging::{next_page, page_number, query_pairs};
 use super::problem::{parameter_error, ApiJson, ApiResult, Problem};
 use super::shapes::{payment_href, rfc3339};
 use super::BASE;
@@ -48,29 +49,16 @@ pub(super) async fn list_disputes(
     uri: &Origin<'_>,
 ) -> ApiResult {
     require(state, &caller, uri.path().as_str(), &[Scope::DisputesRead]).await?;
-    let raw = uri.query().map(|q| q.as_str()).unwrap_or("");
-    if raw.len() > 8 * 1024 {
-        return Err(Problem::invalid(vec![parameter_error(
-            "query",
-            "The query is too long",
-        )]));
-    }
     let mut errors = Vec::new();
     let (mut status, mut page) = (None, 1i64);
-    for (k, v) in url::form_urlencoded::parse(raw.as_bytes()) {
-        match k.as_ref() {
-            "status" if STATUSES.contains(&v.as_ref()) => status = Some(v.to_string()),
+    for (k, v) in query_pairs(uri)? {
+        match k.as_str() {
+            "status" if STATUSES.contains(&v.as_str()) => status = Some(v),
             "status" => errors.push(parameter_error(
                 "status",
                 "status must be one of needs_response, under_review, won, lost",
             )),
-            "page" => match v.parse::<i64>() {
-                Ok(n) if (1..=100_000).contains(&n) => page = n,
-                _ => errors.push(parameter_error(
-                    "page",
-                    "page must be a whole number from 1 to 100000",
-                )),
-            },
+            "page" => page = page_number(&v, &mut errors).unwrap_or(page),
             _ => {}
         }
     }
@@ -84,14 +72,13 @@ pub(super) async fn list_disputes(
         ..Default::default()
     };
     let (rows, total) = disputes::list(&state.db, &q).await?;
-    let next = (page * disputes::PAGE_SIZE < total).then(|| {
-        let mut s = url::form_urlencoded::Serializer::new(String::new());
-        if let Some(st) = &status {
-            s.append_pair("status", st);
-        }
-        s.append_pair("page", &(page + 1).to_string());
-        format!("{BASE}/disputes?{}", s.finish())
-    });
+    let next = next_page(
+        "/disputes",
+        &[("status", &status)],
+        page,
+        disputes::PAGE_SIZE,
+        total,
+    );
     Ok(ApiJson::ok(&json!({
         "data": rows.iter().map(dispute_json).collect::<Vec<_>>(),
         "total": total,

@@ -2,13 +2,17 @@
 //! (`crate::integrations::api_tokens`), every error an RFC 9457 problem document
 //! (`application/problem+json`). A token sees only its own service: another service's payment
 //! or refund answers 404. Each call checks its scope (403), and each token has a rate limit
-//! (429 with `Retry-After`). `POST …/refunds` honours `Idempotency-Key`
+//! (429 with `Retry-After`). `POST …/refunds` and `POST …/agreements/{id}/cancel` honour
+//! `Idempotency-Key`
 //! (`crate::integrations::idempotency`). The OpenAPI document (`src/web/openapi.json`) and the
 //! page about the API (`/api/docs`) describe exactly this.
 
+mod agreements;
 mod body;
 mod caller;
 mod disputes;
+mod idempotent;
+mod paging;
 mod payments;
 mod problem;
 mod refunds;
@@ -41,6 +45,9 @@ pub fn routes() -> Vec<Route> {
         refunds::get_refund,
         disputes::list_disputes,
         disputes::get_dispute,
+        agreements::list_agreements,
+        agreements::get_agreement,
+        agreements::cancel_agreement,
         openapi
     ]
 }

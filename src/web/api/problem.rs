@@ -117,6 +117,7 @@ internal_from!(
     crate::journeys::case::CaseError,
     crate::refunds::RefundError,
     crate::audit::AuditError,
+    crate::agreements::cancel::CancelError,
 );
 
 /// A problem about one query parameter.

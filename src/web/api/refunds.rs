@@ -9,12 +9,13 @@ use time::OffsetDateTime;
 
 use super::body::{json_body, text_field, unknown_fields};
 use super::caller::{require, ApiCaller, IdempotencyKey};
+use super::idempotent;
 use super::problem::{field_error, ApiJson, ApiResult, Problem};
 use super::shapes::{journey_of, payment_href, refund_json};
 use super::BASE;
 use crate::audit::{self};
 use crate::integrations::api_tokens::Scope;
-use crate::integrations::idempotency::{self, Begun};
+use crate::integrations::idempotency;
 use crate::journeys::case;
 use crate::money::MAX_PENCE;
 use crate::refunds::{self, Ask, Asked, HowMuch, Requester};
@@ -97,76 +98,21 @@ pub(super) async fn request_refund(
     let path = format!("{}/refunds", payment_href(id));
     require(state, &caller, &path, &[Scope::RefundsRequest]).await?;
     let j = journey_of(state, &caller, id).await?;
-    let key = match key.0 {
-        Some(k) if idempotency::valid_key(&k) => Some(k),
-        Some(_) => {
-            return Err(Problem::status(
-                Status::BadRequest,
-                format!(
-                    "Idempotency-Key must be 1 to {} visible ASCII characters",
-                    idempotency::KEY_MAX
-                ),
-            ))
-        }
-        None => None,
-    };
+    let key = idempotent::checked(key)?;
     let body = json_body(content_type, data).await?;
     let fields = refund_body(&body).map_err(Problem::invalid)?;
     let token_id = caller.caller.token.id;
     let now = state.clock.now();
-    if let Some(k) = &key {
-        let print = idempotency::fingerprint(
-            "POST",
-            &payment_href(&j.payment_id),
-            &audit::canonical_json(&Value::Object(body.clone())),
-        );
-        match idempotency::begin(&state.db, now, token_id, k, &print)
-            .await?
-        {
-            Begun::Proceed => {}
-            Begun::Replay { status, body } => {
-                let location = serde_json::from_str::<Value>(&body)
-                    .ok()
-                    .and_then(|v| v["links"]["self"].as_str().map(str::to_string));
-                return Ok(ApiJson {
-                    status: Status::from_code(status).unwrap_or(Status::Ok),
-                    body,
-                    location: location.filter(|_| status == 201),
-                    replayed: true,
-                });
-            }
-            Begun::Mismatch => {
-                return Err(Problem::typed(
-                    Status::UnprocessableEntity,
-                    "problem-idempotency-key-reused",
-                    "This Idempotency-Key was used for a different request",
-                    "Each Idempotency-Key may only be sent with one request. Send a new key for a new request",
-                ))
-            }
-            Begun::InFlight => {
-                return Err(Problem::typed(
-                    Status::Conflict,
-                    "problem-idempotency-key-in-flight",
-                    "A request with this Idempotency-Key is still being answered",
-                    "Wait a moment, then send the same request again to get its answer",
-                )
-                .header("Retry-After", "1"))
-            }
-        }
+    let print = idempotency::fingerprint(
+        "POST",
+        &payment_href(&j.payment_id),
+        &audit::canonical_json(&Value::Object(body.clone())),
+    );
+    if let Some(first) = idempotent::begin(state, now, token_id, key.as_deref(), &print).await? {
+        return Ok(first);
     }
     let outcome = make_refund(state, &caller, &j, &fields, key.as_deref(), now).await;
-    match (&outcome, &key) {
-        (Ok(answer), Some(k)) => {
-            idempotency::keep(&state.db, token_id, k, answer.status.code, &answer.body).await?;
-        }
-        (Err(_), Some(k)) => {
-            // Nothing was made: a retry (corrected, or the same) starts afresh.
-            if let Err(e) = idempotency::release(&state.db, token_id, k).await {
-                tracing::error!(error = %e, "could not release an idempotency key");
-            }
-        }
-        _ => {}
-    }
+    idempotent::settle(state, token_id, key.as_deref(), &outcome).await?;
     outcome
 }
 

@@ -244,7 +244,7 @@ async fn form_context(
         json!([
             {"value": "payments", "text": "Payments"},
             {"value": "refunds", "text": "Refunds that succeeded"},
-            {"value": "disputes", "text": "Disputes"},
+            {"value": "disputes", "text": "Disputes (chargebacks)"},
         ]),
     );
     c.insert(
@@ -277,8 +277,9 @@ async fn form_context(
     Ok(c)
 }
 
-/// The fields of a first visit: every service, the previous month by created date, payments
-/// and refunds.
+/// The fields of a first visit: every service, the previous month by created date, payments,
+/// refunds and disputes (with refund rows, dispute rows too: a lost dispute takes money back
+/// from the payout, so a file without them would not match the bank).
 fn default_form(state: &AppState, allowed: &[ServiceAccount]) -> ExportForm {
     let zone = state.config.time_zone;
     let today = zone.date_of(state.clock.now());
@@ -292,7 +293,7 @@ fn default_form(state: &AppState, allowed: &[ServiceAccount]) -> ExportForm {
         from: uk_date(first),
         to: uk_date(last),
         time_zone: zone.name().into(),
-        include: vec!["payments".into(), "refunds".into()],
+        include: vec!["payments".into(), "refunds".into(), "disputes".into()],
         ..<ExportForm as Default>::default()
     }
 }
