@@ -90,6 +90,10 @@ pub struct Config {
     pub export_dir: PathBuf,
     pub export_background_rows: i64,
     pub export_keep_days: u32,
+    /// How the daily retention run shares the database with people searching: journeys per
+    /// transaction, and the pause after each batch as a percentage of the time it took
+    /// (PAYDESK_RETENTION_BATCH, PAYDESK_RETENTION_PAUSE_PERCENT).
+    pub retention_pace: crate::personal_data::retention::Pace,
     /// Where signed checkpoints of the audit log's head are written (outside the database).
     pub audit_checkpoint_dir: PathBuf,
     /// Outbound events: whether endpoints may be loopback addresses (and plain http to them).
