@@ -104,10 +104,10 @@ fn default_export_keep_days() -> u32 {
     7
 }
 fn default_retention_batch() -> i64 {
-    crate::personal_data::retention::Pace::DEFAULT.batch
+    super::RetentionPace::DEFAULT.batch
 }
 fn default_retention_pause_percent() -> u32 {
-    crate::personal_data::retention::Pace::DEFAULT.pause_percent
+    super::RetentionPace::DEFAULT.pause_percent
 }
 
 fn default_events_rotation_overlap_secs() -> u64 {
@@ -416,7 +416,7 @@ impl Config {
             export_background_rows: raw.export_background_rows,
             export_keep_days: raw.export_keep_days,
             audit_checkpoint_dir: raw.audit_checkpoint_dir,
-            retention_pace: crate::personal_data::retention::Pace {
+            retention_pace: super::RetentionPace {
                 batch: raw.retention_batch,
                 pause_percent: raw.retention_pause_percent,
             },

@@ -12,6 +12,9 @@ use crate::audit::{self, Actor, AuditEvent};
 use crate::store::personal_data_reach as reach_store;
 use crate::store::{self, Db};
 
+/// The reason the retention run's audit entries give.
+const BY_RETENTION: &str = "retention";
+
 /// Redact the agreements of a service that ended before `cutoff` and none of whose payments
 /// still holds payer data; audited when there were any. How many.
 pub async fn agreements_past(
@@ -37,7 +40,7 @@ pub async fn agreements_past(
             format!("service:{service_id}"),
         )
         .details(json!({
-            "reason": super::retention::BY_RETENTION,
+            "reason": BY_RETENTION,
             "agreements": removed.agreements,
             "agreement_reasons": removed.cancellation_reasons,
         })),
@@ -66,7 +69,7 @@ pub async fn tidy(
     let form_drafts = reach_store::delete_drafts(&mut tx, &[], at).await?;
     let bulk_files = match longest_days {
         Some(days) => {
-            let past = store::to_micros(super::retention::cutoff(now, days));
+            let past = store::to_micros(now - time::Duration::days(days));
             reach_store::drop_batch_files(&mut tx, past, at).await?
         }
         None => 0,
@@ -75,9 +78,8 @@ pub async fn tidy(
         audit::append(
             &mut tx,
             now,
-            AuditEvent::new(Actor::System, "personal_data_redacted", "refund_batches").details(
-                json!({"reason": super::retention::BY_RETENTION, "bulk_files": bulk_files}),
-            ),
+            AuditEvent::new(Actor::System, "personal_data_redacted", "refund_batches")
+                .details(json!({"reason": BY_RETENTION, "bulk_files": bulk_files})),
         )
         .await?;
     }

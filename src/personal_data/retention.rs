@@ -129,34 +129,11 @@ pub struct RunReport {
     pub paused: std::time::Duration,
 }
 
-/// How the run shares the database with people using paydesk: `batch` journeys per
-/// transaction; after each, a pause of `pause_percent` % of the time the batch took; and
-/// before each, a wait (at most `QUIET_WAIT`) while a search of this instance is running.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Pace {
-    pub batch: i64,
-    pub pause_percent: u32,
-}
+/// How the run shares the database with people using paydesk (a configuration setting).
+pub use crate::config::RetentionPace as Pace;
 
 /// The longest the run waits for searches in flight before its next batch.
 pub const QUIET_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
-
-impl Pace {
-    pub const DEFAULT: Pace = Pace {
-        batch: 500,
-        pause_percent: 50,
-    };
-    /// As fast as it goes: one large batch after another (the run before pacing).
-    pub const FLAT: Pace = Pace {
-        batch: BATCH,
-        pause_percent: 0,
-    };
-
-    /// The pause after a batch that took `took`.
-    pub fn pause_after(&self, took: std::time::Duration) -> std::time::Duration {
-        took.mul_f64(f64::from(self.pause_percent) / 100.0)
-    }
-}
 
 /// Redact every journey past its service's retention period that no hold keeps, at the
 /// default pace.
@@ -228,7 +205,7 @@ pub async fn run_paced(
             .iter()
             .map(|s| (s.id, store::to_micros(cutoff(now, s.retention_days))))
             .collect();
-        report.exports_expired = reach::expire_exports(db, now, &[], Some(&cuts)).await?;
+        report.exports_expired = reach::expire_exports(db, now, &[], Some(cuts.as_slice())).await?;
     }
     if report.redacted > 0 || report.agreements > 0 || report.bulk_files > 0 {
         pd_store::scrub(db).await?;

@@ -3,7 +3,7 @@
 //! the bytes PostgreSQL keeps of dead rows. `store::personal_data::redact` calls the parts that
 //! follow a journey; the retention run calls the rest once per run.
 
-use super::{Backend, Db, StoreResult, Tx};
+use super::{Db, StoreResult, Tx};
 
 fn placeholders(from: usize, n: usize) -> String {
     (0..n)
@@ -247,9 +247,10 @@ const REWRITTEN: &[&str] = &[
 /// and backups keep their copies: see the README. Without the table's ownership PostgreSQL
 /// skips it with a warning. SQLite needs none of this (`secure_delete`, `scrub`).
 pub async fn vacuum(db: &Db) -> StoreResult<()> {
-    if let (Db::Postgres(pool, _), Backend::Postgres) = (db, db.backend()) {
+    if let Db::Postgres(pool, _) = db {
+        // The simple query protocol: VACUUM cannot run inside a transaction block.
         let sql = format!("VACUUM {}", REWRITTEN.join(", "));
-        sqlx::query(&sql).execute(pool).await?;
+        sqlx::raw_sql(&sql).execute(pool).await?;
     }
     Ok(())
 }
