@@ -126,7 +126,7 @@ pub async fn expire_exports(
                 Some(cuts) => cuts.iter().any(|(s, cut)| {
                     of.contains(s)
                         && first_day(&e.filter)
-                            .map_or(true, |from| from <= day(*cut + 86_400_000_000))
+                            .is_none_or(|from| from <= day(*cut + 86_400_000_000))
                 }),
             }
         })

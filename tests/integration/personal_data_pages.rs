@@ -224,7 +224,7 @@ async fn redacted_payments_keep_working_in_the_api_events_exports_and_dashboard(
     assert_eq!(one["reference"], "REF-0", "{one}");
     for field in ["email", "cardholder_name"] {
         assert!(
-            one.get(field).map_or(true, |v| v.is_null() || v == ""),
+            one.get(field).is_none_or(|v| v.is_null() || v == ""),
             "{field} in {one}"
         );
     }
