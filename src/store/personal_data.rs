@@ -285,7 +285,7 @@ pub async fn redact(
         .map(|k| (k.agreement_id, k.status))
         .collect();
     // Finished bulk refund files naming one of these payments: the bytes go, the hash stays.
-    out.bulk_files = reach::drop_batch_files(tx, i64::MIN, now).await?;
+    out.bulk_files = reach::drop_batch_files_of(tx, &ids, now).await?;
     Ok(out)
 }
 

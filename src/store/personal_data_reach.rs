@@ -129,10 +129,31 @@ pub async fn redact_ended_agreements(
     .await
 }
 
-/// Drop the stored bytes of finished bulk refund files (sent or cancelled) that name a payment
-/// whose data was removed, or that were uploaded before `past` (past every service's retention
-/// period; then also rows that found no payment lose their input and comment). The file's
-/// SHA-256, its rows' outcomes and the audit entries stay, so what was approved stays provable.
+/// Drop the stored bytes of finished bulk refund files (sent or cancelled) with a row naming
+/// one of these journeys, just redacted (in the same transaction). The file's SHA-256, its
+/// rows' outcomes and the audit entries stay, so what was approved stays provable. How many.
+pub async fn drop_batch_files_of(tx: &mut Tx, journeys: &[i64], now: i64) -> StoreResult<u64> {
+    if journeys.is_empty() {
+        return Ok(0);
+    }
+    let sql = format!(
+        "UPDATE refund_batches SET file_bytes = $1, file_removed_at = $2, updated_at = $2 \
+         WHERE file_removed_at IS NULL AND state IN ('sent', 'cancelled') \
+           AND id IN (SELECT r.batch_id FROM refund_batch_rows r WHERE r.journey_id IN ({}))",
+        placeholders(3, journeys.len())
+    );
+    let empty: Vec<u8> = Vec::new();
+    Ok(crate::on_tx!(tx, conn => {
+        let mut q = sqlx::query(&sql).bind(empty).bind(now);
+        for id in journeys { q = q.bind(*id); }
+        q.execute(&mut *conn).await?.rows_affected()
+    }))
+}
+
+/// Once a run: drop the bytes of finished bulk refund files that name a redacted payment (a
+/// batch that finished after its payments were redacted), or that were uploaded before `past`
+/// (past every service's retention period: `checked` batches never sent too); rows of such
+/// files that found no payment lose their input and comment. How many files.
 pub async fn drop_batch_files(tx: &mut Tx, past: i64, now: i64) -> StoreResult<u64> {
     let empty: Vec<u8> = Vec::new();
     let dropped = crate::on_tx!(tx, conn => sqlx::query(
@@ -143,13 +164,11 @@ pub async fn drop_batch_files(tx: &mut Tx, past: i64, now: i64) -> StoreResult<u
               AND j.redacted_at IS NOT NULL)) \
            OR (state IN ('sent', 'cancelled', 'checked') AND uploaded_at < $3))")
         .bind(empty).bind(now).bind(past).execute(&mut *conn).await?.rows_affected());
-    if past > i64::MIN {
-        crate::on_tx!(tx, conn => sqlx::query(
-            "UPDATE refund_batch_rows SET comment = NULL, input = '{}' \
-             WHERE journey_id IS NULL AND (comment IS NOT NULL OR input <> '{}') \
-               AND batch_id IN (SELECT id FROM refund_batches WHERE file_removed_at IS NOT NULL AND uploaded_at < $1)")
-            .bind(past).execute(&mut *conn).await?.rows_affected());
-    }
+    crate::on_tx!(tx, conn => sqlx::query(
+        "UPDATE refund_batch_rows SET comment = NULL, input = '{}' \
+         WHERE journey_id IS NULL AND (comment IS NOT NULL OR input <> '{}') \
+           AND batch_id IN (SELECT id FROM refund_batches WHERE file_removed_at IS NOT NULL AND uploaded_at < $1)")
+        .bind(past).execute(&mut *conn).await?.rows_affected());
     Ok(dropped)
 }
 
