@@ -40,7 +40,7 @@ pub struct RetentionPace {
 impl RetentionPace {
     pub const DEFAULT: RetentionPace = RetentionPace {
         batch: 500,
-        pause_percent: 50,
+        pause_percent: 100,
     };
     /// As fast as it goes: one large batch after another (the run before pacing).
     pub const FLAT: RetentionPace = RetentionPace {
