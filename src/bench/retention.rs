@@ -179,7 +179,7 @@ async fn one(target: &Target, journeys: i64, pace: Pace) -> anyhow::Result<Reten
     };
     eprintln!("[{backend}] redacting {journeys} journeys…");
     let started = Instant::now();
-    let report = crate::personal_data::retention::run_paced(&state.db, at, pace).await?;
+    let report = crate::personal_data::retention::run_paced(&state.db, at, pace, None).await?;
     let took = started.elapsed();
     done.store(true, Ordering::Relaxed);
     let busy = searcher.await.unwrap_or_default();

@@ -127,10 +127,16 @@ pub struct RunReport {
     /// Time spent pausing for people's searches (`Pace`).
     #[serde(skip)]
     pub paused: std::time::Duration,
+    /// The run stopped at its time budget with journeys still due: another run follows.
+    pub unfinished: bool,
 }
 
 /// How the run shares the database with people using paydesk (a configuration setting).
 pub use crate::config::RetentionPace as Pace;
+
+/// How long one job attempt redacts before it hands over to a follow-up job: well inside the
+/// job queue's shortest run limit (five minutes), so a long, paced run is never cut off.
+pub const JOB_BUDGET: std::time::Duration = std::time::Duration::from_secs(240);
 
 /// The longest the run waits for searches in flight before its next batch.
 pub const QUIET_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
@@ -138,21 +144,28 @@ pub const QUIET_WAIT: std::time::Duration = std::time::Duration::from_millis(200
 /// Redact every journey past its service's retention period that no hold keeps, at the
 /// default pace.
 pub async fn run(db: &Db, now: OffsetDateTime) -> Result<RunReport, PersonalDataError> {
-    run_paced(db, now, Pace::DEFAULT).await
+    run_paced(db, now, Pace::DEFAULT, None).await
 }
 
-/// The same, at `pace`.
+/// The same, at `pace`; with `budget`, it stops after that long (`unfinished`) and the journeys
+/// still due wait for the next run.
 pub async fn run_paced(
     db: &Db,
     now: OffsetDateTime,
     pace: Pace,
+    budget: Option<std::time::Duration>,
 ) -> Result<RunReport, PersonalDataError> {
+    let began = std::time::Instant::now();
     let mut report = RunReport::default();
     let services = pd_store::retention_of_services(db).await?;
     for service in &services {
         let cut = store::to_micros(cutoff(now, service.retention_days));
         let mut after = (i64::MIN, i64::MIN);
         loop {
+            if budget.is_some_and(|b| began.elapsed() >= b) {
+                report.unfinished = true;
+                break;
+            }
             if pace.pause_percent > 0 {
                 report.paused += crate::foreground::quiet(QUIET_WAIT).await;
             }
@@ -193,6 +206,9 @@ pub async fn run_paced(
                 tokio::time::sleep(pause).await;
                 report.paused += pause;
             }
+        }
+        if report.unfinished {
+            break;
         }
         report.agreements += reach::agreements_past(db, now, service.id, cut).await?;
     }
@@ -288,9 +304,21 @@ impl JobHandler for RetentionRun {
     }
 
     async fn run(&self, ctx: &JobContext, _job: &JobRun) -> Result<(), JobFailure> {
-        let report = run_paced(&ctx.db, ctx.clock.now(), ctx.config.retention_pace)
+        let now = ctx.clock.now();
+        let report = run_paced(&ctx.db, now, ctx.config.retention_pace, Some(JOB_BUDGET))
             .await
             .map_err(|e| JobFailure::retry(e.to_string()))?;
+        if report.unfinished {
+            // The rest in a follow-up job, so that no attempt runs into the queue's limit.
+            let follow_up = async {
+                let mut tx = ctx.db.begin().await?;
+                jobs::enqueue(&mut tx, RUN, &json!({}), now, now).await?;
+                tx.commit().await
+            };
+            follow_up
+                .await
+                .map_err(|e: StoreError| JobFailure::retry(e.to_string()))?;
+        }
         tracing::info!(
             redacted = report.redacted,
             held = report.held,
@@ -298,6 +326,7 @@ impl JobHandler for RetentionRun {
             bulk_files = report.bulk_files,
             exports_expired = report.exports_expired,
             paused_ms = report.paused.as_millis() as u64,
+            unfinished = report.unfinished,
             "personal data retention run"
         );
         Ok(())

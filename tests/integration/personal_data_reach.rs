@@ -279,3 +279,38 @@ async fn subject_access_includes_the_payers_disputes_and_agreements() {
         .expect("run");
     assert_eq!((report.redacted, report.held), (0, 1));
 }
+
+#[tokio::test]
+async fn a_run_past_its_budget_stops_and_the_job_queues_the_rest() {
+    let app = TestApp::new().await;
+    let db = &app.state.db;
+    let service = app.service("parking").await;
+    let made = start_time() - Duration::days(10);
+    store_journeys(
+        &app,
+        service,
+        &(0..3)
+            .map(|n| payer(n, "zqbudget", made))
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    app.clock.advance(Duration::days(2556));
+    let now = app.state.clock.now();
+    let pace = retention::Pace {
+        batch: 1,
+        pause_percent: 0,
+    };
+    let stopped = retention::run_paced(db, now, pace, Some(std::time::Duration::ZERO))
+        .await
+        .expect("run");
+    assert!(stopped.unfinished);
+    assert_eq!(stopped.redacted, 0);
+    // The daily job redacts in batches and, done within its budget, queues no follow-up.
+    assert!(retention::schedule(db, now).await.expect("schedule"));
+    app.state.job_runner().run_due().await.expect("run the job");
+    assert!(scan(db, "zqbudget").await.is_empty());
+    let queued: i64 = paydesk::on_db!(db, pool => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM jobs WHERE kind = 'personal_data_retention' AND state = 'queued'")
+        .fetch_one(pool).await.expect("count"));
+    assert_eq!(queued, 0);
+}
