@@ -18,6 +18,7 @@ pub mod demo;
 pub mod disputes;
 pub mod drafts;
 pub mod exports;
+pub mod foreground;
 pub mod identity;
 pub mod integrations;
 pub mod jobs;

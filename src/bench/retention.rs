@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 
 use super::search::{self as sb, SeedPlan, Target};
+use crate::personal_data::retention::Pace;
 use crate::search::query::Form;
 use crate::AppState;
 
@@ -21,9 +22,13 @@ pub struct RetentionBench {
     pub postgres_url: Option<String>,
     pub sqlite_path: PathBuf,
     pub skip_sqlite: bool,
+    /// How the run is paced (`PAYDESK_RETENTION_BATCH`, `PAYDESK_RETENTION_PAUSE_PERCENT`).
+    pub pace: Pace,
 }
 
 pub struct RetentionFigures {
+    pub pace: Pace,
+    pub paused: Duration,
     pub backend: &'static str,
     pub journeys: i64,
     pub redacted: u64,
@@ -62,12 +67,19 @@ fn ms(d: Duration) -> f64 {
 }
 
 pub fn print(f: &RetentionFigures) {
-    println!("retention on {} ({} journeys):", f.backend, f.journeys);
+    println!(
+        "retention on {} ({} journeys; batches of {}, pause {} % of each batch's time):",
+        f.backend, f.journeys, f.pace.batch, f.pace.pause_percent
+    );
     println!(
         "  redacted {} in {:.1} s ({:.0} journeys/s)",
         f.redacted,
         f.took.as_secs_f64(),
         f.redacted as f64 / f.took.as_secs_f64().max(1e-9)
+    );
+    println!(
+        "  of which paused for searches and between batches: {:.1} s",
+        f.paused.as_secs_f64()
     );
     println!(
         "  search p95 idle {:.1} ms; while redacting {:.1} ms ({} searches, {:.2}×)",
@@ -84,6 +96,7 @@ pub async fn retention(settings: &RetentionBench) -> anyhow::Result<Vec<Retentio
         let f = one(
             &Target::Sqlite(settings.sqlite_path.clone()),
             settings.journeys,
+            settings.pace,
         )
         .await
         .context("on SQLite")?;
@@ -95,6 +108,7 @@ pub async fn retention(settings: &RetentionBench) -> anyhow::Result<Vec<Retentio
         let f = one(
             &Target::Postgres(server.to_string(), POSTGRES_DATABASE),
             settings.journeys,
+            settings.pace,
         )
         .await
         .context("on PostgreSQL")?;
@@ -128,7 +142,7 @@ fn p95(mut d: Vec<Duration>) -> Duration {
         .unwrap_or_default()
 }
 
-async fn one(target: &Target, journeys: i64) -> anyhow::Result<RetentionFigures> {
+async fn one(target: &Target, journeys: i64, pace: Pace) -> anyhow::Result<RetentionFigures> {
     // Redaction changes the data: always start from a fresh database.
     target.wipe().await?;
     let url = target.url();
@@ -165,11 +179,13 @@ async fn one(target: &Target, journeys: i64) -> anyhow::Result<RetentionFigures>
     };
     eprintln!("[{backend}] redacting {journeys} journeys…");
     let started = Instant::now();
-    let report = crate::personal_data::retention::run(&state.db, at).await?;
+    let report = crate::personal_data::retention::run_paced(&state.db, at, pace, None).await?;
     let took = started.elapsed();
     done.store(true, Ordering::Relaxed);
     let busy = searcher.await.unwrap_or_default();
     Ok(RetentionFigures {
+        pace,
+        paused: report.paused,
         backend,
         journeys,
         redacted: report.redacted,

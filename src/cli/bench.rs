@@ -94,6 +94,12 @@ pub(super) enum BenchCommand {
         /// Measure PostgreSQL only.
         #[arg(long)]
         skip_sqlite: bool,
+        /// Journeys per batch (default: the run's, PAYDESK_RETENTION_BATCH's default).
+        #[arg(long)]
+        batch: Option<i64>,
+        /// Pause after each batch, as a percentage of the time it took.
+        #[arg(long)]
+        pause_percent: Option<u32>,
     },
     /// Time a fixed mix of payment searches, the journey page, the disputes list and the
     /// agreements search over HTTP (p50/p95/p99, and the ratio to the same work run directly),
@@ -207,12 +213,19 @@ pub(super) async fn bench(command: BenchCommand) -> ExitCode {
             postgres_url,
             sqlite_path,
             skip_sqlite,
+            batch,
+            pause_percent,
         } => {
+            let default = paydesk::personal_data::retention::Pace::DEFAULT;
             let settings = bench::retention::RetentionBench {
                 journeys,
                 postgres_url,
                 sqlite_path,
                 skip_sqlite,
+                pace: paydesk::personal_data::retention::Pace {
+                    batch: batch.unwrap_or(default.batch).max(1),
+                    pause_percent: pause_percent.unwrap_or(default.pause_percent),
+                },
             };
             match bench::retention::retention(&settings).await {
                 Ok(figures) => {

@@ -27,6 +27,33 @@ pub enum Mode {
     Release,
 }
 
+/// How the daily personal data retention run (`personal_data::retention`) shares the database
+/// with people using paydesk: `batch` journeys per transaction; after each, a pause of
+/// `pause_percent` % of the time the batch took; and before each, a short wait while a search
+/// of this instance is running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionPace {
+    pub batch: i64,
+    pub pause_percent: u32,
+}
+
+impl RetentionPace {
+    pub const DEFAULT: RetentionPace = RetentionPace {
+        batch: 500,
+        pause_percent: 100,
+    };
+    /// As fast as it goes: one large batch after another (the run before pacing).
+    pub const FLAT: RetentionPace = RetentionPace {
+        batch: 2500,
+        pause_percent: 0,
+    };
+
+    /// The pause after a batch that took `took`.
+    pub fn pause_after(&self, took: std::time::Duration) -> std::time::Duration {
+        took.mul_f64(f64::from(self.pause_percent) / 100.0)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub mode: Mode,
@@ -90,6 +117,10 @@ pub struct Config {
     pub export_dir: PathBuf,
     pub export_background_rows: i64,
     pub export_keep_days: u32,
+    /// How the daily retention run shares the database with people searching: journeys per
+    /// transaction, and the pause after each batch as a percentage of the time it took
+    /// (PAYDESK_RETENTION_BATCH, PAYDESK_RETENTION_PAUSE_PERCENT).
+    pub retention_pace: RetentionPace,
     /// Where signed checkpoints of the audit log's head are written (outside the database).
     pub audit_checkpoint_dir: PathBuf,
     /// Outbound events: whether endpoints may be loopback addresses (and plain http to them).

@@ -79,6 +79,10 @@ struct RawConfig {
     export_keep_days: u32,
     #[serde(default = "default_audit_checkpoint_dir")]
     audit_checkpoint_dir: PathBuf,
+    #[serde(default = "default_retention_batch")]
+    retention_batch: i64,
+    #[serde(default = "default_retention_pause_percent")]
+    retention_pause_percent: u32,
     #[serde(default)]
     events_allow_loopback: bool,
     #[serde(default = "default_events_rotation_overlap_secs")]
@@ -98,6 +102,12 @@ fn default_audit_checkpoint_dir() -> PathBuf {
 }
 fn default_export_keep_days() -> u32 {
     7
+}
+fn default_retention_batch() -> i64 {
+    super::RetentionPace::DEFAULT.batch
+}
+fn default_retention_pause_percent() -> u32 {
+    super::RetentionPace::DEFAULT.pause_percent
 }
 
 fn default_events_rotation_overlap_secs() -> u64 {
@@ -205,6 +215,13 @@ impl Config {
                 "{} and {} must be at least 1",
                 env_name("export_background_rows"),
                 env_name("export_keep_days")
+            )));
+        }
+        if !(1..=100_000).contains(&raw.retention_batch) || raw.retention_pause_percent > 10_000 {
+            return Err(ConfigError(format!(
+                "{} must be from 1 to 100000 and {} from 0 to 10000",
+                env_name("retention_batch"),
+                env_name("retention_pause_percent")
             )));
         }
         if raw.db_max_connections == 0 {
@@ -399,6 +416,10 @@ impl Config {
             export_background_rows: raw.export_background_rows,
             export_keep_days: raw.export_keep_days,
             audit_checkpoint_dir: raw.audit_checkpoint_dir,
+            retention_pace: super::RetentionPace {
+                batch: raw.retention_batch,
+                pause_percent: raw.retention_pause_percent,
+            },
             events_allow_loopback: raw.events_allow_loopback,
             events_rotation_overlap_secs: raw.events_rotation_overlap_secs,
             platform_hosts,

@@ -108,6 +108,20 @@ pub async fn bundle(
     let payments = sa_store::payments(db, &ids).await?;
     let refunds = sa_store::refunds(db, &ids).await?;
     let viewings = sa_store::viewings(db, &payment_ids).await?;
+    let disputes = sa_store::disputes(db, &ids).await?;
+    let mut agreements = Vec::new();
+    for a in sa_store::agreements(db, &ids).await? {
+        let cancellations = sa_store::cancellations(db, a.service_id, &a.agreement_id).await?;
+        agreements.push(json!({
+            "service_id": a.service_id, "agreement_id": a.agreement_id, "reference": a.reference,
+            "description": a.description, "user_identifier": a.user_identifier, "status": a.status,
+            "card_brand": a.card_brand, "card_last4": a.card_last4, "created": when(a.created_at),
+            "cancelled": a.cancelled_at.map(when),
+            "cancellation_requests": cancellations.iter().map(|(reason, state, at)| json!({
+                "reason": reason, "state": state, "requested": when(*at),
+            })).collect::<Vec<_>>(),
+        }));
+    }
     let mut emails: Vec<String> = found.iter().filter_map(|d| d.email_key.clone()).collect();
     emails.sort();
     emails.dedup();
@@ -138,9 +152,12 @@ pub async fn bundle(
             "comment": r.comment, "case_reference": r.case_reference, "state": r.state,
             "requested": when(r.requested_at),
         })).collect::<Vec<_>>(),
-        // Disputes and recurring agreements join here when they land on main.
-        "disputes": [],
-        "agreements": [],
+        "disputes": disputes.iter().map(|d| json!({
+            "service_id": d.service_id, "dispute_id": d.dispute_id, "payment_id": d.payment_id,
+            "amount": d.amount, "reason": d.reason, "status": d.status, "raised": when(d.created_at),
+            "evidence_due": d.evidence_due_at.map(when),
+        })).collect::<Vec<_>>(),
+        "agreements": agreements,
         "case_links": payments.iter().filter_map(|p| p.case_reference.as_ref().map(|c| json!({
             "payment_id": p.payment_id, "case_reference": c,
         }))).collect::<Vec<_>>(),

@@ -123,6 +123,7 @@ fn why(held_by: &str) -> String {
     match held_by {
         "hold" => "an admin has placed a legal hold on it".into(),
         "refund" => "a refund of it is still open".into(),
+        "dispute" => "a dispute of it is still open".into(),
         other => other.to_string(),
     }
 }
@@ -190,7 +191,7 @@ pub async fn decide(
     };
     let found = access::find(db, &services, &payer).await?;
     let (held, free): (Vec<_>, Vec<_>) = found.into_iter().partition(|d| d.held_by.is_some());
-    let held: Vec<(String, String)> = held
+    let mut held: Vec<(String, String)> = held
         .iter()
         .map(|d| {
             (
@@ -214,6 +215,19 @@ pub async fn decide(
         )
         .await?;
         redacted = removed.journeys;
+        // Agreements the payer's payments were taken under that keep their data.
+        held.extend(removed.kept_agreements.iter().map(|(agreement, status)| {
+            (
+                format!("agreement {agreement}"),
+                if status == "active" {
+                    "the recurring agreement is still active: once it is cancelled, ask again"
+                        .to_string()
+                } else {
+                    "another payment under the recurring agreement is held".to_string()
+                },
+            )
+        }));
+        super::reach::expire_exports(db, now, &services, None).await?;
     }
     let done = Done { redacted, held };
     let outcome = serde_json::to_string(&done).unwrap_or_else(|_| "{}".into());

@@ -116,6 +116,27 @@ pub async fn open(db: &Db, service_ids: &[i64]) -> Result<Vec<Hold>, PersonalDat
     Ok(pd_store::open_holds(db, service_ids).await?)
 }
 
+/// One hold, open or released.
+pub async fn get(db: &Db, id: i64) -> Result<Option<Hold>, PersonalDataError> {
+    Ok(pd_store::hold(db, id).await?)
+}
+
+/// What keeps a journey's personal data past its retention period, in words, and the open
+/// holds admins placed on it.
+pub async fn of_journey(
+    db: &Db,
+    journey_id: i64,
+) -> Result<(Option<&'static str>, Vec<Hold>), PersonalDataError> {
+    let why = pd_store::held_by(db, journey_id)
+        .await?
+        .map(|w| match w.as_str() {
+            "hold" => "an admin has placed a legal hold on it",
+            "dispute" => "a dispute of it is still open",
+            _ => "a refund of it is still open",
+        });
+    Ok((why, pd_store::holds_of_journey(db, journey_id).await?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,6 +13,7 @@ pub mod access;
 pub mod erasure;
 pub mod holds;
 pub mod inventory;
+pub mod reach;
 pub mod retention;
 
 use crate::audit::AuditError;

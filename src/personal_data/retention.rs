@@ -7,6 +7,7 @@
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
 
+use super::reach;
 use super::PersonalDataError;
 use crate::audit::{self, Actor, AuditEvent};
 use crate::jobs::{self, JobContext, JobFailure, JobHandler, JobKind, JobRun};
@@ -19,7 +20,8 @@ pub const DEFAULT_DAYS: i64 = 2555;
 pub const MIN_DAYS: i64 = 365;
 /// The longest period anyone may set (a hundred years): beyond it is a typing slip.
 pub const MAX_DAYS: i64 = 36_500;
-/// Journeys redacted in one transaction (GOV.UK Pay's ledger does 2,500 a run).
+/// Journeys redacted in one transaction when running flat out (GOV.UK Pay's ledger does 2,500
+/// a run); the daily run goes in smaller, paced batches (`Pace::DEFAULT`).
 pub const BATCH: i64 = 2500;
 pub const EVERY: Duration = Duration::days(1);
 const TASK: &str = "personal_data_retention";
@@ -118,16 +120,57 @@ pub struct RunReport {
     pub redacted: u64,
     pub held: u64,
     pub batches: u64,
+    pub agreements: u64,
+    pub bulk_files: u64,
+    pub form_drafts: u64,
+    pub exports_expired: u64,
+    /// Time spent pausing for people's searches (`Pace`).
+    #[serde(skip)]
+    pub paused: std::time::Duration,
+    /// The run stopped at its time budget with journeys still due: another run follows.
+    pub unfinished: bool,
 }
 
-/// Redact every journey past its service's retention period that no hold keeps.
+/// How the run shares the database with people using paydesk (a configuration setting).
+pub use crate::config::RetentionPace as Pace;
+
+/// How long one job attempt redacts before it hands over to a follow-up job: well inside the
+/// job queue's shortest run limit (five minutes), so a long, paced run is never cut off.
+pub const JOB_BUDGET: std::time::Duration = std::time::Duration::from_secs(240);
+
+/// The longest the run waits for searches in flight before its next batch.
+pub const QUIET_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Redact every journey past its service's retention period that no hold keeps, at the
+/// default pace.
 pub async fn run(db: &Db, now: OffsetDateTime) -> Result<RunReport, PersonalDataError> {
+    run_paced(db, now, Pace::DEFAULT, None).await
+}
+
+/// The same, at `pace`; with `budget`, it stops after that long (`unfinished`) and the journeys
+/// still due wait for the next run.
+pub async fn run_paced(
+    db: &Db,
+    now: OffsetDateTime,
+    pace: Pace,
+    budget: Option<std::time::Duration>,
+) -> Result<RunReport, PersonalDataError> {
+    let began = std::time::Instant::now();
     let mut report = RunReport::default();
-    for service in pd_store::retention_of_services(db).await? {
+    let services = pd_store::retention_of_services(db).await?;
+    for service in &services {
         let cut = store::to_micros(cutoff(now, service.retention_days));
         let mut after = (i64::MIN, i64::MIN);
         loop {
-            let due = pd_store::due(db, service.id, cut, after, BATCH).await?;
+            if budget.is_some_and(|b| began.elapsed() >= b) {
+                report.unfinished = true;
+                break;
+            }
+            if pace.pause_percent > 0 {
+                report.paused += crate::foreground::quiet(QUIET_WAIT).await;
+            }
+            let started = std::time::Instant::now();
+            let due = pd_store::due(db, service.id, cut, after, pace.batch.max(1)).await?;
             let Some(last) = due.last() else { break };
             after = (last.created_at, last.id);
             let (held, free): (Vec<Due>, Vec<Due>) =
@@ -154,10 +197,33 @@ pub async fn run(db: &Db, now: OffsetDateTime) -> Result<RunReport, PersonalData
             )
             .await?;
             report.redacted += removed.journeys;
+            report.agreements += removed.agreements;
+            report.bulk_files += removed.bulk_files;
+            report.form_drafts += removed.form_drafts;
             report.batches += 1;
+            let pause = pace.pause_after(started.elapsed());
+            if !pause.is_zero() {
+                tokio::time::sleep(pause).await;
+                report.paused += pause;
+            }
         }
+        if report.unfinished {
+            break;
+        }
+        report.agreements += reach::agreements_past(db, now, service.id, cut).await?;
     }
+    let longest = services.iter().map(|s| s.retention_days).max();
+    let tidy = reach::tidy(db, now, longest).await?;
+    report.bulk_files += tidy.bulk_files;
+    report.form_drafts += tidy.form_drafts;
     if report.redacted > 0 {
+        let cuts: Vec<(i64, i64)> = services
+            .iter()
+            .map(|s| (s.id, store::to_micros(cutoff(now, s.retention_days))))
+            .collect();
+        report.exports_expired = reach::expire_exports(db, now, &[], Some(cuts.as_slice())).await?;
+    }
+    if report.redacted > 0 || report.agreements > 0 || report.bulk_files > 0 {
         pd_store::scrub(db).await?;
     }
     Ok(report)
@@ -238,12 +304,29 @@ impl JobHandler for RetentionRun {
     }
 
     async fn run(&self, ctx: &JobContext, _job: &JobRun) -> Result<(), JobFailure> {
-        let report = run(&ctx.db, ctx.clock.now())
+        let now = ctx.clock.now();
+        let report = run_paced(&ctx.db, now, ctx.config.retention_pace, Some(JOB_BUDGET))
             .await
             .map_err(|e| JobFailure::retry(e.to_string()))?;
+        if report.unfinished {
+            // The rest in a follow-up job, so that no attempt runs into the queue's limit.
+            let follow_up = async {
+                let mut tx = ctx.db.begin().await?;
+                jobs::enqueue(&mut tx, RUN, &json!({}), now, now).await?;
+                tx.commit().await
+            };
+            follow_up
+                .await
+                .map_err(|e: StoreError| JobFailure::retry(e.to_string()))?;
+        }
         tracing::info!(
             redacted = report.redacted,
             held = report.held,
+            agreements = report.agreements,
+            bulk_files = report.bulk_files,
+            exports_expired = report.exports_expired,
+            paused_ms = report.paused.as_millis() as u64,
+            unfinished = report.unfinished,
             "personal data retention run"
         );
         Ok(())

@@ -80,6 +80,8 @@ pub async fn run_with(
     services: &[i64],
     search: &Search,
 ) -> StoreResult<Results> {
+    // Background work (the retention run) waits for searches in flight before its next batch.
+    let _busy = crate::foreground::enter();
     if services.is_empty() {
         return Ok(Results {
             rows: Vec::new(),

@@ -26,7 +26,7 @@ pub struct AgreementRecord {
 }
 
 /// Store `r` unless the stored agreement is further along; write the statuses reached to its
-/// history. Returns the status stored now, or None when the read was older than the row.
+/// history. Payer data removed under retention or erasure (`redacted_at`) is never read back. Returns the status stored now, or None when the read was older than the row.
 pub async fn upsert(
     tx: &mut Tx,
     service_id: i64,
@@ -39,8 +39,10 @@ pub async fn upsert(
                  observed_at, first_seen_at, updated_at) \
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) \
                ON CONFLICT (service_id, agreement_id) DO UPDATE SET \
-                 reference = excluded.reference, description = excluded.description, \
-                 user_identifier = COALESCE(excluded.user_identifier, agreements.user_identifier), \
+                 reference = excluded.reference, \
+                 description = CASE WHEN agreements.redacted_at IS NULL THEN excluded.description ELSE agreements.description END, \
+                 user_identifier = CASE WHEN agreements.redacted_at IS NULL \
+                   THEN COALESCE(excluded.user_identifier, agreements.user_identifier) ELSE NULL END, \
                  status = excluded.status, status_rank = excluded.status_rank, \
                  card_brand = COALESCE(excluded.card_brand, agreements.card_brand), \
                  card_last4 = COALESCE(excluded.card_last4, agreements.card_last4), \

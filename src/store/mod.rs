@@ -15,6 +15,7 @@ pub mod exports;
 pub mod jobs;
 pub mod journeys;
 pub mod personal_data;
+pub mod personal_data_reach;
 pub mod refund_batches;
 pub mod refund_list;
 pub mod refunds;

@@ -2,6 +2,7 @@
 //! retention period, what holds keep them, and the statements that remove a journey's payer
 //! data everywhere paydesk copied it. See the README's "Where personal data lives".
 
+use super::personal_data_reach as reach;
 use super::{Backend, Db, StoreResult, Tx};
 
 /// A service's retention setting.
@@ -50,14 +51,17 @@ pub struct Due {
     pub payment_id: String,
     pub created_at: i64,
     pub email_key: Option<String>,
-    /// `hold`, `refund` or NULL.
+    /// `hold`, `dispute`, `refund` or NULL.
     pub held_by: Option<String>,
 }
 
-/// Why a journey's data must be kept: an open hold placed by an admin, or a refund not yet
-/// finished (asked for, approved, being sent, or sent and not yet settled at the platform).
+/// Why a journey's data must be kept: an open hold placed by an admin, an open dispute (the
+/// bank's chargeback still needs a response or is under review), or a refund not yet finished
+/// (asked for, approved, being sent, or sent and not yet settled at the platform).
 const HELD_BY: &str = "CASE \
     WHEN EXISTS (SELECT 1 FROM personal_data_holds h WHERE h.journey_id = j.id AND h.released_at IS NULL) THEN 'hold' \
+    WHEN EXISTS (SELECT 1 FROM disputes d WHERE d.service_id = j.service_id AND d.payment_id = j.payment_id \
+                 AND d.status IN ('needs_response', 'under_review')) THEN 'dispute' \
     WHEN EXISTS (SELECT 1 FROM refund_requests r WHERE r.journey_id = j.id \
                  AND r.state IN ('awaiting_approval', 'approved', 'submitting', 'submitted')) THEN 'refund' \
     WHEN EXISTS (SELECT 1 FROM platform_refunds p WHERE p.service_id = j.service_id \
@@ -139,6 +143,14 @@ pub struct Removed {
     pub mail: u64,
     pub audit_values: u64,
     pub form_drafts: u64,
+    pub job_errors: u64,
+    pub agreements: u64,
+    pub agreement_reasons: u64,
+    pub bulk_files: u64,
+    /// Agreements of these journeys that keep their data (still active, or another payment
+    /// under them is held): `(agreement id, status)`.
+    #[serde(skip)]
+    pub kept_agreements: Vec<(String, String)>,
 }
 
 /// Remove the payer data of these journeys everywhere it was copied, inside the caller's
@@ -255,10 +267,25 @@ pub async fn redact(
         for (_, p) in journeys { q = q.bind(format!("payment:{p}")); }
         q.execute(conn).await?.rows_affected()
     });
-    // Answers typed into a form and never confirmed, past their hour.
-    out.form_drafts = crate::on_tx!(tx, conn => sqlx::query(
-        "DELETE FROM form_drafts WHERE expires_at < $1")
-        .bind(now).execute(conn).await?.rows_affected());
+    // Errors of the mail jobs just emptied (an SMTP answer can quote the address).
+    if out.mail > 0 {
+        out.job_errors = reach::scrub_mail_errors(tx).await?;
+    }
+    // Answers typed into a form and never confirmed: past their hour, or naming a payment.
+    let payment_ids: Vec<String> = journeys.iter().map(|(_, p)| p.clone()).collect();
+    out.form_drafts = reach::delete_drafts(tx, &payment_ids, now).await?;
+    // Recurring agreements these payments were taken under, once none of their payments keeps
+    // payer data and they have ended.
+    let ids: Vec<i64> = journeys.iter().map(|(id, _)| *id).collect();
+    let (agreements, kept) = reach::redact_agreements_of(tx, &ids, now).await?;
+    out.agreements = agreements.agreements;
+    out.agreement_reasons = agreements.cancellation_reasons;
+    out.kept_agreements = kept
+        .into_iter()
+        .map(|k| (k.agreement_id, k.status))
+        .collect();
+    // Finished bulk refund files naming one of these payments: the bytes go, the hash stays.
+    out.bulk_files = reach::drop_batch_files_of(tx, &ids, now).await?;
     Ok(out)
 }
 
@@ -360,8 +387,9 @@ pub async fn text_columns(db: &Db) -> StoreResult<Vec<(String, String)>> {
 
 /// Reclaim the space and bytes of removed data: SQLite merges the search index (dropping
 /// deleted entries; `secure_delete` zeroes the freed pages) and checkpoints the WAL so no old
-/// page images remain; PostgreSQL leaves dead rows to autovacuum.
+/// page images remain; PostgreSQL VACUUMs the rewritten tables (`personal_data_reach::vacuum`).
 pub async fn scrub(db: &Db) -> StoreResult<()> {
+    reach::vacuum(db).await?;
     if let Db::Sqlite(_, writer) = db {
         let mut conn = writer.pool.acquire().await?;
         sqlx::query("PRAGMA secure_delete = ON")
@@ -407,4 +435,35 @@ pub async fn kept_audit_values(db: &Db) -> StoreResult<Vec<AuditValue>> {
     let sql = "SELECT digest, seq, salt, value FROM audit_personal \
                WHERE erased_at IS NULL ORDER BY seq, digest";
     Ok(crate::on_db!(db, pool => sqlx::query_as::<_, AuditValue>(sql).fetch_all(pool).await?))
+}
+
+/// One hold, open or released.
+pub async fn hold(db: &Db, id: i64) -> StoreResult<Option<Hold>> {
+    let sql = "SELECT h.id, h.service_id, h.journey_id, j.payment_id, h.reason, h.placed_by, h.placed_at, \
+               h.released_by, h.released_at FROM personal_data_holds h JOIN journeys j ON j.id = h.journey_id \
+               WHERE h.id = $1";
+    Ok(
+        crate::on_db!(db, pool => sqlx::query_as::<_, Hold>(sql).bind(id).fetch_optional(pool).await?),
+    )
+}
+
+/// What keeps one journey's personal data past its retention period, if anything: `hold`,
+/// `dispute` or `refund` (`HELD_BY`).
+pub async fn held_by(db: &Db, journey_id: i64) -> StoreResult<Option<String>> {
+    let sql = format!("SELECT {HELD_BY} FROM journeys j WHERE j.id = $1");
+    Ok(
+        crate::on_db!(db, pool => sqlx::query_scalar::<_, Option<String>>(&sql)
+        .bind(journey_id).fetch_optional(pool).await?)
+        .flatten(),
+    )
+}
+
+/// The open holds an admin placed on one journey, newest first.
+pub async fn holds_of_journey(db: &Db, journey_id: i64) -> StoreResult<Vec<Hold>> {
+    let sql = "SELECT h.id, h.service_id, h.journey_id, j.payment_id, h.reason, h.placed_by, h.placed_at, \
+               h.released_by, h.released_at FROM personal_data_holds h JOIN journeys j ON j.id = h.journey_id \
+               WHERE h.journey_id = $1 AND h.released_at IS NULL ORDER BY h.placed_at DESC, h.id DESC";
+    Ok(
+        crate::on_db!(db, pool => sqlx::query_as::<_, Hold>(sql).bind(journey_id).fetch_all(pool).await?),
+    )
 }

@@ -205,3 +205,83 @@ pub async fn erase_audit_values(tx: &mut Tx, target: &str, now: i64) -> StoreRes
          WHERE target = $1 AND erased_at IS NULL")
         .bind(target).bind(now).execute(conn).await?.rows_affected()))
 }
+
+/// A dispute of one of the payer's payments.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct Dispute {
+    pub service_id: i64,
+    pub dispute_id: String,
+    pub payment_id: String,
+    pub amount: i64,
+    pub reason: Option<String>,
+    pub status: String,
+    pub created_at: i64,
+    pub evidence_due_at: Option<i64>,
+}
+
+pub async fn disputes(db: &Db, journey_ids: &[i64]) -> StoreResult<Vec<Dispute>> {
+    if journey_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT d.service_id, d.dispute_id, d.payment_id, d.amount, d.reason, d.status, d.created_at, \
+         d.evidence_due_at FROM disputes d JOIN journeys j \
+         ON j.service_id = d.service_id AND j.payment_id = d.payment_id \
+         WHERE j.id IN ({}) ORDER BY d.created_at, d.id",
+        placeholders(1, journey_ids.len())
+    );
+    crate::on_db!(db, pool => {
+        let mut q = sqlx::query_as::<_, Dispute>(&sql);
+        for id in journey_ids { q = q.bind(*id); }
+        Ok(q.fetch_all(pool).await?)
+    })
+}
+
+/// A recurring agreement one of the payer's payments was taken under.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct Agreement {
+    pub service_id: i64,
+    pub agreement_id: String,
+    pub reference: String,
+    pub description: String,
+    pub user_identifier: Option<String>,
+    pub status: String,
+    pub card_brand: Option<String>,
+    pub card_last4: Option<String>,
+    pub created_at: i64,
+    pub cancelled_at: Option<i64>,
+}
+
+pub async fn agreements(db: &Db, journey_ids: &[i64]) -> StoreResult<Vec<Agreement>> {
+    if journey_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT a.service_id, a.agreement_id, a.reference, a.description, a.user_identifier, a.status, \
+         a.card_brand, a.card_last4, a.created_at, a.cancelled_at FROM agreements a \
+         WHERE EXISTS (SELECT 1 FROM agreement_payments ap JOIN journeys j \
+           ON j.service_id = ap.service_id AND j.payment_id = ap.payment_id \
+           WHERE ap.service_id = a.service_id AND ap.agreement_id = a.agreement_id AND j.id IN ({})) \
+         ORDER BY a.created_at, a.id",
+        placeholders(1, journey_ids.len())
+    );
+    crate::on_db!(db, pool => {
+        let mut q = sqlx::query_as::<_, Agreement>(&sql);
+        for id in journey_ids { q = q.bind(*id); }
+        Ok(q.fetch_all(pool).await?)
+    })
+}
+
+/// Cancellations asked for of an agreement: `(reason, state, requested_at)`.
+pub async fn cancellations(
+    db: &Db,
+    service_id: i64,
+    agreement_id: &str,
+) -> StoreResult<Vec<(String, String, i64)>> {
+    let sql = "SELECT reason, state, requested_at FROM agreement_cancellations \
+               WHERE service_id = $1 AND agreement_id = $2 ORDER BY requested_at, id";
+    Ok(
+        crate::on_db!(db, pool => sqlx::query_as::<_, (String, String, i64)>(sql)
+        .bind(service_id).bind(agreement_id).fetch_all(pool).await?),
+    )
+}

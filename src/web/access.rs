@@ -371,6 +371,21 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ),
     (
         "GET",
+        "/personal-data/holds?<notice>&<service>&<payment>",
+        Access::Permission(Permission::PersonalDataManage),
+    ),
+    (
+        "POST",
+        "/personal-data/holds",
+        Access::Permission(Permission::PersonalDataManage),
+    ),
+    (
+        "POST",
+        "/personal-data/holds/<id>/release",
+        Access::Permission(Permission::PersonalDataManage),
+    ),
+    (
+        "GET",
         "/admin/services/<id>/retention",
         Access::Permission(Permission::ServicesManage),
     ),

@@ -18,6 +18,7 @@ pub mod events;
 pub mod exports;
 pub mod format;
 pub mod health;
+pub mod holds;
 pub mod hooks;
 pub mod html;
 pub mod journey_lookup;
@@ -71,6 +72,7 @@ pub fn mount(rocket: Rocket<Build>, state: &AppState) -> Rocket<Build> {
         .mount("/", personal_data::routes())
         .mount("/", subject_access::routes())
         .mount("/", erasure::routes())
+        .mount("/", holds::routes())
         .manage(std::sync::Arc::new(
             crate::audit_view::ChainVerifier::default(),
         ))

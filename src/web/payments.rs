@@ -482,6 +482,10 @@ async fn journey(
         "agreement".into(),
         super::agreements::payment_link(state, &staff, &svc, &j.payment_id).await?,
     );
+    c.insert(
+        "personal_hold".into(),
+        super::holds::payment_panel(state, &staff, &svc, j.id, &j.payment_id, zone).await?,
+    );
     c.insert("show_all".into(), json!(show_all));
     c.insert(
         "all_href".into(),

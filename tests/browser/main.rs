@@ -9,3 +9,4 @@ mod agreements;
 mod bulk;
 mod harness;
 mod pages;
+mod personal_data;

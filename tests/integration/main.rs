@@ -25,6 +25,8 @@ mod identity;
 mod jobs;
 mod mail;
 mod personal_data;
+mod personal_data_pages;
+mod personal_data_reach;
 mod platform;
 mod process;
 mod refund_list;

@@ -38,13 +38,27 @@ async fn inventory_covers_every_text_column() {
     );
 }
 
-/// How many rows of every text column of every table contain `needle`, ignoring case.
-async fn scan(db: &Db, needle: &str) -> Vec<String> {
+/// How many rows of every text column of every table contain `needle`, ignoring case (byte
+/// columns read as text too: PostgreSQL's `bytea` through `encode(…, 'escape')`).
+pub(crate) async fn scan(db: &Db, needle: &str) -> Vec<String> {
     let mut found = Vec::new();
+    let bytea: Vec<(String, String)> = match db {
+        Db::Sqlite(..) => Vec::new(),
+        Db::Postgres(pool, _) => sqlx::query_as(
+            "SELECT table_name::text, column_name::text FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND data_type = 'bytea'",
+        )
+        .fetch_all(pool)
+        .await
+        .expect("bytea columns"),
+    };
     for (table, column) in pd_store::text_columns(db).await.expect("columns") {
-        let sql = format!(
-            "SELECT COUNT(*) FROM \"{table}\" WHERE lower(CAST(\"{column}\" AS TEXT)) LIKE $1"
-        );
+        let read = if bytea.contains(&(table.clone(), column.clone())) {
+            format!("encode(\"{column}\", 'escape')")
+        } else {
+            format!("CAST(\"{column}\" AS TEXT)")
+        };
+        let sql = format!("SELECT COUNT(*) FROM \"{table}\" WHERE lower({read}) LIKE $1");
         let pattern = format!("%{}%", needle.to_lowercase());
         let n: i64 = match db {
             Db::Sqlite(pool, _) => sqlx::query_scalar(&sql)
@@ -65,7 +79,7 @@ async fn scan(db: &Db, needle: &str) -> Vec<String> {
     found
 }
 
-async fn exec(db: &Db, sql: &str) {
+pub(crate) async fn exec(db: &Db, sql: &str) {
     match db {
         Db::Sqlite(_, w) => {
             sqlx::query(sql).execute(&w.pool).await.expect(sql);
@@ -76,7 +90,7 @@ async fn exec(db: &Db, sql: &str) {
     }
 }
 
-async fn month_end(app: &TestApp) -> Vec<u8> {
+pub(crate) async fn month_end(app: &TestApp) -> Vec<u8> {
     let services = paydesk::services::all(&app.state.db)
         .await
         .expect("services");
@@ -86,7 +100,7 @@ async fn month_end(app: &TestApp) -> Vec<u8> {
     paydesk::exports::pack::to_csv(&packs)
 }
 
-fn payer(
+pub(crate) fn payer(
     n: usize,
     marker: &str,
     created: time::OffsetDateTime,
