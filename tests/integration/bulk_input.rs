@@ -143,7 +143,7 @@ async fn each_bad_row_is_named_and_none_is_ever_sent() {
             message(line)
         );
     }
-    assert!(message(8).contains("formula"), "{}", message(8));
+    assert!(message(8).contains("formula"), "{refused:#?}");
     assert!(
         message(10).contains("earlier rows of this file"),
         "{}",

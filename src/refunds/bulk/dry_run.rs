@@ -349,7 +349,10 @@ fn one(
         Ok(c) => Some(c),
         Err(found) => {
             for (field, message) in found {
+                // Refundable in itself, with nothing left after earlier rows of this file.
+                let used_up = field == "how_much" && before > 0 && available < 1;
                 let kind = match field {
+                    "how_much" if used_up => Refusal::MoreThanLeft,
                     "how_much" => Refusal::NotRefundable,
                     "amount" if message.contains("can still be refunded") => Refusal::MoreThanLeft,
                     "amount" => Refusal::Amount,
@@ -361,6 +364,10 @@ fn one(
                     (Refusal::NotRefundable, _) => format!(
                         "This payment cannot be refunded: the platform says its refund status is {} (for example, it is disputed, not paid, or already refunded in full)",
                         payment.refund_status.as_deref().unwrap_or("unknown")
+                    ),
+                    (Refusal::MoreThanLeft, _) if used_up => format!(
+                        "Nothing is left to refund on this payment after {} asked for in earlier rows of this file",
+                        rules::pounds(before)
                     ),
                     (Refusal::MoreThanLeft, _) if before > 0 => format!(
                         "{message}, after {} asked for in earlier rows of this file",
@@ -500,6 +507,11 @@ mod tests {
             rows[1].1
         );
         assert_eq!(rows[2].0, None, "what is left is still refundable");
+        // Everything used up by earlier rows: named as such, not as a payment that cannot
+        // be refunded.
+        let rows = outcome("pay1,,10.00,duplicate,,\npay1,,1.00,fraud,,\n");
+        assert_eq!(rows[1].0, Some(Refusal::MoreThanLeft));
+        assert!(rows[1].1.contains("Nothing is left"), "{}", rows[1].1);
     }
 
     #[test]
