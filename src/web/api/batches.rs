@@ -104,12 +104,8 @@ async fn batch_json(
         "self": batch_href(b.id),
         "submit": format!("{}/submit", batch_href(b.id)),
     });
-    if let Some(last) = rows
-        .iter()
-        .take(limit.max(0) as usize)
-        .last()
-        .filter(|_| more)
-    {
+    // `more` means there are more than `limit` (at least 1) rows: the last shown is there.
+    if let Some(last) = rows.get(limit.max(1) as usize - 1).filter(|_| more) {
         links["next_rows"] = json!(format!(
             "{}?after={}&limit={limit}",
             batch_href(b.id),
