@@ -214,6 +214,13 @@ async fn send_row(
         "case_reference": checked.case_reference, "batch": batch.id, "hash": batch.file_hash,
         "line": row.line,
     });
+    submit::enqueue(&mut tx, request_id, now).await?;
+    if let Some(made) = refund_store::by_id_in(&mut tx, request_id).await? {
+        events::refund_changed(&mut tx, EventType::RefundRequested, &made, now).await?;
+    }
+    batch_store::row_requested(&mut tx, batch.id, row.line, request_id).await?;
+    // The timeline and audit entry last: the audit chain is one queue for every writer
+    // (held from the append until commit), so nothing else waits inside it.
     history::write(
         &mut tx,
         now,
@@ -242,11 +249,6 @@ async fn send_row(
         },
     )
     .await?;
-    submit::enqueue(&mut tx, request_id, now).await?;
-    if let Some(made) = refund_store::by_id_in(&mut tx, request_id).await? {
-        events::refund_changed(&mut tx, EventType::RefundRequested, &made, now).await?;
-    }
-    batch_store::row_requested(&mut tx, batch.id, row.line, request_id).await?;
     tx.commit().await?;
     Ok(())
 }
