@@ -461,30 +461,57 @@ impl JobRunner {
         }
     }
 
-    /// Run until `shutdown` turns true: a pass, then wait for the poll interval or a wake-up.
+    /// Run until `shutdown` turns true. Up to `job_concurrency` attempts run at once, and a
+    /// slot is filled again as soon as it frees (one slow attempt, such as a batch's send
+    /// step or a refund whose platform hangs, never holds the others' slots idle); with no
+    /// job due, the loop waits for the poll interval, a wake-up or a slot freeing. Claiming
+    /// is unchanged (`job_store::claim`, one worker per attempt), so this decides only how
+    /// soon due jobs start. At shutdown the attempts under way are finished.
     pub async fn run_until(self, mut shutdown: watch::Receiver<bool>) {
         tracing::info!(worker = %self.worker_id, "job worker started");
+        let slots = self.batch.max(1);
+        let mut running: tokio::task::JoinSet<()> = tokio::task::JoinSet::new();
         loop {
             if *shutdown.borrow() {
                 break;
             }
-            let busy = match self.run_due().await {
-                Ok(summary) => summary.claimed > 0,
-                Err(e) => {
-                    tracing::error!(error = %e, "job worker could not claim jobs");
-                    false
+            let free = slots.saturating_sub(running.len());
+            if free > 0 {
+                match self.claim(free).await {
+                    Ok(jobs) => {
+                        for job in jobs {
+                            let runner = self.clone();
+                            running.spawn(async move {
+                                if let Err(e) = runner.run_one(job).await {
+                                    tracing::error!(error = %e, "job worker could not record an attempt");
+                                }
+                            });
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "job worker could not claim jobs"),
                 }
-            };
-            if busy {
-                continue;
             }
             tokio::select! {
+                Some(_) = running.join_next(), if !running.is_empty() => {}
                 _ = tokio::time::sleep(self.poll) => {}
                 _ = self.wake.notified() => {}
                 _ = shutdown.changed() => {}
             }
         }
+        while running.join_next().await.is_some() {}
         tracing::info!(worker = %self.worker_id, "job worker stopped");
+    }
+
+    async fn claim(&self, n: usize) -> Result<Vec<ClaimedJob>, StoreError> {
+        let now = self.ctx.clock.now();
+        job_store::claim(
+            &self.ctx.db,
+            &self.worker_id,
+            store::to_micros(now),
+            store::to_micros(now + self.lease),
+            n as i64,
+        )
+        .await
     }
 }
 

@@ -60,6 +60,10 @@ pub const PAYDESK: [&str; 11] = [
     "Dispute Reason",
 ];
 
+/// The last column, after the metadata columns (so that every earlier column keeps its
+/// place): a refund row's bulk refund batch, empty for any other row.
+pub const TRAILING: &str = "Bulk Refund Batch";
+
 /// At most this many metadata columns; keys beyond them are left out (and said so).
 pub const METADATA_COLUMNS_MAX: usize = 100;
 
@@ -82,6 +86,7 @@ impl Layout {
         for key in &self.metadata_keys {
             r.text(key);
         }
+        r.plain(TRAILING);
         r.end();
     }
 
@@ -181,6 +186,10 @@ impl Layout {
                 };
             }
         }
+        match row.batch_id {
+            Some(id) => r.int(id),
+            None => r.plain(""),
+        };
         r.end();
     }
 }
@@ -464,6 +473,7 @@ mod tests {
             dispute_amount: None,
             dispute_fee: None,
             dispute_reason: None,
+            batch_id: None,
         }
     }
 
@@ -486,7 +496,7 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("Reference,Description,Email,Amount,Card Brand,"));
         assert!(text.ends_with(
-            "Payment Provider,Record Type,Service,Case Reference,Case Link,Refund ID,Refund Reason,Requested By,Approved By,Settled Date,Dispute ID,Dispute Reason,ledger,n,absent\r\n"
+            "Payment Provider,Record Type,Service,Case Reference,Case Link,Refund ID,Refund Reason,Requested By,Approved By,Settled Date,Dispute ID,Dispute Reason,ledger,n,absent,Bulk Refund Batch\r\n"
         ));
     }
 
@@ -498,16 +508,21 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert_eq!(
             text,
-            "'=REF,\"Permit, \"\"annual\"\"\",a@example.com,12.50,visa,A Payer,12/29,4242,Success,true,,,pr1,pay1,,2026-11-01,00:00:00,0.50,13.00,,0.20,12.80,debit,sandbox,Payment,Parking permits,C-1,https://crm.example.gov/cases/C-1,,,,,2026-11-02,,,'-7,3,\r\n"
+            "'=REF,\"Permit, \"\"annual\"\"\",a@example.com,12.50,visa,A Payer,12/29,4242,Success,true,,,pr1,pay1,,2026-11-01,00:00:00,0.50,13.00,,0.20,12.80,debit,sandbox,Payment,Parking permits,C-1,https://crm.example.gov/cases/C-1,,,,,2026-11-02,,,'-7,3,,\r\n"
         );
         let mut refund = row();
         refund.refund_id = Some("rf1".into());
         refund.refund_amount = Some(500);
         refund.refund_reason = Some("duplicate".into());
         refund.requested_by = Some("case@example.gov".into());
+        refund.batch_id = Some(12);
         let mut out = Vec::new();
         l.row(&mut out, 7, &refund);
         let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.ends_with(",'-7,3,,12\r\n"),
+            "the batch is the last column: {text}"
+        );
         assert!(text.contains(",-5.00,visa,"), "{text}");
         assert!(text.contains(",Refund success,true,,,pr1,pay1,case@example.gov,"));
         assert!(text.contains(",,-5.00,,,-5.00,debit,sandbox,Refund,Parking permits,C-1,https://crm.example.gov/cases/C-1,rf1,"));

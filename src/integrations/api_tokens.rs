@@ -48,16 +48,18 @@ pub enum Scope {
     DisputesRead,
     AgreementsRead,
     AgreementsCancel,
+    RefundsBulk,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 6] = [
+    pub const ALL: [Scope; 7] = [
         Scope::PaymentsRead,
         Scope::RefundsRequest,
         Scope::CasesLink,
         Scope::DisputesRead,
         Scope::AgreementsRead,
         Scope::AgreementsCancel,
+        Scope::RefundsBulk,
     ];
 
     pub fn name(self) -> &'static str {
@@ -68,6 +70,7 @@ impl Scope {
             Scope::DisputesRead => "disputes:read",
             Scope::AgreementsRead => "agreements:read",
             Scope::AgreementsCancel => "agreements:cancel",
+            Scope::RefundsBulk => "refunds:bulk",
         }
     }
 
@@ -79,6 +82,7 @@ impl Scope {
             Scope::DisputesRead => "Read disputes (disputes:read)",
             Scope::AgreementsRead => "Read recurring agreements (agreements:read)",
             Scope::AgreementsCancel => "Cancel recurring agreements (agreements:cancel)",
+            Scope::RefundsBulk => "Send files of refunds (refunds:bulk)",
         }
     }
 
@@ -95,6 +99,7 @@ impl Scope {
             Scope::DisputesRead => Permission::DisputesRead,
             Scope::AgreementsRead => Permission::AgreementsRead,
             Scope::AgreementsCancel => Permission::AgreementsCancel,
+            Scope::RefundsBulk => Permission::RefundsBulk,
         }
     }
 }

@@ -23,6 +23,8 @@ pub struct Entry {
     /// Who says it happened: `platform`, `observed` (seen by paydesk, time approximate) or
     /// `paydesk`.
     pub source: String,
+    /// The bulk refund batch the entry is about (a row of it asked for this refund).
+    pub batch: Option<i64>,
 }
 
 impl Entry {
@@ -165,6 +167,7 @@ pub fn entries(journey: &JourneyRow, events: &[EventRow], with_webhooks: bool) -
             title,
             text,
             source: e.source.clone(),
+            batch: detail.get("batch").and_then(Value::as_i64),
         });
     }
     // A journey first met in a search has no events from before paydesk saw it: say when it
@@ -175,6 +178,7 @@ pub fn entries(journey: &JourneyRow, events: &[EventRow], with_webhooks: bool) -
         title: "First seen by paydesk".into(),
         text: format!("Status {}", journey.status),
         source: "paydesk".into(),
+        batch: None,
     });
     out.push(Entry {
         at: journey.created_at,
@@ -182,6 +186,7 @@ pub fn entries(journey: &JourneyRow, events: &[EventRow], with_webhooks: bool) -
         title: "Payment created".into(),
         text: money(journey.amount),
         source: "platform".into(),
+        batch: None,
     });
     // Newest first, in time order whatever the source; at one instant, "Payment created"
     // stays last (the sort keeps the order of equals).

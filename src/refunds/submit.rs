@@ -372,6 +372,11 @@ async fn record_submitted(
         "The refund of {} was sent to the platform",
         rules::pounds(row.amount)
     );
+    let follow_at = now + Duration::seconds(1);
+    jobs::enqueue(&mut tx, FOLLOW, &json!({"request": row.id}), follow_at, now)
+        .await
+        .map_err(retry)?;
+    // The audit entry last: its chain is one queue for every writer, held until commit.
     paydesk_did(
         &mut tx,
         now,
@@ -382,10 +387,6 @@ async fn record_submitted(
         detail,
     )
     .await?;
-    let follow_at = now + Duration::seconds(1);
-    jobs::enqueue(&mut tx, FOLLOW, &json!({"request": row.id}), follow_at, now)
-        .await
-        .map_err(retry)?;
     tx.commit().await.map_err(retry)?;
     Ok(())
 }
@@ -414,6 +415,10 @@ async fn fail(
     .map_err(retry)?;
     let detail = json!({"request": row.id, "amount": row.amount, "failure": why});
     let message = format!("The refund of {} failed: {why}", rules::pounds(row.amount));
+    events::refund_changed(&mut tx, EventType::RefundFailed, row, now)
+        .await
+        .map_err(retry)?;
+    // The audit entry last: its chain is one queue for every writer, held until commit.
     paydesk_did(
         &mut tx,
         now,
@@ -424,9 +429,6 @@ async fn fail(
         detail,
     )
     .await?;
-    events::refund_changed(&mut tx, EventType::RefundFailed, row, now)
-        .await
-        .map_err(retry)?;
     tx.commit().await.map_err(retry)?;
     Ok(())
 }
@@ -511,16 +513,6 @@ async fn succeeded(ctx: &JobContext, row: &refund_store::RequestRow) -> Result<(
     let detail =
         json!({"request": row.id, "amount": row.amount, "refund_id": row.platform_refund_id});
     let message = format!("The refund of {} succeeded", rules::pounds(row.amount));
-    paydesk_did(
-        &mut tx,
-        now,
-        row,
-        SystemEvent::RefundSucceeded,
-        "refund_succeeded",
-        message,
-        detail,
-    )
-    .await?;
     if let (true, Some((Some(email), reference)), Some(service)) =
         (settings.refund_email_enabled, payer, service)
     {
@@ -536,6 +528,17 @@ async fn succeeded(ctx: &JobContext, row: &refund_store::RequestRow) -> Result<(
     crate::journeys::sync::enqueue_refresh(&mut tx, row.service_id, &row.payment_id, None, now)
         .await
         .map_err(retry)?;
+    // The audit entry last: its chain is one queue for every writer, held until commit.
+    paydesk_did(
+        &mut tx,
+        now,
+        row,
+        SystemEvent::RefundSucceeded,
+        "refund_succeeded",
+        message,
+        detail,
+    )
+    .await?;
     tx.commit().await.map_err(retry)?;
     Ok(())
 }

@@ -25,11 +25,21 @@ pub struct BatchRow {
     pub approved_at: Option<i64>,
     pub sending_at: Option<i64>,
     pub finished_at: Option<i64>,
+    /// The service of a batch sent through the API (its token's): only that service's
+    /// tokens see it there.
+    pub service_id: Option<i64>,
+    pub api_token_id: Option<i64>,
+    pub cancelled_by: Option<i64>,
+    pub cancelled_at: Option<i64>,
 }
 
 const BATCH_COLUMNS: &str = "id, file_name, file_hash, row_count, ready_count, refused_count, total_amount, \
     approval_rows, needs_approval, leave_out_refused, state, uploaded_by, uploaded_at, approved_by, approved_at, \
-    sending_at, finished_at";
+    sending_at, finished_at, service_id, api_token_id, cancelled_by, cancelled_at";
+
+/// The message of a row that was still waiting when its batch was cancelled (the progress
+/// counts such rows as cancelled, not failed).
+pub const CANCELLED_PREFIX: &str = "Not sent: the batch was cancelled";
 
 /// A new batch.
 pub struct NewBatch<'a> {
@@ -43,6 +53,9 @@ pub struct NewBatch<'a> {
     pub approval_rows: i64,
     pub needs_approval: bool,
     pub uploaded_by: i64,
+    /// Set for a batch sent through the API: the token's service and the token.
+    pub service_id: Option<i64>,
+    pub api_token_id: Option<i64>,
 }
 
 /// A batch's row as stored, with its request's state once it has one.
@@ -91,12 +104,12 @@ pub struct NewRow<'a> {
 
 pub async fn insert(tx: &mut Tx, b: &NewBatch<'_>, now: i64) -> StoreResult<i64> {
     let sql = "INSERT INTO refund_batches (file_name, file_bytes, file_hash, row_count, ready_count, refused_count, \
-               total_amount, approval_rows, needs_approval, state, uploaded_by, uploaded_at, updated_at) \
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'checked', $10, $11, $11) RETURNING id";
+               total_amount, approval_rows, needs_approval, state, uploaded_by, uploaded_at, updated_at, service_id, api_token_id) \
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'checked', $10, $11, $11, $12, $13) RETURNING id";
     Ok(on_tx!(tx, conn => sqlx::query_scalar::<_, i64>(sql)
         .bind(b.file_name).bind(b.file_bytes).bind(b.file_hash).bind(b.row_count).bind(b.ready_count)
         .bind(b.refused_count).bind(b.total_amount).bind(b.approval_rows).bind(b.needs_approval)
-        .bind(b.uploaded_by).bind(now)
+        .bind(b.uploaded_by).bind(now).bind(b.service_id).bind(b.api_token_id)
         .fetch_one(conn).await?))
 }
 
@@ -193,11 +206,60 @@ pub async fn waiting(db: &Db, id: i64, limit: i64) -> StoreResult<Vec<RowRow>> {
     )
 }
 
-/// How a batch's rows stand: (send_state or the request's state, count).
+/// How a batch's rows stand: (send_state or the request's state, count); a row still
+/// waiting when its batch was cancelled counts as 'cancelled'.
 pub async fn progress(db: &Db, id: i64) -> StoreResult<Vec<(String, i64)>> {
-    let sql = "SELECT COALESCE(r.state, b.send_state) AS s, COUNT(*) FROM refund_batch_rows b \
+    let sql = "SELECT COALESCE(r.state, CASE WHEN b.send_state = 'not_sent' AND b.message LIKE $2 \
+               THEN 'cancelled' ELSE b.send_state END) AS s, COUNT(*) FROM refund_batch_rows b \
                LEFT JOIN refund_requests r ON r.id = b.request_id WHERE b.batch_id = $1 GROUP BY 1";
-    Ok(on_db!(db, pool => sqlx::query_as::<_, (String, i64)>(sql).bind(id).fetch_all(pool).await?))
+    Ok(
+        on_db!(db, pool => sqlx::query_as::<_, (String, i64)>(sql).bind(id)
+        .bind(format!("{CANCELLED_PREFIX}%")).fetch_all(pool).await?),
+    )
+}
+
+/// Cancel a batch that has sent nothing yet or is paused, keeping who and when.
+pub async fn cancel(tx: &mut Tx, id: i64, by: i64, now: i64) -> StoreResult<bool> {
+    let sql = "UPDATE refund_batches SET state = 'cancelled', cancelled_by = $2, cancelled_at = $3, \
+               finished_at = $3, updated_at = $3 WHERE id = $1 AND state IN ('checked', 'awaiting_approval', 'paused')";
+    Ok(
+        on_tx!(tx, conn => sqlx::query(sql).bind(id).bind(by).bind(now)
+        .execute(conn).await?.rows_affected())
+            == 1,
+    )
+}
+
+/// Every row of a batch still waiting becomes not sent, with `message` (which starts with
+/// `CANCELLED_PREFIX`). Returns how many.
+pub async fn cancel_rows(tx: &mut Tx, id: i64, message: &str) -> StoreResult<u64> {
+    let sql = "UPDATE refund_batch_rows SET send_state = 'not_sent', message = $2 \
+               WHERE batch_id = $1 AND send_state = 'waiting'";
+    Ok(
+        on_tx!(tx, conn => sqlx::query(sql).bind(id).bind(message).execute(conn).await?.rows_affected()),
+    )
+}
+
+/// Take a waiting row for sending, in the transaction that will make its request: the row
+/// is locked (PostgreSQL) until that transaction ends, so a cancel, or a second run of the
+/// send step, waits for it and then finds the row no longer waiting. False when the row is
+/// no longer waiting, or its batch is no longer sending (paused or cancelled since).
+pub async fn take_row(tx: &mut Tx, batch_id: i64, line: i64) -> StoreResult<bool> {
+    let sql = "UPDATE refund_batch_rows SET send_state = 'waiting' \
+               WHERE batch_id = $1 AND line = $2 AND send_state = 'waiting' \
+               AND EXISTS (SELECT 1 FROM refund_batches WHERE id = $1 AND state = 'sending')";
+    Ok(
+        on_tx!(tx, conn => sqlx::query(sql).bind(batch_id).bind(line)
+        .execute(conn).await?.rows_affected())
+            == 1,
+    )
+}
+
+/// The batches sent through the API for a service, newest first.
+pub async fn of_service(db: &Db, service_id: i64, limit: i64) -> StoreResult<Vec<BatchRow>> {
+    let sql = format!("SELECT {BATCH_COLUMNS} FROM refund_batches WHERE service_id = $1 ORDER BY id DESC LIMIT $2");
+    Ok(
+        on_db!(db, pool => sqlx::query_as::<_, BatchRow>(&sql).bind(service_id).bind(limit).fetch_all(pool).await?),
+    )
 }
 
 /// Go on from the dry run: only the uploader, only for the file they saw, and only when no

@@ -50,6 +50,8 @@ pub struct ListedRow {
     pub decided_by_name: Option<String>,
     pub decided_at: Option<i64>,
     pub finished_at: Option<i64>,
+    /// The bulk refund batch whose row made the request.
+    pub batch_id: Option<i64>,
 }
 
 /// The WHERE clause every part of the list shares: who may see what, and the filters.
@@ -107,7 +109,7 @@ fn build_page(backend: Backend, q: &ListQuery) -> Built {
     b.finish(format!(
         "SELECT r.id, r.service_id, r.payment_id, j.reference, r.amount, r.reason, r.case_reference, \
                 r.state, r.approval_required, r.requested_by, s.name AS requested_by_name, \
-                r.requested_at, r.decided_by, d.name AS decided_by_name, r.decided_at, r.finished_at \
+                r.requested_at, r.decided_by, d.name AS decided_by_name, r.decided_at, r.finished_at, r.batch_id \
            FROM refund_requests r \
            LEFT JOIN journeys j ON j.id = r.journey_id \
            LEFT JOIN staff s ON s.id = r.requested_by \

@@ -228,6 +228,8 @@ pub struct FailedRow {
     pub failure: Option<String>,
     /// The payment's reference, when paydesk holds the journey.
     pub reference: Option<String>,
+    /// The bulk refund batch whose row asked for it.
+    pub batch_id: Option<i64>,
 }
 
 /// The failed refunds of `services` asked for in `[from, to)`, newest first (at most
@@ -247,11 +249,11 @@ pub async fn failed(
     let lim = services.len() + 3;
     let union = format!(
         "SELECT r.id AS request_id, r.service_id, r.payment_id, r.amount, r.requested_at AS asked_at, \
-                r.requested_by AS requested_by, r.failure AS failure \
+                r.requested_by AS requested_by, r.failure AS failure, r.batch_id AS batch_id \
            FROM refund_requests r \
           WHERE r.state = 'failed' AND r.service_id IN ({list}) AND r.requested_at >= $1 AND r.requested_at < $2 \
          UNION ALL \
-         SELECT NULL, p.service_id, p.payment_id, p.amount, p.created_at, NULL, NULL \
+         SELECT NULL, p.service_id, p.payment_id, p.amount, p.created_at, NULL, NULL, NULL \
            FROM platform_refunds p \
           WHERE p.status = 'error' AND p.service_id IN ({list}) AND p.created_at >= $1 AND p.created_at < $2 \
             AND NOT EXISTS (SELECT 1 FROM refund_requests q \
@@ -259,7 +261,7 @@ pub async fn failed(
     );
     let rows_sql = format!(
         "SELECT f.request_id, f.service_id, f.payment_id, f.amount, f.asked_at, f.requested_by, f.failure, \
-                j.reference FROM ({union}) f \
+                j.reference, f.batch_id FROM ({union}) f \
            LEFT JOIN journeys j ON j.service_id = f.service_id AND j.payment_id = f.payment_id \
          ORDER BY f.asked_at DESC, f.payment_id LIMIT ${lim}"
     );

@@ -227,6 +227,11 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
         Access::Permission(Permission::RefundsBulk),
     ),
     (
+        "POST",
+        "/refunds/bulk/<id>/cancel",
+        Access::Permission(Permission::RefundsBulk),
+    ),
+    (
         "GET",
         "/refunds/bulk/<id>/progress",
         Access::Permission(Permission::RefundsBulk),
@@ -547,6 +552,13 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/agreements", Access::ApiToken),
     ("GET", "/api/v1/agreements/<id>", Access::ApiToken),
     ("POST", "/api/v1/agreements/<id>/cancel", Access::ApiToken),
+    ("POST", "/api/v1/refund-batches", Access::ApiToken),
+    ("GET", "/api/v1/refund-batches/<id>", Access::ApiToken),
+    (
+        "POST",
+        "/api/v1/refund-batches/<id>/submit",
+        Access::ApiToken,
+    ),
 ];
 
 /// The declaration for a route, if it has one.

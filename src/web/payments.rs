@@ -408,6 +408,7 @@ async fn journey(
                 "title": e.title,
                 "text": e.text,
                 "source": e.source_label(),
+                "batch": e.batch,
             })
         })
         .collect();

@@ -15,16 +15,16 @@ use serde_json::json;
 use crate::common::sandbox::SandboxProcess;
 use crate::common::{refund_app, set_refund_settings, TestApp};
 
-struct World {
-    app: TestApp,
-    sandbox: SandboxProcess,
-    service_id: i64,
-    other_service: i64,
-    finance: Staff,
-    approver: Staff,
+pub(crate) struct World {
+    pub(crate) app: TestApp,
+    pub(crate) sandbox: SandboxProcess,
+    pub(crate) service_id: i64,
+    pub(crate) other_service: i64,
+    pub(crate) finance: Staff,
+    pub(crate) approver: Staff,
 }
 
-fn staff(id: i64, email: &str, name: &str) -> Staff {
+pub(crate) fn staff(id: i64, email: &str, name: &str) -> Staff {
     Staff {
         id,
         email: email.into(),
@@ -35,7 +35,7 @@ fn staff(id: i64, email: &str, name: &str) -> Staff {
 
 /// A sandbox with `seed` payments on each of two accounts, both read into paydesk (services
 /// "parking" and "planning"), a finance person and a service admin of parking.
-async fn world(seed: usize, threshold: Option<i64>) -> World {
+pub(crate) async fn world(seed: usize, threshold: Option<i64>) -> World {
     let seed = seed.to_string();
     let sandbox = SandboxProcess::start_with(&[
         "--seed",
@@ -104,17 +104,17 @@ async fn world(seed: usize, threshold: Option<i64>) -> World {
 }
 
 impl World {
-    fn scope(&self) -> BTreeSet<i64> {
+    pub(crate) fn scope(&self) -> BTreeSet<i64> {
         BTreeSet::from([self.service_id])
     }
 
-    async fn refundable(&self, service_id: i64, n: i64) -> Vec<(String, i64, i64)> {
+    pub(crate) async fn refundable(&self, service_id: i64, n: i64) -> Vec<(String, i64, i64)> {
         batch_store::refundable_sample(&self.app.state.db, service_id, n)
             .await
             .unwrap()
     }
 
-    async fn upload(&self, who: &Staff, text: &str) -> i64 {
+    pub(crate) async fn upload(&self, who: &Staff, text: &str) -> i64 {
         bulk::upload(
             &self.app.state.db,
             self.app.state.clock.now(),
@@ -128,21 +128,21 @@ impl World {
         .unwrap()
     }
 
-    async fn batch(&self, id: i64) -> batch_store::BatchRow {
+    pub(crate) async fn batch(&self, id: i64) -> batch_store::BatchRow {
         batch_store::by_id(&self.app.state.db, id)
             .await
             .unwrap()
             .unwrap()
     }
 
-    async fn platform_refunds(&self, account: &str) -> i64 {
+    pub(crate) async fn platform_refunds(&self, account: &str) -> i64 {
         self.sandbox.totals(account).await["refunds"]
             .as_i64()
             .unwrap()
     }
 
     /// Run the jobs that are due now until none is left (follow-ups, due later, wait).
-    async fn run_jobs(&self) {
+    pub(crate) async fn run_jobs(&self) {
         let runner = self.app.state.job_runner();
         let mut idle = 0;
         for _ in 0..10_000 {
@@ -160,7 +160,7 @@ impl World {
     }
 }
 
-fn csv_of(rows: &[(String, i64, i64)], amount: impl Fn(i64) -> String) -> String {
+pub(crate) fn csv_of(rows: &[(String, i64, i64)], amount: impl Fn(i64) -> String) -> String {
     let mut text = String::from("payment_id,amount,reason,comment\r\n");
     for (id, _, available) in rows {
         text.push_str(&format!(
@@ -377,17 +377,19 @@ async fn another_services_payments_are_refused_and_pause_holds_the_rest() {
 }
 
 /// `paydesk serve` processes working the same database: the first is killed with SIGKILL
-/// part-way through a batch, and two more (two instances at once) finish it. Every row makes
-/// exactly one platform refund.
+/// part-way through a 2,000-row batch (with a refund that commits on the platform and then
+/// hangs), and two more (two instances at once) finish it. The platform's refunds are
+/// exactly the rows: 2,000, not one more.
 #[tokio::test]
 async fn a_batch_survives_kill_9_and_two_instances_at_once() {
     use crate::common::{eventually, Server};
     use std::time::Duration;
-    let w = world(700, None).await;
-    let mut rows = w.refundable(w.service_id, 400).await;
+    const ROWS: i64 = 2000;
+    let w = world(2900, None).await;
+    let mut rows = w.refundable(w.service_id, 2100).await;
     rows.retain(|r| r.2 >= 100);
-    rows.truncate(300);
-    assert_eq!(rows.len(), 300);
+    rows.truncate(ROWS as usize);
+    assert_eq!(rows.len() as i64, ROWS);
     let before = w.platform_refunds("account-1").await;
     let id = w
         .upload(&w.finance, &csv_of(&rows, |_| "1.00".into()))
@@ -412,11 +414,14 @@ async fn a_batch_survives_kill_9_and_two_instances_at_once() {
         ("PAYDESK_PLATFORM_RETRIES", "0"),
     ];
     let url = w.app.db.url().to_string();
+    w.sandbox
+        .set_faults("account-1", json!({"refund_commit_then_hang_next": 1}))
+        .await;
     let first = Server::start(&url, &env);
     let db = w.app.state.db.clone();
     let partway = eventually(Duration::from_secs(60), || async {
         let p = bulk::progress(&db, id).await.unwrap();
-        (p.requested >= 60).then_some(p)
+        (p.requested >= 300).then_some(p)
     })
     .await;
     assert!(partway.is_some(), "the first instance started the batch");
@@ -425,17 +430,24 @@ async fn a_batch_survives_kill_9_and_two_instances_at_once() {
     assert!(p.waiting > 0, "killed mid-batch: {p:?}");
     let second = Server::start(&url, &env);
     let third = Server::start(&url, &env);
-    let done = eventually(Duration::from_secs(120), || async {
-        let made = w.platform_refunds("account-1").await - before;
+    let started = std::time::Instant::now();
+    // Done when every row's refund has settled; then the platform's count must be the rows'.
+    let done = eventually(Duration::from_secs(400), || async {
         let p = bulk::progress(&db, id).await.unwrap();
-        (made >= 300 && p.waiting == 0 && p.in_flight == 0).then_some(made)
+        (p.waiting == 0 && p.in_flight == 0).then_some(p)
     })
     .await;
     let p = bulk::progress(&db, id).await.unwrap();
-    assert_eq!(done, Some(300), "{p:?}");
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(w.platform_refunds("account-1").await - before, 300);
-    assert_eq!((p.requested, p.succeeded, p.failed), (300, 300, 0));
+    assert!(done.is_some(), "not finished: {p:?}");
+    eprintln!(
+        "{ROWS} rows finished by two instances in {:.1} s after the kill",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!((p.requested, p.succeeded, p.failed), (ROWS, ROWS, 0));
+    assert_eq!(w.platform_refunds("account-1").await - before, ROWS);
+    // Nothing more arrives later (a late duplicate would show here).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(w.platform_refunds("account-1").await - before, ROWS);
     drop(second);
     drop(third);
 }

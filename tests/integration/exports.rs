@@ -352,7 +352,7 @@ async fn columns_refund_rows_metadata_and_audit() {
     let records = strict_csv(&csv.body).expect("strict RFC 4180");
     assert_eq!(
         records[0].join(","),
-        format!("{BASELINE},cost_centre,ledger")
+        format!("{BASELINE},cost_centre,ledger,Bulk Refund Batch")
     );
     assert_eq!(records.len(), 4, "header, two payments, one refund");
     let col = |n: &str| column(&records, n);

@@ -13,6 +13,8 @@ mod api;
 mod audit;
 mod audit_view;
 mod bulk;
+mod bulk_api;
+mod bulk_input;
 mod bulk_pages;
 mod contract;
 mod dashboard;

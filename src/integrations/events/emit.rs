@@ -109,6 +109,8 @@ pub async fn refund_changed(
     data.insert("currency".into(), json!("GBP"));
     data.insert("approval_required".into(), json!(row.approval_required));
     data.insert("case_reference".into(), json!(row.case_reference));
+    // The bulk refund batch whose row made the request (null for a single refund).
+    data.insert("batch_id".into(), json!(row.batch_id));
     let key = format!("{}:{}", event_type.name(), row.id);
     emit(tx, row.service_id, event_type, data, Some(&key), now).await
 }

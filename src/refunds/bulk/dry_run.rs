@@ -7,8 +7,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::file::InputRow;
-use crate::refunds::rules::{self, Reason};
-use crate::refunds::{check, Ask, HowMuch, RefundSettings};
+use crate::refunds::rules::{self, AmountProblem, Reason};
+use crate::refunds::{check, Ask, HowMuch, NotAsked, RefundSettings};
 
 /// What paydesk knows of a payment a row may name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -309,8 +309,16 @@ fn one(
     let before = used.get(&payment.journey_id).copied().unwrap_or(0);
     let available = rules::still_available(payment.available, before);
     let amount_cell = row.amount.trim();
+    // A file's amount column holds plain pounds and pence: a currency sign ("£5", "$5") is
+    // refused by name, so that a column copied from a spreadsheet formatted as another
+    // currency is never read as pounds.
+    let currency = amount_cell
+        .chars()
+        .any(|c| matches!(c, '£' | '$' | '€' | '¥'));
     let how_much = if amount_cell.eq_ignore_ascii_case("full") {
         Ok(HowMuch::Full)
+    } else if currency {
+        Err(NotAsked::Amount(AmountProblem::NotAnAmount))
     } else {
         HowMuch::from_form("partial", amount_cell)
     };
@@ -341,7 +349,10 @@ fn one(
         Ok(c) => Some(c),
         Err(found) => {
             for (field, message) in found {
+                // Refundable in itself, with nothing left after earlier rows of this file.
+                let used_up = field == "how_much" && before > 0 && available < 1;
                 let kind = match field {
+                    "how_much" if used_up => Refusal::MoreThanLeft,
                     "how_much" => Refusal::NotRefundable,
                     "amount" if message.contains("can still be refunded") => Refusal::MoreThanLeft,
                     "amount" => Refusal::Amount,
@@ -354,9 +365,16 @@ fn one(
                         "This payment cannot be refunded: the platform says its refund status is {} (for example, it is disputed, not paid, or already refunded in full)",
                         payment.refund_status.as_deref().unwrap_or("unknown")
                     ),
+                    (Refusal::MoreThanLeft, _) if used_up => format!(
+                        "Nothing is left to refund on this payment after {} asked for in earlier rows of this file",
+                        rules::pounds(before)
+                    ),
                     (Refusal::MoreThanLeft, _) if before > 0 => format!(
                         "{message}, after {} asked for in earlier rows of this file",
                         rules::pounds(before)
+                    ),
+                    (Refusal::Amount, _) if currency => format!(
+                        "The amount {amount_cell} has a currency sign: write plain pounds and pence without £, like 5.00, or full"
                     ),
                     (Refusal::Amount, _) if amount_cell.is_empty() => {
                         "Enter the amount to refund in pounds and pence, like 12.50, or full".into()
@@ -473,8 +491,9 @@ mod tests {
         assert_eq!(rows[4].0, Some(Refusal::Amount));
         assert!(rows[4].1.contains("at least 1p"));
         assert!(rows[5].1.contains("Enter the amount"));
-        // The one money parser reads a pound sign, as the single refund form does.
-        assert_eq!(rows[6].0, None);
+        // A file's amount column is plain pounds and pence: a pound sign is named.
+        assert_eq!(rows[6].0, Some(Refusal::Amount));
+        assert!(rows[6].1.contains("currency sign"), "{}", rows[6].1);
     }
 
     #[test]
@@ -488,6 +507,11 @@ mod tests {
             rows[1].1
         );
         assert_eq!(rows[2].0, None, "what is left is still refundable");
+        // Everything used up by earlier rows: named as such, not as a payment that cannot
+        // be refunded.
+        let rows = outcome("pay1,,10.00,duplicate,,\npay1,,1.00,fraud,,\n");
+        assert_eq!(rows[1].0, Some(Refusal::MoreThanLeft));
+        assert!(rows[1].1.contains("Nothing is left"), "{}", rows[1].1);
     }
 
     #[test]

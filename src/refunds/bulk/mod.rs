@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use super::{RefundError, Staff};
-use crate::audit::{self, AuditEvent};
+use crate::audit::{self, Actor, AuditEvent};
 use crate::store::{self, refund_batches as batch_store, refunds as refund_store, Db};
 pub use batch_store::{BatchRow, RowRow};
 use dry_run::{DryRun, PaymentFacts, Payments};
@@ -97,13 +97,36 @@ pub async fn upload(
     file_name: &str,
     bytes: &[u8],
 ) -> Result<Result<i64, FileProblem>, RefundError> {
+    upload_as(db, now, who, &who.actor(), None, scope, file_name, bytes).await
+}
+
+/// A batch sent through the CRM API: the token's service (the only one it may refund in,
+/// and the one whose tokens see the batch) and the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiOrigin {
+    pub service_id: i64,
+    pub token_id: i64,
+}
+
+/// `upload`, recorded as done by `actor` (an API token acting for `who`).
+#[allow(clippy::too_many_arguments)]
+pub async fn upload_as(
+    db: &Db,
+    now: OffsetDateTime,
+    who: &Staff,
+    actor: &Actor,
+    api: Option<ApiOrigin>,
+    scope: Scope<'_>,
+    file_name: &str,
+    bytes: &[u8],
+) -> Result<Result<i64, FileProblem>, RefundError> {
     let run = match dry_run(db, scope, bytes).await? {
         Ok(run) => run,
         Err(problem) => {
             audit::record(
                 db,
                 now,
-                AuditEvent::new(who.actor(), "refund_batch_uploaded", "refund_batch:none")
+                AuditEvent::new(actor.clone(), "refund_batch_uploaded", "refund_batch:none")
                     .failed()
                     .from_ip(who.ip.clone())
                     .details(json!({"hash": hash_of(bytes), "refused": problem.message()})),
@@ -136,6 +159,8 @@ pub async fn upload(
             approval_rows: run.rows_needing_approval as i64,
             needs_approval: run.needs_approval,
             uploaded_by: who.id,
+            service_id: api.map(|a| a.service_id),
+            api_token_id: api.map(|a| a.token_id),
         },
         store::to_micros(now),
     )
@@ -164,7 +189,7 @@ pub async fn upload(
         &mut tx,
         now,
         AuditEvent::new(
-            who.actor(),
+            actor.clone(),
             "refund_batch_uploaded",
             format!("refund_batch:{id}"),
         )
@@ -192,6 +217,8 @@ pub enum BatchRefusal {
     NothingReady,
     OwnBatch,
     NotUploader,
+    /// Cancelling a batch while it sends: pause it first.
+    PauseFirst,
 }
 
 impl BatchRefusal {
@@ -204,14 +231,17 @@ impl BatchRefusal {
             BatchRefusal::NothingReady => "No row of this file can be refunded: fix the file and upload it again",
             BatchRefusal::OwnBatch => "You uploaded this batch, so someone else must approve it",
             BatchRefusal::NotUploader => "Only the person who uploaded this batch can send it on",
+            BatchRefusal::PauseFirst => "This batch is sending: pause it first, then cancel it",
         }
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn refused(
     db: &Db,
     now: OffsetDateTime,
     who: &Staff,
+    actor: &Actor,
     action: &str,
     batch: Option<&BatchRow>,
     id: i64,
@@ -220,7 +250,7 @@ async fn refused(
     audit::record(
         db,
         now,
-        AuditEvent::new(who.actor(), action, format!("refund_batch:{id}"))
+        AuditEvent::new(actor.clone(), action, format!("refund_batch:{id}"))
             .failed()
             .from_ip(who.ip.clone())
             .details(json!({"batch": id, "hash": batch.map(|b| b.file_hash.clone()), "refused": why.message()})),
@@ -239,9 +269,32 @@ pub async fn confirm(
     hash_seen: &str,
     leave_out_refused: bool,
 ) -> Result<Result<(), BatchRefusal>, RefundError> {
+    confirm_as(db, now, who, &who.actor(), id, hash_seen, leave_out_refused).await
+}
+
+/// `confirm`, recorded as done by `actor` (an API token acting for `who`).
+pub async fn confirm_as(
+    db: &Db,
+    now: OffsetDateTime,
+    who: &Staff,
+    actor: &Actor,
+    id: i64,
+    hash_seen: &str,
+    leave_out_refused: bool,
+) -> Result<Result<(), BatchRefusal>, RefundError> {
     const ACTION: &str = "refund_batch_confirmed";
     let Some(batch) = batch_store::by_id(db, id).await? else {
-        return refused(db, now, who, ACTION, None, id, BatchRefusal::NotFound).await;
+        return refused(
+            db,
+            now,
+            who,
+            actor,
+            ACTION,
+            None,
+            id,
+            BatchRefusal::NotFound,
+        )
+        .await;
     };
     let why = if batch.uploaded_by != who.id {
         Some(BatchRefusal::NotUploader)
@@ -257,7 +310,7 @@ pub async fn confirm(
         None
     };
     if let Some(why) = why {
-        return refused(db, now, who, ACTION, Some(&batch), id, why).await;
+        return refused(db, now, who, actor, ACTION, Some(&batch), id, why).await;
     }
     let to = if batch.needs_approval {
         "awaiting_approval"
@@ -268,12 +321,22 @@ pub async fn confirm(
     let at = store::to_micros(now);
     if !batch_store::confirm(&mut tx, id, who.id, hash_seen, leave_out_refused, to, at).await? {
         tx.rollback().await?;
-        return refused(db, now, who, ACTION, Some(&batch), id, BatchRefusal::NotNow).await;
+        return refused(
+            db,
+            now,
+            who,
+            actor,
+            ACTION,
+            Some(&batch),
+            id,
+            BatchRefusal::NotNow,
+        )
+        .await;
     }
     audit::append(
         &mut tx,
         now,
-        AuditEvent::new(who.actor(), ACTION, format!("refund_batch:{id}"))
+        AuditEvent::new(actor.clone(), ACTION, format!("refund_batch:{id}"))
             .from_ip(who.ip.clone())
             .details(json!({"batch": id, "hash": batch.file_hash, "leave_out_refused": leave_out_refused, "next": to})),
     )
@@ -295,7 +358,17 @@ pub async fn approve(
 ) -> Result<Result<(), BatchRefusal>, RefundError> {
     const ACTION: &str = "refund_batch_approved";
     let Some(batch) = batch_store::by_id(db, id).await? else {
-        return refused(db, now, who, ACTION, None, id, BatchRefusal::NotFound).await;
+        return refused(
+            db,
+            now,
+            who,
+            &who.actor(),
+            ACTION,
+            None,
+            id,
+            BatchRefusal::NotFound,
+        )
+        .await;
     };
     let why = if batch.uploaded_by == who.id {
         Some(BatchRefusal::OwnBatch)
@@ -307,12 +380,22 @@ pub async fn approve(
         None
     };
     if let Some(why) = why {
-        return refused(db, now, who, ACTION, Some(&batch), id, why).await;
+        return refused(db, now, who, &who.actor(), ACTION, Some(&batch), id, why).await;
     }
     let mut tx = db.begin().await?;
     if !batch_store::approve(&mut tx, id, who.id, hash_seen, store::to_micros(now)).await? {
         tx.rollback().await?;
-        return refused(db, now, who, ACTION, Some(&batch), id, BatchRefusal::NotNow).await;
+        return refused(
+            db,
+            now,
+            who,
+            &who.actor(),
+            ACTION,
+            Some(&batch),
+            id,
+            BatchRefusal::NotNow,
+        )
+        .await;
     }
     audit::append(
         &mut tx,
@@ -341,12 +424,32 @@ pub async fn pause(
         ("sending", "paused", "refund_batch_paused")
     };
     let Some(batch) = batch_store::by_id(db, id).await? else {
-        return refused(db, now, who, action, None, id, BatchRefusal::NotFound).await;
+        return refused(
+            db,
+            now,
+            who,
+            &who.actor(),
+            action,
+            None,
+            id,
+            BatchRefusal::NotFound,
+        )
+        .await;
     };
     let mut tx = db.begin().await?;
     if !batch_store::move_state(&mut tx, id, from, to, store::to_micros(now)).await? {
         tx.rollback().await?;
-        return refused(db, now, who, action, Some(&batch), id, BatchRefusal::NotNow).await;
+        return refused(
+            db,
+            now,
+            who,
+            &who.actor(),
+            action,
+            Some(&batch),
+            id,
+            BatchRefusal::NotNow,
+        )
+        .await;
     }
     audit::append(
         &mut tx,
@@ -363,6 +466,58 @@ pub async fn pause(
     Ok(Ok(()))
 }
 
+/// Cancel a batch that has sent nothing yet (checked, awaiting approval) or is paused: its
+/// rows not yet made into refund requests are never sent (each is marked "not sent", saying
+/// who cancelled it); requests already made go on. A row being made into a request at that
+/// moment holds its row until it commits, so it is either made or cancelled, never both
+/// (`batch_store::take_row`). Returns how many rows were left unsent.
+pub async fn cancel(
+    db: &Db,
+    now: OffsetDateTime,
+    who: &Staff,
+    id: i64,
+) -> Result<Result<u64, BatchRefusal>, RefundError> {
+    const ACTION: &str = "refund_batch_cancelled";
+    let Some(batch) = batch_store::by_id(db, id).await? else {
+        return refused(
+            db,
+            now,
+            who,
+            &who.actor(),
+            ACTION,
+            None,
+            id,
+            BatchRefusal::NotFound,
+        )
+        .await
+        .map(|r| r.map(|()| 0));
+    };
+    let mut tx = db.begin().await?;
+    if !batch_store::cancel(&mut tx, id, who.id, store::to_micros(now)).await? {
+        tx.rollback().await?;
+        let why = if batch.state == "sending" {
+            BatchRefusal::PauseFirst
+        } else {
+            BatchRefusal::NotNow
+        };
+        return refused(db, now, who, &who.actor(), ACTION, Some(&batch), id, why)
+            .await
+            .map(|r| r.map(|()| 0));
+    }
+    let message = format!("{} by {}", batch_store::CANCELLED_PREFIX, who.name);
+    let unsent = batch_store::cancel_rows(&mut tx, id, &message).await?;
+    audit::append(
+        &mut tx,
+        now,
+        AuditEvent::new(who.actor(), ACTION, format!("refund_batch:{id}"))
+            .from_ip(who.ip.clone())
+            .details(json!({"batch": id, "hash": batch.file_hash, "from": batch.state, "rows_not_sent": unsent})),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Ok(unsent))
+}
+
 /// How far a batch has got.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Progress {
@@ -376,6 +531,8 @@ pub struct Progress {
     /// Requests on their way (approved, sending, submitted).
     pub in_flight: i64,
     pub waiting: i64,
+    /// Rows never sent because the batch was cancelled.
+    pub cancelled: i64,
     /// Whole percent of the rows to send that are finished (succeeded or failed).
     pub percent: i64,
 }
@@ -386,6 +543,7 @@ pub async fn progress(db: &Db, id: i64) -> Result<Progress, RefundError> {
     for (state, n) in batch_store::progress(db, id).await? {
         match state.as_str() {
             "left_out" => continue,
+            "cancelled" => p.cancelled += n,
             "waiting" => p.waiting += n,
             "not_sent" => {
                 not_sent += n;

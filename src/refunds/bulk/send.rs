@@ -5,6 +5,9 @@
 //! the key `batch-<batch>-<line>`, unique in its service, so a row can never make two
 //! requests, whatever crashes or runs twice. A row refused when its turn comes is marked and
 //! the others go on. A paused batch makes no new requests; resuming queues the job again.
+//! Each row's transaction starts by taking the row (`batch_store::take_row`: still waiting,
+//! its batch still sending), so a cancel or pause that commits first stops it, and one that
+//! comes after waits for it.
 
 use serde_json::{json, Value};
 use time::OffsetDateTime;
@@ -110,24 +113,36 @@ async fn send_row(
     name: &str,
     actor: &Actor,
 ) -> Result<(), RefundError> {
+    // Read before the transaction takes its row: on SQLite the row's write holds the one
+    // writer, and a read from the pool inside it could wait on connections held by others
+    // waiting for that writer.
+    let settings = match row.service_id {
+        Some(s) => Some(refund_store::settings(db, s).await?),
+        None => None,
+    };
+    let mut tx = db.begin().await?;
+    // The row is this transaction's until it ends: a cancel, a pause or another run of this
+    // step that comes in between finds it taken, and one that came first leaves it alone.
+    if !batch_store::take_row(&mut tx, batch.id, row.line).await? {
+        tx.rollback().await?;
+        return Ok(());
+    }
     let (Some(service_id), Some(journey_id), Some(payment_id), Some(amount)) = (
         row.service_id,
         row.journey_id,
         row.payment_id.as_deref(),
         row.amount,
     ) else {
-        let mut tx = db.begin().await?;
         batch_store::row_not_sent(&mut tx, batch.id, row.line, "The row names no payment").await?;
         return Ok(tx.commit().await?);
     };
     let key = row_key(batch.id, row.line);
-    let mut tx = db.begin().await?;
     // Made already (a run cut short after its commit, or another instance).
     if let Some(existing) = refund_store::by_form_key(&mut tx, service_id, &key).await? {
         batch_store::row_requested(&mut tx, batch.id, row.line, existing.id).await?;
         return Ok(tx.commit().await?);
     }
-    let settings = refund_store::settings(db, service_id).await?;
+    let settings = settings.unwrap_or_default();
     let Some((status, available)) = refund_store::lock_journey(&mut tx, journey_id).await? else {
         batch_store::row_not_sent(&mut tx, batch.id, row.line, "There is no such payment").await?;
         return Ok(tx.commit().await?);
@@ -199,6 +214,13 @@ async fn send_row(
         "case_reference": checked.case_reference, "batch": batch.id, "hash": batch.file_hash,
         "line": row.line,
     });
+    submit::enqueue(&mut tx, request_id, now).await?;
+    if let Some(made) = refund_store::by_id_in(&mut tx, request_id).await? {
+        events::refund_changed(&mut tx, EventType::RefundRequested, &made, now).await?;
+    }
+    batch_store::row_requested(&mut tx, batch.id, row.line, request_id).await?;
+    // The timeline and audit entry last: the audit chain is one queue for every writer
+    // (held from the append until commit), so nothing else waits inside it.
     history::write(
         &mut tx,
         now,
@@ -227,11 +249,6 @@ async fn send_row(
         },
     )
     .await?;
-    submit::enqueue(&mut tx, request_id, now).await?;
-    if let Some(made) = refund_store::by_id_in(&mut tx, request_id).await? {
-        events::refund_changed(&mut tx, EventType::RefundRequested, &made, now).await?;
-    }
-    batch_store::row_requested(&mut tx, batch.id, row.line, request_id).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -63,6 +63,7 @@ pub(super) fn copy_row(line: &[u8]) -> StoreResult<ExportRow<'_>> {
         dispute_amount: int(next()?)?,
         dispute_fee: int(next()?)?,
         dispute_reason: next()?,
+        batch_id: int(next()?)?,
     };
     if fields.next().is_some() {
         return Err(bad("too many fields"));
@@ -121,7 +122,7 @@ pub(super) mod tests {
         fields.join("\t").into_bytes()
     }
 
-    pub(crate) const ROW: [&str; 35] = [
+    pub(crate) const ROW: [&str; 36] = [
         "7",
         "2026-10-02",
         "1790000000000000",
@@ -157,11 +158,12 @@ pub(super) mod tests {
         "\\N",
         "\\N",
         "\\N",
+        "\\N",
     ];
 
     #[test]
     fn a_copy_line_of_the_wrong_shape_is_an_error_not_a_row() {
-        assert!(copy_row(&line(&ROW[..34])).is_err());
+        assert!(copy_row(&line(&ROW[..35])).is_err());
         let mut more = ROW.to_vec();
         more.push("extra");
         assert!(copy_row(&line(&more)).is_err());

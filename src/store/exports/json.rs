@@ -148,6 +148,7 @@ mod tests {
                 null,
                 null,
                 null,
+                null,
                 null
             ])
         };

@@ -146,6 +146,8 @@ pub struct ExportRow<'a> {
     pub dispute_fee: Option<i64>,
     #[serde(borrow)]
     pub dispute_reason: Option<Cow<'a, str>>,
+    /// Refund rows: the bulk refund batch whose row asked for the refund.
+    pub batch_id: Option<i64>,
 }
 
 impl ExportRow<'_> {

@@ -15,7 +15,8 @@ const PAYMENT_COLUMNS: &str = "j.id, j.settled_date, j.created_at, j.payment_id,
     CAST(NULL AS TEXT) AS refund_reason, CAST(NULL AS TEXT) AS requested_by, \
     CAST(NULL AS TEXT) AS approved_by, CAST(NULL AS TEXT) AS dispute_id, \
     CAST(NULL AS TEXT) AS dispute_status, CAST(NULL AS BIGINT) AS dispute_amount, \
-    CAST(NULL AS BIGINT) AS dispute_fee, CAST(NULL AS TEXT) AS dispute_reason";
+    CAST(NULL AS BIGINT) AS dispute_fee, CAST(NULL AS TEXT) AS dispute_reason, \
+    CAST(NULL AS BIGINT) AS batch_id";
 
 const REFUND_COLUMNS: &str = "r.id, r.settled_date, r.created_at, j.payment_id, j.reference, \
     j.description, j.email, j.amount, j.card_brand, j.cardholder_name, j.expiry_date, j.last_digits, \
@@ -25,7 +26,7 @@ const REFUND_COLUMNS: &str = "r.id, r.settled_date, r.created_at, j.payment_id, 
     j.metadata, r.refund_id, r.amount AS refund_amount, rr.reason AS refund_reason, \
     asker.email AS requested_by, approver.email AS approved_by, CAST(NULL AS TEXT) AS dispute_id, \
     CAST(NULL AS TEXT) AS dispute_status, CAST(NULL AS BIGINT) AS dispute_amount, \
-    CAST(NULL AS BIGINT) AS dispute_fee, CAST(NULL AS TEXT) AS dispute_reason";
+    CAST(NULL AS BIGINT) AS dispute_fee, CAST(NULL AS TEXT) AS dispute_reason, rr.batch_id AS batch_id";
 
 const REFUND_FROM: &str = "platform_refunds r \
     JOIN journeys j ON j.service_id = r.service_id AND j.payment_id = r.payment_id \
@@ -41,7 +42,8 @@ const DISPUTE_COLUMNS: &str = "d.id, d.settled_date, d.created_at, j.payment_id,
     j.metadata, CAST(NULL AS TEXT) AS refund_id, CAST(NULL AS BIGINT) AS refund_amount, \
     CAST(NULL AS TEXT) AS refund_reason, CAST(NULL AS TEXT) AS requested_by, \
     CAST(NULL AS TEXT) AS approved_by, d.dispute_id, d.status AS dispute_status, \
-    d.amount AS dispute_amount, d.fee AS dispute_fee, d.reason AS dispute_reason";
+    d.amount AS dispute_amount, d.fee AS dispute_fee, d.reason AS dispute_reason, \
+    CAST(NULL AS BIGINT) AS batch_id";
 
 const DISPUTE_FROM: &str =
     "disputes d JOIN journeys j ON j.service_id = d.service_id AND j.payment_id = d.payment_id";
@@ -187,7 +189,7 @@ pub(super) const ROW_FIELDS: &str =
     state_message, finished, provider_id, corporate_surcharge, total_amount, wallet_type, fee, \
     card_type, payment_provider, case_reference, metadata, refund_id, refund_amount, \
     refund_reason, requested_by, approved_by, dispute_id, dispute_status, dispute_amount, \
-    dispute_fee, dispute_reason";
+    dispute_fee, dispute_reason, batch_id";
 
 /// One page of a pass packed by SQLite into a single JSON value: an array with one array of
 /// `ExportRow`'s fields per row, in page order. sqlx's SQLite driver pays a fixed cost for

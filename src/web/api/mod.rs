@@ -2,12 +2,13 @@
 //! (`crate::integrations::api_tokens`), every error an RFC 9457 problem document
 //! (`application/problem+json`). A token sees only its own service: another service's payment
 //! or refund answers 404. Each call checks its scope (403), and each token has a rate limit
-//! (429 with `Retry-After`). `POST …/refunds` and `POST …/agreements/{id}/cancel` honour
-//! `Idempotency-Key`
+//! (429 with `Retry-After`). `POST …/refunds`, `POST …/agreements/{id}/cancel`,
+//! `POST /refund-batches` and `POST /refund-batches/{id}/submit` honour `Idempotency-Key`
 //! (`crate::integrations::idempotency`). The OpenAPI document (`src/web/openapi.json`) and the
 //! page about the API (`/api/docs`) describe exactly this.
 
 mod agreements;
+mod batches;
 mod body;
 mod caller;
 mod disputes;
@@ -48,6 +49,9 @@ pub fn routes() -> Vec<Route> {
         agreements::list_agreements,
         agreements::get_agreement,
         agreements::cancel_agreement,
+        batches::create_batch,
+        batches::get_batch,
+        batches::submit_batch,
         openapi
     ]
 }

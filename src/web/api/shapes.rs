@@ -84,6 +84,7 @@ pub(super) fn refund_json(r: &RequestRow) -> Value {
         "finished_at": r.finished_at.map(rfc3339),
         "platform_refund_id": r.platform_refund_id,
         "failure": r.failure,
+        "batch_id": r.batch_id,
         "links": {
             "self": format!("{BASE}/refunds/{}", r.id),
             "payment": payment_href(&r.payment_id),

@@ -269,6 +269,10 @@ async fn batch_page(
         Some(a) => Some(names.of(state, a).await?),
         None => None,
     };
+    let cancelled_by = match batch.cancelled_by {
+        Some(a) => Some(names.of(state, a).await?),
+        None => None,
+    };
     let zone = state.config.time_zone;
     let when = |us: i64| crate::web::format::local_time(zone, us);
     c.insert("batch".into(), json!({
@@ -276,6 +280,7 @@ async fn batch_page(
         "state": batch.state, "state_text": text, "colour": colour,
         "uploaded_by": uploader, "uploaded_at": when(batch.uploaded_at), "age": age(now, batch.uploaded_at),
         "approved_by": approver, "approved_at": batch.approved_at.map(when),
+        "cancelled_by": cancelled_by, "cancelled_at": batch.cancelled_at.map(when),
         "rows": crate::money::thousands(batch.row_count), "ready": batch.ready_count,
         "ready_text": crate::money::thousands(batch.ready_count),
         "refused": batch.refused_count, "refused_text": crate::money::thousands(batch.refused_count),
@@ -324,14 +329,24 @@ async fn batch_page(
         "may_resume".into(),
         json!(may_pause && batch.state == "paused"),
     );
+    c.insert(
+        "may_cancel".into(),
+        json!(
+            may_pause
+                && matches!(
+                    batch.state.as_str(),
+                    "checked" | "awaiting_approval" | "paused"
+                )
+        ),
+    );
     let progress = bulk::progress(&state.db, batch.id).await?;
     c.insert("progress".into(), json!(progress));
     c.insert(
         "sending".into(),
-        json!(matches!(
-            batch.state.as_str(),
-            "sending" | "paused" | "sent"
-        )),
+        json!(
+            matches!(batch.state.as_str(), "sending" | "paused" | "sent")
+                || (batch.state == "cancelled" && batch.sending_at.is_some())
+        ),
     );
     c.insert("errors".into(), Value::Array(errors));
     c.insert("notice".into(), json!(notice));
@@ -356,6 +371,9 @@ pub(super) async fn batch(
         }
         Some("paused") => {
             Some("The batch is paused: no more of its rows will be sent until it is resumed")
+        }
+        Some("cancelled") => {
+            Some("The batch is cancelled: none of its rows not yet asked for will be sent")
         }
         _ => None,
     };
@@ -477,6 +495,27 @@ pub(super) async fn pause(
     _form: CsrfForm<Step>,
 ) -> Result<Answer, PageError> {
     pause_or_resume(state, &staff, &origin, id, false).await
+}
+
+/// Cancel a batch that has sent nothing yet or is paused: its rows not yet asked for are
+/// never sent.
+#[rocket::post("/refunds/bulk/<id>/cancel", data = "<_form>")]
+pub(super) async fn cancel(
+    state: &State<AppState>,
+    staff: SignedIn,
+    origin: RequestOrigin,
+    id: i64,
+    _form: CsrfForm<Step>,
+) -> Result<Answer, PageError> {
+    let b = batch_for(state, &staff, id).await?;
+    if !may(state, &staff, &b, Permission::RefundsBulk).await? {
+        return Err(Status::NotFound.into());
+    }
+    let who = who(&staff, origin.0.ip.clone());
+    match bulk::cancel(&state.db, state.clock.now(), &who, id).await? {
+        Ok(_) => Ok(to_batch(id, "cancelled")),
+        Err(why) => refused_page(state, &staff, id, why).await,
+    }
 }
 
 #[rocket::post("/refunds/bulk/<id>/resume", data = "<_form>")]

@@ -114,6 +114,7 @@ pub(super) async fn queue(
             "reason": reason_label(&r.reason),
             "case_reference": r.case_reference,
             "review_href": format!("/refunds/{}", r.id),
+            "batch": r.batch_id,
         }));
     }
     // Failed refunds, most recent first.

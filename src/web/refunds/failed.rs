@@ -49,6 +49,7 @@ pub(super) async fn rows(
             "service": name,
             "requester": requester,
             "failure": failure,
+            "batch": r.batch_id,
         }));
     }
     Ok(out)

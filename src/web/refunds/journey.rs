@@ -99,6 +99,7 @@ pub async fn journey_section(
             "decided": r.decided_at.map(|t| local_time(zone, t)),
             "decision_comment": r.decision_comment,
             "failure": r.failure,
+            "batch": r.batch_id,
             "review_href": (may_approve && r.state == "awaiting_approval").then(|| format!("/refunds/{}", r.id)),
         }));
     }

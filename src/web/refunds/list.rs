@@ -54,6 +54,7 @@ fn rows(state: &AppState, scope: &Scope, listing: &Listing) -> Vec<Value> {
                 "state_colour": state_colour,
                 "requester": r.requested_by_name.clone().unwrap_or_else(|| format!("Account {}", r.requested_by)),
                 "decided": decision(state, r),
+                "batch": r.batch_id,
             })
         })
         .collect()

@@ -38,6 +38,7 @@ pub fn routes() -> Vec<Route> {
         bulk::approve,
         bulk::pause,
         bulk::resume,
+        bulk::cancel,
         bulk::progress,
         bulk::results
     ]
