@@ -80,7 +80,7 @@ async fn upload_fix_approve_and_watch_a_batch() {
         .text()
         .await
         .unwrap();
-    assert!(row3.contains("cannot be read"), "{row3}");
+    assert!(row3.contains("has a currency sign"), "{row3}");
     assert!(
         c.find(Locator::Css("#row-4")).await.is_ok(),
         "row 4 is named"
