@@ -8,21 +8,17 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use super::refunds::{refund_world, RefundWorld};
 use crate::audit::Actor;
 use crate::clock;
-use crate::config::Config;
 use crate::identity::accounts;
 use crate::identity::permissions::Role;
 use crate::journeys::sync::{self, BackfillSettings, Pass, Stream};
-use crate::platform::client::Credentials;
-use crate::platform::sandbox::{self, AccountSpec, SandboxOptions};
 use crate::refunds::bulk;
 use crate::refunds::Staff;
-use crate::services::{self, NewService};
+use crate::services;
 use crate::store::refund_batches as batch_store;
 use crate::store::scratch::ScratchDb;
-use crate::store::{Db, PoolSettings};
-use crate::AppState;
 
 #[derive(Debug, Clone)]
 pub struct BulkFigures {
@@ -66,52 +62,13 @@ fn file_of(sample: &[(String, i64, i64)], rows: usize, amount: &str) -> String {
 }
 
 async fn one(url: &str, payments: usize, rows: usize, send: usize) -> anyhow::Result<BulkFigures> {
-    let spec = AccountSpec {
-        id: "bench".into(),
-        name: "Benchmark service".into(),
-        api_key: "bench-bulk-key".into(),
-        client_id: None,
-        client_secret: None,
-        webhook_url: None,
-        webhook_secret: None,
-        payments,
-    };
-    let platform = sandbox::start(SandboxOptions {
-        accounts: vec![spec.clone()],
-        refund_settle_after: Duration::from_millis(200),
-        ..Default::default()
-    })
-    .await?;
-    let db = Db::connect(
-        url,
-        &PoolSettings {
-            max_connections: 16,
-            ..Default::default()
-        },
-    )
-    .await?;
-    db.migrate().await?;
-    let mut config = Config::for_tests(url);
-    config.jobs_enabled = true;
-    config.job_concurrency = 16;
-    let state = AppState::with_db(config, db, clock::system())?;
+    let RefundWorld {
+        platform,
+        state,
+        service_id,
+        ..
+    } = refund_world(url, "bench-bulk-key", payments).await?;
     let backend = state.db.backend().name();
-    let service_id = services::add(
-        &state,
-        Actor::System,
-        &NewService {
-            slug: "bench".into(),
-            name: spec.name.clone(),
-            time_zone: "Europe/London".into(),
-            platform_url: Some(platform.base_url().into()),
-            credentials: Some(Credentials::ApiKey {
-                api_key: spec.api_key.clone(),
-            }),
-            webhook_secret: None,
-        },
-    )
-    .await?
-    .map_err(|p| anyhow::anyhow!(p.join("; ")))?;
     let service = services::by_id(&state.db, service_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("no bench service"))?;

@@ -58,16 +58,30 @@ pub async fn refunds(
     Ok(figures)
 }
 
-async fn one(url: &str, steady: usize, burst: usize) -> anyhow::Result<RefundFigures> {
+/// A bench's world: the sandbox platform in this process with one account of `payments`
+/// payments (refunds settle after 200 ms), a migrated database at `url` with the job queue on
+/// (16 at once), and a paydesk service "bench" connected to that account.
+pub(super) struct RefundWorld {
+    pub platform: sandbox::RunningSandbox,
+    pub state: AppState,
+    pub spec: AccountSpec,
+    pub service_id: i64,
+}
+
+pub(super) async fn refund_world(
+    url: &str,
+    api_key: &str,
+    payments: usize,
+) -> anyhow::Result<RefundWorld> {
     let spec = AccountSpec {
         id: "bench".into(),
         name: "Benchmark service".into(),
-        api_key: "bench-refunds-key".into(),
+        api_key: api_key.into(),
         client_id: None,
         client_secret: None,
         webhook_url: None,
         webhook_secret: None,
-        payments: 0,
+        payments,
     };
     let platform = sandbox::start(SandboxOptions {
         accounts: vec![spec.clone()],
@@ -88,7 +102,6 @@ async fn one(url: &str, steady: usize, burst: usize) -> anyhow::Result<RefundFig
     config.jobs_enabled = true;
     config.job_concurrency = 16;
     let state = AppState::with_db(config, db, clock::system())?;
-    let backend = state.db.backend().name();
     let service_id = services::add(
         &state,
         Actor::System,
@@ -105,6 +118,22 @@ async fn one(url: &str, steady: usize, burst: usize) -> anyhow::Result<RefundFig
     )
     .await?
     .map_err(|p| anyhow::anyhow!(p.join("; ")))?;
+    Ok(RefundWorld {
+        platform,
+        state,
+        spec,
+        service_id,
+    })
+}
+
+async fn one(url: &str, steady: usize, burst: usize) -> anyhow::Result<RefundFigures> {
+    let RefundWorld {
+        platform,
+        state,
+        spec,
+        service_id,
+    } = refund_world(url, "bench-refunds-key", 0).await?;
+    let backend = state.db.backend().name();
     // Every refund needs a second person: threshold 0.
     let mut tx = state.db.begin().await?;
     refund_store::set_settings(
