@@ -68,8 +68,8 @@ fn ms(d: Duration) -> f64 {
 
 pub fn print(f: &RetentionFigures) {
     println!(
-        "retention on {} ({} journeys; batches of {}, pause {} % of each batch's time):",
-        f.backend, f.journeys, f.pace.batch, f.pace.pause_percent
+        "retention on {} ({} journeys; batches of {}, pause {} % of each batch's time, tidy every {}):",
+        f.backend, f.journeys, f.pace.batch, f.pace.pause_percent, f.pace.tidy_every
     );
     println!(
         "  redacted {} in {:.1} s ({:.0} journeys/s)",
@@ -153,6 +153,8 @@ async fn one(target: &Target, journeys: i64, pace: Pace) -> anyhow::Result<Reten
     }
     let services = sb::ensure_services(&state).await?;
     sb::seed(&state.db, &services, journeys, plan).await?;
+    // As autovacuum would have after the load (the search bench does the same).
+    sb::vacuum_analyze(&state.db).await?;
     crate::store::search::refresh_statistics(&state.db).await?;
     let backend = state.db.backend().name();
     let ids: Vec<i64> = services.iter().map(|s| s.id).collect();

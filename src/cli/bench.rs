@@ -100,6 +100,9 @@ pub(super) enum BenchCommand {
         /// Pause after each batch, as a percentage of the time it took.
         #[arg(long)]
         pause_percent: Option<u32>,
+        /// Journeys between two VACUUMs of the journeys during the run (PostgreSQL).
+        #[arg(long)]
+        tidy_every: Option<u64>,
     },
     /// Time a fixed mix of payment searches, the journey page, the disputes list and the
     /// agreements search over HTTP (p50/p95/p99, and the ratio to the same work run directly),
@@ -215,6 +218,7 @@ pub(super) async fn bench(command: BenchCommand) -> ExitCode {
             skip_sqlite,
             batch,
             pause_percent,
+            tidy_every,
         } => {
             let default = paydesk::personal_data::retention::Pace::DEFAULT;
             let settings = bench::retention::RetentionBench {
@@ -225,6 +229,7 @@ pub(super) async fn bench(command: BenchCommand) -> ExitCode {
                 pace: paydesk::personal_data::retention::Pace {
                     batch: batch.unwrap_or(default.batch).max(1),
                     pause_percent: pause_percent.unwrap_or(default.pause_percent),
+                    tidy_every: tidy_every.unwrap_or(default.tidy_every).max(1),
                 },
             };
             match bench::retention::retention(&settings).await {

@@ -29,23 +29,27 @@ pub enum Mode {
 
 /// How the daily personal data retention run (`personal_data::retention`) shares the database
 /// with people using paydesk: `batch` journeys per transaction; after each, a pause of
-/// `pause_percent` % of the time the batch took; and before each, a short wait while a search
-/// of this instance is running.
+/// `pause_percent` % of the time the batch took; before each, a short wait while a search
+/// of this instance is running; and after every `tidy_every` journeys, a tidy of the journeys
+/// table (a VACUUM on PostgreSQL) so searches do not slow as the run goes on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetentionPace {
     pub batch: i64,
     pub pause_percent: u32,
+    pub tidy_every: u64,
 }
 
 impl RetentionPace {
     pub const DEFAULT: RetentionPace = RetentionPace {
         batch: 500,
         pause_percent: 100,
+        tidy_every: 25_000,
     };
     /// As fast as it goes: one large batch after another (the run before pacing).
     pub const FLAT: RetentionPace = RetentionPace {
         batch: 2500,
         pause_percent: 0,
+        tidy_every: 25_000,
     };
 
     /// The pause after a batch that took `took`.

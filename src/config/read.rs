@@ -419,6 +419,7 @@ impl Config {
             retention_pace: super::RetentionPace {
                 batch: raw.retention_batch,
                 pause_percent: raw.retention_pause_percent,
+                ..super::RetentionPace::DEFAULT
             },
             events_allow_loopback: raw.events_allow_loopback,
             events_rotation_overlap_secs: raw.events_rotation_overlap_secs,

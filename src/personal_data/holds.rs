@@ -31,6 +31,14 @@ pub fn parse_reason(typed: &str) -> Result<String, String> {
     Ok(reason.to_string())
 }
 
+/// What a hold is placed on, and why.
+#[derive(Debug, Clone, Copy)]
+pub struct HoldOn<'a> {
+    pub service_id: i64,
+    pub payment_id: &'a str,
+    pub reason: &'a str,
+}
+
 /// Place a hold on one payment of a service; its id.
 pub async fn place(
     db: &Db,
@@ -38,10 +46,13 @@ pub async fn place(
     actor: Actor,
     staff_id: i64,
     ip: Option<String>,
-    service_id: i64,
-    payment_id: &str,
-    reason: &str,
+    on: HoldOn<'_>,
 ) -> Result<i64, PersonalDataError> {
+    let HoldOn {
+        service_id,
+        payment_id,
+        reason,
+    } = on;
     let reason = parse_reason(reason).map_err(PersonalDataError::Refused)?;
     let journey = pd_store::journey_id(db, service_id, payment_id)
         .await?

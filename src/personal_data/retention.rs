@@ -158,6 +158,7 @@ pub async fn run_paced(
     let began = std::time::Instant::now();
     let mut report = RunReport::default();
     let services = pd_store::retention_of_services(db).await?;
+    let mut since_tidy = 0;
     for service in &services {
         let cut = store::to_micros(cutoff(now, service.retention_days));
         let mut after = (i64::MIN, i64::MIN);
@@ -201,6 +202,12 @@ pub async fn run_paced(
             report.bulk_files += removed.bulk_files;
             report.form_drafts += removed.form_drafts;
             report.batches += 1;
+            since_tidy += removed.journeys;
+            // A VACUUM on PostgreSQL: about a second at 1,000,000 journeys.
+            if since_tidy >= pace.tidy_every.max(1) {
+                since_tidy = 0;
+                pd_store::tidy(db).await?;
+            }
             let pause = pace.pause_after(started.elapsed());
             if !pause.is_zero() {
                 tokio::time::sleep(pause).await;

@@ -405,6 +405,12 @@ pub async fn scrub(db: &Db) -> StoreResult<()> {
     Ok(())
 }
 
+/// Part-way through a long run: prune the journeys' dead row versions (PostgreSQL;
+/// `personal_data_reach::vacuum_journeys`). SQLite rewrites in place and needs nothing.
+pub async fn tidy(db: &Db) -> StoreResult<()> {
+    reach::vacuum_journeys(db).await
+}
+
 /// Keep one personal value of audit entry `seq` beside the chain (`audit::personal`).
 pub async fn insert_audit_value(
     tx: &mut Tx,

@@ -242,6 +242,21 @@ pub async fn expire_exports(tx: &mut Tx, ids: &[i64], now: i64) -> StoreResult<u
     }))
 }
 
+/// On PostgreSQL, VACUUM the journeys and their metadata index part-way through a long
+/// retention run. Each redacted journey leaves a dead row version and, because the columns it
+/// empties are indexed, a second entry in every index; until a VACUUM, searches step over
+/// them and visit the table for rows they could otherwise count from an index alone, and the
+/// new versions go to the table's end instead of into the freed space. One worker
+/// (`PARALLEL 0`), so people's searches keep the other cores.
+pub async fn vacuum_journeys(db: &Db) -> StoreResult<()> {
+    if let Db::Postgres(pool, _) = db {
+        sqlx::raw_sql("VACUUM (PARALLEL 0) journeys, journey_metadata")
+            .execute(pool)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Tables a redaction rewrites: PostgreSQL's VACUUM prunes their dead row versions.
 const REWRITTEN: &[&str] = &[
     "journeys",

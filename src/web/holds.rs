@@ -173,9 +173,11 @@ async fn place(
         staff.actor(),
         staff.staff.id,
         origin.0.ip.clone(),
-        service.id,
-        payment_id,
-        &f.reason,
+        holds::HoldOn {
+            service_id: service.id,
+            payment_id,
+            reason: &f.reason,
+        },
     )
     .await
     {

@@ -142,10 +142,8 @@ async fn retention_redacts_everywhere_keeps_totals_chain_and_holds() {
     let g0 = jid("pay0");
     exec(
         db,
-        &format!(
-            "INSERT INTO staff (email, email_key, name, status, created_at, updated_at) \
-         VALUES ('cw@example.gov', 'cw@example.gov', 'Case Worker', 'active', 0, 0)"
-        ),
+        "INSERT INTO staff (email, email_key, name, status, created_at, updated_at) \
+         VALUES ('cw@example.gov', 'cw@example.gov', 'Case Worker', 'active', 0, 0)",
     )
     .await;
     exec(db, &format!(
@@ -195,9 +193,11 @@ async fn retention_redacts_everywhere_keeps_totals_chain_and_holds() {
         admin,
         1,
         None,
-        service,
-        "pay7",
-        "Court claim 42",
+        holds::HoldOn {
+            service_id: service,
+            payment_id: "pay7",
+            reason: "Court claim 42",
+        },
     )
     .await
     .expect("hold");
@@ -492,9 +492,11 @@ async fn erasure_needs_a_second_person_and_skips_held_payments() {
         paydesk::audit::Actor::System,
         asker.id,
         None,
-        parking,
-        "pay3",
-        "Legal claim",
+        holds::HoldOn {
+            service_id: parking,
+            payment_id: "pay3",
+            reason: "Legal claim",
+        },
     )
     .await
     .expect("hold");

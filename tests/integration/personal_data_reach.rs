@@ -280,25 +280,30 @@ async fn subject_access_includes_the_payers_disputes_and_agreements() {
     assert_eq!((report.redacted, report.held), (0, 1));
 }
 
+/// `n` payers of the parking service (their data marked with `marker`), then the clock moved
+/// past the default retention period.
+async fn payers_past_retention(app: &TestApp, n: usize, marker: &str) {
+    let service = app.service("parking").await;
+    let made = start_time() - Duration::days(10);
+    store_journeys(
+        app,
+        service,
+        &(0..n).map(|i| payer(i, marker, made)).collect::<Vec<_>>(),
+    )
+    .await;
+    app.clock.advance(Duration::days(2556));
+}
+
 #[tokio::test]
 async fn a_run_past_its_budget_stops_and_the_job_queues_the_rest() {
     let app = TestApp::new().await;
     let db = &app.state.db;
-    let service = app.service("parking").await;
-    let made = start_time() - Duration::days(10);
-    store_journeys(
-        &app,
-        service,
-        &(0..3)
-            .map(|n| payer(n, "zqbudget", made))
-            .collect::<Vec<_>>(),
-    )
-    .await;
-    app.clock.advance(Duration::days(2556));
+    payers_past_retention(&app, 3, "zqbudget").await;
     let now = app.state.clock.now();
     let pace = retention::Pace {
         batch: 1,
         pause_percent: 0,
+        tidy_every: 1,
     };
     let stopped = retention::run_paced(db, now, pace, Some(std::time::Duration::ZERO))
         .await
@@ -313,4 +318,35 @@ async fn a_run_past_its_budget_stops_and_the_job_queues_the_rest() {
         "SELECT COUNT(*) FROM jobs WHERE kind = 'personal_data_retention' AND state = 'queued'")
         .fetch_one(pool).await.expect("count"));
     assert_eq!(queued, 0);
+}
+
+/// On PostgreSQL a long run VACUUMs the journeys part-way (every `tidy_every` journeys), so
+/// dead row versions do not pile up under people's searches; the last VACUUM comes at the end.
+#[tokio::test]
+async fn a_long_run_tidies_the_journeys_as_it_goes() {
+    let app = TestApp::new().await;
+    let db = &app.state.db;
+    payers_past_retention(&app, 5, "zqtidy").await;
+    let vacuums = "SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = 'journeys'";
+    let postgres = matches!(db, Db::Postgres(..));
+    let before = if postgres {
+        one_int(db, vacuums).await
+    } else {
+        None
+    };
+    let pace = retention::Pace {
+        batch: 1,
+        pause_percent: 0,
+        tidy_every: 2,
+    };
+    let report = retention::run_paced(db, app.state.clock.now(), pace, None)
+        .await
+        .expect("run");
+    assert_eq!(report.redacted, 5);
+    assert!(scan(db, "zqtidy").await.is_empty());
+    if postgres {
+        let after = one_int(db, vacuums).await.expect("journeys' statistics");
+        // Two tidies (after the 2nd and the 4th journey) and the VACUUM that ends the run.
+        assert_eq!(after - before.unwrap_or(0), 3);
+    }
 }

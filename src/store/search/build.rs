@@ -268,10 +268,26 @@ fn matching(
 /// `probe_keeps_ids`), or how many.
 pub(super) fn build_probe(backend: Backend, services: &[i64], d: &Driver) -> Built {
     let mut b = Builder::new(backend);
-    let scope = lookup_scope(&mut b, d, services);
-    let cond = driver_condition(&mut b, d, services);
-    let lim = b.int(LOOKUP_LIMIT + 1);
-    let found = format!("SELECT j.id FROM journeys j WHERE {scope} AND {cond} LIMIT {lim}");
+    let found = if let Driver::Metadata(key, value) = d {
+        // The metadata table alone answers (its rows carry their journey's service, one per
+        // journey and key): counted from its index, without reading a journey.
+        let ids = b.ids(services);
+        let key = b.text(key);
+        let value = match value {
+            Some(v) => format!(" AND m.value_key = {}", b.text(v)),
+            None => String::new(),
+        };
+        let lim = b.int(LOOKUP_LIMIT + 1);
+        format!(
+            "SELECT m.journey_id AS id FROM journey_metadata m \
+             WHERE m.service_id IN ({ids}) AND m.key = {key}{value} LIMIT {lim}"
+        )
+    } else {
+        let scope = lookup_scope(&mut b, d, services);
+        let cond = driver_condition(&mut b, d, services);
+        let lim = b.int(LOOKUP_LIMIT + 1);
+        format!("SELECT j.id FROM journeys j WHERE {scope} AND {cond} LIMIT {lim}")
+    };
     b.finish(if d.probe_keeps_ids() {
         found
     } else {
