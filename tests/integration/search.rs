@@ -1017,3 +1017,48 @@ async fn a_box_search_leaves_the_filters_closed() {
     let (_, html) = get(&app, "/payments?last4=12").await;
     assert!(html.contains(open), "{html}");
 }
+
+#[tokio::test]
+async fn a_metadata_value_shared_by_hundreds_is_walked_counted_and_added_up() {
+    let app = TestApp::new().await;
+    let a = app.service("parking").await;
+    // 900 payments, one a second; all but every ninth carry the same ledger code (800: more
+    // than a metadata value is looked up for, fewer than a probe counts exactly).
+    let rows: Vec<JourneyRecord> = (0..900u32)
+        .map(|i| {
+            let mut r = journey(
+                &format!("MC-{i:04}"),
+                t(0) + time::Duration::seconds(i as i64),
+            );
+            let code = if i % 9 == 0 { "OTHER" } else { "MID" };
+            r.metadata = Some(format!(r#"{{"ledger_code":"{code}"}}"#));
+            r.amount = 100 + i as i64;
+            r
+        })
+        .collect();
+    for chunk in rows.chunks(300) {
+        store(&app, a, chunk).await;
+    }
+    viewer(&app, "parking").await;
+    let want: Vec<String> = (0..900u32)
+        .rev()
+        .filter(|i| i % 9 != 0)
+        .map(|i| format!("MC-{i:04}"))
+        .collect();
+    let (status, first) = get(&app, "/payments?meta_key=ledger_code&meta_value=mid").await;
+    assert_eq!(status, Status::Ok);
+    assert!(first.contains(">800 payments</h2>"), "the exact count");
+    let pence: i64 = (0..900i64).filter(|i| i % 9 != 0).map(|i| 100 + i).sum();
+    let total = format!(
+        "£{},{:03}.{:02}",
+        pence / 100_000,
+        (pence / 100) % 1000,
+        pence % 100
+    );
+    assert!(first.contains(&total), "the total {total}");
+    let next = link(&first, "next").expect("a next page");
+    let (_, second) = get(&app, &next).await;
+    let mut seen = found(&first);
+    seen.extend(found(&second));
+    assert_eq!(seen, want[..100], "two pages, newest first, none twice");
+}

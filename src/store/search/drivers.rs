@@ -6,6 +6,8 @@ use crate::search::query::{BoxTerm, Range, Search, WORDS_MIN};
 use crate::store::sql::Builder;
 use crate::store::Backend;
 
+use super::{LOOKUP_LIMIT, METADATA_LOOKUP_LIMIT};
+
 /// A column that must not drive the query (see the module notes): on SQLite, `+j.column`.
 pub(super) trait Unindexed {
     fn residual(&self, column: &str) -> String;
@@ -100,6 +102,16 @@ impl Driver {
                 backend == Backend::Postgres
             }
             _ => true,
+        }
+    }
+
+    /// The most rows a probe may find for this driver to lead a lookup (its rows are all read
+    /// and sorted for the page). A metadata value has a walk of its own in page order
+    /// (`Walk::Metadata`) that reads only the page's rows, so it leads only when it is rare.
+    pub(super) fn lookup_limit(&self) -> i64 {
+        match self {
+            Driver::Metadata(_, Some(_)) => METADATA_LOOKUP_LIMIT,
+            _ => LOOKUP_LIMIT,
         }
     }
 

@@ -39,6 +39,10 @@ use walks::{residuals, walks, Walk};
 /// A "contains" or prefix filter matching at most this many rows is a lookup.
 pub const LOOKUP_LIMIT: i64 = 5_000;
 
+/// A metadata value matching more rows than this is walked in page order through the metadata
+/// table's own index rather than looked up (every row read and sorted for one page).
+pub const METADATA_LOOKUP_LIMIT: i64 = 500;
+
 /// The shape a search runs in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Shape {
@@ -106,14 +110,21 @@ pub async fn plan(
                     (fetch_count(db, &probe).await?, None)
                 };
                 probes.push((probe, found));
-                if found > LOOKUP_LIMIT {
+                // Up to the probe's own limit, it has counted exactly what the search finds
+                // when the search has no other filter.
+                let mut scratch = Builder::new(backend);
+                let exact = found <= LOOKUP_LIMIT
+                    && residuals(&mut scratch, s, Some(&d), &Walk::All).is_empty();
+                if found > d.lookup_limit() {
+                    if exact && counted.is_none() {
+                        counted = Some(found);
+                    }
                     if counter.is_none() && d.counts_through_index(backend) {
                         counter = Some(d);
                     }
                     continue;
                 }
-                let mut scratch = Builder::new(backend);
-                if residuals(&mut scratch, s, Some(&d), &Walk::All).is_empty() {
+                if exact {
                     counted = Some(found);
                 }
                 shape = Some(Shape::Lookup(format!("{d:?}")));
