@@ -667,17 +667,17 @@ mod tests {
     fn every_field_changes_the_hash() {
         let base = row(1);
         let h = entry_hash(&GENESIS, &base);
-        let variants: Vec<Box<dyn Fn(&mut AuditRow)>> = vec![
-            Box::new(|r| r.seq = 2),
-            Box::new(|r| r.occurred_at += 1),
-            Box::new(|r| r.actor_type = "staff".into()),
-            Box::new(|r| r.actor_id = "x".into()),
-            Box::new(|r| r.actor_label = "x".into()),
-            Box::new(|r| r.action = "x".into()),
-            Box::new(|r| r.target = "x".into()),
-            Box::new(|r| r.outcome = "failure".into()),
-            Box::new(|r| r.origin_ip = Some(String::new())),
-            Box::new(|r| r.details = "{\"a\":1}".into()),
+        let variants: Vec<fn(&mut AuditRow)> = vec![
+            |r| r.seq = 2,
+            |r| r.occurred_at += 1,
+            |r| r.actor_type = "staff".into(),
+            |r| r.actor_id = "x".into(),
+            |r| r.actor_label = "x".into(),
+            |r| r.action = "x".into(),
+            |r| r.target = "x".into(),
+            |r| r.outcome = "failure".into(),
+            |r| r.origin_ip = Some(String::new()),
+            |r| r.details = "{\"a\":1}".into(),
         ];
         for change in variants {
             let mut r = base.clone();

@@ -190,7 +190,7 @@ pub fn entries(journey: &JourneyRow, events: &[EventRow], with_webhooks: bool) -
     });
     // Newest first, in time order whatever the source; at one instant, "Payment created"
     // stays last (the sort keeps the order of equals).
-    out.sort_by(|a, b| b.at.cmp(&a.at));
+    out.sort_by_key(|e| std::cmp::Reverse(e.at));
     out
 }
 
@@ -213,10 +213,12 @@ mod tests {
 
     #[test]
     fn in_time_order_with_one_payment_created_and_plain_titles() {
-        let mut j = JourneyRow::default();
-        j.created_at = 100;
-        j.first_seen_at = 250;
-        j.amount = 1000;
+        let j = JourneyRow {
+            created_at: 100,
+            first_seen_at: 250,
+            amount: 1000,
+            ..Default::default()
+        };
         // Deliberately out of order, as an observed event recorded late can be.
         let events = vec![
             event(300, "state", Some("success"), None),

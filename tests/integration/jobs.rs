@@ -325,12 +325,14 @@ async fn concurrent_workers_never_run_the_same_attempt() {
     for t in tasks {
         t.await.unwrap();
     }
-    let runs = runs.lock().unwrap();
-    assert_eq!(runs.len(), total, "every job ran");
-    assert!(
-        runs.values().all(|attempts| attempts == &vec![1]),
-        "each job ran exactly once: {runs:?}"
-    );
+    {
+        let runs = runs.lock().unwrap();
+        assert_eq!(runs.len(), total, "every job ran");
+        assert!(
+            runs.values().all(|attempts| attempts == &vec![1]),
+            "each job ran exactly once: {runs:?}"
+        );
+    }
     let succeeded = job_store::list(&app.state.db, Some("succeeded"), 1000)
         .await
         .unwrap();

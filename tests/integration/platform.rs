@@ -162,7 +162,7 @@ async fn post_hook(app: &TestApp, slug: &str, body: &str, sig: Option<&str>) -> 
         .client
         .post(format!("/hooks/govuk-pay/{slug}"))
         .header(ContentType::JSON)
-        .body(body.to_string());
+        .body(body);
     if let Some(s) = sig {
         req = req.header(Header::new("Pay-Signature", s.to_string()));
     }

@@ -472,10 +472,7 @@ async fn pages_neither_skip_nor_repeat_while_payments_arrive() {
     let mut seen = page1.clone();
     let mut html = second.clone();
     let mut pages = vec![page2.clone()];
-    loop {
-        let Some(next) = link(&html, "next") else {
-            break;
-        };
+    while let Some(next) = link(&html, "next") {
         let (_, h) = get(&app, &next).await;
         pages.push(found(&h));
         html = h;

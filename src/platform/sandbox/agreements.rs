@@ -127,7 +127,8 @@ fn hash_words(text: &str) -> [u64; 4] {
 /// The agreement slot a successful seeded payment was taken under, if any, from its id alone.
 pub fn seeded_slot(payment_id: &Id) -> Option<u32> {
     let w = hash_words(&format!("agreement:{payment_id}"));
-    (w[0] % ONE_IN == 0).then(|| (w[1] % u64::from(SEEDED_WITH_PAYMENTS)) as u32)
+    w[0].is_multiple_of(ONE_IN)
+        .then(|| (w[1] % u64::from(SEEDED_WITH_PAYMENTS)) as u32)
 }
 
 /// The id of an account's seeded agreement `slot`.
