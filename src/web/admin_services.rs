@@ -10,11 +10,11 @@ use rocket::form::FromForm;
 use rocket::http::Status;
 use rocket::response::Redirect;
 use rocket::{Route, State};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::auth::RequestOrigin;
 use super::errors::PageError;
-use super::pages::{self, problem, render, Answer};
+use super::pages::{self, render, Answer};
 use super::session::{CsrfForm, SignedIn};
 use crate::audit::{self, AuditEvent};
 use crate::identity::permissions::Permission;
@@ -214,16 +214,7 @@ fn form_page(
     generated: Option<&str>,
 ) -> rocket_dyn_templates::Template {
     let mut c = pages::signed_in(state, staff, LIST);
-    let mut field_errors = Map::new();
-    let mut summary = Vec::new();
-    for (field, message) in errors {
-        if !field_errors.contains_key(field) {
-            field_errors.insert(field.to_string(), json!(message));
-            summary.push(problem(field, message));
-        }
-    }
-    c.insert("errors".into(), Value::Array(summary));
-    c.insert("fe".into(), Value::Object(field_errors));
+    pages::insert_problems(&mut c, errors);
     c.insert("form".into(), echo(form));
     c.insert("generated".into(), json!(generated));
     let one = |text: &str| json!([{"value": "true", "text": text}]);

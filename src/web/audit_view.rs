@@ -9,12 +9,12 @@ use std::sync::Arc;
 use rocket::http::uri::Origin;
 use rocket::http::{ContentType, Header};
 use rocket::{Route, State};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::auth::RequestOrigin;
 use super::errors::PageError;
 use super::format::local_time;
-use super::pages::{self, problem, render, Answer};
+use super::pages::{self, render, Answer};
 use super::session::SignedIn;
 use crate::audit_view::{self, ChainVerifier, Cursor, ExportRefusal, FilterForm, Reader};
 use crate::identity::permissions::Permission;
@@ -97,19 +97,6 @@ fn echo(f: &FilterForm) -> Value {
     })
 }
 
-fn errors_into(c: &mut Map<String, Value>, problems: Vec<(&'static str, String)>) {
-    let mut fe = Map::new();
-    let mut summary = Vec::new();
-    for (field, message) in problems {
-        if !fe.contains_key(field) {
-            fe.insert(field.to_string(), json!(message));
-            summary.push(problem(field, message));
-        }
-    }
-    c.insert("errors".into(), Value::Array(summary));
-    c.insert("fe".into(), Value::Object(fe));
-}
-
 #[rocket::get("/audit")]
 async fn view(
     state: &State<AppState>,
@@ -126,10 +113,10 @@ async fn view(
     c.insert("form".into(), echo(&form));
     c.insert("zone".into(), json!(zone.name()));
     c.insert("scoped".into(), json!(who.services.is_some()));
-    errors_into(&mut c, vec![]);
+    pages::insert_problems(&mut c, vec![]);
     let mut invalid = false;
     if raw.len() > 8 * 1024 {
-        errors_into(
+        pages::insert_problems(
             &mut c,
             vec![("person", "Your search is too long".to_string())],
         );
@@ -137,7 +124,7 @@ async fn view(
     } else {
         match audit_view::parse(&form) {
             Err(problems) => {
-                errors_into(&mut c, problems);
+                pages::insert_problems(&mut c, problems);
                 invalid = true;
             }
             Ok(filter) => {
@@ -247,7 +234,7 @@ async fn export(
         c.insert("form".into(), echo(&form));
         c.insert("zone".into(), json!(state.config.time_zone.name()));
         c.insert("scoped".into(), json!(who.services.is_some()));
-        errors_into(&mut c, problems);
+        pages::insert_problems(&mut c, problems);
         ExportAnswer::Page(Answer::Invalid(render("audit/index", c)))
     };
     let filter = match audit_view::parse(&form) {

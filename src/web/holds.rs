@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::auth::RequestOrigin;
 use super::errors::PageError;
-use super::pages::{self, problem, render, Answer};
+use super::pages::{self, render, Answer};
 use super::session::{CsrfForm, SignedIn};
 use crate::identity::permissions::Permission;
 use crate::personal_data::{holds, PersonalDataError};
@@ -82,18 +82,7 @@ async fn page(
             })
             .collect::<Vec<_>>()),
     );
-    let fe: serde_json::Map<String, serde_json::Value> = errors
-        .iter()
-        .map(|(k, m)| (k.to_string(), json!(m)))
-        .collect();
-    c.insert(
-        "errors".into(),
-        json!(errors
-            .iter()
-            .map(|(k, m)| problem(k, m.clone()))
-            .collect::<Vec<_>>()),
-    );
-    c.insert("fe".into(), json!(fe));
+    pages::insert_problems(&mut c, errors.iter().map(|(k, m)| (*k, m.clone())));
     let cut = |s: &str, n: usize| s.chars().take(n).collect::<String>();
     c.insert(
         "form".into(),

@@ -28,6 +28,24 @@ pub fn problem(field: &str, message: impl Into<String>) -> Value {
     json!({"field": field, "message": message.into()})
 }
 
+/// A form's problems into a page's context: `errors` for the error summary and `fe` (field →
+/// message) for the fields, the first problem of each field only.
+pub fn insert_problems<'a>(
+    c: &mut Map<String, Value>,
+    problems: impl IntoIterator<Item = (&'a str, String)>,
+) {
+    let mut fe = Map::new();
+    let mut summary = Vec::new();
+    for (field, message) in problems {
+        if !fe.contains_key(field) {
+            fe.insert(field.to_string(), json!(message));
+            summary.push(problem(field, message));
+        }
+    }
+    c.insert("errors".into(), Value::Array(summary));
+    c.insert("fe".into(), Value::Object(fe));
+}
+
 /// The context for a page seen by someone not signed in.
 pub fn signed_out(state: &AppState, csrf_token: &str) -> Map<String, Value> {
     let mut m = Map::new();

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::auth::RequestOrigin;
 use super::errors::PageError;
-use super::pages::{self, problem, render, Answer};
+use super::pages::{self, render, Answer};
 use super::session::{CsrfForm, SignedIn};
 use super::stepup;
 use crate::identity::permissions::Permission;
@@ -57,18 +57,7 @@ async fn services(state: &AppState, staff: &SignedIn) -> Result<Vec<i64>, PageEr
 
 fn page(state: &AppState, staff: &SignedIn, f: &Fields, errors: &[(&str, String)]) -> Answer {
     let mut c = pages::signed_in(state, staff, PATH);
-    let fe: serde_json::Map<String, serde_json::Value> = errors
-        .iter()
-        .map(|(k, m)| (k.to_string(), json!(m)))
-        .collect();
-    c.insert(
-        "errors".into(),
-        json!(errors
-            .iter()
-            .map(|(k, m)| problem(k, m.clone()))
-            .collect::<Vec<_>>()),
-    );
-    c.insert("fe".into(), json!(fe));
+    pages::insert_problems(&mut c, errors.iter().map(|(k, m)| (*k, m.clone())));
     let cut = |s: &str| s.chars().take(254).collect::<String>();
     c.insert(
         "form".into(),
