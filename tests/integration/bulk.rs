@@ -310,6 +310,13 @@ async fn a_large_batch_is_approved_by_someone_else_for_the_file_they_saw() {
         .await
         .unwrap();
     assert_eq!(stale, Err(BatchRefusal::FileChanged));
+    // Both refusals are in the audit log, as failed approvals naming the batch.
+    let refusals: i64 = paydesk::on_db!(db, pool => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_log WHERE action = 'refund_batch_approved' \
+         AND outcome = 'failure' AND target = $1")
+        .bind(format!("refund_batch:{id}"))
+        .fetch_one(pool).await.expect("count refusals"));
+    assert_eq!(refusals, 2);
     w.run_jobs().await;
     assert_eq!(w.platform_refunds("account-1").await, before);
     bulk::approve(db, now, &w.approver, id, &b.file_hash)

@@ -236,27 +236,36 @@ impl BatchRefusal {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn refused(
-    db: &Db,
+/// Who asked for what on which batch: enough to record a refusal.
+struct Asked<'a> {
+    db: &'a Db,
     now: OffsetDateTime,
-    who: &Staff,
-    actor: &Actor,
-    action: &str,
-    batch: Option<&BatchRow>,
+    who: &'a Staff,
+    actor: Actor,
+    action: &'a str,
     id: i64,
-    why: BatchRefusal,
-) -> Result<Result<(), BatchRefusal>, RefundError> {
-    audit::record(
-        db,
-        now,
-        AuditEvent::new(actor.clone(), action, format!("refund_batch:{id}"))
-            .failed()
-            .from_ip(who.ip.clone())
-            .details(json!({"batch": id, "hash": batch.map(|b| b.file_hash.clone()), "refused": why.message()})),
-    )
-    .await?;
-    Ok(Err(why))
+}
+
+impl Asked<'_> {
+    /// Record the refusal in the audit log (as failed, naming the file's hash when the batch
+    /// was found) and answer it.
+    async fn refuse<T>(
+        &self,
+        batch: Option<&BatchRow>,
+        why: BatchRefusal,
+    ) -> Result<Result<T, BatchRefusal>, RefundError> {
+        let id = self.id;
+        audit::record(
+            self.db,
+            self.now,
+            AuditEvent::new(self.actor.clone(), self.action, format!("refund_batch:{id}"))
+                .failed()
+                .from_ip(self.who.ip.clone())
+                .details(json!({"batch": id, "hash": batch.map(|b| b.file_hash.clone()), "refused": why.message()})),
+        )
+        .await?;
+        Ok(Err(why))
+    }
 }
 
 /// Go on from the dry run, for the file whose hash the uploader saw: to approval when the
@@ -283,18 +292,16 @@ pub async fn confirm_as(
     leave_out_refused: bool,
 ) -> Result<Result<(), BatchRefusal>, RefundError> {
     const ACTION: &str = "refund_batch_confirmed";
+    let asked = Asked {
+        db,
+        now,
+        who,
+        actor: actor.clone(),
+        action: ACTION,
+        id,
+    };
     let Some(batch) = batch_store::by_id(db, id).await? else {
-        return refused(
-            db,
-            now,
-            who,
-            actor,
-            ACTION,
-            None,
-            id,
-            BatchRefusal::NotFound,
-        )
-        .await;
+        return asked.refuse(None, BatchRefusal::NotFound).await;
     };
     let why = if batch.uploaded_by != who.id {
         Some(BatchRefusal::NotUploader)
@@ -310,7 +317,7 @@ pub async fn confirm_as(
         None
     };
     if let Some(why) = why {
-        return refused(db, now, who, actor, ACTION, Some(&batch), id, why).await;
+        return asked.refuse(Some(&batch), why).await;
     }
     let to = if batch.needs_approval {
         "awaiting_approval"
@@ -321,17 +328,7 @@ pub async fn confirm_as(
     let at = store::to_micros(now);
     if !batch_store::confirm(&mut tx, id, who.id, hash_seen, leave_out_refused, to, at).await? {
         tx.rollback().await?;
-        return refused(
-            db,
-            now,
-            who,
-            actor,
-            ACTION,
-            Some(&batch),
-            id,
-            BatchRefusal::NotNow,
-        )
-        .await;
+        return asked.refuse(Some(&batch), BatchRefusal::NotNow).await;
     }
     audit::append(
         &mut tx,
@@ -357,18 +354,16 @@ pub async fn approve(
     hash_seen: &str,
 ) -> Result<Result<(), BatchRefusal>, RefundError> {
     const ACTION: &str = "refund_batch_approved";
+    let asked = Asked {
+        db,
+        now,
+        who,
+        actor: who.actor(),
+        action: ACTION,
+        id,
+    };
     let Some(batch) = batch_store::by_id(db, id).await? else {
-        return refused(
-            db,
-            now,
-            who,
-            &who.actor(),
-            ACTION,
-            None,
-            id,
-            BatchRefusal::NotFound,
-        )
-        .await;
+        return asked.refuse(None, BatchRefusal::NotFound).await;
     };
     let why = if batch.uploaded_by == who.id {
         Some(BatchRefusal::OwnBatch)
@@ -380,22 +375,12 @@ pub async fn approve(
         None
     };
     if let Some(why) = why {
-        return refused(db, now, who, &who.actor(), ACTION, Some(&batch), id, why).await;
+        return asked.refuse(Some(&batch), why).await;
     }
     let mut tx = db.begin().await?;
     if !batch_store::approve(&mut tx, id, who.id, hash_seen, store::to_micros(now)).await? {
         tx.rollback().await?;
-        return refused(
-            db,
-            now,
-            who,
-            &who.actor(),
-            ACTION,
-            Some(&batch),
-            id,
-            BatchRefusal::NotNow,
-        )
-        .await;
+        return asked.refuse(Some(&batch), BatchRefusal::NotNow).await;
     }
     audit::append(
         &mut tx,
@@ -423,33 +408,21 @@ pub async fn pause(
     } else {
         ("sending", "paused", "refund_batch_paused")
     };
+    let asked = Asked {
+        db,
+        now,
+        who,
+        actor: who.actor(),
+        action,
+        id,
+    };
     let Some(batch) = batch_store::by_id(db, id).await? else {
-        return refused(
-            db,
-            now,
-            who,
-            &who.actor(),
-            action,
-            None,
-            id,
-            BatchRefusal::NotFound,
-        )
-        .await;
+        return asked.refuse(None, BatchRefusal::NotFound).await;
     };
     let mut tx = db.begin().await?;
     if !batch_store::move_state(&mut tx, id, from, to, store::to_micros(now)).await? {
         tx.rollback().await?;
-        return refused(
-            db,
-            now,
-            who,
-            &who.actor(),
-            action,
-            Some(&batch),
-            id,
-            BatchRefusal::NotNow,
-        )
-        .await;
+        return asked.refuse(Some(&batch), BatchRefusal::NotNow).await;
     }
     audit::append(
         &mut tx,
@@ -478,19 +451,16 @@ pub async fn cancel(
     id: i64,
 ) -> Result<Result<u64, BatchRefusal>, RefundError> {
     const ACTION: &str = "refund_batch_cancelled";
+    let asked = Asked {
+        db,
+        now,
+        who,
+        actor: who.actor(),
+        action: ACTION,
+        id,
+    };
     let Some(batch) = batch_store::by_id(db, id).await? else {
-        return refused(
-            db,
-            now,
-            who,
-            &who.actor(),
-            ACTION,
-            None,
-            id,
-            BatchRefusal::NotFound,
-        )
-        .await
-        .map(|r| r.map(|()| 0));
+        return asked.refuse(None, BatchRefusal::NotFound).await;
     };
     let mut tx = db.begin().await?;
     if !batch_store::cancel(&mut tx, id, who.id, store::to_micros(now)).await? {
@@ -500,9 +470,7 @@ pub async fn cancel(
         } else {
             BatchRefusal::NotNow
         };
-        return refused(db, now, who, &who.actor(), ACTION, Some(&batch), id, why)
-            .await
-            .map(|r| r.map(|()| 0));
+        return asked.refuse(Some(&batch), why).await;
     }
     let message = format!("{} by {}", batch_store::CANCELLED_PREFIX, who.name);
     let unsent = batch_store::cancel_rows(&mut tx, id, &message).await?;
